@@ -1,0 +1,70 @@
+// Every filesystem location and identity the agent touches, in one place, so host-side tests can
+// point the agent at temp dirs and a host build of rds-exec. Production uses the defaults; the
+// RDS_AGENT_* overrides are read only from the agent's own environment, which PID 1 controls.
+
+export const AGENT_VERSION = '0.1.0'
+
+export interface AgentConfig {
+  /** The user's root as seen by user code. */
+  workspace: string
+  /** Same directory as `workspace` (bind mount), reachable under this second name. */
+  home: string
+  tmp: string
+  /** Root-only state: run dirs, upload spool. */
+  stateDir: string
+  /** setuid/cgroup/setsid helper, see guest/init/rds-exec.c. */
+  execHelper: string
+  /** cgroup2 mount; per-exec groups go in `<cgroupRoot>/rds`. Empty disables cgroups. */
+  cgroupRoot: string
+  uid: number
+  gid: number
+  bash: string
+  sh: string
+  deno: string
+  node: string
+  tar: string
+  mkfifo: string
+  date: string
+  /** Set only by host tests: listen on this Unix socket instead of the virtio port. */
+  listenUnix: string | undefined
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const str = (k: string, d: string): string => env[k] ?? d
+  const int = (k: string, d: number): number => {
+    const v = env[k]
+    if (v === undefined) return d
+    if (!/^\d+$/.test(v)) throw new Error(`${k} must be a non-negative integer`)
+    return Number(v)
+  }
+  return {
+    workspace: str('RDS_AGENT_WORKSPACE', '/workspace'),
+    home: str('RDS_AGENT_HOME', '/home/user'),
+    tmp: str('RDS_AGENT_TMP', '/tmp'),
+    stateDir: str('RDS_AGENT_STATE_DIR', '/run/rds'),
+    execHelper: str('RDS_AGENT_EXEC_HELPER', '/usr/lib/rds/rds-exec'),
+    cgroupRoot: str('RDS_AGENT_CGROUP_ROOT', '/sys/fs/cgroup'),
+    uid: int('RDS_AGENT_UID', 1000),
+    gid: int('RDS_AGENT_GID', 1000),
+    bash: str('RDS_AGENT_BASH', '/bin/bash'),
+    sh: str('RDS_AGENT_SH', '/bin/sh'),
+    deno: str('RDS_AGENT_DENO', '/usr/local/bin/deno'),
+    node: str('RDS_AGENT_NODE', '/usr/local/bin/node'),
+    tar: str('RDS_AGENT_TAR', 'tar'),
+    mkfifo: str('RDS_AGENT_MKFIFO', 'mkfifo'),
+    date: str('RDS_AGENT_DATE', 'date'),
+    listenUnix: env.RDS_AGENT_LISTEN_UNIX || undefined,
+  }
+}
+
+export const DEFAULT_EXEC_TIMEOUT_MS = 30_000
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+/** How long to wait for stdout/stderr EOF after the main process exited (background children may hold them). */
+export const PIPE_DRAIN_GRACE_MS = 100
+export const DEFAULT_UPLOAD_MAX_ENTRIES = 10_000
+export const DEFAULT_UPLOAD_MAX_BYTES = 1024 * 1024 * 1024
+/** JSON request bodies (exec/run carry code inline). */
+export const MAX_JSON_BODY_BYTES = 8 * 1024 * 1024
+/** The run result travels over a pipe; anything larger is refused rather than buffered. */
+export const MAX_RUN_RESULT_BYTES = 16 * 1024 * 1024
+export const HTTP2_WINDOW_BYTES = 4 * 1024 * 1024

@@ -1,0 +1,48 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import type { AgentConfig } from './config.ts'
+import { CgroupManager } from './sandbox/cgroup.ts'
+import { realRoots, type PathRoots } from './sandbox/paths.ts'
+
+/** Everything a handler needs, built once at start-up. */
+export interface AgentContext {
+  config: AgentConfig
+  cgroups: CgroupManager
+  /** exec cwd, upload dest, download path: the workspace (both names) and /tmp. */
+  userPaths: PathRoots
+  /** run `path`: the workspace only. */
+  workspacePaths: PathRoots
+  /** Root-only: per-run wrapper dirs (traversable by the user, not writable). */
+  runsDir: string
+  /** Root-only: upload spool. */
+  spoolDir: string
+  startedAt: number
+}
+
+export async function createContext(config: AgentConfig): Promise<AgentContext> {
+  const runsDir = path.join(config.stateDir, 'runs')
+  const spoolDir = path.join(config.stateDir, 'spool')
+  ensureRootDir(config.stateDir, 0o755)
+  ensureRootDir(runsDir, 0o711)
+  ensureRootDir(spoolDir, 0o700)
+  const [base] = await realRoots([config.workspace])
+  const ws = await realRoots([config.workspace, config.home])
+  return {
+    config,
+    cgroups: new CgroupManager(config.cgroupRoot),
+    userPaths: { base: base ?? config.workspace, roots: [...ws, ...(await realRoots([config.tmp]))] },
+    workspacePaths: { base: base ?? config.workspace, roots: ws },
+    runsDir,
+    spoolDir,
+    startedAt: Date.now(),
+  }
+}
+
+/** Creates or repairs a root-owned directory; refuses anything that is not a plain directory. */
+function ensureRootDir(dir: string, mode: number): void {
+  fs.mkdirSync(dir, { recursive: true, mode })
+  const st = fs.lstatSync(dir)
+  if (!st.isDirectory()) throw new Error(`${dir} is not a directory`)
+  if (st.uid !== 0 && process.getuid?.() === 0) fs.chownSync(dir, 0, 0)
+  fs.chmodSync(dir, mode)
+}

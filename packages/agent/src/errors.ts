@@ -1,0 +1,22 @@
+import type { AgentErrorCode } from '@rds/protocol'
+
+const STATUS: Record<AgentErrorCode, number> = {
+  invalid_request: 400,
+  path_not_allowed: 400,
+  path_not_found: 404,
+  archive_invalid: 400,
+  archive_too_large: 413,
+  busy: 503,
+  internal: 500,
+}
+
+/** An error whose code and message are meant for the caller; anything else becomes `internal`. */
+export class AgentFailure extends Error {
+  readonly code: AgentErrorCode
+  readonly status: number
+  constructor(code: AgentErrorCode, message: string, status?: number) {
+    super(message)
+    this.code = code
+    this.status = status ?? STATUS[code]
+  }
+}

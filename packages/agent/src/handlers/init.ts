@@ -1,0 +1,40 @@
+// Sent by the host after every connect, notably after a snapshot restore, where the guest's
+// clock and RNG state are copies of the snapshot's. Both steps are best-effort: a guest that
+// cannot set its clock is still usable, and the host should not fail the connect over it.
+import { spawn } from 'node:child_process'
+import { InitRequest } from '@rds/protocol'
+import type { AgentContext } from '../context.ts'
+import { AgentFailure } from '../errors.ts'
+import { validator } from '../http/respond.ts'
+import { log } from '../log.ts'
+
+const check = validator<InitRequest>(InitRequest)
+
+export async function handleInit(ctx: AgentContext, body: unknown): Promise<void> {
+  const req = check(body)
+  if (!Number.isFinite(req.unixTimeMs) || req.unixTimeMs <= 0) throw new AgentFailure('invalid_request', 'unixTimeMs must be a positive number')
+  const entropy = Buffer.from(req.entropy, 'base64')
+  const ms = Math.trunc(req.unixTimeMs)
+  const stamp = `@${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`
+  const [clock, rng] = await Promise.all([
+    runRoot(ctx.config.date, ['-u', '-s', stamp]),
+    entropy.length ? runRoot(ctx.config.execHelper, ['--add-entropy'], entropy) : Promise.resolve(''),
+  ])
+  if (clock) log.warn(`init: setting the clock failed: ${clock}`)
+  if (rng) log.warn(`init: adding entropy failed: ${rng}`)
+}
+
+/** Runs a root tool; resolves to an error description, or '' on success. */
+function runRoot(cmd: string, args: string[], stdin?: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: [stdin ? 'pipe' : 'ignore', 'ignore', 'pipe'] })
+    let err = ''
+    p.stderr!.on('data', (c: Buffer) => (err += c.toString('utf8')))
+    p.on('error', (e) => resolve(e.message))
+    p.on('close', (code) => resolve(code === 0 ? '' : err.trim() || `exit code ${code}`))
+    if (stdin) {
+      p.stdin!.on('error', () => {})
+      p.stdin!.end(stdin)
+    }
+  })
+}

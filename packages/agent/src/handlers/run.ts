@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { RunRequest, type RunResult } from '@rds/protocol'
+import { DEFAULT_EXEC_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, MAX_RUN_RESULT_BYTES } from '../config.ts'
+import type { AgentContext } from '../context.ts'
+import { AgentFailure } from '../errors.ts'
+import { validator } from '../http/respond.ts'
+import { createResultPipe } from '../run/result-pipe.ts'
+import { wrapperSource } from '../run/wrappers.ts'
+import { baseEnv, parseEnvList } from '../sandbox/env.ts'
+import { resolveExisting } from '../sandbox/paths.ts'
+import { collect, spawnAsUser, type Collected } from '../sandbox/spawn.ts'
+import { toExecResult } from './exec.ts'
+
+const check = validator<RunRequest>(RunRequest)
+
+// Deno is told NO_COLOR, but the original agent stripped escapes from Deno output; keep that.
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
+
+export async function handleRun(ctx: AgentContext, body: unknown): Promise<RunResult> {
+  const req = check(body)
+  if ((req.code === undefined) === (req.path === undefined)) {
+    throw new AgentFailure('invalid_request', 'exactly one of code and path is required')
+  }
+  const userEnv = parseEnvList(req.env)
+  let target: string | undefined
+  let cwd = ctx.workspacePaths.base
+  if (req.path !== undefined) {
+    const file = await resolveExisting(req.path, ctx.workspacePaths, 'path')
+    if (!fs.statSync(file).isFile()) throw new AgentFailure('invalid_request', `path ${JSON.stringify(req.path)} is not a file`)
+    target = pathToFileURL(file).href
+    cwd = path.dirname(file)
+  }
+
+  const runDir = path.join(ctx.runsDir, randomUUID())
+  fs.mkdirSync(runDir, { mode: 0o755 })
+  try {
+    fs.chmodSync(runDir, 0o755) // umask must not decide what the user can traverse
+    if (req.code !== undefined) {
+      // .js lets Node pick ESM or CommonJS by syntax, as a snippet in the original did.
+      const snippet = path.join(runDir, req.runtime === 'deno' ? 'snippet.ts' : 'snippet.js')
+      writeRootFile(snippet, req.code)
+      target = pathToFileURL(snippet).href
+    }
+    const wrapper = path.join(runDir, 'wrapper.mjs')
+    writeRootFile(wrapper, wrapperSource(req.runtime, target!))
+
+    const argv = req.runtime === 'deno' ? denoArgv(ctx, req, runDir, wrapper, [...userEnv.keys()]) : [ctx.config.node, ...(req.flags ?? []), wrapper, ...(req.args ?? [])]
+    const env: Record<string, string> = { ...baseEnv(ctx.config) }
+    if (req.runtime === 'deno') Object.assign(env, { DENO_DIR: path.join(ctx.config.home, '.cache', 'deno'), NO_COLOR: '1' })
+    for (const [k, v] of userEnv) env[k] = v
+
+    const pipe = await createResultPipe(runDir, ctx.config.uid, ctx.config.gid, ctx.config.mkfifo)
+    let proc
+    try {
+      proc = spawnAsUser(ctx.config, ctx.cgroups, { argv, env, cwd, fd3: pipe.writeFd })
+    } finally {
+      fs.closeSync(pipe.writeFd)
+    }
+    const c = await collect(proc, {
+      timeoutMs: req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
+      maxOutputBytes: req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+      side: { stream: pipe.reader, maxBytes: MAX_RUN_RESULT_BYTES },
+    })
+    const strip = req.runtime === 'deno' ? (s: string) => s.replace(ANSI, '') : undefined
+    return { ...toExecResult(c, strip), ...parseResultMessage(c) }
+  } finally {
+    fs.rmSync(runDir, { recursive: true, force: true })
+  }
+}
+
+function denoArgv(ctx: AgentContext, req: RunRequest, runDir: string, wrapper: string, envKeys: string[]): string[] {
+  const { workspace, home, tmp } = ctx.config
+  const argv = [
+    ctx.config.deno,
+    'run',
+    '--quiet',
+    '--no-prompt',
+    `--allow-read=${[workspace, home, tmp, runDir].join(',')}`,
+    // fd 3 is the result pipe (see run/result-pipe.ts).
+    `--allow-write=${[workspace, home, tmp, '/proc/self/fd/3'].join(',')}`,
+  ]
+  if (envKeys.length) argv.push(`--allow-env=${envKeys.join(',')}`)
+  if (req.allowNet) argv.push('--allow-net')
+  argv.push(...(req.flags ?? []), wrapper, ...(req.args ?? []))
+  return argv
+}
+
+function writeRootFile(file: string, content: string): void {
+  // wx: the run dir is brand new and root-only writable, so the file must not exist yet.
+  fs.writeFileSync(file, content, { mode: 0o644, flag: 'wx' })
+  fs.chmodSync(file, 0o644)
+}
+
+/** `{result?, error?}` as written by the wrapper; anything else is reported, never thrown. */
+export function parseResultMessage(c: Pick<Collected, 'side' | 'sideTruncated'>): Pick<RunResult, 'result' | 'error'> {
+  if (c.sideTruncated) return { error: { name: 'ResultError', message: `result larger than ${MAX_RUN_RESULT_BYTES} bytes` } }
+  if (!c.side || c.side.length === 0) return {}
+  let msg: unknown
+  try {
+    msg = JSON.parse(c.side.toString('utf8'))
+  } catch {
+    return { error: { name: 'ResultError', message: 'result channel carried invalid JSON' } }
+  }
+  if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
+    return { error: { name: 'ResultError', message: 'result channel carried a non-object message' } }
+  }
+  const out: Pick<RunResult, 'result' | 'error'> = {}
+  if ('result' in msg) out.result = (msg as { result: unknown }).result
+  if ('error' in msg) out.error = (msg as { error: unknown }).error
+  return out
+}

@@ -1,0 +1,106 @@
+// One cgroup per exec/run, so a timeout can kill everything the user started (background jobs,
+// setsid'd daemons) with one write to cgroup.kill. Without cgroup2 the agent still works but
+// falls back to killing the process group, which a second setsid() escapes.
+import fs from 'node:fs'
+import path from 'node:path'
+import { log } from '../log.ts'
+
+export class CgroupManager {
+  readonly #parent: string
+  #available: boolean | undefined
+  /** Groups that still had processes (background jobs) when their exec returned. */
+  readonly #lingering = new Set<string>()
+  #sweepTimer: NodeJS.Timeout | undefined
+
+  constructor(cgroupRoot: string) {
+    this.#parent = cgroupRoot ? path.join(cgroupRoot, 'rds') : ''
+  }
+
+  /** Returns the new group's directory, or undefined when cgroups are unavailable. */
+  create(id: string): string | undefined {
+    if (this.#available === false || !this.#parent) return undefined
+    try {
+      if (this.#available === undefined) {
+        fs.mkdirSync(this.#parent, { recursive: true, mode: 0o755 })
+        if (!fs.existsSync(path.join(this.#parent, 'cgroup.procs'))) throw new Error(`${this.#parent} is not a cgroup2 directory`)
+        this.#available = true
+      }
+      const dir = path.join(this.#parent, `exec-${id}`)
+      fs.mkdirSync(dir, { mode: 0o755 })
+      return dir
+    } catch (e) {
+      this.#available = false
+      log.warn(`cgroups unavailable, falling back to process-group kill: ${(e as Error).message}`)
+      return undefined
+    }
+  }
+
+  kill(dir: string): void {
+    try {
+      fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1')
+      return
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.warn(`cgroup.kill failed for ${dir}: ${(e as Error).message}`)
+    }
+    // Kernels before 5.14 have no cgroup.kill; freeze so nothing forks while we kill the members.
+    try {
+      fs.writeFileSync(path.join(dir, 'cgroup.freeze'), '1')
+    } catch {}
+    for (const pid of readPids(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {}
+    }
+    try {
+      fs.writeFileSync(path.join(dir, 'cgroup.freeze'), '0')
+    } catch {}
+  }
+
+  /** Removes the group now if empty, else remembers it and retries later. */
+  release(dir: string): void {
+    if (!tryRemove(dir)) {
+      this.#lingering.add(dir)
+      this.#scheduleSweep()
+    }
+  }
+
+  sweep(): void {
+    for (const dir of this.#lingering) if (tryRemove(dir)) this.#lingering.delete(dir)
+  }
+
+  #scheduleSweep(): void {
+    if (this.#sweepTimer) return
+    this.#sweepTimer = setInterval(() => {
+      this.sweep()
+      if (this.#lingering.size === 0) {
+        clearInterval(this.#sweepTimer)
+        this.#sweepTimer = undefined
+      }
+    }, 5_000)
+    this.#sweepTimer.unref()
+  }
+}
+
+function readPids(dir: string): number[] {
+  try {
+    return fs
+      .readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return []
+  }
+}
+
+function tryRemove(dir: string): boolean {
+  try {
+    fs.rmdirSync(dir)
+    return true
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return true
+    if (code !== 'EBUSY') log.warn(`cannot remove cgroup ${dir}: ${(e as Error).message}`)
+    return false
+  }
+}

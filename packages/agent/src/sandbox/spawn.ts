@@ -1,0 +1,189 @@
+// Runs a program as the unprivileged user through rds-exec, in its own cgroup and session, and
+// collects its output with per-stream caps. The helper does the privileged steps (cgroup move,
+// setsid, drop groups/gid/uid, no_new_privs, chdir) between fork and exec, so no user code ever
+// runs with the agent's privileges.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import os from 'node:os'
+import type { Readable } from 'node:stream'
+import { PIPE_DRAIN_GRACE_MS, type AgentConfig } from '../config.ts'
+import type { CgroupManager } from './cgroup.ts'
+
+export interface UserSpawnOptions {
+  argv: readonly string[]
+  env: Record<string, string>
+  cwd: string
+  /** Child's stdin: an fd to read from, or nothing (/dev/null). */
+  stdinFd?: number
+  /** Becomes fd 3 in the child. */
+  fd3?: number
+}
+
+export interface UserProcess {
+  child: ChildProcess
+  /** Kills every process the child started, including ones that left its process group. */
+  killAll(): void
+  /** Call once the child exited; removes the cgroup now or once its last process is gone. */
+  release(): void
+}
+
+export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: UserSpawnOptions): UserProcess {
+  const cgroup = cgroups.create(randomUUID())
+  const helperArgs = [
+    ...(cgroup ? ['--cgroup', cgroup] : []),
+    '--uid', String(config.uid),
+    '--gid', String(config.gid),
+    '--cwd', opts.cwd,
+    // Files the user creates get the usual modes whatever umask PID 1 handed the agent.
+    '--umask', '022',
+    '--',
+    ...opts.argv,
+  ]
+  const stdio: (number | 'pipe' | 'ignore')[] = [opts.stdinFd ?? 'ignore', 'pipe', 'pipe']
+  if (opts.fd3 !== undefined) stdio.push(opts.fd3)
+  const child = spawn(config.execHelper, helperArgs, { env: opts.env, stdio })
+  let released = false
+  return {
+    child,
+    killAll() {
+      if (cgroup) cgroups.kill(cgroup)
+      // rds-exec calls setsid(), so the child's pid is also its process group id.
+      for (const target of child.pid ? [-child.pid, child.pid] : []) {
+        try {
+          process.kill(target, 'SIGKILL')
+        } catch {}
+      }
+    },
+    release() {
+      if (released || !cgroup) return
+      released = true
+      cgroups.release(cgroup)
+    },
+  }
+}
+
+/** Keeps the first `limit` bytes of a stream and notes whether more arrived. */
+export class CappedBuffer {
+  readonly #limit: number
+  readonly #chunks: Buffer[] = []
+  #size = 0
+  truncated = false
+  constructor(limit: number) {
+    this.#limit = limit
+  }
+  push(chunk: Buffer): void {
+    const room = this.#limit - this.#size
+    if (chunk.length > room) {
+      this.truncated = true
+      if (room <= 0) return
+      chunk = chunk.subarray(0, room)
+    }
+    this.#chunks.push(chunk)
+    this.#size += chunk.length
+  }
+  toBuffer(): Buffer {
+    return Buffer.concat(this.#chunks)
+  }
+}
+
+export interface CollectOptions {
+  timeoutMs: number
+  maxOutputBytes: number
+  /** Extra readable (e.g. the run result pipe) collected with its own cap. */
+  side?: { stream: Readable; maxBytes: number }
+}
+
+export interface Collected {
+  exitCode: number
+  stdout: Buffer
+  stderr: Buffer
+  stdoutTruncated: boolean
+  stderrTruncated: boolean
+  side: Buffer | undefined
+  sideTruncated: boolean
+  timedOut: boolean
+  /** Set when the helper could not be started at all. */
+  spawnError: string | undefined
+  durationMs: number
+}
+
+/**
+ * Resolves when the main process has exited and its pipes reached EOF, or at most
+ * PIPE_DRAIN_GRACE_MS after the exit when background processes keep the pipes open. Those pipes
+ * stay open and are drained (discarding) so a background server does not die of SIGPIPE.
+ */
+export function collect(proc: UserProcess, opts: CollectOptions): Promise<Collected> {
+  const started = performance.now()
+  const { child } = proc
+  const out = new CappedBuffer(opts.maxOutputBytes)
+  const err = new CappedBuffer(opts.maxOutputBytes)
+  const side = opts.side ? new CappedBuffer(opts.side.maxBytes) : undefined
+  const streams: [Readable, CappedBuffer][] = [
+    [child.stdout!, out],
+    [child.stderr!, err],
+  ]
+  if (opts.side && side) streams.push([opts.side.stream, side])
+
+  return new Promise((resolve) => {
+    let done = false
+    let timedOut = false
+    let exitCode: number | undefined
+    let spawnError: string | undefined
+    let open = streams.length
+    let graceTimer: NodeJS.Timeout | undefined
+
+    const finish = (): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      clearTimeout(graceTimer)
+      if (open === 0) proc.release()
+      resolve({
+        exitCode: timedOut ? -1 : (exitCode ?? -1),
+        stdout: out.toBuffer(),
+        stderr: err.toBuffer(),
+        stdoutTruncated: out.truncated,
+        stderrTruncated: err.truncated,
+        side: side?.toBuffer(),
+        sideTruncated: side?.truncated ?? false,
+        timedOut,
+        spawnError,
+        durationMs: Math.round(performance.now() - started),
+      })
+    }
+    const maybeFinish = (): void => {
+      if (exitCode === undefined && spawnError === undefined) return
+      if (open === 0) finish()
+      else graceTimer ??= setTimeout(finish, PIPE_DRAIN_GRACE_MS)
+    }
+
+    for (const [stream, buf] of streams) {
+      stream.on('data', (c: Buffer) => {
+        if (!done) buf.push(c)
+      })
+      stream.once('close', () => {
+        open--
+        if (done && open === 0) proc.release()
+        else maybeFinish()
+      })
+      stream.on('error', () => {})
+    }
+
+    const timer = setTimeout(() => {
+      timedOut = true
+      proc.killAll()
+    }, opts.timeoutMs)
+
+    child.once('error', (e) => {
+      // Only spawn failures arrive here before 'exit'; kill errors are not ours to report.
+      if (exitCode !== undefined) return
+      spawnError = e.message
+      for (const [s] of streams) s.destroy()
+      maybeFinish()
+    })
+    child.once('exit', (code, signal) => {
+      exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : -1)
+      maybeFinish()
+    })
+  })
+}

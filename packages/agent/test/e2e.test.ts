@@ -1,0 +1,298 @@
+// Starts the real agent on the host in test mode (Unix socket instead of the virtio port, temp
+// dirs instead of /workspace etc.) and drives it over HTTP/2 after the resync handshake. Needs
+// root (uid 1000 must be reachable by setuid) and gcc for a host build of guest/init/rds-exec.c.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import type http2 from 'node:http2'
+import os from 'node:os'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import zlib from 'node:zlib'
+import tar from 'tar-stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectAgent, json, request } from './helpers/agent-client.ts'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repo = path.resolve(here, '../../..')
+const helperSrc = path.join(repo, 'guest/init/rds-exec.c')
+const deno = path.join(repo, 'node_modules/@deno/linux-x64-glibc/deno')
+const canRun = process.getuid?.() === 0 && spawnSync('gcc', ['--version']).status === 0 && fs.existsSync(helperSrc)
+
+let root: string
+let ws: string
+let sock: string
+let cgroupRoot = ''
+let agent: ChildProcess
+let agentLog = ''
+let session: http2.ClientHttp2Session
+
+function findCgroup2(): string {
+  for (const m of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+    if (fs.existsSync(path.join(m, 'cgroup.controllers'))) return m
+  }
+  return ''
+}
+
+async function until(what: string, cond: () => boolean, tries = 200): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (cond()) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`gave up waiting for ${what}\nagent log:\n${agentLog}`)
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function tgz(entries: (Partial<tar.Header> & { name: string; body?: string })[]): Promise<Buffer> {
+  const pack = tar.pack()
+  for (const { body, ...h } of entries) pack.entry(h, body ?? '')
+  pack.finalize()
+  const chunks: Buffer[] = []
+  for await (const c of pack.pipe(zlib.createGzip())) chunks.push(c as Buffer)
+  return Buffer.concat(chunks)
+}
+
+async function untgz(buf: Buffer): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  const ex = tar.extract()
+  Readable.from([buf]).pipe(zlib.createGunzip()).pipe(ex)
+  for await (const e of ex) {
+    const chunks: Buffer[] = []
+    for await (const c of e) chunks.push(c as Buffer)
+    out.set(e.header.name, Buffer.concat(chunks).toString())
+  }
+  return out
+}
+
+describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
+  beforeAll(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-agent-e2e-'))
+    fs.chmodSync(root, 0o755)
+    ws = path.join(root, 'home')
+    fs.mkdirSync(ws)
+    fs.chownSync(ws, 1000, 1000)
+    fs.mkdirSync(path.join(root, 'tmp'), { mode: 0o1777 })
+    fs.chmodSync(path.join(root, 'tmp'), 0o1777)
+    const helper = path.join(root, 'rds-exec')
+    const cc = spawnSync('gcc', ['-O2', '-o', helper, helperSrc], { encoding: 'utf8' })
+    if (cc.status !== 0) throw new Error(`cannot build rds-exec: ${cc.stderr}`)
+    const cg = findCgroup2()
+    if (cg) {
+      cgroupRoot = path.join(cg, `rds-e2e-${process.pid}`)
+      fs.mkdirSync(cgroupRoot)
+    }
+    sock = path.join(root, 'agent.sock')
+    agent = spawn(process.execPath, [path.join(here, '../src/main.ts')], {
+      env: {
+        PATH: process.env.PATH,
+        RDS_AGENT_LISTEN_UNIX: sock,
+        RDS_AGENT_WORKSPACE: ws,
+        RDS_AGENT_HOME: ws,
+        RDS_AGENT_TMP: path.join(root, 'tmp'),
+        RDS_AGENT_STATE_DIR: path.join(root, 'state'),
+        RDS_AGENT_EXEC_HELPER: helper,
+        RDS_AGENT_CGROUP_ROOT: cgroupRoot,
+        RDS_AGENT_DENO: deno,
+        RDS_AGENT_NODE: process.execPath,
+        // Never touch the host clock.
+        RDS_AGENT_DATE: '/bin/true',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    agent.stdout!.on('data', (c) => (agentLog += c))
+    agent.stderr!.on('data', (c) => (agentLog += c))
+    await until('agent socket', () => fs.existsSync(sock))
+    session = await connectAgent(sock)
+  }, 60_000)
+
+  afterAll(async () => {
+    session?.close()
+    agent?.kill('SIGTERM')
+    if (agent && agent.exitCode === null) await new Promise((r) => agent.once('exit', r))
+    if (cgroupRoot) {
+      // Anything still in there is a test leftover; cgroup.kill it before removing the tree.
+      for (const d of [path.join(cgroupRoot, 'rds'), cgroupRoot]) {
+        if (!fs.existsSync(d)) continue
+        for (const e of fs.readdirSync(d).filter((n) => n.startsWith('exec-'))) {
+          fs.writeFileSync(path.join(d, e, 'cgroup.kill'), '1')
+          await until(`cgroup ${e} empty`, () => fs.readFileSync(path.join(d, e, 'cgroup.events'), 'utf8').includes('populated 0'))
+          fs.rmdirSync(path.join(d, e))
+        }
+      }
+      try {
+        fs.rmdirSync(path.join(cgroupRoot, 'rds'))
+      } catch {}
+      fs.rmdirSync(cgroupRoot)
+    }
+    fs.rmSync(root, { recursive: true, force: true })
+  }, 60_000)
+
+  it('answers health', async () => {
+    const r = await json(session, 'GET', '/health')
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({ status: 'ok', protocolVersion: 1 })
+  })
+
+  it('accepts init (clock and entropy are best-effort)', async () => {
+    const r = await request(session, 'POST', '/init', { unixTimeMs: Date.now(), entropy: Buffer.alloc(32, 7).toString('base64') })
+    expect(r.status).toBe(204)
+  })
+
+  it('runs commands as uid/gid 1000 with no supplementary groups, in the workspace, with the base env', async () => {
+    const r = await json(session, 'POST', '/exec', { cmd: 'id -u; id -g; id -G; pwd; echo "$HOME $USER $TERM $FOO"', env: { FOO: 'bar', TERM: 'xterm' } })
+    expect(r.status).toBe(200)
+    expect(r.body.stdout).toBe(`1000\n1000\n1000\n${ws}\n${ws} user xterm bar\n`)
+    expect(r.body).toMatchObject({ exitCode: 0, timedOut: false, stdoutTruncated: false })
+  })
+
+  it('reports exit codes, signals and truncation', async () => {
+    expect((await json(session, 'POST', '/exec', { cmd: 'exit 3' })).body.exitCode).toBe(3)
+    expect((await json(session, 'POST', '/exec', { cmd: 'kill -9 $$' })).body.exitCode).toBe(137)
+    const t = await json(session, 'POST', '/exec', { cmd: "head -c 5000 /dev/zero | tr '\\0' a; echo err >&2", maxOutputBytes: 100 })
+    expect(t.body.stdout).toBe('a'.repeat(100))
+    expect(t.body).toMatchObject({ stdoutTruncated: true, stderrTruncated: false, stderr: 'err\n' })
+  })
+
+  it('confines cwd', async () => {
+    expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: '/etc' })).body.code).toBe('path_not_allowed')
+    expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: 'missing-dir' })).status).toBe(404)
+    fs.mkdirSync(path.join(ws, 'sub'), { recursive: true })
+    expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: 'sub' })).body.stdout).toBe(`${path.join(ws, 'sub')}\n`)
+    expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: '/tmp' })).status).toBe(400)
+    expect((await json(session, 'POST', '/exec', { nope: 1 })).body.code).toBe('invalid_request')
+  })
+
+  it('kills background and setsid children on timeout', async () => {
+    const pids = path.join(root, 'tmp', 'pids')
+    const r = await json(session, 'POST', '/exec', {
+      cmd: `sleep 100 & echo $! > ${pids}; setsid sleep 100 > /dev/null 2>&1 & echo $! >> ${pids}; sleep 100`,
+      timeoutMs: 1500,
+    })
+    expect(r.body).toMatchObject({ exitCode: -1, timedOut: true })
+    expect(r.body.stderr.endsWith('\nTimeout exceeded')).toBe(true)
+    const [bg, detached] = fs.readFileSync(pids, 'utf8').trim().split('\n').map(Number)
+    await until('background child gone', () => !alive(bg))
+    // Only a cgroup can catch a child that left the process group.
+    if (cgroupRoot) await until('setsid child gone', () => !alive(detached))
+    else process.kill(detached, 'SIGKILL')
+  })
+
+  it('returns promptly when a background process keeps the output pipes open', async () => {
+    const r = await json(session, 'POST', '/exec', { cmd: 'sleep 60 & echo $!; echo started' })
+    expect(r.body.exitCode).toBe(0)
+    const [pid, msg] = r.body.stdout.trim().split('\n')
+    expect(msg).toBe('started')
+    expect(alive(Number(pid))).toBe(true)
+    process.kill(Number(pid), 'SIGKILL')
+  })
+
+  describe.each(['node', 'deno'] as const)('run %s', (runtime) => {
+    const run = (body: object) => json(session, 'POST', '/run', { runtime, ...body })
+
+    it('returns result.set values of any JSON kind', async () => {
+      expect((await run({ code: 'result.set(42)' })).body).toMatchObject({ exitCode: 0, result: 42 })
+      expect((await run({ code: 'result.set([1,2])' })).body.result).toEqual([1, 2])
+      expect((await run({ code: "result.set('s')" })).body.result).toBe('s')
+      expect((await run({ code: 'result.set(null)' })).body).toHaveProperty('result', null)
+      expect((await run({ code: 'console.log("no result")' })).body).not.toHaveProperty('result')
+    })
+
+    it('reports thrown errors with exit code 1', async () => {
+      const r = await run({ code: "throw new Error('x')" })
+      expect(r.body.exitCode).toBe(1)
+      expect(r.body.error).toMatchObject({ name: 'Error', message: 'x' })
+      expect((await run({ code: "result.error('bad')" })).body).toMatchObject({ exitCode: 1, error: { name: 'Error', message: 'bad' } })
+    })
+
+    it('passes args and the env list, and runs as uid 1000', async () => {
+      const code =
+        runtime === 'deno'
+          ? // Deno.uid() needs --allow-sys; the owner of a file the code creates says the same.
+            "Deno.writeTextFileSync('owner-probe', ''); result.set({ args: Deno.args, foo: Deno.env.get('FOO'), uid: Deno.statSync('owner-probe').uid })"
+          : 'result.set({ args: process.argv.slice(2), foo: process.env.FOO, uid: process.getuid() })'
+      const r = await run({ code, args: ['a', 'b c'], env: ['FOO=bar=baz'] })
+      expect(r.body.result).toEqual({ args: ['a', 'b c'], foo: 'bar=baz', uid: 1000 })
+      const bad = await run({ code: '1', env: ['NOEQUALS'] })
+      expect(bad).toMatchObject({ status: 400, body: { code: 'invalid_request', message: 'Invalid env entry (expected KEY=value): NOEQUALS' } })
+    })
+
+    it('runs a workspace file by path and refuses paths outside', async () => {
+      fs.writeFileSync(path.join(ws, `mod-${runtime}.mjs`), "result.set('from file')")
+      expect((await run({ path: `mod-${runtime}.mjs` })).body.result).toBe('from file')
+      expect((await run({ path: '/etc/hostname' })).body.code).toBe('path_not_allowed')
+      expect((await run({ code: '1', path: 'x' })).body.code).toBe('invalid_request')
+    })
+
+    it('kills the runtime on timeout', async () => {
+      const r = await run({ code: 'setInterval(() => {}, 1000)', timeoutMs: 2000 })
+      expect(r.body).toMatchObject({ exitCode: -1, timedOut: true })
+      expect(r.body).not.toHaveProperty('result')
+    })
+
+    it('leaves no run dir behind', () => {
+      expect(fs.readdirSync(path.join(root, 'state', 'runs'))).toEqual([])
+    })
+  })
+
+  it('denies Deno env access without an env list and writes outside the workspace', async () => {
+    const r = await json(session, 'POST', '/run', {
+      runtime: 'deno',
+      code: "let e1, e2; try { Deno.env.get('HOME') } catch (e) { e1 = e.name }; try { Deno.writeTextFileSync('/etc/rds-x', 'x') } catch (e) { e2 = e.name }; result.set([e1, e2])",
+    })
+    expect(r.body.result).toEqual(['NotCapable', 'NotCapable'])
+  })
+
+  it('uploads a validated archive as the user and downloads it back', async () => {
+    const archive = await tgz([
+      { name: 'd/', type: 'directory' },
+      { name: 'd/a.txt', body: 'hello' },
+    ])
+    const up = await request(session, 'POST', '/files/upload?dest=up/nested', archive, 'application/gzip')
+    expect(up.status).toBe(204)
+    const file = path.join(ws, 'up/nested/d/a.txt')
+    expect(fs.readFileSync(file, 'utf8')).toBe('hello')
+    expect(fs.statSync(file).uid).toBe(1000)
+    expect(fs.statSync(path.join(ws, 'up')).uid).toBe(1000)
+
+    const down = await request(session, 'GET', '/files/download?path=up/nested')
+    expect(down.status).toBe(200)
+    expect(down.headers['content-type']).toBe('application/gzip')
+    expect((await untgz(down.body)).get('./d/a.txt')).toBe('hello')
+    const single = await request(session, 'GET', '/files/download?path=up/nested/d/a.txt')
+    expect((await untgz(single.body)).get('a.txt')).toBe('hello')
+    expect(fs.readdirSync(path.join(root, 'state', 'spool'))).toEqual([])
+  })
+
+  it('refuses bad uploads and downloads with the right codes', async () => {
+    const evil = await tgz([{ name: 'ln', type: 'symlink', linkname: '/etc' }])
+    const r1 = await request(session, 'POST', '/files/upload?dest=evil', evil)
+    expect(r1.status).toBe(400)
+    expect(JSON.parse(r1.body.toString()).code).toBe('archive_invalid')
+    expect(fs.existsSync(path.join(ws, 'evil'))).toBe(false)
+    const big = await tgz([{ name: 'a', body: 'x'.repeat(2000) }])
+    expect((await request(session, 'POST', '/files/upload?dest=big&maxBytes=1000', big)).status).toBe(413)
+    expect((await request(session, 'POST', '/files/upload?dest=/etc/x', big)).status).toBe(400)
+    expect((await request(session, 'POST', '/files/upload', big)).status).toBe(400)
+    expect((await request(session, 'GET', '/files/download?path=nope')).status).toBe(404)
+    expect((await request(session, 'GET', '/files/download?path=/etc')).status).toBe(400)
+    expect(fs.readdirSync(path.join(root, 'state', 'spool'))).toEqual([])
+  })
+
+  it('survives repeated reconnects, graceful and hard', async () => {
+    for (let i = 0; i < 6; i++) {
+      const s = await connectAgent(sock)
+      expect((await json(s, 'GET', '/health')).status).toBe(200)
+      if (i % 2) s.destroy()
+      else s.close()
+    }
+    expect((await json(session, 'GET', '/health')).status).toBe(200)
+  })
+})

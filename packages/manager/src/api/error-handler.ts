@@ -1,0 +1,33 @@
+// The one place where an error becomes an HTTP response: ApiErrors carry their status and
+// code; Fastify's own 4xx (schema, body size, content type) get a stable code here; anything
+// else is a 500 whose details stay in the log.
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { ApiError } from '../errors.ts'
+
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_VALIDATION: 'validation_failed',
+}
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+    if (err instanceof ApiError) {
+      if (err.status >= 500) req.log.error({ err }, err.message)
+      return reply.code(err.status).send({ code: err.code, message: err.message })
+    }
+    const status = err.statusCode ?? 500
+    if (err.validation) return reply.code(400).send({ code: 'validation_failed', message: `Invalid request: ${err.message}` })
+    if (status >= 400 && status < 500) {
+      const code = (err.code && FASTIFY_CODES[err.code]) ?? (err.message.includes('JSON') ? 'invalid_json' : 'bad_request')
+      return reply.code(status).send({ code, message: err.message })
+    }
+    req.log.error({ err }, 'unhandled error')
+    return reply.code(500).send({ code: 'internal', message: 'Internal Server Error', requestId: req.id })
+  })
+
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'not_found', message: 'Not Found' }))
+}

@@ -1,0 +1,24 @@
+// Raw request bodies (tar.gz uploads, image files) are streamed, never buffered: Fastify's
+// bodyLimit does not apply to a stream, so the byte limit is enforced here while it flows.
+import { Transform, type Readable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { Errors } from '../errors.ts'
+
+export const RAW_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream']
+
+export function acceptRawBodies(app: FastifyInstance): void {
+  app.addContentTypeParser(RAW_TYPES, (_req, payload, done) => done(null, payload))
+}
+
+export function limitBytes(body: Readable, maxBytes: number): Readable {
+  let seen = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length
+      if (seen > maxBytes) cb(Errors.bodyTooLarge(maxBytes))
+      else cb(null, chunk)
+    },
+  })
+  body.on('error', (e) => counter.destroy(e))
+  return body.pipe(counter)
+}

@@ -1,0 +1,38 @@
+import type { Readable } from 'node:stream'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { Errors } from '../../errors.ts'
+import type { ImagePart, ImageService } from '../../services/images.ts'
+import { errorResponses, IdParams } from '../schemas/common.ts'
+import { CreateImageBody, ImagePublic } from '../schemas/image.ts'
+import { acceptRawBodies, limitBytes } from '../raw-body.ts'
+
+const tags = ['images']
+const MAX_IMAGE_FILE_BYTES = 8 * 1024 ** 3
+
+export const imageRoutes = (images: ImageService): FastifyPluginAsyncTypebox => async (app) => {
+  acceptRawBodies(app)
+  app.get('/images', { schema: { tags, summary: 'List guest images', response: { 200: Type.Array(ImagePublic) } } }, () => images.list())
+  app.post('/images', { schema: { tags, summary: 'Register a new (empty) image', body: CreateImageBody, response: { 201: ImagePublic, ...errorResponses(400) } } }, async (req, reply) =>
+    reply.code(201).send(await images.create(req.body)),
+  )
+  app.post('/images/:id/set-default', { schema: { tags, summary: 'Make this the default image', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404) } } }, async (req, reply) => {
+    await images.setDefault(req.params.id)
+    return reply.code(204).send(null)
+  })
+  for (const part of ['kernel', 'initrd', 'rootfs'] as const satisfies ImagePart[]) {
+    app.put(
+      `/images/:id/${part}`,
+      { schema: { tags, summary: `Upload the image's ${part} (streamed)`, params: IdParams, consumes: ['application/octet-stream'], response: { 204: Type.Null(), ...errorResponses(400, 404, 409, 413) } } },
+      async (req, reply) => {
+        if (!req.body) throw Errors.badRequest('a binary body (application/octet-stream) is required')
+        await images.putPart(req.params.id, part, limitBytes(req.body as Readable, MAX_IMAGE_FILE_BYTES))
+        return reply.code(204).send(null)
+      },
+    )
+  }
+  app.delete('/images/:id', { schema: { tags, summary: 'Delete an image (409 while a VM uses it)', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
+    await images.remove(req.params.id)
+    return reply.code(204).send(null)
+  })
+}

@@ -1,0 +1,43 @@
+import type { Readable } from 'node:stream'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { Errors } from '../../errors.ts'
+import type { VmExecService } from '../../services/vm-exec.ts'
+import { errorResponses, IdParams } from '../schemas/common.ts'
+import { DownloadQuery, UploadQuery } from '../schemas/files.ts'
+import { acceptRawBodies, limitBytes } from '../raw-body.ts'
+
+const tags = ['files']
+
+export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number }): FastifyPluginAsyncTypebox => async (app) => {
+  acceptRawBodies(app)
+  app.post(
+    '/vms/:id/files/upload',
+    {
+      schema: {
+        tags,
+        summary: 'Upload a tar.gz and extract it under dest (as uid 1000)',
+        description: 'Body: tar.gz stream. Absolute paths, `..`, links, devices and fifos are refused before anything is written.',
+        params: IdParams,
+        querystring: UploadQuery,
+        consumes: ['application/gzip', 'application/octet-stream'],
+        response: { 204: Type.Null(), ...errorResponses(400, 404, 409, 413) },
+      },
+    },
+    async (req, reply) => {
+      if (!req.query.dest) throw Errors.badRequest('dest is required')
+      if (!req.body) throw Errors.badRequest('a tar.gz body is required')
+      await svc.upload(req.params.id, req.query.dest, limitBytes(req.body as Readable, o.uploadMaxBodyBytes), 'application/gzip')
+      return reply.code(204).send(null)
+    },
+  )
+  app.get(
+    '/vms/:id/files/download',
+    { schema: { tags, summary: 'Download a file or directory as tar.gz', params: IdParams, querystring: DownloadQuery, produces: ['application/gzip'], response: { 200: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }), ...errorResponses(400, 404, 409) } } },
+    async (req, reply) => {
+      if (!req.query.path) throw Errors.badRequest('path is required')
+      const stream = await svc.download(req.params.id, req.query.path)
+      return reply.type('application/gzip').send(stream)
+    },
+  )
+}

@@ -1,0 +1,54 @@
+import { Type, type Static } from 'typebox'
+import type { VmRecord } from '../../store/vms-repo.ts'
+import { VM_STATES, type VmState } from '../../services/vm-states.ts'
+
+export const CreateVmBody = Type.Object(
+  {
+    cpu: Type.Number({ description: 'vCPUs (integer, 1..MAX_CPU).' }),
+    memMb: Type.Number({ description: 'Guest memory in MiB (128..MAX_MEM_MB).' }),
+    allowIps: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 64, description: 'Egress allowlist (IPv4/CIDR). Enforced once VM networking lands; VMs have no network interface yet.' }),
+    outboundInternet: Type.Optional(Type.Boolean({ default: false })),
+    imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image.' })),
+    diskSizeMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, description: 'Accepted for compatibility; the overlay size is OVERLAY_SIZE_BYTES.' })),
+  },
+  { additionalProperties: false },
+)
+export type CreateVmBody = Static<typeof CreateVmBody>
+
+export const VmPublic = Type.Object(
+  {
+    id: Type.String(),
+    state: Type.Unsafe<VmState>({ type: 'string', enum: [...VM_STATES] }),
+    cpu: Type.Integer(),
+    memMb: Type.Integer(),
+    imageId: Type.String(),
+    guestIp: Type.Union([Type.String(), Type.Null()]),
+    allowIps: Type.Array(Type.String()),
+    outboundInternet: Type.Boolean(),
+    provisionMode: Type.Union([Type.Literal('boot'), Type.Literal('snapshot'), Type.Literal('pool'), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' }),
+    startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    bootMs: Type.Union([Type.Integer({ description: 'VMM start to agent ready, last boot.' }), Type.Null()]),
+    lastError: Type.Union([Type.String(), Type.Null()]),
+    peerLinks: Type.Array(Type.Object({ alias: Type.String(), vmId: Type.String(), sourceMode: Type.String() })),
+  },
+  {},
+)
+export type VmPublic = Static<typeof VmPublic>
+
+export const toVmPublic = (vm: VmRecord): VmPublic => ({
+  id: vm.id,
+  state: vm.state,
+  cpu: vm.cpu,
+  memMb: vm.memMb,
+  imageId: vm.imageId,
+  guestIp: vm.guestIp,
+  allowIps: vm.allowIps,
+  outboundInternet: vm.outboundInternet,
+  provisionMode: vm.provisionMode,
+  createdAt: vm.createdAt,
+  startedAt: vm.startedAt,
+  bootMs: vm.bootMs,
+  lastError: vm.lastError,
+  peerLinks: [],
+})

@@ -1,0 +1,53 @@
+// buildApp(): the HTTP surface over already-built services. It never listens (main.ts does),
+// so tests can use app.inject() as well as a real socket.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { installErrorHandler } from './api/error-handler.ts'
+import { installValidation } from './api/validation.ts'
+import { requireApiKey } from './api/auth.ts'
+import { vmRoutes } from './api/routes/vms.ts'
+import { vmExecRoutes } from './api/routes/vm-exec.ts'
+import { vmFileRoutes } from './api/routes/vm-files.ts'
+import { imageRoutes } from './api/routes/images.ts'
+import { snapshotRoutes } from './api/routes/snapshots.ts'
+import type { Services } from './compose.ts'
+
+export const API_VERSION = '0.1.0'
+
+export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?: FastifyBaseLogger }): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(o.loggerInstance ? { loggerInstance: o.loggerInstance } : { logger: false }),
+    bodyLimit: 256 * 1024,
+    // Generous: an exec may legitimately run for MAX_EXEC_TIMEOUT_MS.
+    requestTimeout: 0,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  installErrorHandler(app)
+  installValidation(app)
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'run-dat-sheesh manager API', version: API_VERSION, description: 'Real microVMs for untrusted code. Every /v1 route needs the X-API-Key header.' },
+      components: { securitySchemes: { ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
+      security: [{ ApiKeyAuth: [] }],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  await app.register(
+    async (v1) => {
+      requireApiKey(v1, o.apiKey)
+      await v1.register(vmRoutes(s.vms))
+      await v1.register(vmExecRoutes(s.vmExec))
+      await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
+      await v1.register(imageRoutes(s.images))
+      await v1.register(snapshotRoutes())
+    },
+    { prefix: '/v1' },
+  )
+  return app
+}

@@ -1,0 +1,38 @@
+// The composition root: config in, wired services out. The only place that knows which
+// implementation of each dependency is used.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from './config.ts'
+import { openDatabase, type Db } from './store/db.ts'
+import { createVmsRepo } from './store/vms-repo.ts'
+import { createImagesRepo } from './store/images-repo.ts'
+import { createExecLogsRepo } from './store/exec-logs-repo.ts'
+import { createPaths } from './runtime/storage/paths.ts'
+import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
+import { createImageService } from './services/images.ts'
+import { createMachines } from './services/machines.ts'
+import { createVmService } from './services/vms.ts'
+import { createVmExecService } from './services/vm-exec.ts'
+
+export interface AccelRef {
+  value: 'kvm' | 'tcg'
+}
+
+export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }) {
+  fs.mkdirSync(config.storageRoot, { recursive: true, mode: 0o700 })
+  fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
+  const paths = createPaths(config.storageRoot, config.imagesDir)
+  fs.mkdirSync(paths.vmsRoot, { recursive: true, mode: 0o700 })
+  const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
+  const repos = { vms: createVmsRepo(db), images: createImagesRepo(db), execLogs: createExecLogsRepo(db) }
+  // One instance marker per storage root: two managers on one host never touch each other's VMs.
+  const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
+  const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, paths })
+  const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs })
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, driver, log })
+  const vmExec = createVmExecService({ config, paths, vms, machines, execLogs: repos.execLogs })
+  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, vms, vmExec }
+}
+export type Services = Awaited<ReturnType<typeof composeServices>>

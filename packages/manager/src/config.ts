@@ -1,0 +1,92 @@
+// Typed configuration from the environment. Units are part of the names (…Ms, …Mb, …Bytes).
+// Public names (PORT, API_KEY, STORAGE_ROOT …) are those of the original run-dat-sheesh.
+import path from 'node:path'
+
+export interface Config {
+  port: number
+  host: string
+  /** Undefined means "generate one and keep it under storageRoot" (see api-key.ts). */
+  apiKey: string | undefined
+  storageRoot: string
+  imagesDir: string
+  cacheDir: string
+  databaseUrl: string | undefined
+  sqlitePath: string
+  vmSecretKey: string | undefined
+  adminEmail: string | undefined
+  adminPassword: string | undefined
+  maxVms: number
+  maxCpu: number
+  maxMemMb: number
+  maxExecTimeoutMs: number
+  maxRunTimeoutMs: number
+  overlaySizeBytes: number
+  rootfsCloneMode: 'auto' | 'reflink' | 'copy'
+  bootTimeoutMs: number
+  stopTimeoutMs: number
+  execOutputMaxBytes: number
+  uploadMaxBodyBytes: number
+  uploadMaxEntries: number
+  uploadMaxBytes: number
+  qemuBin: string
+  /** 'auto' probes the host once at start; 'kvm' / 'tcg' force it. */
+  accel: 'auto' | 'kvm' | 'tcg'
+  /** Skip building the default image at start (tests and hosts that upload images). */
+  skipDefaultImage: boolean
+  logLevel: string
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>
+
+function int(env: Env, name: string, fallback: number, min = 1): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min} (got "${raw}")`)
+  return n
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`)
+  return raw as T
+}
+
+const MiB = 1024 * 1024
+
+export function loadConfig(env: Env = process.env): Config {
+  const storageRoot = path.resolve(env.STORAGE_ROOT || '/var/lib/run-dat-sheesh')
+  return {
+    port: int(env, 'PORT', 3000, 0),
+    host: env.HOST || '127.0.0.1',
+    apiKey: env.API_KEY || undefined,
+    storageRoot,
+    imagesDir: path.resolve(env.IMAGES_DIR || path.join(storageRoot, 'images')),
+    cacheDir: path.resolve(env.RDS_CACHE_DIR || '/var/cache/run-dat-sheesh'),
+    databaseUrl: env.DATABASE_URL || undefined,
+    sqlitePath: path.resolve(env.SQLITE_PATH || path.join(storageRoot, 'manager.db')),
+    vmSecretKey: env.VM_SECRET_KEY || undefined,
+    adminEmail: env.ADMIN_EMAIL || undefined,
+    adminPassword: env.ADMIN_PASSWORD || undefined,
+    maxVms: int(env, 'MAX_VMS', 20),
+    maxCpu: int(env, 'MAX_CPU', 4),
+    maxMemMb: int(env, 'MAX_MEM_MB', 2048),
+    maxExecTimeoutMs: int(env, 'MAX_EXEC_TIMEOUT_MS', 120_000),
+    maxRunTimeoutMs: int(env, 'MAX_RUNTS_TIMEOUT_MS', 120_000),
+    overlaySizeBytes: int(env, 'OVERLAY_SIZE_BYTES', 512 * MiB, 64 * MiB),
+    rootfsCloneMode: oneOf(env, 'ROOTFS_CLONE_MODE', ['auto', 'reflink', 'copy'] as const, 'auto'),
+    bootTimeoutMs: int(env, 'BOOT_TIMEOUT_MS', 120_000),
+    stopTimeoutMs: int(env, 'STOP_TIMEOUT_MS', 15_000),
+    execOutputMaxBytes: int(env, 'EXEC_OUTPUT_MAX_BYTES', 1 * MiB),
+    uploadMaxBodyBytes: int(env, 'UPLOAD_MAX_BODY_BYTES', 512 * MiB),
+    uploadMaxEntries: int(env, 'UPLOAD_MAX_ENTRIES', 10_000),
+    uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 1024 * MiB),
+    qemuBin: env.QEMU_BIN || 'qemu-system-x86_64',
+    accel: oneOf(env, 'VMM_ACCEL', ['auto', 'kvm', 'tcg'] as const, 'auto'),
+    skipDefaultImage: env.RDS_SKIP_DEFAULT_IMAGE === 'true',
+    logLevel: env.LOG_LEVEL || 'info',
+  }
+}

@@ -1,0 +1,40 @@
+// The one catalogue of API errors. A service throws one of these; api/error-handler.ts is the
+// only place that turns it into an HTTP response. docs/errors.md lists every code (a test checks).
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: string
+  constructor(status: number, code: string, message: string) {
+    super(message)
+    this.status = status
+    this.code = code
+  }
+}
+
+export const Errors = {
+  badRequest: (message: string) => new ApiError(400, 'bad_request', message),
+  invalidVmId: () => new ApiError(400, 'invalid_vm_id', 'Invalid VM id'),
+  invalidCpu: (max: number) => new ApiError(400, 'invalid_cpu', `Invalid cpu (maxCpu=${max})`),
+  invalidMemMb: (max: number) => new ApiError(400, 'invalid_mem_mb', `Invalid memMb (maxMemMb=${max})`),
+  timeoutTooLarge: (field: string, max: number) => new ApiError(400, 'timeout_too_large', `timeoutMs exceeds ${field}=${max}`),
+  invalidEnv: (message: string) => new ApiError(400, 'invalid_env', message),
+  unauthorized: () => new ApiError(401, 'unauthorized', 'Unauthorized'),
+  vmNotFound: (id: string) => new ApiError(404, 'vm_not_found', `VM ${id} not found`),
+  imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),
+  noDefaultImage: () => new ApiError(400, 'no_default_image', 'No default image configured; upload an image and set it as default'),
+  imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel or rootfs'),
+  imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
+  vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
+  vmBusy: (id: string) => new ApiError(409, 'vm_busy', `VM ${id} is busy with another lifecycle operation`),
+  quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
+  bodyTooLarge: (max: number) => new ApiError(413, 'body_too_large', `Body too large (limit ${max} bytes)`),
+  notFound: () => new ApiError(404, 'not_found', 'Not Found'),
+  bootFailed: (reason: string) => new ApiError(500, 'vm_boot_failed', `VM failed to boot: ${reason}`),
+  agentUnavailable: (id: string, reason: string) => new ApiError(502, 'agent_unavailable', `Agent of VM ${id} is not reachable: ${reason}`),
+} as const
+
+/** Codes the agent returns, mapped to the manager's catalogue (same code, status chosen here). */
+export function fromAgentError(status: number, code: string, message: string): ApiError {
+  if (status === 413 || code === 'archive_too_large') return new ApiError(413, 'archive_too_large', message)
+  if (status >= 400 && status < 500) return new ApiError(status === 404 ? 404 : 400, code, message)
+  return new ApiError(502, 'agent_error', `Agent error: ${message}`)
+}

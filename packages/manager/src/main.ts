@@ -1,0 +1,67 @@
+// The manager process: configuration, first-run setup, HTTP server, graceful shutdown.
+// The only file that listens on a port.
+import path from 'node:path'
+import pino from 'pino'
+import { buildApp } from './app.ts'
+import { resolveApiKey } from './api-key.ts'
+import { composeServices } from './compose.ts'
+import { ConfigError, loadConfig } from './config.ts'
+import { ensureDefaultImage } from './default-image.ts'
+import { chooseAccel } from './runtime/vmm/accel.ts'
+import { probeKvm } from './runtime/vmm/kvm-probe.ts'
+
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]'] })
+  if (process.getuid?.() !== 0) log.warn('not running as root: VM networking and some host setup need root')
+
+  const { key: apiKey, source } = resolveApiKey(config.apiKey, path.join(config.storageRoot, 'api-key'))
+  if (source === 'generated') {
+    process.stderr.write(`\nGenerated an API key (shown once; kept in ${path.join(config.storageRoot, 'api-key')}, mode 0600):\n\n  ${apiKey}\n\n`)
+  } else if (source === 'file') {
+    log.info({ file: path.join(config.storageRoot, 'api-key') }, 'using the API key stored under STORAGE_ROOT')
+  }
+
+  const s = await composeServices(config, log)
+  if (!config.skipDefaultImage) await ensureDefaultImage(s.images, config.cacheDir, log)
+  // Chosen once per start, after the image exists: the KVM probe boots it.
+  const { accel, reason } = await chooseAccel(config.accel, () => probeKvm(config, s.images, log))
+  s.accel.value = accel
+  log.info({ accel, reason }, 'VMM accelerator')
+
+  const summary = await s.vms.reconcile()
+  log.info(summary, 'startup reconciliation done')
+
+  const app = await buildApp(s, { apiKey, loggerInstance: log })
+  await app.listen({ port: config.port, host: config.host })
+  log.info(`run-dat-sheesh manager listening on http://${config.host}:${config.port} (docs at /docs)`)
+
+  let closing = false
+  const shutdown = async (signal: string) => {
+    if (closing) return
+    closing = true
+    log.info({ signal }, 'shutting down; running VMs keep running and are re-attached on the next start')
+    const force = setTimeout(() => process.exit(1), 10_000)
+    force.unref()
+    await app.close().catch(() => {})
+    s.machines.detachAll()
+    await s.db.destroy().catch(() => {})
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+}
+
+main().catch((err) => {
+  process.stderr.write(`manager failed to start: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,32 @@
+// Every host path the manager uses is built here, from the storage root and an id.
+// Ids reaching this module have been validated (see api/schemas/common.ts), but the
+// functions check again: a path is never built from something that could climb out.
+import path from 'node:path'
+
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
+
+function safe(id: string): string {
+  if (!SAFE_ID.test(id)) throw new Error(`unsafe id for a path: ${JSON.stringify(id)}`)
+  return id
+}
+
+export function createPaths(storageRoot: string, imagesDir: string) {
+  const vmsRoot = path.join(storageRoot, 'vms')
+  const vmDir = (id: string) => path.join(vmsRoot, safe(id))
+  return {
+    storageRoot,
+    imagesDir,
+    vmsRoot,
+    vmDir,
+    overlay: (id: string) => path.join(vmDir(id), 'overlay.ext4'),
+    controlSocket: (id: string) => path.join(vmDir(id), 'control.sock'),
+    bridgeSocket: (id: string) => path.join(vmDir(id), 'bridge.sock'),
+    qmpSocket: (id: string) => path.join(vmDir(id), 'qmp.sock'),
+    pidFile: (id: string) => path.join(vmDir(id), 'vmm.pid'),
+    consoleLog: (id: string) => path.join(vmDir(id), 'console.log'),
+    vmmLog: (id: string) => path.join(vmDir(id), 'vmm.log'),
+    imageDir: (id: string) => path.join(imagesDir, safe(id)),
+    apiKeyFile: path.join(storageRoot, 'api-key'),
+  }
+}
+export type Paths = ReturnType<typeof createPaths>

@@ -1,0 +1,19 @@
+// Chooses the accelerator once per manager start. KVM only when /dev/kvm exists and a probe
+// VM really boots on it (nested or PVM hosts expose /dev/kvm yet cannot run a stock guest
+// kernel); otherwise TCG. VMM_ACCEL=kvm|tcg overrides the probe.
+import fs from 'node:fs'
+
+export async function chooseAccel(
+  setting: 'auto' | 'kvm' | 'tcg',
+  probe: () => Promise<boolean>,
+): Promise<{ accel: 'kvm' | 'tcg'; reason: string }> {
+  if (setting !== 'auto') return { accel: setting, reason: `VMM_ACCEL=${setting}` }
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK)
+  } catch {
+    return { accel: 'tcg', reason: '/dev/kvm is not available' }
+  }
+  return (await probe())
+    ? { accel: 'kvm', reason: 'probe VM booted with KVM' }
+    : { accel: 'tcg', reason: 'probe VM did not boot with KVM' }
+}

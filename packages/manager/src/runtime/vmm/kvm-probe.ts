@@ -1,0 +1,57 @@
+// Does a real guest boot under KVM on this host? /dev/kvm existing is not enough (nested
+// PVM hosts expose it but cannot run a stock kernel), so boot the default image once with
+// `-accel kvm` and wait for its agent. Used only when VMM_ACCEL=auto and /dev/kvm exists.
+import crypto from 'node:crypto'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../../config.ts'
+import type { ImageService } from '../../services/images.ts'
+import { createOverlay } from '../storage/overlay.ts'
+import { AgentClient } from '../agent/client.ts'
+import { createQemuDriver } from './qemu/driver.ts'
+
+const PROBE_TIMEOUT_MS = 20_000
+
+export async function probeKvm(config: Config, images: ImageService, log: FastifyBaseLogger): Promise<boolean> {
+  const img = await images.resolveForBoot(undefined).catch(() => undefined)
+  if (!img) {
+    log.info('no default image to probe KVM with; using TCG for this run')
+    return false
+  }
+  const dir = path.join(config.storageRoot, `kvm-probe-${crypto.randomUUID().slice(0, 8)}`)
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+  const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => 'kvm', instance: 'kvm-probe' })
+  let agent: AgentClient | undefined
+  try {
+    await createOverlay(path.join(dir, 'overlay.ext4'), 64 * 1024 * 1024)
+    const handle = await driver.boot({
+      vmId: 'probe',
+      cpu: 1,
+      memMb: 256,
+      ...img.files,
+      overlay: path.join(dir, 'overlay.ext4'),
+      controlSocket: path.join(dir, 'c.sock'),
+      bridgeSocket: path.join(dir, 'b.sock'),
+      qmpSocket: path.join(dir, 'q.sock'),
+      pidFile: path.join(dir, 'pid'),
+      consoleLog: path.join(dir, 'console.log'),
+      vmmLog: path.join(dir, 'vmm.log'),
+    })
+    agent = new AgentClient(path.join(dir, 'c.sock'))
+    try {
+      await agent.waitReady(PROBE_TIMEOUT_MS, () => handle.isAlive())
+      return true
+    } catch {
+      return false
+    } finally {
+      agent.close()
+      await handle.kill(200)
+    }
+  } catch (err) {
+    log.info({ err: (err as Error).message }, 'KVM probe failed')
+    return false
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,64 @@
+// The QEMU command line of a VM: the microvm machine tuned as measured in FACTS.md (PVH
+// vmlinux, no option ROMs or ISA serial, RTC on, preset TSC/lpj to skip calibration).
+import type { BootSpec } from '../driver.ts'
+import { BRIDGE_PORT_NAME, CONTROL_PORT_NAME } from '@rds/protocol'
+
+/** Marks our processes in `ps`/`/proc/<pid>/cmdline` so the startup sweep can find them. */
+export const processName = (instance: string, vmId: string) => `rds:${instance}:${vmId}`
+
+export function kernelCmdline(tscKhz: number | undefined): string {
+  const timing = tscKhz ? [`tsc_early_khz=${tscKhz}`, `lpj=${Math.round((tscKhz * 1000) / 250)}`] : []
+  return [
+    'console=hvc0',
+    'quiet',
+    'loglevel=0',
+    ...timing,
+    'panic=-1',
+    'reboot=t',
+    'i8042.noaux',
+    'i8042.nomux',
+    'i8042.nopnp',
+    'i8042.dumbkbd',
+    'tsc=reliable',
+    'no_timer_check',
+    'noreplace-smp',
+    'cryptomgr.notests',
+    'rcupdate.rcu_expedited=1',
+  ].join(' ')
+}
+
+export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined }): string[] {
+  const cpu = o.accel === 'kvm' ? 'host' : 'max'
+  return [
+    '-name', processName(o.instance, spec.vmId),
+    '-accel', o.accel,
+    '-M', 'microvm,x-option-roms=off,isa-serial=off,rtc=on',
+    '-cpu', cpu,
+    '-m', String(spec.memMb),
+    '-smp', String(spec.cpu),
+    '-nodefaults', '-no-user-config', '-nographic', '-display', 'none', '-no-reboot',
+    '-kernel', spec.kernel,
+    '-initrd', spec.initrd,
+    '-append', kernelCmdline(o.accel === 'tcg' ? o.tscKhz : undefined),
+    '-drive', `id=root,file=${spec.rootfs},format=raw,if=none,readonly=on`,
+    '-device', 'virtio-blk-device,drive=root',
+    '-drive', `id=ovl,file=${spec.overlay},format=raw,if=none,cache=unsafe`,
+    '-device', 'virtio-blk-device,drive=ovl',
+    '-device', 'virtio-serial-device,max_ports=4',
+    '-chardev', `file,id=con0,path=${spec.consoleLog}`,
+    '-device', 'virtconsole,chardev=con0',
+    '-chardev', `socket,id=ctl,path=${spec.controlSocket},server=on,wait=off`,
+    '-device', `virtserialport,chardev=ctl,name=${CONTROL_PORT_NAME}`,
+    '-chardev', `socket,id=brg,path=${spec.bridgeSocket},server=on,wait=off`,
+    '-device', `virtserialport,chardev=brg,name=${BRIDGE_PORT_NAME}`,
+    '-device', 'virtio-rng-device',
+    '-qmp', `unix:${spec.qmpSocket},server=on,wait=off`,
+    '-pidfile', spec.pidFile,
+  ]
+}
+
+/** Host TSC frequency in kHz (TCG guests run their TSC at the host rate). */
+export function hostTscKhz(cpuinfo: string): number | undefined {
+  const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)
+  return m ? Math.round(Number(m[1]) * 1000) : undefined
+}

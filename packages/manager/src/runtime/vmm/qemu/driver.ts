@@ -1,0 +1,169 @@
+// The QEMU driver. VMM processes run detached (own session, output to a file, pidfile and
+// QMP socket in the VM's directory) so that a manager restart does not take them down; a
+// restarted manager re-attaches through `reattach` or kills them in the startup sweep.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { BootSpec, SavedVmm, VmExit, VmHandle, VmmDriver } from '../driver.ts'
+import { QmpClient } from './qmp.ts'
+import { hostTscKhz, processName, qemuArgs } from './args.ts'
+import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
+
+export interface QemuDriverOptions {
+  qemuBin: string
+  /** Read at every boot: the accelerator is decided after the services exist (the probe needs an image). */
+  accel: () => 'kvm' | 'tcg'
+  /** Distinguishes this manager's VMs from another manager's on the same host. */
+  instance: string
+}
+
+const EXIT_POLL_MS = 250
+
+class QemuHandle implements VmHandle {
+  readonly pid: number
+  readonly startTime: string
+  readonly channels: { control: string; bridge: string }
+  readonly exited: Promise<VmExit>
+  private qmp: QmpClient | undefined
+  private readonly qmpSocket: string
+  private exitInfo: VmExit | undefined
+
+  constructor(pid: number, startTime: string, spec: BootSpec, childExit?: Promise<VmExit>) {
+    this.pid = pid
+    this.startTime = startTime
+    this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket }
+    this.qmpSocket = spec.qmpSocket
+    // A child reports its own exit; a re-attached process is not our child, so poll /proc.
+    const polled = new Promise<VmExit>((resolve) => {
+      const t = setInterval(() => {
+        if (!this.isAlive()) {
+          clearInterval(t)
+          resolve({ code: null, signal: null })
+        }
+      }, EXIT_POLL_MS)
+      t.unref()
+    })
+    this.exited = (childExit ? Promise.race([childExit, polled]) : polled).then((e) => {
+      this.exitInfo = e
+      this.qmp?.close()
+      return e
+    })
+  }
+
+  isAlive(): boolean {
+    if (this.exitInfo) return false
+    return isAlive(this.pid) && processStartTime(this.pid) === this.startTime
+  }
+
+  private async qmpClient(): Promise<QmpClient> {
+    if (!this.qmp || this.qmp.isClosed) this.qmp = await QmpClient.connect(this.qmpSocket)
+    return this.qmp
+  }
+
+  async pause(): Promise<void> {
+    await (await this.qmpClient()).execute('stop')
+  }
+
+  async resume(): Promise<void> {
+    await (await this.qmpClient()).execute('cont')
+  }
+
+  async kill(graceMs = 2000): Promise<void> {
+    if (!this.isAlive()) return
+    try {
+      await Promise.race([(await this.qmpClient()).execute('quit'), sleep(graceMs)])
+    } catch {
+      // QMP may already be gone; fall through to the signal.
+    }
+    const gone = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)])
+    if (!gone && this.isAlive()) {
+      try {
+        process.kill(this.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+      await this.exited
+    }
+  }
+}
+
+export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
+  const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+  const marker = (vmId: string) => processName(o.instance, vmId)
+
+  return {
+    kind: 'qemu',
+    get accel() {
+      return o.accel()
+    },
+
+    async boot(spec) {
+      const logFd = fs.openSync(spec.vmmLog, 'a', 0o600)
+      let child
+      try {
+        child = spawn(o.qemuBin, qemuArgs(spec, { accel: o.accel(), instance: o.instance, tscKhz }), {
+          detached: true,
+          stdio: ['ignore', logFd, logFd],
+        })
+      } finally {
+        fs.closeSync(logFd)
+      }
+      const childExit = new Promise<VmExit>((resolve) => {
+        child.once('exit', (code, signal) => resolve({ code, signal }))
+        child.once('error', () => resolve({ code: null, signal: null }))
+      })
+      child.unref()
+      const pid = child.pid
+      if (pid === undefined) {
+        const e = await childExit
+        throw new Error(`could not start ${o.qemuBin} (exit ${e.code ?? e.signal})`)
+      }
+      // /proc/<pid>/stat exists as soon as spawn returns a pid.
+      const startTime = processStartTime(pid) ?? '0'
+      const handle = new QemuHandle(pid, startTime, spec, childExit)
+      // QEMU validates its arguments before creating sockets; an early exit is a config error.
+      const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)])
+      if (early) {
+        const log = tail(spec.vmmLog, 2000)
+        throw new Error(`VMM exited during start (code ${early.code ?? early.signal})${log ? `: ${log}` : ''}`)
+      }
+      return handle
+    },
+
+    async reattach(saved: SavedVmm) {
+      const cmd = processCmdline(saved.pid)
+      const same = cmd?.includes(marker(saved.vmId)) && processStartTime(saved.pid) === saved.startTime
+      if (!same || !isAlive(saved.pid)) return undefined
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec)
+    },
+
+    findOwnProcesses() {
+      const prefix = `rds:${o.instance}:`
+      const found: Array<{ pid: number; vmId: string }> = []
+      for (const pid of listPids()) {
+        const cmd = processCmdline(pid)
+        const i = cmd?.indexOf('-name') ?? -1
+        const name = i >= 0 ? cmd![i + 1] : undefined
+        if (name?.startsWith(prefix) && isAlive(pid)) found.push({ pid, vmId: name.slice(prefix.length) })
+      }
+      return found
+    },
+  }
+}
+
+async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!fs.existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${file}`)
+    await sleep(10)
+  }
+}
+
+export function tail(file: string, maxBytes: number): string {
+  try {
+    const buf = fs.readFileSync(file)
+    return buf.subarray(Math.max(0, buf.length - maxBytes)).toString('utf8').trim()
+  } catch {
+    return ''
+  }
+}

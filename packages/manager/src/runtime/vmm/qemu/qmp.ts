@@ -1,0 +1,99 @@
+// A minimal QMP client: one Unix socket, JSON lines, commands matched to replies by id.
+// The socket closing is also how we learn that a QEMU we did not spawn has exited.
+import net from 'node:net'
+import { EventEmitter } from 'node:events'
+
+interface Pending {
+  resolve: (v: unknown) => void
+  reject: (e: Error) => void
+}
+
+export class QmpClient extends EventEmitter {
+  private readonly sock: net.Socket
+  private readonly pending = new Map<string, Pending>()
+  private buf = ''
+  private seq = 0
+  private closed = false
+
+  private constructor(sock: net.Socket) {
+    super()
+    this.sock = sock
+    sock.setEncoding('utf8')
+    sock.on('data', (d: string) => this.onData(d))
+    sock.on('error', () => {})
+    sock.on('close', () => {
+      this.closed = true
+      for (const p of this.pending.values()) p.reject(new Error('QMP connection closed'))
+      this.pending.clear()
+      this.emit('close')
+    })
+  }
+
+  static connect(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(socketPath)
+      const timer = setTimeout(() => {
+        sock.destroy()
+        reject(new Error(`QMP connect timeout on ${socketPath}`))
+      }, timeoutMs)
+      let greeted = ''
+      const onData = (d: Buffer) => {
+        greeted += d.toString('utf8')
+        if (!greeted.includes('\n')) return
+        clearTimeout(timer)
+        sock.off('data', onData)
+        sock.off('error', onError)
+        const client = new QmpClient(sock)
+        client.execute('qmp_capabilities').then(() => resolve(client), reject)
+      }
+      const onError = (e: Error) => {
+        clearTimeout(timer)
+        reject(e)
+      }
+      sock.on('data', onData)
+      sock.on('error', onError)
+    })
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    if (this.closed) return Promise.reject(new Error('QMP connection closed'))
+    const id = `c${++this.seq}`
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      this.sock.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n')
+    })
+  }
+
+  close(): void {
+    this.sock.destroy()
+  }
+
+  private onData(d: string): void {
+    this.buf += d
+    let nl: number
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl).trim()
+      this.buf = this.buf.slice(nl + 1)
+      if (!line) continue
+      let msg: { id?: string; return?: unknown; error?: { desc?: string }; event?: string }
+      try {
+        msg = JSON.parse(line)
+      } catch {
+        continue
+      }
+      if (msg.event) {
+        this.emit('event', msg)
+        continue
+      }
+      const p = msg.id ? this.pending.get(msg.id) : undefined
+      if (!p) continue
+      this.pending.delete(msg.id!)
+      if (msg.error) p.reject(new Error(`QMP: ${msg.error.desc ?? 'error'}`))
+      else p.resolve(msg.return)
+    }
+  }
+}

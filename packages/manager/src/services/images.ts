@@ -1,0 +1,196 @@
+// Guest images: immutable files (vmlinux, initrd, rootfs.ext4) + manifest under IMAGES_DIR/<id>.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import type { Readable } from 'node:stream'
+import { Errors } from '../errors.ts'
+import type { ImageRecord, ImagesRepo } from '../store/images-repo.ts'
+import type { VmsRepo } from '../store/vms-repo.ts'
+import type { Paths } from '../runtime/storage/paths.ts'
+
+export const IMAGE_FILES = { kernel: 'vmlinux', initrd: 'initrd', rootfs: 'rootfs.ext4' } as const
+export type ImagePart = keyof typeof IMAGE_FILES
+
+export interface ImagePublic {
+  id: string
+  name: string
+  description: string
+  createdAt: string
+  kernelFilename: string | null
+  initrdFilename: string | null
+  rootfsFilename: string | null
+  baseRootfsBytes: number | null
+  kernelUploadedAt: string | null
+  rootfsUploadedAt: string | null
+  seedSnapshotId: string | null
+  seedStatus: 'pending' | 'ready' | 'failed' | null
+  seedUpdatedAt: string | null
+  seedError: string | null
+  isDefault: boolean
+  hasKernel: boolean
+  hasInitrd: boolean
+  hasRootfs: boolean
+  manifest: Record<string, unknown> | null
+}
+
+export interface BootFiles {
+  kernel: string
+  initrd: string
+  rootfs: string
+}
+
+export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths: Paths }) {
+  const { repo, vms, paths } = deps
+
+  const toPublic = (img: ImageRecord, defaultId: string | undefined): ImagePublic => ({
+    id: img.id,
+    name: img.name,
+    description: img.description,
+    createdAt: img.createdAt,
+    kernelFilename: img.kernelFilename,
+    initrdFilename: img.initrdFilename,
+    rootfsFilename: img.rootfsFilename,
+    baseRootfsBytes: img.baseRootfsBytes,
+    kernelUploadedAt: img.kernelUploadedAt,
+    rootfsUploadedAt: img.rootfsUploadedAt,
+    // Seed snapshots arrive with the snapshot work; until then there is none to report.
+    seedSnapshotId: null,
+    seedStatus: null,
+    seedUpdatedAt: null,
+    seedError: null,
+    isDefault: img.id === defaultId,
+    hasKernel: img.kernelFilename !== null,
+    hasInitrd: img.initrdFilename !== null,
+    hasRootfs: img.rootfsFilename !== null,
+    manifest: img.manifest,
+  })
+
+  async function mustGet(id: string): Promise<ImageRecord> {
+    const img = await repo.get(id)
+    if (!img) throw Errors.imageNotFound()
+    return img
+  }
+
+  return {
+    async list(): Promise<ImagePublic[]> {
+      const defaultId = await repo.getDefaultId()
+      return (await repo.list()).map((i) => toPublic(i, defaultId))
+    },
+
+    async get(id: string): Promise<ImagePublic> {
+      return toPublic(await mustGet(id), await repo.getDefaultId())
+    },
+
+    async create(input: { name: string; description: string }): Promise<ImagePublic> {
+      const name = input.name.trim()
+      const description = input.description.trim()
+      if (!name || !description) throw Errors.badRequest('name and description are required')
+      const img: ImageRecord = {
+        id: `img-${crypto.randomUUID()}`,
+        name,
+        description,
+        createdAt: new Date().toISOString(),
+        kernelFilename: null,
+        initrdFilename: null,
+        rootfsFilename: null,
+        baseRootfsBytes: null,
+        kernelUploadedAt: null,
+        rootfsUploadedAt: null,
+        manifest: null,
+      }
+      await fsp.mkdir(paths.imageDir(img.id), { recursive: true, mode: 0o755 })
+      await repo.insert(img)
+      return toPublic(img, await repo.getDefaultId())
+    },
+
+    /** Registers an image built on this host (the default image): files are hard-linked in. */
+    async importBuilt(srcDir: string, manifest: Record<string, unknown>, name: string): Promise<ImagePublic> {
+      const id = `img-${crypto.randomUUID()}`
+      const dir = paths.imageDir(id)
+      await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
+      try {
+        for (const file of Object.values(IMAGE_FILES)) await linkOrCopy(path.join(srcDir, file), path.join(dir, file))
+        await fsp.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2))
+        const now = new Date().toISOString()
+        const img: ImageRecord = {
+          id,
+          name,
+          description: `Built on this host from Debian packages (recipe ${String(manifest.recipe ?? '').slice(0, 12)})`,
+          createdAt: now,
+          kernelFilename: IMAGE_FILES.kernel,
+          initrdFilename: IMAGE_FILES.initrd,
+          rootfsFilename: IMAGE_FILES.rootfs,
+          baseRootfsBytes: (await fsp.stat(path.join(dir, IMAGE_FILES.rootfs))).size,
+          kernelUploadedAt: now,
+          rootfsUploadedAt: now,
+          manifest,
+        }
+        await repo.insert(img)
+        return toPublic(img, await repo.getDefaultId())
+      } catch (err) {
+        await fsp.rm(dir, { recursive: true, force: true })
+        throw err
+      }
+    },
+
+    async setDefault(id: string): Promise<void> {
+      await mustGet(id)
+      await repo.setDefaultId(id)
+    },
+
+    async getDefault(): Promise<ImagePublic | undefined> {
+      const id = await repo.getDefaultId()
+      const img = id ? await repo.get(id) : undefined
+      return img && toPublic(img, id)
+    },
+
+    /** Streams one part to a temp file beside its final name and renames it: readers never see half a file. */
+    async putPart(id: string, part: ImagePart, body: Readable): Promise<void> {
+      await mustGet(id)
+      if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
+      const dir = paths.imageDir(id)
+      await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
+      const final = path.join(dir, IMAGE_FILES[part])
+      const tmp = `${final}.upload-${crypto.randomUUID()}`
+      try {
+        await pipeline(body, fs.createWriteStream(tmp, { mode: 0o644 }))
+        await fsp.rename(tmp, final)
+      } catch (err) {
+        await fsp.rm(tmp, { force: true })
+        throw err
+      }
+      const now = new Date().toISOString()
+      if (part === 'kernel') await repo.update(id, { kernelFilename: IMAGE_FILES.kernel, kernelUploadedAt: now })
+      if (part === 'initrd') await repo.update(id, { initrdFilename: IMAGE_FILES.initrd })
+      if (part === 'rootfs') await repo.update(id, { rootfsFilename: IMAGE_FILES.rootfs, rootfsUploadedAt: now, baseRootfsBytes: (await fsp.stat(final)).size })
+    },
+
+    async remove(id: string): Promise<void> {
+      await mustGet(id)
+      if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
+      await repo.remove(id)
+      await fsp.rm(paths.imageDir(id), { recursive: true, force: true })
+    },
+
+    /** Files to boot a VM from; `imageId` undefined means the default image. */
+    async resolveForBoot(imageId: string | undefined): Promise<{ id: string; files: BootFiles }> {
+      const id = imageId ?? (await repo.getDefaultId())
+      if (!id) throw Errors.noDefaultImage()
+      const img = await mustGet(id)
+      if (!img.kernelFilename || !img.initrdFilename || !img.rootfsFilename) throw Errors.imageIncomplete()
+      const dir = paths.imageDir(id)
+      return { id, files: { kernel: path.join(dir, img.kernelFilename), initrd: path.join(dir, img.initrdFilename), rootfs: path.join(dir, img.rootfsFilename) } }
+    },
+  }
+}
+export type ImageService = ReturnType<typeof createImageService>
+
+async function linkOrCopy(src: string, dest: string): Promise<void> {
+  try {
+    await fsp.link(src, dest)
+  } catch {
+    await fsp.copyFile(src, dest)
+  }
+}

@@ -1,0 +1,156 @@
+// The live side of VMs: which VMM process and agent session belong to which VM, how a VM
+// is booted and stopped, and what happens when its process dies on its own. The VM
+// service (vms.ts) decides *when*; this module knows *how*.
+import crypto from 'node:crypto'
+import fsp from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import { AgentPaths, type Health } from '@rds/protocol'
+import { AgentClient } from '../runtime/agent/client.ts'
+import type { BootSpec, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
+import type { Paths } from '../runtime/storage/paths.ts'
+import type { BootFiles } from './images.ts'
+import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
+
+export interface Machine {
+  handle: VmHandle
+  agent: AgentClient
+  /** Set before an intended stop/kill so the exit watcher does not report a crash. */
+  expectedExit: boolean
+}
+
+export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: VmsRepo; log: FastifyBaseLogger; bootTimeoutMs: number }) {
+  const { driver, paths, repo, log } = deps
+  const live = new Map<string, Machine>()
+
+  const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb'>, files: BootFiles): BootSpec => ({
+    vmId: vm.id,
+    cpu: vm.cpu,
+    memMb: vm.memMb,
+    kernel: files.kernel,
+    initrd: files.initrd,
+    rootfs: files.rootfs,
+    overlay: paths.overlay(vm.id),
+    controlSocket: paths.controlSocket(vm.id),
+    bridgeSocket: paths.bridgeSocket(vm.id),
+    qmpSocket: paths.qmpSocket(vm.id),
+    pidFile: paths.pidFile(vm.id),
+    consoleLog: paths.consoleLog(vm.id),
+    vmmLog: paths.vmmLog(vm.id),
+  })
+
+  async function removeRuntimeFiles(id: string): Promise<void> {
+    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
+  }
+
+  /** The host pushes time and entropy after every (re)connect: a restored or long-paused guest is told, never trusted. */
+  async function initAgent(agent: AgentClient): Promise<Health> {
+    const r = await agent.json<unknown>('POST', AgentPaths.init, { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64') }, 15_000)
+    if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}`)
+    const h = await agent.json<Health>('GET', AgentPaths.health, undefined, 15_000)
+    if (h.status !== 200) throw new Error(`agent health failed with status ${h.status}`)
+    return h.body
+  }
+
+  function watch(id: string, m: Machine): void {
+    void m.handle.exited.then(async (exit) => {
+      m.agent.close()
+      if (live.get(id) !== m) return
+      live.delete(id)
+      if (m.expectedExit) return
+      const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
+      log.warn({ vmId: id, exit }, reason)
+      await removeRuntimeFiles(id)
+      await repo.update(id, { state: 'ERROR', lastError: reason, vmmPid: null, vmmStartTime: null }).catch(() => {})
+    })
+  }
+
+  return {
+    get: (id: string) => live.get(id),
+    ids: () => [...live.keys()],
+
+    /** Boots the VM's VMM and waits for its agent. On failure nothing of the attempt is left running. */
+    async boot(vm: VmRecord, files: BootFiles): Promise<{ bootMs: number; health: Health }> {
+      const started = Date.now()
+      await removeRuntimeFiles(vm.id)
+      const handle = await driver.boot(specFor(vm, files))
+      const agent = new AgentClient(handle.channels.control)
+      const m: Machine = { handle, agent, expectedExit: false }
+      try {
+        await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
+        await agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive())
+        const health = await initAgent(agent)
+        live.set(vm.id, m)
+        watch(vm.id, m)
+        return { bootMs: Date.now() - started, health }
+      } catch (err) {
+        m.expectedExit = true
+        agent.close()
+        await handle.kill(500)
+        await removeRuntimeFiles(vm.id)
+        throw err
+      }
+    },
+
+    /** Clean stop: the guest init syncs and powers off; a VMM that does not exit in time is killed. */
+    async stop(id: string, timeoutMs: number): Promise<void> {
+      const m = live.get(id)
+      if (!m) return
+      m.expectedExit = true
+      await m.agent.json('POST', AgentPaths.shutdown, undefined, 3000).catch(() => undefined)
+      const exited = await Promise.race([m.handle.exited.then(() => true), sleep(timeoutMs).then(() => false)])
+      if (!exited) {
+        log.warn({ vmId: id }, 'guest did not power off in time; killing the VMM')
+        await m.handle.kill(1000)
+      }
+      m.agent.close()
+      live.delete(id)
+      await removeRuntimeFiles(id)
+    },
+
+    /** Immediate kill (delete, failed operations): no guest cooperation needed. */
+    async kill(id: string): Promise<void> {
+      const m = live.get(id)
+      if (!m) return
+      m.expectedExit = true
+      m.agent.close()
+      await m.handle.kill(500)
+      live.delete(id)
+      await removeRuntimeFiles(id)
+    },
+
+    /** After a manager restart: take over a VMM that is still running, or report that it is gone. */
+    async reattach(vm: VmRecord, files: BootFiles): Promise<boolean> {
+      if (!vm.vmmPid || !vm.vmmStartTime) return false
+      const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files) })
+      if (!handle) return false
+      const agent = new AgentClient(handle.channels.control)
+      const m: Machine = { handle, agent, expectedExit: false }
+      try {
+        await agent.waitReady(15_000, () => handle.isAlive())
+        await initAgent(agent)
+      } catch (err) {
+        log.warn({ vmId: vm.id, err: (err as Error).message }, 'running VMM found but its agent does not answer; killing it')
+        m.expectedExit = true
+        agent.close()
+        await handle.kill(500)
+        return false
+      }
+      live.set(vm.id, m)
+      watch(vm.id, m)
+      return true
+    },
+
+    /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
+    detachAll(): void {
+      for (const m of live.values()) {
+        m.expectedExit = true
+        m.agent.close()
+      }
+      live.clear()
+    },
+
+    removeRuntimeFiles,
+  }
+}
+export type Machines = ReturnType<typeof createMachines>

@@ -1,0 +1,177 @@
+// Work inside a running VM: exec, run-ts, run-js, file transfer, and the logs about it.
+// Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
+// (multiplexed on its agent session) and never wait on another VM.
+import fs from 'node:fs'
+import type { Readable } from 'node:stream'
+import { AgentPaths, type AgentError, type ExecResult, type RunResult } from '@rds/protocol'
+import type { Config } from '../config.ts'
+import { Errors, fromAgentError } from '../errors.ts'
+import { AgentUnavailableError } from '../runtime/agent/client.ts'
+import type { Paths } from '../runtime/storage/paths.ts'
+import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
+import { parseEnvList, toEnvList } from './env-list.ts'
+import type { Machines } from './machines.ts'
+import { assertState } from './vm-states.ts'
+import type { VmService } from './vms.ts'
+
+export interface ExecInput {
+  cmd: string
+  cwd?: string
+  env?: Record<string, string>
+  timeoutMs?: number
+}
+
+export interface RunInput {
+  code?: string
+  path?: string
+  args?: string[]
+  env?: string[]
+  timeoutMs?: number
+  flags?: string[]
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000
+/** Beyond the run's own timeout, how long the manager waits for the agent's answer. */
+const REPLY_GRACE_MS = 15_000
+/** Exec history keeps this much of each output stream. */
+const LOG_OUTPUT_CAP = 16 * 1024
+export const LOG_TYPES = ['console.log', 'vmm.log'] as const
+export type LogType = (typeof LOG_TYPES)[number]
+/** The original's names, so its clients keep working. */
+export const LOG_TYPE_ALIASES: Record<string, LogType> = {
+  'firecracker.log': 'console.log',
+  'firecracker.stdout.log': 'vmm.log',
+  'firecracker.stderr.log': 'vmm.log',
+}
+
+export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; execLogs: ExecLogsRepo }) {
+  const { config, vms, machines, execLogs } = deps
+
+  async function agentFor(id: string, op: 'exec' | 'files') {
+    const vm = await vms.get(id)
+    assertState(vm, op)
+    const m = machines.get(id)
+    if (!m) throw Errors.vmStateConflict(`VM must be RUNNING to ${op} (state=${vm.state})`)
+    return { vm, agent: m.agent }
+  }
+
+  async function call<T>(id: string, f: () => Promise<{ status: number; body: T | AgentError }>): Promise<T> {
+    let r: { status: number; body: T | AgentError }
+    try {
+      r = await f()
+    } catch (err) {
+      if (err instanceof AgentUnavailableError) throw Errors.agentUnavailable(id, err.message)
+      throw err
+    }
+    if (r.status >= 200 && r.status < 300) return r.body as T
+    const e = (r.body ?? {}) as Partial<AgentError>
+    throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
+  }
+
+  function checkTimeout(timeoutMs: number | undefined, max: number, field: string): number {
+    if (timeoutMs !== undefined && timeoutMs > max) throw Errors.timeoutTooLarge(field, max)
+    return timeoutMs ?? Math.min(DEFAULT_TIMEOUT_MS, max)
+  }
+
+  const capped = (s: string) => (s.length > LOG_OUTPUT_CAP ? `${s.slice(0, LOG_OUTPUT_CAP)}…[truncated]` : s)
+
+  async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number) {
+    await execLogs
+      .append(vmId, {
+        timestamp: new Date(startedAt).toISOString(),
+        type,
+        input,
+        result: { exitCode: result.exitCode, stdout: capped(result.stdout), stderr: capped(result.stderr), result: result.result, error: result.error, timedOut: result.timedOut },
+        durationMs: Date.now() - startedAt,
+      })
+      .catch(() => {})
+  }
+
+  async function run(id: string, runtime: 'deno' | 'node', input: RunInput): Promise<RunResult> {
+    if (input.code === undefined && input.path === undefined) throw Errors.badRequest('code or path is required')
+    const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
+    const env = toEnvList(parseEnvList(input.env ?? []))
+    const { vm, agent } = await agentFor(id, 'exec')
+    const started = Date.now()
+    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: vm.outboundInternet, maxOutputBytes: config.execOutputMaxBytes }
+    const result = await call<RunResult>(id, () => agent.json('POST', AgentPaths.run, body, timeoutMs + REPLY_GRACE_MS))
+    const type = runtime === 'deno' ? 'run-ts' : 'run-js'
+    // The log keeps env names only: values may be credentials.
+    const logged = { code: input.code, path: input.path, args: input.args, env: Object.keys(parseEnvList(input.env ?? [])), timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
+    await record(id, type, logged, result, started)
+    return result
+  }
+
+  return {
+    async exec(id: string, input: ExecInput): Promise<ExecResult> {
+      const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
+      const { agent } = await agentFor(id, 'exec')
+      const started = Date.now()
+      const body = { cmd: input.cmd, cwd: input.cwd, env: input.env, timeoutMs, maxOutputBytes: config.execOutputMaxBytes }
+      const result = await call<ExecResult>(id, () => agent.json('POST', AgentPaths.exec, body, timeoutMs + REPLY_GRACE_MS))
+      await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started)
+      return result
+    },
+
+    runTs: (id: string, input: RunInput) => run(id, 'deno', input),
+    runJs: (id: string, input: RunInput) => run(id, 'node', input),
+
+    async upload(id: string, dest: string, body: Readable, contentType: string): Promise<void> {
+      const { agent } = await agentFor(id, 'files')
+      const q = new URLSearchParams({ dest, maxEntries: String(config.uploadMaxEntries), maxBytes: String(config.uploadMaxBytes) })
+      await call(id, () => agent.upload(`${AgentPaths.upload}?${q}`, body, contentType, 30 * 60_000))
+    },
+
+    async download(id: string, path: string): Promise<Readable> {
+      const { agent } = await agentFor(id, 'files')
+      let r
+      try {
+        r = await agent.download(`${AgentPaths.download}?${new URLSearchParams({ path })}`, 60_000)
+      } catch (err) {
+        if (err instanceof AgentUnavailableError) throw Errors.agentUnavailable(id, err.message)
+        throw err
+      }
+      if (r.status === 200) return r.stream
+      const chunks: Buffer[] = []
+      for await (const c of r.stream) chunks.push(c as Buffer)
+      let e: Partial<AgentError> = {}
+      try {
+        e = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      } catch {
+        // non-JSON error body: keep the generic message
+      }
+      throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
+    },
+
+    async logs(id: string, type: LogType, tailLines: number): Promise<{ type: LogType; lines: string[]; truncated: boolean; updatedAt?: string }> {
+      await vms.get(id)
+      const file = type === 'console.log' ? deps.paths.consoleLog(id) : deps.paths.vmmLog(id)
+      const WINDOW = 256 * 1024
+      let fh
+      try {
+        fh = await fs.promises.open(file, 'r')
+      } catch {
+        return { type, lines: [], truncated: false }
+      }
+      try {
+        const st = await fh.stat()
+        const start = Math.max(0, st.size - WINDOW)
+        const buf = Buffer.alloc(st.size - start)
+        await fh.read(buf, 0, buf.length, start)
+        let lines = buf.toString('utf8').split('\n')
+        if (start > 0) lines = lines.slice(1) // first line is partial
+        if (lines.at(-1) === '') lines.pop()
+        const truncated = start > 0 || lines.length > tailLines
+        return { type, lines: lines.slice(-tailLines), truncated, updatedAt: st.mtime.toISOString() }
+      } finally {
+        await fh.close()
+      }
+    },
+
+    async execLogs(id: string, limit: number, type: ExecLogType | 'all') {
+      await vms.get(id)
+      return execLogs.list(id, { limit, type: type === 'all' ? undefined : type })
+    },
+  }
+}
+export type VmExecService = ReturnType<typeof createVmExecService>

@@ -1,0 +1,68 @@
+// Schema migrations, written with Kysely's schema builder so they run on SQLite and PostgreSQL.
+// Append new migrations; never edit one that has shipped.
+import type { Kysely } from 'kysely'
+import type { Migration, MigrationProvider } from 'kysely/migration'
+
+export type SqlDialect = 'sqlite' | 'postgres'
+
+const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
+  '0001_initial': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('vms')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('cpu', 'integer', (c) => c.notNull())
+        .addColumn('mem_mb', 'integer', (c) => c.notNull())
+        .addColumn('image_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('guest_ip', 'varchar(64)')
+        .addColumn('allow_ips', 'text', (c) => c.notNull())
+        .addColumn('outbound_internet', 'integer', (c) => c.notNull())
+        .addColumn('provision_mode', 'varchar(16)')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('started_at', 'varchar(32)')
+        .addColumn('boot_ms', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('vmm_pid', 'integer')
+        .addColumn('vmm_start_time', 'varchar(32)')
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('images')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('kernel_filename', 'text')
+        .addColumn('initrd_filename', 'text')
+        .addColumn('rootfs_filename', 'text')
+        .addColumn('base_rootfs_bytes', 'bigint')
+        .addColumn('kernel_uploaded_at', 'varchar(32)')
+        .addColumn('rootfs_uploaded_at', 'varchar(32)')
+        .addColumn('manifest_json', 'text')
+        .execute()
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'varchar(128)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('exec_logs')
+        .addColumn('id', dialect === 'postgres' ? 'serial' : 'integer', (c) =>
+          dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn('vm_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('type', 'varchar(16)', (c) => c.notNull())
+        .addColumn('input_json', 'text', (c) => c.notNull())
+        .addColumn('result_json', 'text', (c) => c.notNull())
+        .addColumn('duration_ms', 'integer', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('exec_logs_vm_idx').on('exec_logs').columns(['vm_id', 'id']).execute()
+    },
+  },
+})
+
+export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({
+  getMigrations: async () => migrations(dialect),
+})

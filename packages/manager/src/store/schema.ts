@@ -1,0 +1,59 @@
+// Row types of the database, as Kysely sees them. Booleans are stored as 0/1 integers and
+// timestamps as ISO-8601 text so the same schema runs on SQLite and PostgreSQL.
+import type { Generated } from 'kysely'
+
+export interface VmsTable {
+  id: string
+  state: string
+  cpu: number
+  mem_mb: number
+  image_id: string
+  guest_ip: string | null
+  allow_ips: string // JSON array
+  outbound_internet: number
+  provision_mode: string | null
+  created_at: string
+  started_at: string | null
+  boot_ms: number | null
+  last_error: string | null
+  /** VMM process id and its /proc start time: together they identify the process across a manager restart. */
+  vmm_pid: number | null
+  vmm_start_time: string | null
+  updated_at: string
+}
+
+export interface ImagesTable {
+  id: string
+  name: string
+  description: string
+  created_at: string
+  kernel_filename: string | null
+  initrd_filename: string | null
+  rootfs_filename: string | null
+  base_rootfs_bytes: number | null
+  kernel_uploaded_at: string | null
+  rootfs_uploaded_at: string | null
+  manifest_json: string | null
+}
+
+export interface SettingsTable {
+  key: string
+  value: string
+}
+
+export interface ExecLogsTable {
+  id: Generated<number>
+  vm_id: string
+  created_at: string
+  type: string
+  input_json: string
+  result_json: string
+  duration_ms: number
+}
+
+export interface Database {
+  vms: VmsTable
+  images: ImagesTable
+  settings: SettingsTable
+  exec_logs: ExecLogsTable
+}

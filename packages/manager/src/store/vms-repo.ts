@@ -1,0 +1,105 @@
+// Persistence of VM records. The service layer works with `VmRecord` (camelCase, parsed JSON);
+// this file is the only one that knows the column layout.
+import type { Selectable } from 'kysely'
+import type { Db } from './db.ts'
+import type { VmsTable } from './schema.ts'
+import type { VmState } from '../services/vm-states.ts'
+
+export interface VmRecord {
+  id: string
+  state: VmState
+  cpu: number
+  memMb: number
+  imageId: string
+  guestIp: string | null
+  allowIps: string[]
+  outboundInternet: boolean
+  provisionMode: 'boot' | 'snapshot' | 'pool' | null
+  createdAt: string
+  startedAt: string | null
+  bootMs: number | null
+  lastError: string | null
+  vmmPid: number | null
+  vmmStartTime: string | null
+}
+
+const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
+  id: r.id,
+  state: r.state as VmState,
+  cpu: r.cpu,
+  memMb: r.mem_mb,
+  imageId: r.image_id,
+  guestIp: r.guest_ip,
+  allowIps: JSON.parse(r.allow_ips) as string[],
+  outboundInternet: Boolean(r.outbound_internet),
+  provisionMode: r.provision_mode as VmRecord['provisionMode'],
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  bootMs: r.boot_ms,
+  lastError: r.last_error,
+  vmmPid: r.vmm_pid,
+  vmmStartTime: r.vmm_start_time,
+})
+
+export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt'>>
+
+const toColumns = (p: VmPatch): Partial<VmsTable> => {
+  const c: Partial<VmsTable> = {}
+  if (p.state !== undefined) c.state = p.state
+  if (p.cpu !== undefined) c.cpu = p.cpu
+  if (p.memMb !== undefined) c.mem_mb = p.memMb
+  if (p.imageId !== undefined) c.image_id = p.imageId
+  if (p.guestIp !== undefined) c.guest_ip = p.guestIp
+  if (p.allowIps !== undefined) c.allow_ips = JSON.stringify(p.allowIps)
+  if (p.outboundInternet !== undefined) c.outbound_internet = p.outboundInternet ? 1 : 0
+  if (p.provisionMode !== undefined) c.provision_mode = p.provisionMode
+  if (p.startedAt !== undefined) c.started_at = p.startedAt
+  if (p.bootMs !== undefined) c.boot_ms = p.bootMs
+  if (p.lastError !== undefined) c.last_error = p.lastError
+  if (p.vmmPid !== undefined) c.vmm_pid = p.vmmPid
+  if (p.vmmStartTime !== undefined) c.vmm_start_time = p.vmmStartTime
+  return c
+}
+
+export function createVmsRepo(db: Db) {
+  return {
+    async get(id: string): Promise<VmRecord | undefined> {
+      const r = await db.selectFrom('vms').selectAll().where('id', '=', id).executeTakeFirst()
+      return r && fromRow(r)
+    },
+    async list(): Promise<VmRecord[]> {
+      return (await db.selectFrom('vms').selectAll().orderBy('created_at').execute()).map(fromRow)
+    },
+    async listInStates(states: VmState[]): Promise<VmRecord[]> {
+      if (states.length === 0) return []
+      return (await db.selectFrom('vms').selectAll().where('state', 'in', states).execute()).map(fromRow)
+    },
+    /**
+     * Inserts a new VM only if the quota still allows it, in one transaction, so two concurrent
+     * creates cannot both take the last slot. Returns the reason when refused.
+     */
+    async insertWithinQuota(vm: VmRecord, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
+      return db.transaction().execute(async (tx) => {
+        const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+        if (Number(n) >= limits.maxVms) return 'max_vms' as const
+        const now = new Date().toISOString()
+        await tx
+          .insertInto('vms')
+          .values({ ...(toColumns(vm) as VmsTable), id: vm.id, created_at: vm.createdAt, updated_at: now })
+          .execute()
+        return 'ok' as const
+      })
+    },
+    async update(id: string, patch: VmPatch): Promise<void> {
+      await db.updateTable('vms').set({ ...toColumns(patch), updated_at: new Date().toISOString() }).where('id', '=', id).execute()
+    },
+    async remove(id: string): Promise<void> {
+      await db.deleteFrom('vms').where('id', '=', id).execute()
+    },
+    async countUsingImage(imageId: string): Promise<number> {
+      const { n } = await db.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('image_id', '=', imageId).executeTakeFirstOrThrow()
+      return Number(n)
+    },
+  }
+}
+export type VmsRepo = ReturnType<typeof createVmsRepo>

@@ -1,0 +1,110 @@
+// Starts the real manager (packages/manager/src/main.ts) as a child process on a free port
+// with its own temporary STORAGE_ROOT, exactly as `npm start` would run it, and gives tests
+// a small client. kill() can be graceful or -9 so restarts are tested for real.
+import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts')
+export const CACHE_DIR = process.env.RDS_CACHE_DIR || '/var/cache/run-dat-sheesh'
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+export interface ApiResponse<T = any> {
+  status: number
+  body: T
+  headers: Headers
+}
+
+export class ManagerProcess {
+  readonly storageRoot: string
+  readonly apiKey = `test-${Math.random().toString(36).slice(2)}`
+  port = 0
+  private child: ChildProcess | undefined
+  output = ''
+  private readonly env: Record<string, string>
+
+  constructor(env: Record<string, string> = {}) {
+    this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
+    this.env = env
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  async start(): Promise<void> {
+    if (!this.port) this.port = await freePort()
+    const child = spawn(process.execPath, [MAIN], {
+      env: { ...process.env, PORT: String(this.port), API_KEY: this.apiKey, STORAGE_ROOT: this.storageRoot, RDS_CACHE_DIR: CACHE_DIR, LOG_LEVEL: 'warn', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.child = child
+    child.stdout!.on('data', (d) => (this.output += d))
+    child.stderr!.on('data', (d) => (this.output += d))
+    const deadline = Date.now() + 300_000
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${this.output}`)
+      try {
+        const r = await fetch(`${this.baseUrl}/openapi.json`)
+        if (r.ok) return
+      } catch {
+        // not listening yet
+      }
+      await sleep(100)
+    }
+    throw new Error(`manager did not start:\n${this.output}`)
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.child
+    if (!c || c.exitCode !== null || c.signalCode !== null) return
+    const exited = new Promise((r) => c.once('exit', r))
+    c.kill(signal)
+    await exited
+  }
+
+  async request<T = any>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+    const isRaw = body instanceof Uint8Array
+    const r = await fetch(`${this.baseUrl}${url}`, {
+      method,
+      headers: { 'x-api-key': this.apiKey, ...(body !== undefined && !isRaw ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body === undefined ? undefined : isRaw ? (body as unknown as BodyInit) : JSON.stringify(body),
+    })
+    const text = r.headers.get('content-type')?.includes('json') ? await r.text() : undefined
+    const data = text !== undefined ? (text ? JSON.parse(text) : undefined) : new Uint8Array(await r.arrayBuffer())
+    return { status: r.status, body: data as T, headers: r.headers }
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop()
+    fs.rmSync(this.storageRoot, { recursive: true, force: true })
+  }
+}
+
+/** QEMU processes started by any manager whose STORAGE_ROOT is `storageRoot` (their -name marker). */
+export function qemuProcessesOf(storageRoot: string): number[] {
+  const pids: number[] = []
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8')
+      if (cmd.includes('qemu-system') && cmd.includes(storageRoot)) pids.push(Number(d))
+    } catch {
+      // raced with exit
+    }
+  }
+  return pids
+}

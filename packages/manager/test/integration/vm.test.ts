@@ -1,0 +1,217 @@
+// Real VMs through the real HTTP API of a real manager process (QEMU, TCG here). One VM is
+// shared by the exec/run/files tests to keep the suite within CI's budget; lifecycle tests
+// that change a VM's state use their own VMs.
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ManagerProcess, qemuProcessesOf } from '../harness/manager-process.ts'
+
+let mgr: ManagerProcess
+let vmId: string
+
+const tarGz = (files: Record<string, string>): Uint8Array => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-tar-'))
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
+    fs.writeFileSync(path.join(dir, name), content)
+  }
+  const out = execFileSync('tar', ['-czf', '-', '-C', dir, '.'])
+  fs.rmSync(dir, { recursive: true, force: true })
+  return new Uint8Array(out)
+}
+
+const untarList = (gz: Uint8Array): string => execFileSync('tar', ['-tzvf', '-'], { input: gz }).toString()
+
+beforeAll(async () => {
+  mgr = new ManagerProcess()
+  await mgr.start()
+  const r = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [] })
+  if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}\n${mgr.output}`)
+  vmId = r.body.id
+})
+
+afterAll(async () => {
+  if (vmId) await mgr.request('DELETE', `/v1/vms/${vmId}`)
+  await mgr.cleanup()
+})
+
+describe('a running VM', () => {
+  it('is listed as RUNNING with its image and boot timing', async () => {
+    const r = await mgr.request('GET', `/v1/vms/${vmId}`)
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({ id: vmId, state: 'RUNNING', cpu: 1, memMb: 512, provisionMode: 'boot', peerLinks: [] })
+    expect(r.body.bootMs).toBeGreaterThan(0)
+    const list = await mgr.request('GET', '/v1/vms')
+    expect(list.body.map((v: { id: string }) => v.id)).toContain(vmId)
+  })
+
+  it('runs commands as uid 1000 in /workspace with a login-like env and no extra groups', async () => {
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'id -u; id -g; id -G; pwd; echo $HOME $USER; echo hello >&2; exit 3' })
+    expect(r.status).toBe(200)
+    expect(r.body.exitCode).toBe(3)
+    expect(r.body.stdout).toBe('1000\n1000\n1000\n/workspace\n/home/user user\n')
+    expect(r.body.stderr).toBe('hello\n')
+    expect(r.body.timedOut).toBe(false)
+  })
+
+  it('passes env and cwd, and refuses a cwd outside /workspace', async () => {
+    await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'mkdir -p /workspace/sub' })
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'echo $GREETING; pwd', cwd: '/workspace/sub', env: { GREETING: 'hi there' } })
+    expect(r.body).toMatchObject({ exitCode: 0, stdout: 'hi there\n/workspace/sub\n' })
+    const bad = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'pwd', cwd: '/etc' })
+    expect(bad.status).toBe(400)
+    expect(bad.body.code).toBe('path_not_allowed')
+  })
+
+  it('kills the whole process tree on timeout, background children included', async () => {
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: '(setsid sleep 300 &); sleep 300 & echo started; sleep 300', timeoutMs: 1500 })
+    expect(r.body).toMatchObject({ exitCode: -1, timedOut: true, stdout: 'started\n' })
+    expect(r.body.stderr).toContain('Timeout exceeded')
+    const ps = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'ps -eo user,args | grep "[s]leep 300" | wc -l' })
+    expect(ps.body.stdout.trim()).toBe('0')
+  })
+
+  it('flags truncated output instead of dropping it silently', async () => {
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'head -c 3000000 /dev/zero | tr "\\0" a' })
+    expect(r.body.stdoutTruncated).toBe(true)
+    expect(r.body.stdout.length).toBeLessThanOrEqual(1024 * 1024)
+    expect(r.body.stdout.length).toBeGreaterThan(1000)
+  })
+
+  it('cannot read the agent or become root', async () => {
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'cat /opt/rds/agent/agent.js >/dev/null 2>&1 && echo READ; ls /opt/rds/agent >/dev/null 2>&1 && echo LISTED; su -c true root </dev/null >/dev/null 2>&1 && echo ROOT; echo done' })
+    expect(r.body.stdout).toBe('done\n')
+  })
+
+  it('runs TypeScript with Deno and returns any JSON value through result.set', async () => {
+    for (const [code, expected] of [
+      ['result.set(42)', 42],
+      ['result.set([1, "two", null])', [1, 'two', null]],
+      ['result.set({ a: { b: 1 } })', { a: { b: 1 } }],
+      ['const n: number = 2; result.set(`n=${n}`)', 'n=2'],
+    ] as const) {
+      const r = await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code })
+      expect(r.status, JSON.stringify(r.body)).toBe(200)
+      expect(r.body.exitCode, r.body.stderr).toBe(0)
+      expect(r.body.result).toEqual(expected)
+    }
+  })
+
+  it('run-ts: uncaught errors come back as error with a non-zero exit, env keys are scoped', async () => {
+    const thrown = await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code: 'throw new Error("boom")' })
+    expect(thrown.body.exitCode).not.toBe(0)
+    expect(thrown.body.error).toMatchObject({ name: 'Error', message: 'boom' })
+    const env = await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code: 'result.set([Deno.env.get("A"), (() => { try { return Deno.env.get("HOME") } catch { return "denied" } })()])', env: ['A=1'] })
+    expect(env.body.result).toEqual(['1', 'denied'])
+    const bad = await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code: '1', env: ['1BAD=x'] })
+    expect(bad.status).toBe(400)
+    expect(bad.body.message).toBe('Invalid env var name: 1BAD')
+  })
+
+  it('runs JavaScript with Node, by code and by path', async () => {
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/run-js`, { code: 'result.set({ v: process.versions.node.split(".")[0], env: process.env.X })', env: ['X=y'] })
+    expect(r.body.exitCode, r.body.stderr).toBe(0)
+    expect(r.body.result).toEqual({ v: '24', env: 'y' })
+    await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'echo "result.set(process.argv.slice(2))" > /workspace/m.mjs' })
+    const p = await mgr.request('POST', `/v1/vms/${vmId}/run-js`, { path: '/workspace/m.mjs', args: ['a', 'b'] })
+    expect(p.body.result).toEqual(['a', 'b'])
+    const err = await mgr.request('POST', `/v1/vms/${vmId}/run-js`, { code: 'result.error("nope")' })
+    expect(err.body.exitCode).not.toBe(0)
+    expect(err.body.error).toBeDefined()
+  })
+
+  it('uploads a tar.gz and downloads it back', async () => {
+    const up = await mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/up`, tarGz({ 'a.txt': 'alpha', 'd/b.txt': 'beta' }), { 'content-type': 'application/gzip' })
+    expect(up.status, JSON.stringify(up.body)).toBe(204)
+    const cat = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'cat /workspace/up/a.txt /workspace/up/d/b.txt; stat -c %u /workspace/up/a.txt' })
+    expect(cat.body.stdout).toBe('alphabeta1000\n')
+    const down = await mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/up`)
+    expect(down.status).toBe(200)
+    expect(down.headers.get('content-type')).toContain('application/gzip')
+    const listing = untarList(down.body)
+    expect(listing).toContain('a.txt')
+    expect(listing).toContain('d/b.txt')
+  })
+
+  it('refuses paths and archives that escape, before writing anything', async () => {
+    await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'ln -sfn /etc /workspace/evil' })
+    const viaLink = await mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/evil`, tarGz({ 'x.txt': 'x' }), { 'content-type': 'application/gzip' })
+    expect(viaLink.status).toBe(400)
+    expect(viaLink.body.code).toBe('path_not_allowed')
+    const outside = await mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/etc/shadow`)
+    expect(outside.status).toBe(400)
+    const dotdot = await mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/../etc/passwd`)
+    expect(dotdot.status).toBe(400)
+    const missing = await mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/nope`)
+    expect(missing.status).toBe(404)
+    const garbage = await mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace`, new Uint8Array([1, 2, 3]), { 'content-type': 'application/gzip' })
+    expect(garbage.status).toBe(400)
+    expect(garbage.body.code).toBe('archive_invalid')
+    const noDest = await mgr.request('POST', `/v1/vms/${vmId}/files/upload`, tarGz({ 'x.txt': 'x' }), { 'content-type': 'application/gzip' })
+    expect(noDest.status).toBe(400)
+    expect(noDest.body.message).toBe('dest is required')
+  })
+
+  it('serves 50 parallel execs on one VM', async () => {
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: `echo ${i}` })))
+    results.forEach((r, i) => expect(r.body.stdout).toBe(`${i}\n`))
+  })
+
+  it('keeps logs and an exec history without env values', async () => {
+    await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'echo logged', env: { SECRET_TOKEN: 'hunter2' } })
+    const h = await mgr.request('GET', `/v1/vms/${vmId}/exec-logs?limit=5&type=exec`)
+    expect(h.status).toBe(200)
+    expect(h.body.entries[0]).toMatchObject({ type: 'exec', input: { cmd: 'echo logged', env: ['SECRET_TOKEN'] }, result: { exitCode: 0, stdout: 'logged\n' } })
+    expect(JSON.stringify(h.body)).not.toContain('hunter2')
+    const logs = await mgr.request('GET', `/v1/vms/${vmId}/logs?tail=50`)
+    expect(logs.status).toBe(200)
+    expect(logs.body.type).toBe('console.log')
+    expect(logs.body.lines.join('\n')).toContain('[init]')
+  })
+})
+
+describe('lifecycle', () => {
+  it('stop keeps /workspace, start boots it again, a second stop is a 409', async () => {
+    const c = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 256, allowIps: [] })
+    expect(c.status).toBe(201)
+    const id = c.body.id
+    await mgr.request('POST', `/v1/vms/${id}/exec`, { cmd: 'echo persisted > /workspace/keep.txt' })
+    expect((await mgr.request('POST', `/v1/vms/${id}/stop`)).status).toBe(204)
+    expect((await mgr.request('GET', `/v1/vms/${id}`)).body.state).toBe('STOPPED')
+    const again = await mgr.request('POST', `/v1/vms/${id}/stop`)
+    expect(again.status).toBe(409)
+    expect(again.body).toMatchObject({ code: 'vm_state_conflict', message: 'VM must be RUNNING to stop (state=STOPPED)' })
+    const exec = await mgr.request('POST', `/v1/vms/${id}/exec`, { cmd: 'true' })
+    expect(exec.status).toBe(409)
+    expect((await mgr.request('POST', `/v1/vms/${id}/start`)).status).toBe(204)
+    const cat = await mgr.request('POST', `/v1/vms/${id}/exec`, { cmd: 'cat /workspace/keep.txt' })
+    expect(cat.body.stdout).toBe('persisted\n')
+    expect((await mgr.request('DELETE', `/v1/vms/${id}`)).status).toBe(204)
+    expect((await mgr.request('GET', `/v1/vms/${id}`)).status).toBe(404)
+    expect(fs.existsSync(path.join(mgr.storageRoot, 'vms', id))).toBe(false)
+  })
+
+  it('a manager killed with -9 re-attaches to running VMs on restart and leaves no orphan', async () => {
+    const bootId = 'cat /proc/sys/kernel/random/boot_id'
+    const before = (await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: bootId })).body.stdout
+    const qemuBefore = qemuProcessesOf(mgr.storageRoot)
+    await mgr.stop('SIGKILL')
+    expect(qemuProcessesOf(mgr.storageRoot)).toEqual(qemuBefore) // VMs survive the manager
+    await mgr.start()
+    const vm = await mgr.request('GET', `/v1/vms/${vmId}`)
+    expect(vm.body.state).toBe('RUNNING')
+    const after = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: bootId })
+    expect(after.body.stdout).toBe(before) // the same boot: re-attached, not rebooted
+    expect(qemuProcessesOf(mgr.storageRoot)).toEqual(qemuBefore)
+  })
+
+  it('deleting the last VM leaves no VMM process and no VM directory behind', async () => {
+    const r = await mgr.request('DELETE', `/v1/vms/${vmId}`)
+    expect(r.status).toBe(204)
+    vmId = ''
+    expect(qemuProcessesOf(mgr.storageRoot)).toEqual([])
+    expect(fs.readdirSync(path.join(mgr.storageRoot, 'vms'))).toEqual([])
+  })
+})

@@ -1,0 +1,109 @@
+// The RPC between the manager (host) and the guest agent, spoken as HTTP/2 over the
+// virtio-serial "control" port. Both ends import these schemas, so a change here is a
+// protocol change: bump AGENT_PROTOCOL_VERSION when the shapes change incompatibly.
+import { Type, type Static } from 'typebox'
+
+export const AGENT_PROTOCOL_VERSION = 1
+
+/** Names of the virtio-serial ports (QEMU `virtserialport,name=`), found in the guest under /sys/class/virtio-ports. */
+export const CONTROL_PORT_NAME = 'rds.control'
+export const BRIDGE_PORT_NAME = 'rds.bridge'
+
+export const AgentPaths = {
+  health: '/health',
+  init: '/init',
+  exec: '/exec',
+  run: '/run',
+  upload: '/files/upload',
+  download: '/files/download',
+  shutdown: '/shutdown',
+} as const
+
+export const Health = Type.Object({
+  status: Type.Literal('ok'),
+  agentVersion: Type.String(),
+  protocolVersion: Type.Integer(),
+  uptimeMs: Type.Number(),
+})
+export type Health = Static<typeof Health>
+
+/** Sent by the host after every (re)connect: the guest is told the time and given fresh entropy. */
+export const InitRequest = Type.Object({
+  unixTimeMs: Type.Number(),
+  /** base64 of host random bytes, mixed into the guest kernel RNG. */
+  entropy: Type.String({ maxLength: 4096 }),
+})
+export type InitRequest = Static<typeof InitRequest>
+
+export const ExecRequest = Type.Object({
+  cmd: Type.String(),
+  cwd: Type.Optional(Type.String()),
+  env: Type.Optional(Type.Record(Type.String(), Type.String())),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Per-stream cap; output beyond it is dropped and the matching *Truncated flag is set. */
+  maxOutputBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+})
+export type ExecRequest = Static<typeof ExecRequest>
+
+export const ExecResult = Type.Object({
+  exitCode: Type.Integer(),
+  stdout: Type.String(),
+  stderr: Type.String(),
+  timedOut: Type.Boolean(),
+  stdoutTruncated: Type.Boolean(),
+  stderrTruncated: Type.Boolean(),
+  durationMs: Type.Number(),
+})
+export type ExecResult = Static<typeof ExecResult>
+
+export const RunRequest = Type.Object({
+  runtime: Type.Union([Type.Literal('deno'), Type.Literal('node')]),
+  code: Type.Optional(Type.String()),
+  path: Type.Optional(Type.String()),
+  args: Type.Optional(Type.Array(Type.String())),
+  /** "KEY=value" entries; for Deno only these keys are readable (--allow-env=<keys>). */
+  env: Type.Optional(Type.Array(Type.String())),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Extra runtime flags (denoFlags / nodeFlags of the public API). */
+  flags: Type.Optional(Type.Array(Type.String())),
+  /** Deno only: grant --allow-net (the manager sets it from the VM's network policy). */
+  allowNet: Type.Optional(Type.Boolean()),
+  maxOutputBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+})
+export type RunRequest = Static<typeof RunRequest>
+
+export const RunResult = Type.Object({
+  ...ExecResult.properties,
+  /** Value given to result.set(v): any JSON value. Absent when never set. */
+  result: Type.Optional(Type.Unknown()),
+  /** Value given to result.error(e) or the uncaught error, serialized. */
+  error: Type.Optional(Type.Unknown()),
+})
+export type RunResult = Static<typeof RunResult>
+
+/** Query of POST /files/upload (body: tar.gz stream). */
+export const UploadQuery = Type.Object({
+  dest: Type.String(),
+  maxEntries: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+})
+export type UploadQuery = Static<typeof UploadQuery>
+
+/** Query of GET /files/download (response: tar.gz stream). */
+export const DownloadQuery = Type.Object({ path: Type.String() })
+export type DownloadQuery = Static<typeof DownloadQuery>
+
+/** Every agent error body. `code` is stable and machine-readable; the manager maps it to its own catalogue. */
+export const AgentError = Type.Object({ code: Type.String(), message: Type.String() })
+export type AgentError = Static<typeof AgentError>
+
+export const AgentErrorCodes = [
+  'invalid_request', // body/query does not match the schema
+  'path_not_allowed', // outside /workspace and /tmp after resolving symlinks
+  'path_not_found',
+  'archive_invalid', // unreadable tar.gz, absolute/../link/device entries
+  'archive_too_large', // entries or uncompressed bytes over the limit (-> 413)
+  'busy', // shutting down
+  'internal',
+] as const
+export type AgentErrorCode = (typeof AgentErrorCodes)[number]

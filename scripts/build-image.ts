@@ -1,0 +1,38 @@
+// Builds (or finds cached) the guest image: node scripts/build-image.ts [--force] [--cache-dir DIR]
+import { parseArgs } from 'node:util';
+import { ensureImage, type BuildProgress } from '../guest/image/src/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    force: { type: 'boolean', default: false },
+    'cache-dir': { type: 'string' },
+    'agent-entry': { type: 'string' },
+  },
+});
+const cacheDir = values['cache-dir'] ?? process.env.RDS_CACHE_DIR ?? '/var/cache/run-dat-sheesh';
+
+// One line per step change or 5% step, so CI logs stay readable.
+let lastStep = '';
+let lastPercent = -5;
+function show(p: BuildProgress): void {
+  if (p.step === lastStep && p.percent < lastPercent + 5) return;
+  lastStep = p.step;
+  lastPercent = p.percent;
+  const pct = String(p.percent).padStart(3);
+  console.log(`[${pct}%] (${p.index}/${p.total}) ${p.step}${p.detail ? `: ${p.detail}` : ''}`);
+}
+
+const t0 = performance.now();
+try {
+  const { dir, manifest, built } = await ensureImage({
+    cacheDir,
+    force: values.force,
+    onProgress: show,
+    ...(values['agent-entry'] ? { agentEntry: values['agent-entry'] } : {}),
+  });
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  console.log(`image ${manifest.recipe} ready${built ? '' : ' (cached)'} in ${secs}s: ${dir}`);
+} catch (err) {
+  console.error(`build-image: ${(err as Error).message}`);
+  process.exitCode = 1;
+}
