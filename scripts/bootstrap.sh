@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # package:command-that-proves-it-is-installed
-NEEDED="qemu-system-x86:qemu-system-x86_64 debootstrap:debootstrap e2fsprogs:mkfs.ext4 musl-tools:musl-gcc gcc:gcc binutils:strip cpio:cpio lz4:lz4 nftables:nft iproute2:ip"
+NEEDED="qemu-system-x86:qemu-system-x86_64 kmod:depmod debootstrap:debootstrap e2fsprogs:mkfs.ext4 musl-tools:musl-gcc gcc:gcc binutils:strip cpio:cpio lz4:lz4 nftables:nft iproute2:ip"
 
 missing=""
 for entry in $NEEDED; do

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* From <linux/random.h>, which musl-gcc cannot see. */
@@ -32,7 +33,7 @@ static void die(const char *step)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask OCT] -- prog args...\n"
+	fprintf(stderr, "usage: rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask OCT] [--keep-fds N] -- prog args...\n"
 			"       rds-exec --add-entropy < bytes\n");
 	exit(127);
 }
@@ -86,7 +87,7 @@ static int add_entropy(void)
 int main(int argc, char **argv)
 {
 	const char *cgroup = NULL, *cwd = NULL;
-	long uid = -1, gid = -1, mask = -1;
+	long uid = -1, gid = -1, mask = -1, keep_fds = 3;
 	int i = 1;
 
 	if (argc == 2 && strcmp(argv[1], "--add-entropy") == 0)
@@ -109,6 +110,8 @@ int main(int argc, char **argv)
 			cwd = argv[++i];
 		else if (strcmp(a, "--umask") == 0)
 			mask = parse_num(argv[++i], 8, "--umask");
+		else if (strcmp(a, "--keep-fds") == 0)
+			keep_fds = parse_num(argv[++i], 10, "--keep-fds");
 		else
 			usage();
 	}
@@ -151,6 +154,10 @@ int main(int argc, char **argv)
 		die("chdir");
 	if (mask >= 0)
 		umask((mode_t)mask & 0777);
+	/* Untrusted code gets stdio (and the run's result pipe when asked) and nothing else
+	 * the agent or PID 1 may have left open without close-on-exec. */
+	if (keep_fds >= 3 && syscall(SYS_close_range, (unsigned)keep_fds, ~0U, 0) < 0 && errno != ENOSYS)
+		die("close_range");
 	execvp(argv[i], argv + i);
 	die("exec");
 	return 127;

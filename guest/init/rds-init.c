@@ -352,6 +352,7 @@ static void shutdown_vm(int sig)
 		if (mount(NULL, "/upper", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 			logmsg("remount /upper ro: %s", strerror(errno));
 		umount2("/upper", MNT_DETACH);
+		umount2("/lower", MNT_DETACH);
 	} else {
 		logmsg("cannot return to initramfs root: %s", strerror(errno));
 	}

@@ -62,6 +62,16 @@ export function recipeHash(agentEntry: string = AGENT_ENTRY): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** Removes temp dirs left by builds that were killed (SIGKILL skips our cleanup); the
+ * owning pid is part of each temp name so live concurrent builds are left alone. */
+function sweepStale(dir: string): void {
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    const pid = Number(/^(?:\.tmp-[0-9a-f]+|\.work|debootstrap-[0-9a-f]+\.tmp)-(\d+)/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try { process.kill(pid, 0); } catch { rmSync(join(dir, name), { recursive: true, force: true }); }
+  }
+}
+
 function isComplete(dir: string): boolean {
   return existsSync(join(dir, 'manifest.json'));
 }
@@ -109,8 +119,10 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<{ dir: stri
   if (!existsSync(agentEntry)) throw new Error(`agent entry ${agentEntry} does not exist`);
   mkdirSync(imagesDir, { recursive: true });
   const progress = progressReporter(opts.onProgress);
-  const out = mkdtempSync(join(imagesDir, `.tmp-${hash}-`));
-  const work = mkdtempSync(join(opts.cacheDir, '.work-'));
+  sweepStale(imagesDir);
+  sweepStale(opts.cacheDir);
+  const out = mkdtempSync(join(imagesDir, `.tmp-${hash}-${process.pid}-`));
+  const work = mkdtempSync(join(opts.cacheDir, `.work-${process.pid}-`));
   try {
     progress('debootstrap', 0, 'checking cache');
     const tree = await ensureDebootstrap(opts.cacheDir, (f, d) => progress('debootstrap', f, d));

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { run, toolEnv } from './proc.ts';
+import { requireTool, run, toolEnv } from './proc.ts';
 
 export const KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
 
@@ -20,6 +20,7 @@ function dependsOf(pkg: string): string | undefined {
 /** The concrete kernel package behind the metapackage, e.g. linux-image-6.1.0-56-cloud-amd64.
  * apt lists are refreshed only when apt does not know the package yet. */
 export function resolveKernelPackage(): string {
+  requireTool('apt-cache');
   let pkg: string | undefined;
   try { pkg = dependsOf(KERNEL_METAPACKAGE); } catch { /* no lists yet */ }
   if (!pkg) {

@@ -67,15 +67,21 @@ function onPath(tool: string): boolean {
   });
 }
 
+function missingMessage(tools: string[]): string {
+  const pkgs = [...new Set(tools.map((t) => TOOLS[t] ?? t))].join(' ');
+  return `missing tools: ${tools.join(', ')}; install them with: apt-get install -y ${pkgs}`;
+}
+
+export function requireTool(tool: string): void {
+  if (!onPath(tool)) throw new Error(missingMessage([tool]));
+}
+
 export function checkHost(): void {
   if (process.getuid?.() !== 0) {
     throw new Error('building the guest image needs root (debootstrap, device nodes, file ownership)');
   }
   const missing = Object.keys(TOOLS).filter((t) => !onPath(t));
-  if (missing.length) {
-    const pkgs = [...new Set(missing.map((t) => TOOLS[t]))].join(' ');
-    throw new Error(`missing tools: ${missing.join(', ')}; install them with: apt-get install -y ${pkgs}`);
-  }
+  if (missing.length) throw new Error(missingMessage(missing));
 }
 
 /** PATH with the sbin directories, for tools such as depmod and mkfs.ext4. */

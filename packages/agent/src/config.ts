@@ -10,8 +10,10 @@ export interface AgentConfig {
   /** Same directory as `workspace` (bind mount), reachable under this second name. */
   home: string
   tmp: string
-  /** Root-only state: run dirs, upload spool. */
+  /** Root-only runtime state (tmpfs): per-run wrapper dirs. */
   stateDir: string
+  /** Root-only upload spool, on the VM's disk: an upload may be larger than guest memory. */
+  spoolDir: string
   /** setuid/cgroup/setsid helper, see guest/init/rds-exec.c. */
   execHelper: string
   /** cgroup2 mount; per-exec groups go in `<cgroupRoot>/rds`. Empty disables cgroups. */
@@ -42,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     home: str('RDS_AGENT_HOME', '/home/user'),
     tmp: str('RDS_AGENT_TMP', '/tmp'),
     stateDir: str('RDS_AGENT_STATE_DIR', '/run/rds'),
+    spoolDir: str('RDS_AGENT_SPOOL_DIR', '/var/lib/rds/spool'),
     execHelper: str('RDS_AGENT_EXEC_HELPER', '/usr/lib/rds/rds-exec'),
     cgroupRoot: str('RDS_AGENT_CGROUP_ROOT', '/sys/fs/cgroup'),
     uid: int('RDS_AGENT_UID', 1000),

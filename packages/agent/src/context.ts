@@ -21,9 +21,10 @@ export interface AgentContext {
 
 export async function createContext(config: AgentConfig): Promise<AgentContext> {
   const runsDir = path.join(config.stateDir, 'runs')
-  const spoolDir = path.join(config.stateDir, 'spool')
+  const spoolDir = config.spoolDir
   ensureRootDir(config.stateDir, 0o755)
   ensureRootDir(runsDir, 0o711)
+  ensureRootDir(path.dirname(spoolDir), 0o700)
   ensureRootDir(spoolDir, 0o700)
   const [base] = await realRoots([config.workspace])
   const ws = await realRoots([config.workspace, config.home])

@@ -98,6 +98,7 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
         RDS_AGENT_HOME: ws,
         RDS_AGENT_TMP: path.join(root, 'tmp'),
         RDS_AGENT_STATE_DIR: path.join(root, 'state'),
+        RDS_AGENT_SPOOL_DIR: path.join(root, 'spool-root', 'spool'),
         RDS_AGENT_EXEC_HELPER: helper,
         RDS_AGENT_CGROUP_ROOT: cgroupRoot,
         RDS_AGENT_DENO: deno,
@@ -268,7 +269,7 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect((await untgz(down.body)).get('./d/a.txt')).toBe('hello')
     const single = await request(session, 'GET', '/files/download?path=up/nested/d/a.txt')
     expect((await untgz(single.body)).get('a.txt')).toBe('hello')
-    expect(fs.readdirSync(path.join(root, 'state', 'spool'))).toEqual([])
+    expect(fs.readdirSync(path.join(root, 'spool-root', 'spool'))).toEqual([])
   })
 
   it('refuses bad uploads and downloads with the right codes', async () => {
@@ -283,7 +284,7 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect((await request(session, 'POST', '/files/upload', big)).status).toBe(400)
     expect((await request(session, 'GET', '/files/download?path=nope')).status).toBe(404)
     expect((await request(session, 'GET', '/files/download?path=/etc')).status).toBe(400)
-    expect(fs.readdirSync(path.join(root, 'state', 'spool'))).toEqual([])
+    expect(fs.readdirSync(path.join(root, 'spool-root', 'spool'))).toEqual([])
   })
 
   it('survives repeated reconnects, graceful and hard', async () => {

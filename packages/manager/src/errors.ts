@@ -24,7 +24,6 @@ export const Errors = {
   imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel or rootfs'),
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
-  vmBusy: (id: string) => new ApiError(409, 'vm_busy', `VM ${id} is busy with another lifecycle operation`),
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
   bodyTooLarge: (max: number) => new ApiError(413, 'body_too_large', `Body too large (limit ${max} bytes)`),
   notFound: () => new ApiError(404, 'not_found', 'Not Found'),

@@ -36,6 +36,8 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
     '--cwd', opts.cwd,
     // Files the user creates get the usual modes whatever umask PID 1 handed the agent.
     '--umask', '022',
+    // Close every inherited descriptor beyond stdio (and the result pipe of a run).
+    '--keep-fds', opts.fd3 !== undefined ? '4' : '3',
     '--',
     ...opts.argv,
   ]

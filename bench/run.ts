@@ -1,0 +1,139 @@
+// Benchmarks of the foundation, printed as a table. Baselines are measured in the same run:
+// the "raw" column talks to a VM booted directly through the QEMU driver and the agent
+// channel (no manager, no HTTP), the "API" column goes through a real manager process.
+// Usage: npm run bench [-- --runs 5 --execs 200 --mb 16]
+import { execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { parseArgs } from 'node:util'
+import { AgentPaths } from '@rds/protocol'
+import { ManagerProcess } from '../packages/manager/test/harness/manager-process.ts'
+import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
+import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
+import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
+
+const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' } } })
+const RUNS = Number(opt.runs)
+const EXECS = Number(opt.execs)
+const MB = Number(opt.mb)
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
+}
+const ms = (n: number) => `${n.toFixed(n < 10 ? 1 : 0)} ms`
+const rows: Array<[string, string, string, string]> = []
+const row = (name: string, raw: string, api: string, ratio: string) => {
+  rows.push([name, raw, api, ratio])
+  process.stderr.write(`  ${name}: raw ${raw} | api ${api} | ${ratio}\n`)
+}
+
+function memOf(pid: number): { rssMb: number; pssMb: number } {
+  const txt = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(txt)?.[1] ?? 0)
+  return { rssMb: kb('Rss') / 1024, pssMb: kb('Pss') / 1024 }
+}
+
+function payload(): { gz: Buffer; dir: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-'))
+  fs.writeFileSync(path.join(dir, 'blob.bin'), crypto.randomBytes(MB * 1024 * 1024))
+  return { gz: execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), dir }
+}
+
+async function timeIt<T>(f: () => Promise<T>): Promise<[number, T]> {
+  const t = performance.now()
+  const v = await f()
+  return [performance.now() - t, v]
+}
+
+async function main() {
+  const mgr = new ManagerProcess({ LOG_LEVEL: 'error' })
+  process.stderr.write('starting manager (builds the image on first use)…\n')
+  await mgr.start()
+  const { gz, dir: payloadDir } = payload()
+  try {
+    const images = (await mgr.request('GET', '/v1/images')).body as Array<{ id: string; isDefault: boolean }>
+    const imgDir = path.join(mgr.storageRoot, 'images', images.find((i) => i.isDefault)!.id)
+
+    // --- raw: driver + agent channel, no manager -------------------------------------
+    const rawDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-raw-'))
+    const driver = createQemuDriver({ qemuBin: 'qemu-system-x86_64', accel: () => 'tcg', instance: 'bench' })
+    const rawBoots: number[] = []
+    const rawExec: number[] = []
+    let rawUp = 0
+    let rawDown = 0
+    for (let i = 0; i < RUNS; i++) {
+      const d = path.join(rawDir, `vm${i}`)
+      fs.mkdirSync(d)
+      await createOverlay(path.join(d, 'overlay.ext4'), 512 * 1024 * 1024)
+      const t0 = performance.now()
+      const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), qmpSocket: path.join(d, 'q.sock'), pidFile: path.join(d, 'pid'), consoleLog: path.join(d, 'console.log'), vmmLog: path.join(d, 'vmm.log') })
+      const agent = new AgentClient(path.join(d, 'c.sock'))
+      await agent.waitReady(120_000, () => h.isAlive())
+      await agent.json('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)
+      rawBoots.push(performance.now() - t0)
+      if (i === RUNS - 1) {
+        for (let j = 0; j < EXECS; j++) rawExec.push((await timeIt(() => agent.json('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)))[0])
+        const [tu] = await timeIt(() => agent.upload(`${AgentPaths.upload}?dest=/workspace/b`, Readable.from(gz), 'application/gzip', 600_000))
+        rawUp = gz.length / 1e6 / (tu / 1000)
+        const [td] = await timeIt(async () => {
+          const r = await agent.download(`${AgentPaths.download}?path=/workspace/b`, 600_000)
+          for await (const _ of r.stream);
+        })
+        rawDown = gz.length / 1e6 / (td / 1000)
+      }
+      agent.close()
+      await h.kill(500)
+    }
+    fs.rmSync(rawDir, { recursive: true, force: true })
+
+    // --- API: a real manager process ----------------------------------------------------
+    const apiBoots: number[] = []
+    let vmId = ''
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now()
+      const c = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [] })
+      if (c.status !== 201) throw new Error(JSON.stringify(c.body))
+      await mgr.request('POST', `/v1/vms/${c.body.id}/exec`, { cmd: 'true' })
+      apiBoots.push(performance.now() - t0)
+      if (i < RUNS - 1) await mgr.request('DELETE', `/v1/vms/${c.body.id}`)
+      else vmId = c.body.id
+    }
+    const apiExec: number[] = []
+    for (let j = 0; j < EXECS; j++) apiExec.push((await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'true' })))[0])
+    const [tu] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/b`, new Uint8Array(gz), { 'content-type': 'application/gzip' }))
+    const [td] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/b`))
+    const apiUp = gz.length / 1e6 / (tu / 1000)
+    const apiDown = gz.length / 1e6 / (td / 1000)
+    const pid = (await mgr.request('GET', `/v1/vms/${vmId}`)).body && Number(fs.readFileSync(path.join(mgr.storageRoot, 'vms', vmId, 'vmm.pid'), 'utf8'))
+    await new Promise((r) => setTimeout(r, 2000))
+    const mem = memOf(pid)
+
+    row(`cold create → first exec, median of ${RUNS}`, ms(pct(rawBoots, 50)), ms(pct(apiBoots, 50)), `${(pct(apiBoots, 50) / pct(rawBoots, 50)).toFixed(2)}×`)
+    row(`cold create → first exec, p95 of ${RUNS}`, ms(pct(rawBoots, 95)), ms(pct(apiBoots, 95)), `${(pct(apiBoots, 95) / pct(rawBoots, 95)).toFixed(2)}×`)
+    row(`exec \`true\` p50 (${EXECS})`, ms(pct(rawExec, 50)), ms(pct(apiExec, 50)), `${(pct(apiExec, 50) / pct(rawExec, 50)).toFixed(2)}×`)
+    row(`exec \`true\` p95 (${EXECS})`, ms(pct(rawExec, 95)), ms(pct(apiExec, 95)), `${(pct(apiExec, 95) / pct(rawExec, 95)).toFixed(2)}×`)
+    row(`upload ${MB} MiB tar.gz`, `${rawUp.toFixed(1)} MB/s`, `${apiUp.toFixed(1)} MB/s`, `${(apiUp / rawUp).toFixed(2)}×`)
+    row(`download ${MB} MiB tar.gz`, `${rawDown.toFixed(1)} MB/s`, `${apiDown.toFixed(1)} MB/s`, `${(apiDown / rawDown).toFixed(2)}×`)
+    row('QEMU RSS / PSS, idle VM after the run (512 MiB guest)', '', `${mem.rssMb.toFixed(0)} / ${mem.pssMb.toFixed(0)} MB`, '')
+    await mgr.request('DELETE', `/v1/vms/${vmId}`)
+  } finally {
+    fs.rmSync(payloadDir, { recursive: true, force: true })
+    await mgr.cleanup()
+  }
+  const head = ['metric', 'raw (driver + channel)', 'API (manager)', 'API / raw']
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`
+  console.log(`\nmachine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, accel tcg, ${new Date().toISOString()}\n`)
+  console.log(line(head))
+  console.log(line(widths.map((w) => '-'.repeat(w))))
+  for (const r of rows) console.log(line(r))
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
