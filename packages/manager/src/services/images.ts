@@ -13,17 +13,8 @@ import type { Paths } from '../runtime/storage/paths.ts'
 export const IMAGE_FILES = { kernel: 'vmlinux', initrd: 'initrd', rootfs: 'rootfs.ext4' } as const
 export type ImagePart = keyof typeof IMAGE_FILES
 
-export interface ImagePublic {
-  id: string
-  name: string
-  description: string
-  createdAt: string
-  kernelFilename: string | null
-  initrdFilename: string | null
-  rootfsFilename: string | null
-  baseRootfsBytes: number | null
-  kernelUploadedAt: string | null
-  rootfsUploadedAt: string | null
+/** What the API shows of an image: the stored record plus derived facts. */
+export interface ImagePublic extends ImageRecord {
   seedSnapshotId: string | null
   seedStatus: 'pending' | 'ready' | 'failed' | null
   seedUpdatedAt: string | null
@@ -32,7 +23,6 @@ export interface ImagePublic {
   hasKernel: boolean
   hasInitrd: boolean
   hasRootfs: boolean
-  manifest: Record<string, unknown> | null
 }
 
 export interface BootFiles {
@@ -45,16 +35,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
   const { repo, vms, paths } = deps
 
   const toPublic = (img: ImageRecord, defaultId: string | undefined): ImagePublic => ({
-    id: img.id,
-    name: img.name,
-    description: img.description,
-    createdAt: img.createdAt,
-    kernelFilename: img.kernelFilename,
-    initrdFilename: img.initrdFilename,
-    rootfsFilename: img.rootfsFilename,
-    baseRootfsBytes: img.baseRootfsBytes,
-    kernelUploadedAt: img.kernelUploadedAt,
-    rootfsUploadedAt: img.rootfsUploadedAt,
+    ...img,
     // Seed snapshots arrive with the snapshot work; until then there is none to report.
     seedSnapshotId: null,
     seedStatus: null,
@@ -64,7 +45,6 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
     hasKernel: img.kernelFilename !== null,
     hasInitrd: img.initrdFilename !== null,
     hasRootfs: img.rootfsFilename !== null,
-    manifest: img.manifest,
   })
 
   async function mustGet(id: string): Promise<ImageRecord> {
