@@ -4,7 +4,7 @@ import { Transform, type Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { Errors } from '../errors.ts'
 
-export const RAW_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream']
+export const RAW_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream', 'application/zip', 'application/x-zip-compressed']
 
 export function acceptRawBodies(app: FastifyInstance): void {
   app.addContentTypeParser(RAW_TYPES, (_req, payload, done) => done(null, payload))

@@ -9,9 +9,9 @@ import { Errors } from '../errors.ts'
 import type { ImageRecord, ImagesRepo } from '../store/images-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
+import { extractBundle } from './image-bundle.ts'
 
-export const IMAGE_FILES = { kernel: 'vmlinux', initrd: 'initrd', rootfs: 'rootfs.ext4' } as const
-export type ImagePart = keyof typeof IMAGE_FILES
+import { IMAGE_FILES, type ImagePart } from './image-files.ts'
 
 /** What the API shows of an image: the stored record plus derived facts. */
 export interface ImagePublic extends ImageRecord {
@@ -46,6 +46,14 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
     hasInitrd: img.initrdFilename !== null,
     hasRootfs: img.rootfsFilename !== null,
   })
+
+  async function recordPart(id: string, part: ImagePart): Promise<void> {
+    const now = new Date().toISOString()
+    const file = path.join(paths.imageDir(id), IMAGE_FILES[part])
+    if (part === 'kernel') await repo.update(id, { kernelFilename: IMAGE_FILES.kernel, kernelUploadedAt: now })
+    if (part === 'initrd') await repo.update(id, { initrdFilename: IMAGE_FILES.initrd })
+    if (part === 'rootfs') await repo.update(id, { rootfsFilename: IMAGE_FILES.rootfs, rootfsUploadedAt: now, baseRootfsBytes: (await fsp.stat(file)).size })
+  }
 
   async function mustGet(id: string): Promise<ImageRecord> {
     const img = await repo.get(id)
@@ -141,10 +149,27 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
         await fsp.rm(tmp, { force: true })
         throw err
       }
-      const now = new Date().toISOString()
-      if (part === 'kernel') await repo.update(id, { kernelFilename: IMAGE_FILES.kernel, kernelUploadedAt: now })
-      if (part === 'initrd') await repo.update(id, { initrdFilename: IMAGE_FILES.initrd })
-      if (part === 'rootfs') await repo.update(id, { rootfsFilename: IMAGE_FILES.rootfs, rootfsUploadedAt: now, baseRootfsBytes: (await fsp.stat(final)).size })
+      await recordPart(id, part)
+    },
+
+    /** A zip or tar(.gz) bundle of image parts: spooled to disk (never memory), then unpacked. */
+    async putBundle(id: string, body: Readable): Promise<ImagePart[]> {
+      await mustGet(id)
+      if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
+      const dir = paths.imageDir(id)
+      await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
+      const spool = path.join(dir, `bundle-${crypto.randomUUID()}`)
+      try {
+        await pipeline(body, fs.createWriteStream(spool, { mode: 0o600 }))
+        const parts = await extractBundle(spool, dir)
+        for (const [part, tmp] of parts) {
+          await fsp.rename(tmp, path.join(dir, IMAGE_FILES[part]))
+          await recordPart(id, part)
+        }
+        return [...parts.keys()]
+      } finally {
+        await fsp.rm(spool, { force: true })
+      }
     },
 
     async remove(id: string): Promise<void> {

@@ -17,7 +17,15 @@ export interface Machine {
   agent: AgentClient
   /** Set before an intended stop/kill so the exit watcher does not report a crash. */
   expectedExit: boolean
+  /** Agent uptime at the last health check: a smaller value means the agent was restarted. */
+  agentUptimeMs: number
+  failedChecks: number
+  monitor?: NodeJS.Timeout
 }
+
+/** How often a running VM's agent is checked, and after how many missed checks the VM is ERROR. */
+const HEALTH_INTERVAL_MS = 5000
+const HEALTH_FAILURES_FOR_ERROR = 3
 
 export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: VmsRepo; log: FastifyBaseLogger; bootTimeoutMs: number }) {
   const { driver, paths, repo, log } = deps
@@ -52,8 +60,41 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
     return h.body
   }
 
-  function watch(id: string, m: Machine): void {
+  /**
+   * The guest init restarts a dead agent; the host notices (uptime went down) and says so in
+   * the VM's lastError. An agent that stops answering altogether turns the VM to ERROR until
+   * it answers again.
+   */
+  async function checkHealth(id: string, m: Machine): Promise<void> {
+    if (live.get(id) !== m || m.expectedExit) return
+    try {
+      const h = await m.agent.json<Health>('GET', AgentPaths.health, undefined, HEALTH_INTERVAL_MS)
+      if (h.status !== 200) throw new Error(`status ${h.status}`)
+      if (h.body.uptimeMs < m.agentUptimeMs) {
+        log.warn({ vmId: id }, 'guest agent was restarted by the guest init')
+        await initAgent(m.agent).catch(() => undefined)
+        await repo.update(id, { lastError: `guest agent restarted at ${new Date().toISOString()} (see the console log)` })
+      }
+      m.agentUptimeMs = h.body.uptimeMs
+      if (m.failedChecks >= HEALTH_FAILURES_FOR_ERROR && live.get(id) === m) {
+        await repo.update(id, { state: 'RUNNING', lastError: `guest agent answers again since ${new Date().toISOString()}` })
+      }
+      m.failedChecks = 0
+    } catch (err) {
+      m.failedChecks++
+      if (m.failedChecks === HEALTH_FAILURES_FOR_ERROR && live.get(id) === m && !m.expectedExit) {
+        log.warn({ vmId: id, err: (err as Error).message }, 'guest agent does not answer')
+        await repo.update(id, { state: 'ERROR', lastError: `guest agent not responding: ${(err as Error).message}` })
+      }
+    }
+  }
+
+  function watch(id: string, m: Machine, health: Health): void {
+    m.agentUptimeMs = health.uptimeMs
+    m.monitor = setInterval(() => void checkHealth(id, m), HEALTH_INTERVAL_MS)
+    m.monitor.unref()
     void m.handle.exited.then(async (exit) => {
+      clearInterval(m.monitor)
       m.agent.close()
       if (live.get(id) !== m) return
       live.delete(id)
@@ -75,13 +116,13 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       await removeRuntimeFiles(vm.id)
       const handle = await driver.boot(specFor(vm, files))
       const agent = new AgentClient(handle.channels.control)
-      const m: Machine = { handle, agent, expectedExit: false }
+      const m: Machine = { handle, agent, expectedExit: false, agentUptimeMs: 0, failedChecks: 0 }
       try {
         await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
         await agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive())
         const health = await initAgent(agent)
         live.set(vm.id, m)
-        watch(vm.id, m)
+        watch(vm.id, m, health)
         return { bootMs: Date.now() - started, health }
       } catch (err) {
         m.expectedExit = true
@@ -97,6 +138,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       const m = live.get(id)
       if (!m) return
       m.expectedExit = true
+      clearInterval(m.monitor)
       await m.agent.json('POST', AgentPaths.shutdown, undefined, 3000).catch(() => undefined)
       const exited = await Promise.race([m.handle.exited.then(() => true), sleep(timeoutMs).then(() => false)])
       if (!exited) {
@@ -113,6 +155,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       const m = live.get(id)
       if (!m) return
       m.expectedExit = true
+      clearInterval(m.monitor)
       m.agent.close()
       await m.handle.kill(500)
       live.delete(id)
@@ -125,10 +168,11 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files) })
       if (!handle) return false
       const agent = new AgentClient(handle.channels.control)
-      const m: Machine = { handle, agent, expectedExit: false }
+      const m: Machine = { handle, agent, expectedExit: false, agentUptimeMs: 0, failedChecks: 0 }
+      let health: Health
       try {
         await agent.waitReady(15_000, () => handle.isAlive())
-        await initAgent(agent)
+        health = await initAgent(agent)
       } catch (err) {
         log.warn({ vmId: vm.id, err: (err as Error).message }, 'running VMM found but its agent does not answer; killing it')
         m.expectedExit = true
@@ -137,7 +181,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
         return false
       }
       live.set(vm.id, m)
-      watch(vm.id, m)
+      watch(vm.id, m, health)
       return true
     },
 
@@ -145,6 +189,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
     detachAll(): void {
       for (const m of live.values()) {
         m.expectedExit = true
+        clearInterval(m.monitor)
         m.agent.close()
       }
       live.clear()

@@ -8,7 +8,7 @@ export type VmOperation = 'start' | 'stop' | 'exec' | 'files' | 'delete'
 
 const ALLOWED: Record<VmOperation, readonly VmState[]> = {
   start: ['STOPPED', 'ERROR'],
-  stop: ['RUNNING'],
+  stop: ['RUNNING', 'ERROR'],
   exec: ['RUNNING'],
   files: ['RUNNING'],
   delete: VM_STATES,

@@ -105,6 +105,8 @@ export function createVmService(deps: {
         const vm = await mustGet(id)
         assertState(vm, 'start')
         const image = await images.resolveForBoot(vm.imageId)
+        // An ERROR VM may still have a VMM whose agent stopped answering: never run two on one disk.
+        await machines.kill(id)
         try {
           const { bootMs } = await machines.boot(vm, image.files)
           await repo.update(id, { state: 'RUNNING', startedAt: new Date().toISOString(), bootMs, lastError: null })

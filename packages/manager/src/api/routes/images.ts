@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Errors } from '../../errors.ts'
-import type { ImagePart, ImageService } from '../../services/images.ts'
+import type { ImageService } from '../../services/images.ts'
+import type { ImagePart } from '../../services/image-files.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateImageBody, ImagePublic } from '../schemas/image.ts'
 import { acceptRawBodies, limitBytes } from '../raw-body.ts'
@@ -31,6 +32,23 @@ export const imageRoutes = (images: ImageService): FastifyPluginAsyncTypebox => 
       },
     )
   }
+  app.put(
+    '/images/:id/bundle',
+    {
+      schema: {
+        tags,
+        summary: 'Upload vmlinux, initrd and/or rootfs.ext4 in one zip or tar(.gz) (streamed to disk)',
+        params: IdParams,
+        consumes: ['application/zip', 'application/gzip', 'application/x-tar', 'application/octet-stream'],
+        response: { 204: Type.Null(), ...errorResponses(400, 404, 409, 413) },
+      },
+    },
+    async (req, reply) => {
+      if (!req.body) throw Errors.badRequest('a zip or tar body is required')
+      await images.putBundle(req.params.id, limitBytes(req.body as Readable, MAX_IMAGE_FILE_BYTES * 3))
+      return reply.code(204).send(null)
+    },
+  )
   app.delete('/images/:id', { schema: { tags, summary: 'Delete an image (409 while a VM uses it)', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
     await images.remove(req.params.id)
     return reply.code(204).send(null)
