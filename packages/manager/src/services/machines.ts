@@ -6,7 +6,7 @@ import fsp from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths, type Health } from '@rds/protocol'
-import { AgentClient } from '../runtime/agent/client.ts'
+import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
 import type { BootSpec, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { BootFiles } from './images.ts'
@@ -25,7 +25,7 @@ export interface Machine {
 
 /** How often a running VM's agent is checked, and after how many missed checks the VM is ERROR. */
 const HEALTH_INTERVAL_MS = 5000
-const HEALTH_FAILURES_FOR_ERROR = 3
+const HEALTH_FAILURES_FOR_ERROR = 4
 
 export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: VmsRepo; log: FastifyBaseLogger; bootTimeoutMs: number }) {
   const { driver, paths, repo, log } = deps
@@ -51,10 +51,18 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
     for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
   }
 
-  /** The host pushes time and entropy after every (re)connect: a restored or long-paused guest is told, never trusted. */
-  async function initAgent(agent: AgentClient): Promise<Health> {
-    const r = await agent.json<unknown>('POST', AgentPaths.init, { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64') }, 15_000)
+  /**
+   * Runs on every new agent session (boot, re-attach, reconnect): the host pushes the time and
+   * fresh entropy, so a restored or long-paused guest is told, never trusted.
+   */
+  async function pushInit(json: JsonCall): Promise<void> {
+    const r = await json('POST', AgentPaths.init, { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64') }, 15_000)
     if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}`)
+  }
+
+  const newAgent = (socket: string) => new AgentClient(socket, pushInit)
+
+  async function readHealth(agent: AgentClient): Promise<Health> {
     const h = await agent.json<Health>('GET', AgentPaths.health, undefined, 15_000)
     if (h.status !== 200) throw new Error(`agent health failed with status ${h.status}`)
     return h.body
@@ -72,7 +80,6 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       if (h.status !== 200) throw new Error(`status ${h.status}`)
       if (h.body.uptimeMs < m.agentUptimeMs) {
         log.warn({ vmId: id }, 'guest agent was restarted by the guest init')
-        await initAgent(m.agent).catch(() => undefined)
         await repo.update(id, { lastError: `guest agent restarted at ${new Date().toISOString()} (see the console log)` })
       }
       m.agentUptimeMs = h.body.uptimeMs
@@ -82,6 +89,9 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       m.failedChecks = 0
     } catch (err) {
       m.failedChecks++
+      // Two silent checks in a row: the agent behind this session is likely gone (the init
+      // restarts it), so reconnect; the resync reaches the new agent.
+      if (m.failedChecks >= 2) m.agent.reset()
       if (m.failedChecks === HEALTH_FAILURES_FOR_ERROR && live.get(id) === m && !m.expectedExit) {
         log.warn({ vmId: id, err: (err as Error).message }, 'guest agent does not answer')
         await repo.update(id, { state: 'ERROR', lastError: `guest agent not responding: ${(err as Error).message}` })
@@ -115,12 +125,12 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
       const handle = await driver.boot(specFor(vm, files))
-      const agent = new AgentClient(handle.channels.control)
+      const agent = newAgent(handle.channels.control)
       const m: Machine = { handle, agent, expectedExit: false, agentUptimeMs: 0, failedChecks: 0 }
       try {
         await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
         await agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive())
-        const health = await initAgent(agent)
+        const health = await readHealth(agent)
         live.set(vm.id, m)
         watch(vm.id, m, health)
         return { bootMs: Date.now() - started, health }
@@ -167,12 +177,12 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
       if (!vm.vmmPid || !vm.vmmStartTime) return false
       const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files) })
       if (!handle) return false
-      const agent = new AgentClient(handle.channels.control)
+      const agent = newAgent(handle.channels.control)
       const m: Machine = { handle, agent, expectedExit: false, agentUptimeMs: 0, failedChecks: 0 }
       let health: Health
       try {
         await agent.waitReady(15_000, () => handle.isAlive())
-        health = await initAgent(agent)
+        health = await readHealth(agent)
       } catch (err) {
         log.warn({ vmId: vm.id, err: (err as Error).message }, 'running VMM found but its agent does not answer; killing it')
         m.expectedExit = true

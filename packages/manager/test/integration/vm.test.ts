@@ -193,10 +193,14 @@ describe('lifecycle', () => {
     expect(fs.existsSync(path.join(mgr.storageRoot, 'vms', id))).toBe(false)
   })
 
-  it('a manager killed with -9 re-attaches to running VMs on restart and leaves no orphan', async () => {
+  it('a manager stopped (SIGTERM) or killed (-9) re-attaches to running VMs on restart and leaves no orphan', async () => {
     const bootId = 'cat /proc/sys/kernel/random/boot_id'
     const before = (await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: bootId })).body.stdout
     const qemuBefore = qemuProcessesOf(mgr.storageRoot)
+    await mgr.stop('SIGTERM')
+    expect(qemuProcessesOf(mgr.storageRoot)).toEqual(qemuBefore)
+    await mgr.start()
+    expect((await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: bootId })).body.stdout).toBe(before)
     await mgr.stop('SIGKILL')
     expect(qemuProcessesOf(mgr.storageRoot)).toEqual(qemuBefore) // VMs survive the manager
     await mgr.start()

@@ -10,6 +10,8 @@ const WINDOW = 4 * 1024 * 1024
 
 export class AgentUnavailableError extends Error {}
 
+export type JsonCall = <T>(method: string, path: string, body: unknown, timeoutMs: number) => Promise<AgentResponse<T>>
+
 export interface AgentResponse<T> {
   status: number
   body: T
@@ -17,12 +19,15 @@ export interface AgentResponse<T> {
 
 export class AgentClient {
   private readonly socketPath: string
+  private readonly onConnect: ((json: JsonCall) => Promise<void>) | undefined
   private session: http2.ClientHttp2Session | undefined
   private connecting: Promise<http2.ClientHttp2Session> | undefined
   private closed = false
 
-  constructor(socketPath: string) {
+  /** `onConnect` runs after every new session (first connect and each reconnect), before any other request. */
+  constructor(socketPath: string, onConnect?: (json: JsonCall) => Promise<void>) {
     this.socketPath = socketPath
+    this.onConnect = onConnect
   }
 
   /** Connects, retrying until the deadline: during boot the agent is not up yet. */
@@ -61,6 +66,8 @@ export class AgentClient {
         session.once('close', () => {
           if (this.session === session) this.session = undefined
         })
+        // Other callers wait on `connecting` until the hook is done: it always runs first.
+        if (this.onConnect) await this.onConnect((method, path, body, timeoutMs) => this.jsonOn(session, method, path, body, timeoutMs))
         this.session = session
         return session
       } finally {
@@ -82,7 +89,17 @@ export class AgentClient {
 
   /** A JSON request. `timeoutMs` bounds the whole exchange (the agent enforces run timeouts itself). */
   async json<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
-    const req = await this.stream(method, path, body === undefined ? {} : { 'content-type': 'application/json' })
+    let session: http2.ClientHttp2Session
+    try {
+      session = await this.getSession()
+    } catch (err) {
+      throw new AgentUnavailableError((err as Error).message)
+    }
+    return this.jsonOn<T>(session, method, path, body, timeoutMs)
+  }
+
+  private jsonOn<T>(session: http2.ClientHttp2Session, method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
+    const req = session.request({ ':method': method, ':path': path, ...(body === undefined ? {} : { 'content-type': 'application/json' }) })
     return this.collect<T>(req, timeoutMs, () => req.end(body === undefined ? undefined : JSON.stringify(body)))
   }
 
@@ -108,6 +125,12 @@ export class AgentClient {
       () => req.close(http2.constants.NGHTTP2_CANCEL),
     )
     return { status: Number(headers[':status']), contentType: String(headers['content-type'] ?? ''), stream: req }
+  }
+
+  /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
+  reset(): void {
+    this.session?.destroy()
+    this.session = undefined
   }
 
   close(): void {
