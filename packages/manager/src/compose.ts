@@ -25,7 +25,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const paths = createPaths(config.storageRoot, config.imagesDir)
   fs.mkdirSync(paths.vmsRoot, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db), images: createImagesRepo(db), execLogs: createExecLogsRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db) }
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
   const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance })

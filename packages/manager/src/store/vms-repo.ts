@@ -1,6 +1,7 @@
 // Persistence of VM records. The service layer works with `VmRecord` (camelCase, parsed JSON);
 // this file is the only one that knows the column layout.
-import type { Selectable } from 'kysely'
+import { sql, type Selectable } from 'kysely'
+import type { SqlDialect } from './migrations.ts'
 import type { Db } from './db.ts'
 import type { VmsTable } from './schema.ts'
 import type { VmState } from '../services/vm-states.ts'
@@ -61,7 +62,7 @@ const toColumns = (p: VmPatch): Partial<VmsTable> => {
   return c
 }
 
-export function createVmsRepo(db: Db) {
+export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
   return {
     async get(id: string): Promise<VmRecord | undefined> {
       const r = await db.selectFrom('vms').selectAll().where('id', '=', id).executeTakeFirst()
@@ -80,6 +81,9 @@ export function createVmsRepo(db: Db) {
      */
     async insertWithinQuota(vm: VmRecord, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
       return db.transaction().execute(async (tx) => {
+        // SQLite runs one write transaction at a time; PostgreSQL (READ COMMITTED) would let two
+        // transactions count the same rows, so they queue on a transaction-scoped advisory lock.
+        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('rds.vms.quota'))`.execute(tx)
         const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
         if (Number(n) >= limits.maxVms) return 'max_vms' as const
         const now = new Date().toISOString()
