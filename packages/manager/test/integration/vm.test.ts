@@ -3,24 +3,15 @@
 // that change a VM's state use their own VMs.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ManagerProcess, qemuProcessesOf } from '../harness/manager-process.ts'
+import { tarGz as tarGzBuffer } from '../harness/archives.ts'
 
 let mgr: ManagerProcess
 let vmId: string
 
-const tarGz = (files: Record<string, string>): Uint8Array => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-tar-'))
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
-    fs.writeFileSync(path.join(dir, name), content)
-  }
-  const out = execFileSync('tar', ['-czf', '-', '-C', dir, '.'])
-  fs.rmSync(dir, { recursive: true, force: true })
-  return new Uint8Array(out)
-}
+const tarGz = (files: Record<string, string>) => new Uint8Array(tarGzBuffer(files))
 
 const untarList = (gz: Uint8Array): string => execFileSync('tar', ['-tzvf', '-'], { input: gz }).toString()
 

@@ -2,30 +2,21 @@
 // 4xx with stable codes, never a 500 for bad input. Uses app.inject on the real app with a
 // real (empty) SQLite store.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../src/app.ts'
-import { composeServices, type Services } from '../../src/compose.ts'
-import { loadConfig } from '../../src/config.ts'
 import { keyMatches } from '../../src/api/auth.ts'
+import { testApp } from '../harness/app.ts'
 
 let app: FastifyInstance
-let s: Services
+let root: string
+let close: () => Promise<void>
 const KEY = 'unit-test-key'
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-unit-'))
 
 beforeAll(async () => {
-  s = await composeServices(loadConfig({ STORAGE_ROOT: root }), pino({ level: 'silent' }))
-  app = await buildApp(s, { apiKey: KEY })
+  ;({ app, root, close } = await testApp(KEY))
 })
-afterAll(async () => {
-  await app.close()
-  await s.db.destroy()
-  fs.rmSync(root, { recursive: true, force: true })
-})
+afterAll(() => close())
 
 describe('API key', () => {
   it('compares keys exactly', () => {

@@ -1,30 +1,21 @@
 // PUT /v1/images/:id/bundle and the per-part uploads, through the real app and a real store.
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../src/app.ts'
-import { composeServices, type Services } from '../../src/compose.ts'
-import { loadConfig } from '../../src/config.ts'
+import { testApp } from '../harness/app.ts'
+import { tarGz } from '../harness/archives.ts'
 
 const KEY = 'k'
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bundle-'))
 let app: FastifyInstance
-let s: Services
+let root: string
+let close: () => Promise<void>
 
 beforeAll(async () => {
-  s = await composeServices(loadConfig({ STORAGE_ROOT: root }), pino({ level: 'silent' }))
-  app = await buildApp(s, { apiKey: KEY })
+  ;({ app, root, close } = await testApp(KEY))
 })
-afterAll(async () => {
-  await app.close()
-  await s.db.destroy()
-  fs.rmSync(root, { recursive: true, force: true })
-})
+afterAll(() => close())
 
 /** A minimal zip (stored, no compression) so the test needs no zip tool. */
 function zip(files: Record<string, string>): Buffer {
@@ -65,16 +56,6 @@ function zip(files: Record<string, string>): Buffer {
   return Buffer.concat([...locals, cd, end])
 }
 
-function tarGz(files: Record<string, string>): Buffer {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bt-'))
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
-    fs.writeFileSync(path.join(dir, name), content)
-  }
-  const out = execFileSync('tar', ['-czf', '-', '-C', dir, '.'])
-  fs.rmSync(dir, { recursive: true, force: true })
-  return out
-}
 
 async function newImage(): Promise<string> {
   const r = await app.inject({ method: 'POST', url: '/v1/images', headers: { 'x-api-key': KEY }, payload: { name: 'n', description: 'd' } })
