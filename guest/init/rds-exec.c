@@ -135,6 +135,16 @@ int main(int argc, char **argv)
 	 * tree by process group. Already being a session leader (spawned detached) is fine. */
 	if (setsid() < 0 && getsid(0) != getpid())
 		die("setsid");
+	/* The agent protects itself from the OOM killer (-1000) and children inherit that; user
+	 * code must be the first to go, so reset it while still root (only root can lower it). */
+	{
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (write(fd, "0", 1) != 1)
+				die("oom_score_adj");
+			close(fd);
+		}
+	}
 	if (uid >= 0 || gid >= 0) {
 		if (setgroups(0, NULL) < 0)
 			die("setgroups");

@@ -1,4 +1,5 @@
 // Guest agent entry point: run as root by PID 1, restarted by it if it dies.
+import fs from 'node:fs'
 import { CONTROL_PORT_NAME } from '@rds/protocol'
 import { AGENT_VERSION, loadConfig } from './config.ts'
 import { createContext } from './context.ts'
@@ -17,6 +18,13 @@ async function main(): Promise<void> {
     await listenUnix(config.listenUnix, onSocket)
     log.info(`agent ${AGENT_VERSION} listening on unix:${config.listenUnix} (test mode)`)
   } else {
+    // A memory bomb in user code must not take the control channel with it: the OOM killer
+    // never picks the agent. rds-exec resets the score to 0 for everything the user runs.
+    try {
+      fs.writeFileSync('/proc/self/oom_score_adj', '-1000')
+    } catch (e) {
+      log.error(`cannot protect the agent from the OOM killer: ${(e as Error).message}`)
+    }
     servePort(CONTROL_PORT_NAME, onSocket)
     log.info(`agent ${AGENT_VERSION} serving virtio port ${CONTROL_PORT_NAME}`)
   }

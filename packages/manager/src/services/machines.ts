@@ -27,8 +27,21 @@ export interface Machine {
 const HEALTH_INTERVAL_MS = 5000
 const HEALTH_FAILURES_FOR_ERROR = 4
 
-export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: VmsRepo; log: FastifyBaseLogger; bootTimeoutMs: number }) {
+/** The agent client a machine uses; replaceable so tests can simulate agent faults that cannot be caused from outside the guest. */
+export type AgentFactory = (socket: string, onConnect: (json: JsonCall) => Promise<void>) => AgentClient
+
+export function createMachines(deps: {
+  driver: VmmDriver
+  paths: Paths
+  repo: VmsRepo
+  log: FastifyBaseLogger
+  bootTimeoutMs: number
+  healthIntervalMs?: number
+  agentFactory?: AgentFactory
+}) {
   const { driver, paths, repo, log } = deps
+  const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
+  const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect))
   const live = new Map<string, Machine>()
 
   const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb'>, files: BootFiles): BootSpec => ({
@@ -60,7 +73,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
     if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}`)
   }
 
-  const newAgent = (socket: string) => new AgentClient(socket, pushInit)
+  const newAgent = (socket: string) => agentFactory(socket, pushInit)
 
   async function readHealth(agent: AgentClient): Promise<Health> {
     const h = await agent.json<Health>('GET', AgentPaths.health, undefined, 15_000)
@@ -76,7 +89,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
   async function checkHealth(id: string, m: Machine): Promise<void> {
     if (live.get(id) !== m || m.expectedExit) return
     try {
-      const h = await m.agent.json<Health>('GET', AgentPaths.health, undefined, HEALTH_INTERVAL_MS)
+      const h = await m.agent.json<Health>('GET', AgentPaths.health, undefined, healthIntervalMs)
       if (h.status !== 200) throw new Error(`status ${h.status}`)
       if (h.body.uptimeMs < m.agentUptimeMs) {
         log.warn({ vmId: id }, 'guest agent was restarted by the guest init')
@@ -101,7 +114,7 @@ export function createMachines(deps: { driver: VmmDriver; paths: Paths; repo: Vm
 
   function watch(id: string, m: Machine, health: Health): void {
     m.agentUptimeMs = health.uptimeMs
-    m.monitor = setInterval(() => void checkHealth(id, m), HEALTH_INTERVAL_MS)
+    m.monitor = setInterval(() => void checkHealth(id, m), healthIntervalMs)
     m.monitor.unref()
     void m.handle.exited.then(async (exit) => {
       clearInterval(m.monitor)

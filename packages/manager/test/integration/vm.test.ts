@@ -71,6 +71,11 @@ describe('a running VM', () => {
     expect(r.body.stdout.length).toBeGreaterThan(1000)
   })
 
+  it('leaves user code, not the agent, to the OOM killer', async () => {
+    const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: "cat /proc/self/oom_score_adj; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/usr/local/bin/node /opt/rds/agent/agent.js' && cat $p/oom_score_adj; done" })
+    expect(r.body.stdout).toBe('0\n-1000\n')
+  })
+
   it('cannot read the agent or become root', async () => {
     const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'cat /opt/rds/agent/agent.js >/dev/null 2>&1 && echo READ; ls /opt/rds/agent >/dev/null 2>&1 && echo LISTED; su -c true root </dev/null >/dev/null 2>&1 && echo ROOT; echo done' })
     expect(r.body.stdout).toBe('done\n')

@@ -1,0 +1,83 @@
+// The host notices a guest agent that was restarted by the guest init, and one that stops
+// answering (VM -> ERROR, then back to RUNNING). The agent runs as root in the guest and
+// nothing outside the guest can kill it, so this one fault is simulated with a scripted agent
+// client; the database, the state changes and the monitor are the real ones.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import pino from 'pino'
+import { openDatabase, type Db } from '../../src/store/db.ts'
+import { createVmsRepo, type VmRecord, type VmsRepo } from '../../src/store/vms-repo.ts'
+import { createMachines, type AgentFactory } from '../../src/services/machines.ts'
+import { createPaths } from '../../src/runtime/storage/paths.ts'
+import type { AgentClient } from '../../src/runtime/agent/client.ts'
+import type { VmHandle, VmmDriver } from '../../src/runtime/vmm/driver.ts'
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-health-'))
+let db: Db
+let repo: VmsRepo
+
+beforeAll(async () => {
+  db = (await openDatabase({ sqlitePath: path.join(root, 'm.db') })).db
+  repo = createVmsRepo(db)
+})
+afterAll(async () => {
+  await db.destroy()
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+/** Health answers in order; 'silent' = the request fails as a timeout would. */
+function scriptedAgent(script: Array<number | 'silent'>, resets: { n: number }): AgentFactory {
+  return () =>
+    ({
+      waitReady: async () => {},
+      reset: () => void resets.n++,
+      close: () => {},
+      json: async () => {
+        const next = script.length > 1 ? script.shift()! : script[0]
+        if (next === 'silent') throw new Error('agent did not reply within 20 ms')
+        return { status: 200, body: { status: 'ok', agentVersion: 't', protocolVersion: 1, uptimeMs: next } }
+      },
+    }) as unknown as AgentClient
+}
+
+const handle: VmHandle = {
+  pid: 1,
+  startTime: '1',
+  channels: { control: '/nonexistent', bridge: '/nonexistent' },
+  exited: new Promise(() => {}),
+  isAlive: () => true,
+  pause: async () => {},
+  resume: async () => {},
+  kill: async () => {},
+}
+const driver = { kind: 'qemu', accel: 'tcg', boot: async () => handle, reattach: async () => undefined, findOwnProcesses: () => [] } as VmmDriver
+
+async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRecord> {
+  for (let i = 0; i < 500; i++) {
+    const vm = (await repo.get(id))!
+    if (pred(vm)) return vm
+    await sleep(10)
+  }
+  throw new Error(`condition not reached: ${JSON.stringify(await repo.get(id))}`)
+}
+
+it('reports an agent restart, then ERROR while it is silent, then RUNNING again', async () => {
+  const resets = { n: 0 }
+  const script: Array<number | 'silent'> = [10_000, 15_000, 200, 'silent', 'silent', 'silent', 'silent', 300]
+  const machines = createMachines({ driver, paths: createPaths(root, root), repo, log: pino({ level: 'silent' }), bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
+  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }
+  await repo.insertWithinQuota(vm, { maxVms: 10 })
+  await machines.boot(vm, { kernel: 'k', initrd: 'i', rootfs: 'r' })
+  await repo.update(vm.id, { state: 'RUNNING' })
+
+  expect((await until((v) => v.lastError?.includes('restarted') ?? false, vm.id)).state).toBe('RUNNING')
+  const down = await until((v) => v.state === 'ERROR', vm.id)
+  expect(down.lastError).toContain('guest agent not responding')
+  expect(resets.n).toBeGreaterThan(0) // the silent session was dropped so a reconnect can reach a new agent
+  const back = await until((v) => v.state === 'RUNNING', vm.id)
+  expect(back.lastError).toContain('answers again')
+  await machines.kill(vm.id)
+})
