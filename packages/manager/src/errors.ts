@@ -21,7 +21,7 @@ export const Errors = {
   vmNotFound: (id: string) => new ApiError(404, 'vm_not_found', `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),
   noDefaultImage: () => new ApiError(400, 'no_default_image', 'No default image configured; upload an image and set it as default'),
-  imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel or rootfs'),
+  imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel, initrd or rootfs'),
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),

@@ -29,5 +29,5 @@ export function installErrorHandler(app: FastifyInstance): void {
     return reply.code(500).send({ code: 'internal', message: 'Internal Server Error', requestId: req.id })
   })
 
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ code: 'not_found', message: 'Not Found' }))
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'not_found', message: 'Not Found' }))
 }

@@ -39,6 +39,9 @@ export function createVmService(deps: {
   const lock = new KeyedLock()
 
   async function mustGet(id: string): Promise<VmRecord> {
+    // The original's guard against clients that interpolate a missing id into the URL.
+    const t = id.trim().toLowerCase()
+    if (t === '' || t === 'undefined' || t === 'null') throw Errors.invalidVmId()
     const vm = await repo.get(id)
     if (!vm) throw Errors.vmNotFound(id)
     return vm

@@ -58,6 +58,8 @@ describe('bad input gets a clear 4xx', () => {
     ['POST', '/v1/vms', '{"cpu":1,"memMb":256,"allowIps":[],"imageId":"nope"}', 404, 'image_not_found'],
     ['POST', '/v1/vms', '{"cpu":1,"memMb":256,"allowIps":[]}', 400, 'no_default_image'],
     ['GET', '/v1/vms/does-not-exist', undefined, 404, 'vm_not_found'],
+    ['GET', '/v1/vms/undefined', undefined, 400, 'invalid_vm_id'],
+    ['POST', '/v1/vms/%20/stop', undefined, 400, 'invalid_vm_id'],
     ['GET', '/v1/vms/..%2f..%2fetc', undefined, 404, 'vm_not_found'],
     ['POST', '/v1/vms/nope/exec', '{"cmd":"true"}', 404, 'vm_not_found'],
     ['POST', '/v1/vms/nope/exec', '{"cmd":5}', 400, 'validation_failed'],
