@@ -47,6 +47,15 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
     hasRootfs: img.rootfsFilename !== null,
   })
 
+  /** An image's files may change only while no VM boots from them. */
+  async function writableImageDir(id: string): Promise<string> {
+    await mustGet(id)
+    if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
+    const dir = paths.imageDir(id)
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
+    return dir
+  }
+
   async function recordPart(id: string, part: ImagePart): Promise<void> {
     const now = new Date().toISOString()
     const file = path.join(paths.imageDir(id), IMAGE_FILES[part])
@@ -136,10 +145,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
 
     /** Streams one part to a temp file beside its final name and renames it: readers never see half a file. */
     async putPart(id: string, part: ImagePart, body: Readable): Promise<void> {
-      await mustGet(id)
-      if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
-      const dir = paths.imageDir(id)
-      await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
+      const dir = await writableImageDir(id)
       const final = path.join(dir, IMAGE_FILES[part])
       const tmp = `${final}.upload-${crypto.randomUUID()}`
       try {
@@ -154,10 +160,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
 
     /** A zip or tar(.gz) bundle of image parts: spooled to disk (never memory), then unpacked. */
     async putBundle(id: string, body: Readable): Promise<ImagePart[]> {
-      await mustGet(id)
-      if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
-      const dir = paths.imageDir(id)
-      await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
+      const dir = await writableImageDir(id)
       const spool = path.join(dir, `bundle-${crypto.randomUUID()}`)
       try {
         await pipeline(body, fs.createWriteStream(spool, { mode: 0o600 }))

@@ -73,10 +73,17 @@ export function createMachines(deps: {
     if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}`)
   }
 
-  const newAgent = (socket: string) => agentFactory(socket, pushInit)
+  const newMachine = (handle: VmHandle): Machine => ({ handle, agent: agentFactory(handle.channels.control, pushInit), expectedExit: false, agentUptimeMs: 0, failedChecks: 0 })
 
-  async function readHealth(agent: AgentClient): Promise<Health> {
-    const h = await agent.json<Health>('GET', AgentPaths.health, undefined, 15_000)
+  /** Marks an exit as intended, stops monitoring and closes the agent session. */
+  function retire(m: Machine): void {
+    m.expectedExit = true
+    clearInterval(m.monitor)
+    m.agent.close()
+  }
+
+  async function readHealth(agent: AgentClient, timeoutMs = 15_000): Promise<Health> {
+    const h = await agent.json<Health>('GET', AgentPaths.health, undefined, timeoutMs)
     if (h.status !== 200) throw new Error(`agent health failed with status ${h.status}`)
     return h.body
   }
@@ -89,13 +96,12 @@ export function createMachines(deps: {
   async function checkHealth(id: string, m: Machine): Promise<void> {
     if (live.get(id) !== m || m.expectedExit) return
     try {
-      const h = await m.agent.json<Health>('GET', AgentPaths.health, undefined, healthIntervalMs)
-      if (h.status !== 200) throw new Error(`status ${h.status}`)
-      if (h.body.uptimeMs < m.agentUptimeMs) {
+      const h = await readHealth(m.agent, healthIntervalMs)
+      if (h.uptimeMs < m.agentUptimeMs) {
         log.warn({ vmId: id }, 'guest agent was restarted by the guest init')
         await repo.update(id, { lastError: `guest agent restarted at ${new Date().toISOString()} (see the console log)` })
       }
-      m.agentUptimeMs = h.body.uptimeMs
+      m.agentUptimeMs = h.uptimeMs
       if (m.failedChecks >= HEALTH_FAILURES_FOR_ERROR && live.get(id) === m) {
         await repo.update(id, { state: 'RUNNING', lastError: `guest agent answers again since ${new Date().toISOString()}` })
       }
@@ -138,8 +144,8 @@ export function createMachines(deps: {
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
       const handle = await driver.boot(specFor(vm, files))
-      const agent = newAgent(handle.channels.control)
-      const m: Machine = { handle, agent, expectedExit: false, agentUptimeMs: 0, failedChecks: 0 }
+      const m = newMachine(handle)
+      const { agent } = m
       try {
         await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
         await agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive())
@@ -148,8 +154,7 @@ export function createMachines(deps: {
         watch(vm.id, m, health)
         return { bootMs: Date.now() - started, health }
       } catch (err) {
-        m.expectedExit = true
-        agent.close()
+        retire(m)
         await handle.kill(500)
         await removeRuntimeFiles(vm.id)
         throw err
@@ -177,9 +182,7 @@ export function createMachines(deps: {
     async kill(id: string): Promise<void> {
       const m = live.get(id)
       if (!m) return
-      m.expectedExit = true
-      clearInterval(m.monitor)
-      m.agent.close()
+      retire(m)
       await m.handle.kill(500)
       live.delete(id)
       await removeRuntimeFiles(id)
@@ -190,16 +193,15 @@ export function createMachines(deps: {
       if (!vm.vmmPid || !vm.vmmStartTime) return false
       const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files) })
       if (!handle) return false
-      const agent = newAgent(handle.channels.control)
-      const m: Machine = { handle, agent, expectedExit: false, agentUptimeMs: 0, failedChecks: 0 }
+      const m = newMachine(handle)
+      const { agent } = m
       let health: Health
       try {
         await agent.waitReady(15_000, () => handle.isAlive())
         health = await readHealth(agent)
       } catch (err) {
         log.warn({ vmId: vm.id, err: (err as Error).message }, 'running VMM found but its agent does not answer; killing it')
-        m.expectedExit = true
-        agent.close()
+        retire(m)
         await handle.kill(500)
         return false
       }
@@ -210,11 +212,7 @@ export function createMachines(deps: {
 
     /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
     detachAll(): void {
-      for (const m of live.values()) {
-        m.expectedExit = true
-        clearInterval(m.monitor)
-        m.agent.close()
-      }
+      for (const m of live.values()) retire(m)
       live.clear()
     },
 

@@ -77,25 +77,22 @@ export class AgentClient {
     return this.connecting
   }
 
-  private async stream(method: string, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<http2.ClientHttp2Stream> {
-    let session: http2.ClientHttp2Session
+  /** The current session for a request; any failure to get one is the agent being unavailable. */
+  private async usableSession(): Promise<http2.ClientHttp2Session> {
     try {
-      session = await this.getSession()
+      return await this.getSession()
     } catch (err) {
       throw new AgentUnavailableError((err as Error).message)
     }
-    return session.request({ ':method': method, ':path': path, ...headers })
+  }
+
+  private async stream(method: string, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<http2.ClientHttp2Stream> {
+    return (await this.usableSession()).request({ ':method': method, ':path': path, ...headers })
   }
 
   /** A JSON request. `timeoutMs` bounds the whole exchange (the agent enforces run timeouts itself). */
   async json<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
-    let session: http2.ClientHttp2Session
-    try {
-      session = await this.getSession()
-    } catch (err) {
-      throw new AgentUnavailableError((err as Error).message)
-    }
-    return this.jsonOn<T>(session, method, path, body, timeoutMs)
+    return this.jsonOn<T>(await this.usableSession(), method, path, body, timeoutMs)
   }
 
   private jsonOn<T>(session: http2.ClientHttp2Session, method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
