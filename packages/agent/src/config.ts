@@ -27,6 +27,9 @@ export interface AgentConfig {
   tar: string
   mkfifo: string
   date: string
+  ip: string
+  /** Written with the host-assigned nameservers. */
+  resolvConf: string
   /** Set only by host tests: listen on this Unix socket instead of the virtio port. */
   listenUnix: string | undefined
 }
@@ -56,6 +59,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     tar: str('RDS_AGENT_TAR', 'tar'),
     mkfifo: str('RDS_AGENT_MKFIFO', 'mkfifo'),
     date: str('RDS_AGENT_DATE', 'date'),
+    ip: str('RDS_AGENT_IP', '/usr/sbin/ip'),
+    resolvConf: str('RDS_AGENT_RESOLV_CONF', '/etc/resolv.conf'),
     listenUnix: env.RDS_AGENT_LISTEN_UNIX || undefined,
   }
 }

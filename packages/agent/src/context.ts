@@ -17,6 +17,8 @@ export interface AgentContext {
   /** Root-only: upload spool. */
   spoolDir: string
   startedAt: number
+  /** The guest was booted with rds.test_root=1: exec may run as root (see ExecRequest.asRoot). */
+  testRoot: boolean
 }
 
 export async function createContext(config: AgentConfig): Promise<AgentContext> {
@@ -36,6 +38,7 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
     runsDir,
     spoolDir,
     startedAt: Date.now(),
+    testRoot: kernelArgs().includes('rds.test_root=1'),
   }
 }
 
@@ -46,4 +49,12 @@ function ensureRootDir(dir: string, mode: number): void {
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory`)
   if (st.uid !== 0 && process.getuid?.() === 0) fs.chownSync(dir, 0, 0)
   fs.chmodSync(dir, mode)
+}
+
+function kernelArgs(): string[] {
+  try {
+    return fs.readFileSync('/proc/cmdline', 'utf8').trim().split(/\s+/)
+  } catch {
+    return []
+  }
 }

@@ -7,6 +7,7 @@ const STATUS: Record<AgentErrorCode, number> = {
   archive_invalid: 400,
   archive_too_large: 413,
   busy: 503,
+  network_failed: 500,
   internal: 500,
 }
 

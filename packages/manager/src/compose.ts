@@ -3,7 +3,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Config } from './config.ts'
+import { addressPlanOf, type Config } from './config.ts'
 import { openDatabase, type Db } from './store/db.ts'
 import { createVmsRepo } from './store/vms-repo.ts'
 import { createImagesRepo } from './store/images-repo.ts'
@@ -14,6 +14,8 @@ import { createImageService } from './services/images.ts'
 import { createMachines } from './services/machines.ts'
 import { createVmService } from './services/vms.ts'
 import { createVmExecService } from './services/vm-exec.ts'
+import { HostNetwork } from './runtime/network/host-network.ts'
+import { createNetworkService } from './services/network.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -28,11 +30,17 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db) }
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
-  const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance })
+  const plan = addressPlanOf(config)
+  const hostNetwork = new HostNetwork(plan, instance)
+  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, log })
+  const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
+    netnsPath: hostNetwork.netnsPath,
+    kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
+  })
   const images = createImageService({ repo: repos.images, vms: repos.vms, paths })
   const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs })
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, driver, log })
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, driver, log })
   const vmExec = createVmExecService({ config, paths, vms, machines, execLogs: repos.execLogs })
-  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, vms, vmExec }
+  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>

@@ -1,6 +1,8 @@
 // Typed configuration from the environment. Units are part of the names (…Ms, …Mb, …Bytes).
 // Public names (PORT, API_KEY, STORAGE_ROOT …) are those of the original run-dat-sheesh.
 import path from 'node:path'
+import { AddressPlanError, createAddressPlan } from './runtime/network/address-plan.ts'
+import { hostNameservers } from './runtime/network/dns-forwarder.ts'
 
 export interface Config {
   port: number
@@ -34,6 +36,14 @@ export interface Config {
   /** Skip building the default image at start (tests and hosts that upload images). */
   skipDefaultImage: boolean
   logLevel: string
+  /** VM addresses; the gateway is the first address. */
+  vmNetworkCidr: string
+  /** The /30 between the host and the VM namespace. */
+  vmLinkCidr: string
+  /** Where the VMs' DNS forwarder sends queries. */
+  dnsUpstreams: string[]
+  /** Test suites only: guests are booted so that exec can run as guest root (see test-hooks route). */
+  testGuestRoot: boolean
 }
 
 export class ConfigError extends Error {}
@@ -56,6 +66,14 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 }
 
 const MiB = 1024 * 1024
+
+function addresses(env: Env, name: string): string[] | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const list = raw.split(/[\s,]+/).filter(Boolean)
+  if (!list.every((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a))) throw new ConfigError(`${name} must be a comma-separated list of IPv4 addresses (got "${raw}")`)
+  return list
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const storageRoot = path.resolve(env.STORAGE_ROOT || '/var/lib/run-dat-sheesh')
@@ -88,5 +106,19 @@ export function loadConfig(env: Env = process.env): Config {
     accel: oneOf(env, 'VMM_ACCEL', ['auto', 'kvm', 'tcg'] as const, 'auto'),
     skipDefaultImage: env.RDS_SKIP_DEFAULT_IMAGE === 'true',
     logLevel: env.LOG_LEVEL || 'info',
+    vmNetworkCidr: env.VM_NETWORK_CIDR || '172.16.0.0/24',
+    vmLinkCidr: env.VM_LINK_CIDR || '169.254.100.0/30',
+    dnsUpstreams: addresses(env, 'DNS_UPSTREAM') ?? hostNameservers(),
+    testGuestRoot: env.RDS_TEST_GUEST_ROOT === 'true',
+  }
+}
+
+/** Fails with a ConfigError when the network settings do not form a valid address plan. */
+export function addressPlanOf(config: Pick<Config, 'vmNetworkCidr' | 'vmLinkCidr'>) {
+  try {
+    return createAddressPlan(config.vmNetworkCidr, config.vmLinkCidr)
+  } catch (err) {
+    if (err instanceof AddressPlanError) throw new ConfigError(err.message)
+    throw err
   }
 }

@@ -17,6 +17,7 @@ export const Errors = {
   invalidMemMb: (max: number) => new ApiError(400, 'invalid_mem_mb', `Invalid memMb (maxMemMb=${max})`),
   timeoutTooLarge: (field: string, max: number) => new ApiError(400, 'timeout_too_large', `timeoutMs exceeds ${field}=${max}`),
   invalidEnv: (message: string) => new ApiError(400, 'invalid_env', message),
+  invalidAllowIps: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_ips', `Invalid allowIps entry ${JSON.stringify(entry)}: ${reason}`),
   unauthorized: () => new ApiError(401, 'unauthorized', 'Unauthorized'),
   vmNotFound: (id: string) => new ApiError(404, 'vm_not_found', `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),
@@ -27,6 +28,9 @@ export const Errors = {
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
   bodyTooLarge: (max: number) => new ApiError(413, 'body_too_large', `Body too large (limit ${max} bytes)`),
   notFound: () => new ApiError(404, 'not_found', 'Not Found'),
+  addressPoolExhausted: (capacity: number) =>
+    new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
+  networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
   bootFailed: (reason: string) => new ApiError(500, 'vm_boot_failed', `VM failed to boot: ${reason}`),
   agentUnavailable: (id: string, reason: string) => new ApiError(502, 'agent_unavailable', `Agent of VM ${id} is not reachable: ${reason}`),
 } as const

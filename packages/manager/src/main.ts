@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     log.info({ file: path.join(config.storageRoot, 'api-key') }, 'using the API key stored under STORAGE_ROOT')
   }
 
+  if (config.testGuestRoot) log.warn('RDS_TEST_GUEST_ROOT=true: guests boot with a root exec hook for test suites; never use this in production')
   const s = await composeServices(config, log)
   if (!config.skipDefaultImage) await ensureDefaultImage(s.images, config.cacheDir, log)
   // Chosen once per start, after the image exists: the KVM probe boots it.
@@ -54,6 +55,8 @@ async function main(): Promise<void> {
     force.unref()
     await app.close().catch(() => {})
     s.machines.detachAll()
+    // Running VMs keep their TAPs and rules; with no VM left nothing of ours stays on the host.
+    await s.network.close((await s.vms.list().catch(() => [1])).length).catch((err) => log.warn({ err: (err as Error).message }, 'network cleanup failed'))
     await s.db.destroy().catch(() => {})
     process.exit(0)
   }

@@ -27,11 +27,26 @@ export const Health = Type.Object({
 })
 export type Health = Static<typeof Health>
 
-/** Sent by the host after every (re)connect: the guest is told the time and given fresh entropy. */
+/**
+ * The guest's network as the host assigned it. Applied at every (re)connect, so a clone restored
+ * from a snapshot takes its own address. The guest's view is a convenience: the host enforces
+ * policy on the TAP whatever the guest configures.
+ */
+export const GuestNetwork = Type.Object({
+  mac: Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' }),
+  address: Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}$' }),
+  prefixLength: Type.Integer({ minimum: 8, maximum: 30 }),
+  gateway: Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}$' }),
+  nameservers: Type.Array(Type.String({ pattern: '^\\d{1,3}(\\.\\d{1,3}){3}$' }), { maxItems: 3 }),
+})
+export type GuestNetwork = Static<typeof GuestNetwork>
+
+/** Sent by the host after every (re)connect: the guest is told the time, given fresh entropy and its network. */
 export const InitRequest = Type.Object({
   unixTimeMs: Type.Number(),
   /** base64 of host random bytes, mixed into the guest kernel RNG. */
   entropy: Type.String({ maxLength: 4096 }),
+  network: Type.Optional(GuestNetwork),
 })
 export type InitRequest = Static<typeof InitRequest>
 
@@ -42,6 +57,12 @@ export const ExecRequest = Type.Object({
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
   /** Per-stream cap; output beyond it is dropped and the matching *Truncated flag is set. */
   maxOutputBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+  /**
+   * Run as guest root. Honoured only in a guest booted with the `rds.test_root=1` kernel
+   * argument, which the manager sets only under RDS_TEST_GUEST_ROOT=true (test suites that must
+   * show that guest root cannot pass the host's enforcement).
+   */
+  asRoot: Type.Optional(Type.Boolean()),
 })
 export type ExecRequest = Static<typeof ExecRequest>
 
@@ -104,6 +125,7 @@ export const AgentErrorCodes = [
   'archive_invalid', // unreadable tar.gz, absolute/../link/device entries
   'archive_too_large', // entries or uncompressed bytes over the limit (-> 413)
   'busy', // shutting down
+  'network_failed', // the host-assigned network could not be applied
   'internal',
 ] as const
 export type AgentErrorCode = (typeof AgentErrorCodes)[number]

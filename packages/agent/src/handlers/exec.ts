@@ -12,10 +12,11 @@ const check = validator<ExecRequest>(ExecRequest)
 
 export async function handleExec(ctx: AgentContext, body: unknown): Promise<ExecResult> {
   const req = check(body)
+  if (req.asRoot && !ctx.testRoot) throw new AgentFailure('invalid_request', 'asRoot is only available in guests booted for tests (rds.test_root=1)')
   const env = { ...baseEnv(ctx.config), ...checkEnvRecord(req.env) }
   const cwd = await resolveCwd(ctx, req.cwd)
   const shell = fs.existsSync(ctx.config.bash) ? ctx.config.bash : ctx.config.sh
-  const proc = spawnAsUser(ctx.config, ctx.cgroups, { argv: [shell, '-c', req.cmd], env, cwd })
+  const proc = spawnAsUser(ctx.config, ctx.cgroups, { argv: [shell, '-c', req.cmd], env, cwd, asRoot: req.asRoot === true })
   const c = await collect(proc, {
     timeoutMs: req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
     maxOutputBytes: req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,

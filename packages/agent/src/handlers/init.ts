@@ -1,12 +1,14 @@
 // Sent by the host after every connect, notably after a snapshot restore, where the guest's
-// clock and RNG state are copies of the snapshot's. Both steps are best-effort: a guest that
-// cannot set its clock is still usable, and the host should not fail the connect over it.
+// clock, RNG state and network are copies of the snapshot's. Clock and RNG are best-effort: a
+// guest that cannot set its clock is still usable, and the host should not fail the connect
+// over it. The network is not: a VM without its address would silently be offline.
 import { spawn } from 'node:child_process'
 import { InitRequest } from '@rds/protocol'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
 import { validator } from '../http/respond.ts'
 import { log } from '../log.ts'
+import { configureNetwork } from '../network/configure.ts'
 
 const check = validator<InitRequest>(InitRequest)
 
@@ -22,6 +24,12 @@ export async function handleInit(ctx: AgentContext, body: unknown): Promise<void
   ])
   if (clock) log.warn(`init: setting the clock failed: ${clock}`)
   if (rng) log.warn(`init: adding entropy failed: ${rng}`)
+  // Unlike clock and RNG, a network that cannot be configured is an error the host must see.
+  if (req.network) {
+    await configureNetwork(ctx.config, req.network).catch((err: Error) => {
+      throw new AgentFailure('network_failed', `configuring the network failed: ${err.message}`)
+    })
+  }
 }
 
 /** Runs a root tool; resolves to an error description, or '' on success. */

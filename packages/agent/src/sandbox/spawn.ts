@@ -17,6 +17,8 @@ export interface UserSpawnOptions {
   stdinFd?: number
   /** Becomes fd 3 in the child. */
   fd3?: number
+  /** uid/gid 0 instead of the user (test guests only; see ExecRequest.asRoot). */
+  asRoot?: boolean
 }
 
 export interface UserProcess {
@@ -31,8 +33,8 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
   const cgroup = cgroups.create(randomUUID())
   const helperArgs = [
     ...(cgroup ? ['--cgroup', cgroup] : []),
-    '--uid', String(config.uid),
-    '--gid', String(config.gid),
+    '--uid', String(opts.asRoot ? 0 : config.uid),
+    '--gid', String(opts.asRoot ? 0 : config.gid),
     '--cwd', opts.cwd,
     // Files the user creates get the usual modes whatever umask PID 1 handed the agent.
     '--umask', '022',

@@ -5,11 +5,12 @@ import crypto from 'node:crypto'
 import fsp from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { AgentPaths, type Health } from '@rds/protocol'
+import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
 import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
 import type { BootSpec, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { BootFiles } from './images.ts'
+import type { BootNet } from './network.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 
 export interface Machine {
@@ -44,7 +45,7 @@ export function createMachines(deps: {
   const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect))
   const live = new Map<string, Machine>()
 
-  const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb'>, files: BootFiles): BootSpec => ({
+  const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb'>, files: BootFiles, net: BootNet | undefined): BootSpec => ({
     vmId: vm.id,
     cpu: vm.cpu,
     memMb: vm.memMb,
@@ -58,6 +59,7 @@ export function createMachines(deps: {
     pidFile: paths.pidFile(vm.id),
     consoleLog: paths.consoleLog(vm.id),
     vmmLog: paths.vmmLog(vm.id),
+    ...(net ? { net: { tap: net.tap, mac: net.mac } } : {}),
   })
 
   async function removeRuntimeFiles(id: string): Promise<void> {
@@ -65,15 +67,22 @@ export function createMachines(deps: {
   }
 
   /**
-   * Runs on every new agent session (boot, re-attach, reconnect): the host pushes the time and
-   * fresh entropy, so a restored or long-paused guest is told, never trusted.
+   * Runs on every new agent session (boot, re-attach, reconnect): the host pushes the time,
+   * fresh entropy and the VM's network, so a restored or long-paused guest is told, never trusted.
    */
-  async function pushInit(json: JsonCall): Promise<void> {
-    const r = await json('POST', AgentPaths.init, { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64') }, 15_000)
-    if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}`)
+  async function pushInit(json: JsonCall, network: GuestNetwork | undefined): Promise<void> {
+    const body = { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64'), ...(network ? { network } : {}) }
+    const r = await json('POST', AgentPaths.init, body, 15_000)
+    if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}: ${JSON.stringify(r.body)}`)
   }
 
-  const newMachine = (handle: VmHandle): Machine => ({ handle, agent: agentFactory(handle.channels.control, pushInit), expectedExit: false, agentUptimeMs: 0, failedChecks: 0 })
+  const newMachine = (handle: VmHandle, net: BootNet | undefined): Machine => ({
+    handle,
+    agent: agentFactory(handle.channels.control, (json) => pushInit(json, net?.guest)),
+    expectedExit: false,
+    agentUptimeMs: 0,
+    failedChecks: 0,
+  })
 
   /** Marks an exit as intended, stops monitoring and closes the agent session. */
   function retire(m: Machine): void {
@@ -140,11 +149,11 @@ export function createMachines(deps: {
     ids: () => [...live.keys()],
 
     /** Boots the VM's VMM and waits for its agent. On failure nothing of the attempt is left running. */
-    async boot(vm: VmRecord, files: BootFiles): Promise<{ bootMs: number; health: Health }> {
+    async boot(vm: VmRecord, files: BootFiles, net?: BootNet): Promise<{ bootMs: number; health: Health }> {
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
-      const handle = await driver.boot(specFor(vm, files))
-      const m = newMachine(handle)
+      const handle = await driver.boot(specFor(vm, files, net))
+      const m = newMachine(handle, net)
       const { agent } = m
       try {
         await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
@@ -189,11 +198,11 @@ export function createMachines(deps: {
     },
 
     /** After a manager restart: take over a VMM that is still running, or report that it is gone. */
-    async reattach(vm: VmRecord, files: BootFiles): Promise<boolean> {
+    async reattach(vm: VmRecord, files: BootFiles, net?: BootNet): Promise<boolean> {
       if (!vm.vmmPid || !vm.vmmStartTime) return false
-      const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files) })
+      const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files, net) })
       if (!handle) return false
-      const m = newMachine(handle)
+      const m = newMachine(handle, net)
       const { agent } = m
       let health: Health
       try {

@@ -19,6 +19,8 @@ export interface ExecInput {
   cwd?: string
   env?: Record<string, string>
   timeoutMs?: number
+  /** Only reachable through the test-hooks route (RDS_TEST_GUEST_ROOT=true). */
+  asRoot?: boolean
 }
 
 export interface RunInput {
@@ -93,7 +95,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const env = toEnvList(parseEnvList(input.env ?? []))
     const { vm, agent } = await agentFor(id, 'exec')
     const started = Date.now()
-    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: vm.outboundInternet, maxOutputBytes: config.execOutputMaxBytes }
+    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: vm.outboundInternet || vm.allowIps.length > 0, maxOutputBytes: config.execOutputMaxBytes }
     const result = await call<RunResult>(id, () => agent.json('POST', AgentPaths.run, body, timeoutMs + REPLY_GRACE_MS))
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
@@ -107,7 +109,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
       const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
       const { agent } = await agentFor(id, 'exec')
       const started = Date.now()
-      const body = { cmd: input.cmd, cwd: input.cwd, env: input.env, timeoutMs, maxOutputBytes: config.execOutputMaxBytes }
+      const body = { cmd: input.cmd, cwd: input.cwd, env: input.env, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
       const result = await call<ExecResult>(id, () => agent.json('POST', AgentPaths.exec, body, timeoutMs + REPLY_GRACE_MS))
       await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started)
       return result

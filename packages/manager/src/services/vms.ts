@@ -15,6 +15,7 @@ import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ImageService } from './images.ts'
 import { KeyedLock } from './locks.ts'
 import type { Machines } from './machines.ts'
+import type { NetworkPolicyInput, NetworkService } from './network.ts'
 import { assertState, LIVE_STATES } from './vm-states.ts'
 
 export interface CreateVmInput {
@@ -32,10 +33,11 @@ export function createVmService(deps: {
   execLogs: ExecLogsRepo
   images: ImageService
   machines: Machines
+  network: NetworkService
   driver: VmmDriver
   log: FastifyBaseLogger
 }) {
-  const { config, paths, repo, images, machines, log } = deps
+  const { config, paths, repo, images, machines, network, log } = deps
   const lock = new KeyedLock()
 
   async function mustGet(id: string): Promise<VmRecord> {
@@ -60,6 +62,7 @@ export function createVmService(deps: {
 
     async create(input: CreateVmInput): Promise<VmRecord> {
       validateResources(input)
+      network.validate(input)
       const image = await images.resolveForBoot(input.imageId)
       const now = new Date().toISOString()
       const vm: VmRecord = {
@@ -84,11 +87,14 @@ export function createVmService(deps: {
         const undo = new Cleanup()
         undo.add('database row', () => repo.remove(vm.id))
         try {
+          vm.guestIp = await network.allocate(vm.id)
+          undo.add('TAP and rules', () => network.detach(vm))
+          const net = await network.attach(vm)
           await fsp.mkdir(paths.vmDir(vm.id), { recursive: true, mode: 0o700 })
           undo.add('VM directory', () => fsp.rm(paths.vmDir(vm.id), { recursive: true, force: true }))
           await createOverlay(paths.overlay(vm.id), config.overlaySizeBytes)
           undo.add('VMM process', () => machines.kill(vm.id))
-          const { bootMs } = await machines.boot(vm, image.files)
+          const { bootMs } = await machines.boot(vm, image.files, net)
           const patch = { state: 'RUNNING' as const, provisionMode: 'boot' as const, startedAt: new Date().toISOString(), bootMs }
           await repo.update(vm.id, patch)
           undo.commit()
@@ -111,7 +117,8 @@ export function createVmService(deps: {
         // An ERROR VM may still have a VMM whose agent stopped answering: never run two on one disk.
         await machines.kill(id)
         try {
-          const { bootMs } = await machines.boot(vm, image.files)
+          const net = vm.guestIp ? await network.attach(vm) : undefined
+          const { bootMs } = await machines.boot(vm, image.files, net)
           await repo.update(id, { state: 'RUNNING', startedAt: new Date().toISOString(), bootMs, lastError: null })
         } catch (err) {
           // The VM keeps its disk: a failed start is an ERROR the user can retry or delete.
@@ -134,8 +141,9 @@ export function createVmService(deps: {
     /** Removes everything of the VM: process, disks, sockets, directory, logs and its row. */
     async remove(id: string): Promise<void> {
       await lock.run(id, async () => {
-        await mustGet(id)
+        const vm = await mustGet(id)
         await machines.kill(id)
+        await network.detach(vm)
         await fsp.rm(paths.vmDir(id), { recursive: true, force: true })
         await deps.execLogs.removeForVm(id)
         await repo.remove(id)
@@ -146,11 +154,11 @@ export function createVmService(deps: {
      * Startup reconciliation: every VM ends up running and usable or cleanly stopped, and no
      * VMM process, socket or directory of this instance is left that no VM owns.
      */
-    async reconcile(): Promise<{ reattached: string[]; stopped: string[]; removed: string[]; reaped: number[] }> {
+    async reconcile(): Promise<{ reattached: string[]; stopped: string[]; removed: string[]; reaped: number[]; removedTaps: string[] }> {
       const out = { reattached: [] as string[], stopped: [] as string[], removed: [] as string[], reaped: [] as number[] }
       for (const vm of await repo.listInStates([...LIVE_STATES, 'CREATED'])) {
         const image = await images.resolveForBoot(vm.imageId).catch(() => undefined)
-        if (vm.state === 'RUNNING' && image && (await machines.reattach(vm, image.files))) {
+        if (vm.state === 'RUNNING' && image && (await machines.reattach(vm, image.files, network.bootNet(vm)))) {
           out.reattached.push(vm.id)
           continue
         }
@@ -176,11 +184,21 @@ export function createVmService(deps: {
           // gone meanwhile
         }
       }
-      const known = new Set((await repo.list()).map((v) => v.id))
+      const remaining = await repo.list()
+      const known = new Set(remaining.map((v) => v.id))
       for (const dir of await fsp.readdir(paths.vmsRoot).catch(() => [] as string[])) {
         if (!known.has(dir)) await fsp.rm(`${paths.vmsRoot}/${dir}`, { recursive: true, force: true })
       }
-      return out
+      // TAPs and rules for exactly the VMs that remain; anything else in the namespace goes.
+      const { removedTaps } = await network.start(remaining)
+      return { ...out, removedTaps }
+    },
+
+    network: async (id: string) => network.view(await mustGet(id)),
+
+    /** Applies a new egress policy at once, whatever the VM's state (rules live while the VM exists). */
+    async updateNetwork(id: string, input: NetworkPolicyInput) {
+      return lock.run(id, async () => network.view(await network.update(await mustGet(id), input)))
     },
   }
 }

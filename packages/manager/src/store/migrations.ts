@@ -61,6 +61,12 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.createIndex('exec_logs_vm_idx').on('exec_logs').columns(['vm_id', 'id']).execute()
     },
   },
+  '0002_vm_addresses': {
+    // Never two VMs with one address, even with several managers on one PostgreSQL database.
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('vms_guest_ip_unique').on('vms').column('guest_ip').unique().execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

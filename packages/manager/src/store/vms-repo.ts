@@ -94,6 +94,25 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
         return 'ok' as const
       })
     },
+    /**
+     * Gives the VM the lowest free address index (addresses are reused after delete) and returns
+     * it, or undefined when all `capacity` are taken. The unique index on guest_ip is the final
+     * guard; the lock only spares PostgreSQL callers a retry.
+     */
+    async assignAddress(id: string, capacity: number, addressAt: (index: number) => string, indexOf: (address: string) => number | undefined): Promise<string | undefined> {
+      return db.transaction().execute(async (tx) => {
+        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('rds.vms.address'))`.execute(tx)
+        const rows = await tx.selectFrom('vms').select('guest_ip').where('guest_ip', 'is not', null).execute()
+        const used = new Set(rows.map((r) => indexOf(r.guest_ip!)))
+        for (let i = 0; i < capacity; i++) {
+          if (used.has(i)) continue
+          const address = addressAt(i)
+          await tx.updateTable('vms').set({ guest_ip: address, updated_at: new Date().toISOString() }).where('id', '=', id).execute()
+          return address
+        }
+        return undefined
+      })
+    },
     async update(id: string, patch: VmPatch): Promise<void> {
       await db.updateTable('vms').set({ ...toColumns(patch), updated_at: new Date().toISOString() }).where('id', '=', id).execute()
     },

@@ -1,7 +1,8 @@
 // Starts the real manager (packages/manager/src/main.ts) as a child process on a free port
 // with its own temporary STORAGE_ROOT, exactly as `npm start` would run it, and gives tests
 // a small client. kill() can be graceful or -9 so restarts are tested for real.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -22,6 +23,17 @@ async function freePort(): Promise<number> {
   })
 }
 
+let networkCounter = 0
+
+/**
+ * A VM network of its own for each test manager, so a manager left behind by a failed test
+ * cannot block the next one with an overlapping route.
+ */
+function testNetwork(): Record<string, string> {
+  const n = (process.pid + networkCounter++) % 250
+  return { VM_NETWORK_CIDR: `10.202.${n}.0/24`, VM_LINK_CIDR: `169.254.202.${n % 63 * 4}/30` }
+}
+
 export interface ApiResponse<T = any> {
   status: number
   body: T
@@ -38,7 +50,12 @@ export class ManagerProcess {
 
   constructor(env: Record<string, string> = {}) {
     this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
-    this.env = env
+    this.env = { ...testNetwork(), ...env }
+  }
+
+  /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
+  get netns(): string {
+    return `rds-${crypto.createHash('sha256').update(this.storageRoot).digest('hex').slice(0, 10)}`
   }
 
   get baseUrl(): string {
@@ -90,6 +107,22 @@ export class ManagerProcess {
 
   async cleanup(): Promise<void> {
     await this.stop()
+    for (const pid of qemuProcessesOf(this.storageRoot)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // gone
+      }
+    }
+    // A manager stopped with VMs (or killed) leaves its namespace and host table, by design.
+    const instance = this.netns.slice(4)
+    for (const cmd of [['ip', 'netns', 'del', this.netns], ['nft', 'delete', 'table', 'ip', `rds_${instance}`]]) {
+      try {
+        execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' })
+      } catch {
+        // not there
+      }
+    }
     fs.rmSync(this.storageRoot, { recursive: true, force: true })
   }
 }

@@ -3,6 +3,7 @@ import { Type } from 'typebox'
 import type { VmService } from '../../services/vms.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateVmBody, toVmPublic, VmPublic } from '../schemas/vm.ts'
+import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
 const tags = ['vms']
 
@@ -22,6 +23,12 @@ export const vmRoutes = (vms: VmService): FastifyPluginAsyncTypebox => async (ap
     await vms.stop(req.params.id)
     return reply.code(204).send(null)
   })
+  app.get('/vms/:id/network', { schema: { tags, summary: 'The VM\'s address and the egress policy the host enforces', params: IdParams, response: { 200: VmNetwork, ...errorResponses(404) } } }, async (req) =>
+    vms.network(req.params.id),
+  )
+  app.patch('/vms/:id/network', { schema: { tags, summary: 'Change allowIps / outboundInternet; applies at once, also to open connections', params: IdParams, body: NetworkPatchBody, response: { 200: VmNetwork, ...errorResponses(400, 404) } } }, async (req) =>
+    vms.updateNetwork(req.params.id, req.body),
+  )
   app.delete('/vms/:id', { schema: { tags, summary: 'Delete a VM and everything it has on the host', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404) } } }, async (req, reply) => {
     await vms.remove(req.params.id)
     return reply.code(204).send(null)

@@ -1,13 +1,14 @@
 import { Type, type Static } from 'typebox'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { VM_STATES, type VmState } from '../../services/vm-states.ts'
+import { AllowIps } from './network.ts'
 
 export const CreateVmBody = Type.Object(
   {
     cpu: Type.Number({ description: 'vCPUs (integer, 1..MAX_CPU).' }),
     memMb: Type.Number({ description: 'Guest memory in MiB (128..MAX_MEM_MB).' }),
-    allowIps: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 64, description: 'Egress allowlist (IPv4/CIDR). Enforced once VM networking lands; VMs have no network interface yet.' }),
-    outboundInternet: Type.Optional(Type.Boolean({ default: false })),
+    allowIps: AllowIps,
+    outboundInternet: Type.Optional(Type.Boolean({ default: false, description: 'With an empty allowIps: any destination (except other VMs, the host and reserved ranges). Also enables DNS through the gateway.' })),
     imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image.' })),
     diskSizeMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, description: 'Accepted for compatibility; the overlay size is OVERLAY_SIZE_BYTES.' })),
   },

@@ -9,11 +9,15 @@ export class CommandError extends Error {
   }
 }
 
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new CommandError(`${cmd} ${args.join(' ')} failed: ${stderr.trim() || err.message}`, stderr))
       else resolve(stdout)
     })
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {})
+      child.stdin!.end(opts.input)
+    }
   })
 }

@@ -18,6 +18,8 @@ export interface BootSpec {
   pidFile: string
   consoleLog: string
   vmmLog: string
+  /** The VM's NIC: a TAP that already exists in the driver's network namespace. */
+  net?: { tap: string; mac: string }
 }
 
 export interface VmExit {

@@ -6,7 +6,7 @@ import { BRIDGE_PORT_NAME, CONTROL_PORT_NAME } from '@rds/protocol'
 /** Marks our processes in `ps`/`/proc/<pid>/cmdline` so the startup sweep can find them. */
 export const processName = (instance: string, vmId: string) => `rds:${instance}:${vmId}`
 
-export function kernelCmdline(tscKhz: number | undefined): string {
+export function kernelCmdline(tscKhz: number | undefined, extra: string[] = []): string {
   const timing = tscKhz ? [`tsc_early_khz=${tscKhz}`, `lpj=${Math.round((tscKhz * 1000) / 250)}`] : []
   return [
     'console=hvc0',
@@ -24,10 +24,11 @@ export function kernelCmdline(tscKhz: number | undefined): string {
     'noreplace-smp',
     'cryptomgr.notests',
     'rcupdate.rcu_expedited=1',
+    ...extra,
   ].join(' ')
 }
 
-export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined }): string[] {
+export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined; kernelArgs?: string[] }): string[] {
   const cpu = o.accel === 'kvm' ? 'host' : 'max'
   return [
     '-name', processName(o.instance, spec.vmId),
@@ -39,7 +40,7 @@ export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: st
     '-nodefaults', '-no-user-config', '-nographic', '-display', 'none', '-no-reboot',
     '-kernel', spec.kernel,
     '-initrd', spec.initrd,
-    '-append', kernelCmdline(o.accel === 'tcg' ? o.tscKhz : undefined),
+    '-append', kernelCmdline(o.accel === 'tcg' ? o.tscKhz : undefined, o.kernelArgs),
     '-drive', `id=root,file=${spec.rootfs},format=raw,if=none,readonly=on`,
     '-device', 'virtio-blk-device,drive=root',
     '-drive', `id=ovl,file=${spec.overlay},format=raw,if=none,cache=unsafe`,
@@ -52,6 +53,9 @@ export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: st
     '-chardev', `socket,id=brg,path=${spec.bridgeSocket},server=on,wait=off`,
     '-device', `virtserialport,chardev=brg,name=${BRIDGE_PORT_NAME}`,
     '-device', 'virtio-rng-device',
+    ...(spec.net
+      ? ['-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${spec.net.mac}`]
+      : []),
     '-qmp', `unix:${spec.qmpSocket},server=on,wait=off`,
     '-pidfile', spec.pidFile,
   ]

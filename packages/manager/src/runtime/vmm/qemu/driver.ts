@@ -15,6 +15,10 @@ export interface QemuDriverOptions {
   accel: () => 'kvm' | 'tcg'
   /** Distinguishes this manager's VMs from another manager's on the same host. */
   instance: string
+  /** Network namespace (path under /run/netns) that VMs with a NIC run in: their TAPs live there. */
+  netnsPath?: string
+  /** Appended to every guest's kernel command line. */
+  kernelArgs?: string[]
 }
 
 const EXIT_POLL_MS = 250
@@ -101,7 +105,10 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
       const logFd = fs.openSync(spec.vmmLog, 'a', 0o600)
       let child
       try {
-        child = spawn(o.qemuBin, qemuArgs(spec, { accel: o.accel(), instance: o.instance, tscKhz }), {
+        const args = qemuArgs(spec, { accel: o.accel(), instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
+        // nsenter execs QEMU in place: the pid and the -name marker stay QEMU's own.
+        const [cmd, argv]: [string, string[]] = spec.net && o.netnsPath ? ['nsenter', [`--net=${o.netnsPath}`, '--', o.qemuBin, ...args]] : [o.qemuBin, args]
+        child = spawn(cmd, argv, {
           detached: true,
           stdio: ['ignore', logFd, logFd],
         })

@@ -1,0 +1,36 @@
+import { Type, type Static } from 'typebox'
+
+const AllowIps = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+  maxItems: 64,
+  description:
+    'Egress allowlist: IPv4 addresses or CIDRs. Non-empty: the VM may reach only these. Empty: `outboundInternet` decides (everything or nothing). ' +
+    'Other VMs are never reachable; the host only through the gateway address and only when an entry inside the VM network names it (e.g. "172.16.0.1/32"); ' +
+    'loopback, link-local (cloud metadata), multicast, 0/8 and 240/4 only when an entry lies inside them. IPv6 is dropped. Enforced on the host.',
+})
+export { AllowIps }
+
+export const NetworkPatchBody = Type.Object(
+  {
+    allowIps: Type.Optional(AllowIps),
+    outboundInternet: Type.Optional(Type.Boolean({ description: 'With an empty allowIps: any destination (except the always-blocked ones). With or without allowIps: the VM may resolve names through the gateway.' })),
+  },
+  { additionalProperties: false },
+)
+export type NetworkPatchBody = Static<typeof NetworkPatchBody>
+
+export const VmNetwork = Type.Object({
+  guestIp: Type.Union([Type.String(), Type.Null()]),
+  gateway: Type.String({ description: 'The VM\'s gateway and DNS resolver.' }),
+  mac: Type.Union([Type.String(), Type.Null()]),
+  allowIps: Type.Array(Type.String()),
+  outboundInternet: Type.Boolean(),
+  effective: Type.Object(
+    {
+      egress: Type.Union([Type.Literal('none'), Type.Literal('list'), Type.Literal('all')], { description: 'none: nothing; list: only allowIps; all: any destination except the always-blocked ones.' }),
+      dns: Type.Boolean({ description: 'Names resolve through the gateway (outboundInternet).' }),
+      gatewayServices: Type.Boolean({ description: 'Services on the host are reachable at the gateway address (allowIps names it).' }),
+    },
+    { description: 'The policy as the host enforces it now.' },
+  ),
+})
+export type VmNetwork = Static<typeof VmNetwork>

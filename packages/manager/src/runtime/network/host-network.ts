@@ -1,0 +1,202 @@
+// The host side of VM networking: one network namespace per manager instance holding a TAP per
+// VM, joined to the host by a veth pair, with the egress policy as nftables in that namespace
+// (see nft-ruleset.ts, docs/architecture.md "Networking"). Guest root can change anything in its
+// VM; nothing here trusts what the guest says. Operations run one at a time (a queue), so the
+// ruleset loaded last always matches the VMs attached last.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import { run } from '../process/run.ts'
+import type { AddressPlan } from './address-plan.ts'
+import type { EgressPolicy } from './egress-policy.ts'
+import { formatCidr, overlaps, parseCidr } from './ipv4.ts'
+import { deleteHostTable, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm } from './nft-ruleset.ts'
+
+/** Every TAP carries this MAC: each is its own link, and a clone's cached gateway entry stays valid. */
+export const GATEWAY_MAC = '02:72:00:00:00:01'
+
+export interface VmAttachment {
+  vmId: string
+  address: string
+  policy: EgressPolicy
+}
+
+export class NetworkSetupError extends Error {}
+
+export const tapKey = (vmId: string) => crypto.createHash('sha256').update(vmId).digest('hex').slice(0, 12)
+export const tapName = (vmId: string) => `${TAP_PREFIX}${tapKey(vmId)}`
+
+interface LinkInfo {
+  ifname: string
+  linkinfo?: { info_kind?: string }
+}
+
+export class HostNetwork {
+  readonly netns: string
+  readonly netnsPath: string
+  readonly hostIf: string
+  private readonly attached = new Map<string, AttachedVm>()
+  private queue: Promise<unknown> = Promise.resolve()
+  private ready: Promise<void> | undefined
+  private readonly plan: AddressPlan
+  private readonly instance: string
+
+  constructor(plan: AddressPlan, instance: string) {
+    this.plan = plan
+    this.instance = instance
+    this.netns = `rds-${instance}`
+    this.netnsPath = `/run/netns/${this.netns}`
+    this.hostIf = `rds${instance}`.slice(0, 15)
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn)
+    this.queue = next.catch(() => {})
+    return next
+  }
+
+  /** Creates the namespace, link, routes, sysctls and host rules if missing; idempotent. */
+  ensure(): Promise<void> {
+    this.ready ??= this.serial(() => this.setUp()).catch((err) => {
+      this.ready = undefined
+      throw err
+    })
+    return this.ready
+  }
+
+  /** Gives the VM its TAP and rules; returns what the VMM needs. */
+  async attach(vm: VmAttachment): Promise<{ tap: string; mac: string }> {
+    await this.ensure()
+    return this.serial(async () => {
+      const a = this.toAttached(vm)
+      if ((await this.links()).some((l) => l.ifname === a.tap)) await this.ip(['-n', this.netns, 'link', 'del', a.tap])
+      await this.ipBatch(this.tapCommands(a), true)
+      this.attached.set(vm.vmId, a)
+      await this.loadRules()
+      return { tap: a.tap, mac: GATEWAY_MAC }
+    })
+  }
+
+  /** Replaces the VM's policy at once (rules are evaluated per packet, existing flows included). */
+  async update(vm: VmAttachment): Promise<void> {
+    await this.ensure()
+    await this.serial(async () => {
+      this.attached.set(vm.vmId, this.toAttached(vm))
+      await this.loadRules()
+    })
+  }
+
+  /** Removes the VM's TAP and rules; a VM that was never attached is fine. */
+  async detach(vmId: string): Promise<void> {
+    if (!fs.existsSync(this.netnsPath)) return
+    await this.serial(async () => {
+      this.attached.delete(vmId)
+      const tap = tapName(vmId)
+      if ((await this.links()).some((l) => l.ifname === tap)) await this.ip(['-n', this.netns, 'link', 'del', tap])
+      await this.loadRules()
+    })
+  }
+
+  /**
+   * Startup: the given VMs are the only ones attached afterwards. Their TAPs are (re)created
+   * when missing, every other TAP in the namespace is deleted and the ruleset rebuilt.
+   */
+  async restore(vms: VmAttachment[]): Promise<{ removedTaps: string[] }> {
+    await this.ensure()
+    return this.serial(async () => {
+      this.attached.clear()
+      for (const vm of vms) this.attached.set(vm.vmId, this.toAttached(vm))
+      const wanted = new Set([...this.attached.values()].map((a) => a.tap))
+      const links = await this.links()
+      const removedTaps = links.filter((l) => l.linkinfo?.info_kind === 'tun' && !wanted.has(l.ifname)).map((l) => l.ifname)
+      const present = new Set(links.map((l) => l.ifname))
+      const cmds = removedTaps.map((t) => `link del ${t}`)
+      for (const a of this.attached.values()) cmds.push(...(present.has(a.tap) ? this.tapAddressing(a) : this.tapCommands(a)))
+      if (cmds.length) await this.ipBatch(cmds, true)
+      await this.loadRules()
+      return { removedTaps }
+    })
+  }
+
+  /** Deletes the namespace (with its TAPs and link) and the host table. */
+  async teardown(): Promise<void> {
+    await this.serial(async () => {
+      this.attached.clear()
+      if (fs.existsSync(this.netnsPath)) await this.ip(['netns', 'del', this.netns])
+      await run('nft', ['-f', '-'], { input: deleteHostTable(this.instance) })
+      this.ready = undefined
+    })
+  }
+
+  /** TAP devices present in the namespace (for the reconciler, operations and tests). */
+  async taps(): Promise<string[]> {
+    if (!fs.existsSync(this.netnsPath)) return []
+    return (await this.links()).filter((l) => l.linkinfo?.info_kind === 'tun').map((l) => l.ifname)
+  }
+
+  private toAttached(vm: VmAttachment): AttachedVm {
+    return { key: tapName(vm.vmId).slice(TAP_PREFIX.length), tap: tapName(vm.vmId), address: vm.address, policy: vm.policy }
+  }
+
+  private tapCommands(a: AttachedVm): string[] {
+    return [`tuntap add dev ${a.tap} mode tap`, `link set dev ${a.tap} address ${GATEWAY_MAC}`, ...this.tapAddressing(a)]
+  }
+
+  /** The gateway address on every TAP and a host route to the VM through its own TAP only. */
+  private tapAddressing(a: AttachedVm): string[] {
+    return [`link set dev ${a.tap} up`, `addr replace ${this.plan.gateway}/32 dev ${a.tap}`, `route replace ${a.address}/32 dev ${a.tap}`]
+  }
+
+  private async setUp(): Promise<void> {
+    const p = this.plan
+    if (!fs.existsSync(this.netnsPath)) await this.ip(['netns', 'add', this.netns])
+    const hostLinks = JSON.parse(await this.ip(['-j', 'link', 'show'])) as LinkInfo[]
+    if (!hostLinks.some((l) => l.ifname === this.hostIf)) {
+      await this.ip(['-n', this.netns, 'link', 'del', UPLINK]).catch(() => {})
+      await this.ip(['link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', UPLINK, 'netns', this.netns])
+    }
+    await this.checkRouteConflicts()
+    // Namespace first: forwarding, strict reverse-path filtering (a second anti-spoof layer), no IPv6.
+    await run('nsenter', [`--net=${this.netnsPath}`, 'sysctl', '-q', '-e', '-w',
+      'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1',
+      'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])
+    await this.ipBatch([`addr replace ${p.nsLink}/30 dev ${UPLINK}`, `link set dev ${UPLINK} up`, 'link set dev lo up', `route replace default via ${p.hostLink} dev ${UPLINK}`], true)
+    try {
+      fs.writeFileSync(`/proc/sys/net/ipv6/conf/${this.hostIf}/disable_ipv6`, '1')
+    } catch {
+      // IPv6 disabled on the host altogether
+    }
+    await this.ipBatch([`addr replace ${p.hostLink}/30 dev ${this.hostIf}`, `link set dev ${this.hostIf} up`, `route replace ${formatCidr(p.vmNet)} via ${p.nsLink} dev ${this.hostIf}`], false)
+    // Egress leaves through the host's own routing; see docs/operations.md.
+    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
+    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf) })
+    await this.loadRules()
+  }
+
+  /** A host route to (part of) the VM network through another device would steal the VMs' traffic. */
+  private async checkRouteConflicts(): Promise<void> {
+    const routes = JSON.parse(await this.ip(['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dst?: string; dev?: string; type?: string }>
+    for (const r of routes) {
+      if (!r.dst || r.dst === 'default' || r.dev === this.hostIf || (r.type && r.type !== 'unicast')) continue
+      const c = parseCidr(r.dst)
+      if (c && c.prefix > 0 && overlaps(c, this.plan.vmNet)) {
+        throw new NetworkSetupError(`VM_NETWORK_CIDR ${formatCidr(this.plan.vmNet)} overlaps the host route ${r.dst} on ${r.dev}; choose another VM_NETWORK_CIDR (and VM_LINK_CIDR) for this manager`)
+      }
+    }
+  }
+
+  private loadRules(): Promise<string> {
+    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, [...this.attached.values()]) })
+  }
+
+  private async links(): Promise<LinkInfo[]> {
+    return JSON.parse(await this.ip(['-n', this.netns, '-j', '-d', 'link', 'show'])) as LinkInfo[]
+  }
+
+  private ip(args: string[]): Promise<string> {
+    return run('ip', args)
+  }
+
+  private ipBatch(cmds: string[], inNamespace: boolean): Promise<string> {
+    return run('ip', [...(inNamespace ? ['-n', this.netns] : []), '-batch', '-'], { input: cmds.join('\n') + '\n' })
+  }
+}

@@ -1,0 +1,150 @@
+// VM networking as the product defines it: addresses from the database, the egress policy of
+// each VM (runtime/network/egress-policy.ts), its TAP and rules on the host, the guest's view of
+// its network, and the DNS forwarder. The VM service calls in at create, start, delete and
+// restart; PATCH /v1/vms/:id/network lands in update().
+import type { FastifyBaseLogger } from 'fastify'
+import type { GuestNetwork } from '@rds/protocol'
+import { Errors } from '../errors.ts'
+import { macFor, type AddressPlan } from '../runtime/network/address-plan.ts'
+import { DnsForwarder } from '../runtime/network/dns-forwarder.ts'
+import { compilePolicy, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
+import { tapName, type HostNetwork } from '../runtime/network/host-network.ts'
+import type { Cidr } from '../runtime/network/ipv4.ts'
+import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
+
+/** What the VMM and the guest need to bring the VM's NIC up. */
+export interface BootNet {
+  tap: string
+  mac: string
+  guest: GuestNetwork
+}
+
+export interface NetworkPolicyInput {
+  allowIps?: string[]
+  outboundInternet?: boolean
+}
+
+export interface VmNetworkView {
+  guestIp: string | null
+  gateway: string
+  mac: string | null
+  allowIps: string[]
+  outboundInternet: boolean
+  effective: { egress: EgressPolicy['mode']; dns: boolean; gatewayServices: boolean }
+}
+
+export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; log: FastifyBaseLogger }) {
+  const { plan, host, repo, log } = deps
+  /** address -> may resolve names; read by the DNS forwarder for every query. */
+  const dnsByAddress = new Map<string, boolean>()
+  let forwarder: DnsForwarder | undefined
+
+  function parse(allowIps: string[]): Cidr[] {
+    const r = parseAllowIps(allowIps, plan)
+    if ('entry' in r) throw Errors.invalidAllowIps(r.entry, r.reason)
+    return r.cidrs
+  }
+
+  const policyOf = (vm: Pick<VmRecord, 'allowIps' | 'outboundInternet'>) => compilePolicy(parse(vm.allowIps), vm.outboundInternet, plan)
+
+  function attachment(vm: VmRecord) {
+    if (!vm.guestIp) throw new Error(`VM ${vm.id} has no address`)
+    const policy = policyOf(vm)
+    dnsByAddress.set(vm.guestIp, policy.dns)
+    return { vmId: vm.id, address: vm.guestIp, policy }
+  }
+
+  async function startDns(): Promise<void> {
+    if (forwarder) return
+    if (deps.dnsUpstreams.length === 0) log.warn('no DNS upstream (DNS_UPSTREAM unset and none in /etc/resolv.conf): VMs cannot resolve names')
+    const f = new DnsForwarder({
+      listenAddress: plan.hostLink,
+      upstreams: deps.dnsUpstreams,
+      allowed: (address) => dnsByAddress.get(address) === true,
+      onError: (err) => log.warn({ err: err.message }, 'DNS forwarder error'),
+    })
+    try {
+      await f.start()
+      forwarder = f
+    } catch (err) {
+      log.error({ err: (err as Error).message, address: plan.hostLink }, 'DNS forwarder could not start; VMs cannot resolve names')
+    }
+  }
+
+  return {
+    plan,
+    /** Validates a create request's allowIps before anything is created (400 invalid_allow_ips). */
+    validate: (input: { allowIps: string[] }) => void parse(input.allowIps),
+
+    /** Startup: namespace and host rules in place, exactly these VMs attached, DNS listening. */
+    async start(vms: VmRecord[]): Promise<{ removedTaps: string[] }> {
+      await host.ensure()
+      dnsByAddress.clear()
+      const r = await host.restore(vms.filter((v) => v.guestIp).map(attachment))
+      await startDns()
+      return r
+    },
+
+    async allocate(vmId: string): Promise<string> {
+      const address = await repo.assignAddress(vmId, plan.capacity, plan.addressAt, plan.indexOf)
+      if (!address) throw Errors.addressPoolExhausted(plan.capacity)
+      return address
+    },
+
+    /** TAP and rules on the host (idempotent); the result goes to the VMM and the guest. */
+    async attach(vm: VmRecord): Promise<BootNet> {
+      await startDns()
+      try {
+        await host.attach(attachment(vm))
+      } catch (err) {
+        throw Errors.networkFailed((err as Error).message)
+      }
+      return bootNet(vm)
+    },
+
+    /** The NIC of an attached VM (re-attaching to a running VMM after a restart). */
+    bootNet: (vm: VmRecord) => (vm.guestIp ? bootNet(vm) : undefined),
+
+    async detach(vm: Pick<VmRecord, 'id' | 'guestIp'>): Promise<void> {
+      if (vm.guestIp) dnsByAddress.delete(vm.guestIp)
+      await host.detach(vm.id)
+    },
+
+    /** Changes the policy of a VM at once; returns the stored record. */
+    async update(vm: VmRecord, input: NetworkPolicyInput): Promise<VmRecord> {
+      const next = { ...vm, allowIps: input.allowIps ?? vm.allowIps, outboundInternet: input.outboundInternet ?? vm.outboundInternet }
+      policyOf(next)
+      await repo.update(vm.id, { allowIps: next.allowIps, outboundInternet: next.outboundInternet })
+      if (next.guestIp) await host.update(attachment(next))
+      return next
+    },
+
+    view(vm: VmRecord): VmNetworkView {
+      const p = policyOf(vm)
+      return {
+        guestIp: vm.guestIp,
+        gateway: plan.gateway,
+        mac: vm.guestIp ? macFor(vm.guestIp) : null,
+        allowIps: vm.allowIps,
+        outboundInternet: vm.outboundInternet,
+        effective: { egress: p.mode, dns: p.dns, gatewayServices: p.gateway },
+      }
+    },
+
+    /** Manager shutdown. With no VM left the namespace and host rules go too. */
+    async close(vmsLeft: number): Promise<void> {
+      await forwarder?.close()
+      forwarder = undefined
+      if (vmsLeft === 0) await host.teardown()
+    },
+
+    taps: () => host.taps(),
+  }
+
+  function bootNet(vm: VmRecord): BootNet {
+    const address = vm.guestIp!
+    const guest: GuestNetwork = { mac: macFor(address), address, prefixLength: plan.vmNet.prefix, gateway: plan.gateway, nameservers: [plan.gateway] }
+    return { tap: tapName(vm.id), mac: guest.mac, guest }
+  }
+}
+export type NetworkService = ReturnType<typeof createNetworkService>
