@@ -6,7 +6,10 @@ import { execFileSync } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import path from 'node:path'
 import { ManagerProcess } from '../harness/manager-process.ts'
+import { openDatabase } from '../../src/store/db.ts'
+import { createVmsRepo } from '../../src/store/vms-repo.ts'
 import { OutsideWorld } from '../harness/world.ts'
 
 const world = new OutsideWorld()
@@ -192,5 +195,32 @@ describe('VM networking', () => {
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(mgr.netns)
     expect(execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })).not.toContain(`rds_${mgr.netns.slice(4)}`)
     expect(execFileSync('ip', ['-4', 'route'], { encoding: 'utf8' })).not.toContain(a.ip.replace(/\.\d+$/, '.0/24'))
+  })
+})
+
+describe('VM addresses', () => {
+  it('a create finds the address pool exhausted: 503 with a clear message, nothing created', async () => {
+    const small = new ManagerProcess({ VM_NETWORK_CIDR: '10.203.7.0/29', VM_LINK_CIDR: '169.254.203.0/30' })
+    try {
+      // Five stopped VMs hold all five addresses of the /29 (rows only: nothing needs to boot).
+      await small.start()
+      await small.stop()
+      const { db } = await openDatabase({ sqlitePath: path.join(small.storageRoot, 'manager.db') })
+      const repo = createVmsRepo(db)
+      for (let i = 0; i < 5; i++) {
+        const id = `00000000-0000-4000-8000-00000000000${i}`
+        const now = new Date().toISOString()
+        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }, { maxVms: 100 })
+      }
+      await db.destroy()
+      await small.start()
+      const r = await small.request('POST', '/v1/vms', { cpu: 1, memMb: 256, allowIps: [] })
+      expect(r.status).toBe(503)
+      expect(r.body).toEqual({ code: 'address_pool_exhausted', message: expect.stringContaining('all 5 addresses') })
+      expect((await small.request('GET', '/v1/vms')).body).toHaveLength(5)
+      expect(execFileSync('ip', ['-n', small.netns, '-d', 'link', 'show'], { encoding: 'utf8' }).match(/tun type tap/g)).toHaveLength(5)
+    } finally {
+      await small.cleanup()
+    }
   })
 })

@@ -9,6 +9,7 @@ import { createVmsRepo, type VmRecord } from '../../src/store/vms-repo.ts'
 import { createImagesRepo } from '../../src/store/images-repo.ts'
 import { createExecLogsRepo } from '../../src/store/exec-logs-repo.ts'
 import { startPostgres, type TestPostgres } from '../harness/postgres.ts'
+import { createAddressPlan } from '../../src/runtime/network/address-plan.ts'
 
 let pg: TestPostgres
 const sqliteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-sqlite-'))
@@ -62,6 +63,25 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     expect(await repo.countUsingImage('img-1')).toBe(4)
     for (const v of all) await repo.remove(v.id)
     expect(await repo.list()).toEqual([])
+  })
+
+  it('hands out each VM address once, lowest free first, reused after delete, under concurrency', async () => {
+    const repo = createVmsRepo(dbs[dialect], dialect as 'sqlite' | 'postgres')
+    const plan = createAddressPlan('10.9.0.0/29', '169.254.9.0/30') // 5 VM addresses
+    const ids = Array.from({ length: 7 }, (_, i) => `${dialect}-net-${i}`)
+    for (const id of ids) expect(await repo.insertWithinQuota(vm(id), { maxVms: 100 })).toBe('ok')
+    const got = await Promise.all(ids.map((id) => repo.assignAddress(id, plan.capacity, plan.addressAt, plan.indexOf)))
+    const given = got.filter((a): a is string => a !== undefined)
+    expect(given.sort()).toEqual(['10.9.0.2', '10.9.0.3', '10.9.0.4', '10.9.0.5', '10.9.0.6'])
+    expect(got.filter((a) => a === undefined)).toHaveLength(2)
+    const holder = (await repo.list()).find((v) => v.guestIp === '10.9.0.4')!
+    await repo.remove(holder.id)
+    const waiting = ids.find((id, i) => got[i] === undefined)!
+    expect(await repo.assignAddress(waiting, plan.capacity, plan.addressAt, plan.indexOf)).toBe('10.9.0.4')
+    // The unique index is the last guard against two VMs with one address.
+    const other = (await repo.list()).find((v) => v.guestIp !== '10.9.0.4' && v.guestIp)!
+    await expect(repo.update(other.id, { guestIp: '10.9.0.4' })).rejects.toThrow()
+    for (const id of ids) await repo.remove(id)
   })
 
   it('keeps images and the default image setting', async () => {
