@@ -31,7 +31,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
   const plan = addressPlanOf(config)
-  const hostNetwork = new HostNetwork(plan, instance)
+  const hostNetwork = new HostNetwork(plan, instance, config.port)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, log })
   const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,

@@ -18,6 +18,7 @@ export const Errors = {
   timeoutTooLarge: (field: string, max: number) => new ApiError(400, 'timeout_too_large', `timeoutMs exceeds ${field}=${max}`),
   invalidEnv: (message: string) => new ApiError(400, 'invalid_env', message),
   invalidAllowIps: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_ips', `Invalid allowIps entry ${JSON.stringify(entry)}: ${reason}`),
+  invalidAllowDomains: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_domains', `Invalid allowDomains entry ${JSON.stringify(entry)}: ${reason}`),
   unauthorized: () => new ApiError(401, 'unauthorized', 'Unauthorized'),
   vmNotFound: (id: string) => new ApiError(404, 'vm_not_found', `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),

@@ -6,8 +6,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { GuestNetwork } from '@rds/protocol'
 import { Errors } from '../errors.ts'
 import { macFor, type AddressPlan } from '../runtime/network/address-plan.ts'
-import { DnsForwarder } from '../runtime/network/dns-forwarder.ts'
-import { compilePolicy, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
+import { DnsForwarder, type DnsAccess } from '../runtime/network/dns-forwarder.ts'
+import { compilePolicy, domainAllowed, parseAllowDomains, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
 import { tapName, type HostNetwork } from '../runtime/network/host-network.ts'
 import type { Cidr } from '../runtime/network/ipv4.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
@@ -21,6 +21,7 @@ export interface BootNet {
 
 export interface NetworkPolicyInput {
   allowIps?: string[]
+  allowDomains?: string[]
   outboundInternet?: boolean
 }
 
@@ -29,28 +30,42 @@ export interface VmNetworkView {
   gateway: string
   mac: string | null
   allowIps: string[]
+  allowDomains: string[]
   outboundInternet: boolean
-  effective: { egress: EgressPolicy['mode']; dns: boolean; gatewayServices: boolean }
+  effective: { egress: EgressPolicy['mode']; dns: EgressPolicy['dns']; gatewayServices: boolean }
 }
+
+type PolicyFields = Pick<VmRecord, 'allowIps' | 'allowDomains' | 'outboundInternet'>
 
 export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; log: FastifyBaseLogger }) {
   const { plan, host, repo, log } = deps
-  /** address -> may resolve names; read by the DNS forwarder for every query. */
-  const dnsByAddress = new Map<string, boolean>()
+  /** VM address -> what the DNS forwarder does for it; read for every query. */
+  const dnsByAddress = new Map<string, DnsAccess>()
   let forwarder: DnsForwarder | undefined
 
-  function parse(allowIps: string[]): Cidr[] {
-    const r = parseAllowIps(allowIps, plan)
-    if ('entry' in r) throw Errors.invalidAllowIps(r.entry, r.reason)
-    return r.cidrs
+  function parse(vm: PolicyFields): { cidrs: Cidr[]; domains: string[] } {
+    const ips = parseAllowIps(vm.allowIps, plan)
+    if ('entry' in ips) throw Errors.invalidAllowIps(ips.entry, ips.reason)
+    const names = parseAllowDomains(vm.allowDomains)
+    if ('entry' in names) throw Errors.invalidAllowDomains(names.entry, names.reason)
+    return { cidrs: ips.cidrs, domains: names.domains }
   }
 
-  const policyOf = (vm: Pick<VmRecord, 'allowIps' | 'outboundInternet'>) => compilePolicy(parse(vm.allowIps), vm.outboundInternet, plan)
+  function policyOf(vm: PolicyFields): EgressPolicy {
+    const { cidrs, domains } = parse(vm)
+    return compilePolicy(cidrs, vm.outboundInternet, plan, domains)
+  }
+
+  function dnsAccess(vmId: string, policy: EgressPolicy): DnsAccess {
+    if (policy.dns === 'none') return { kind: 'refuse' }
+    if (policy.dns === 'all') return { kind: 'any' }
+    return { kind: 'listed', allowed: (name) => domainAllowed(policy.domains, name), onAnswer: (addresses, ttlS) => host.allowResolved(vmId, addresses, ttlS) }
+  }
 
   function attachment(vm: VmRecord) {
     if (!vm.guestIp) throw new Error(`VM ${vm.id} has no address`)
     const policy = policyOf(vm)
-    dnsByAddress.set(vm.guestIp, policy.dns)
+    dnsByAddress.set(vm.guestIp, dnsAccess(vm.id, policy))
     return { vmId: vm.id, address: vm.guestIp, policy }
   }
 
@@ -60,7 +75,7 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     const f = new DnsForwarder({
       listenAddress: plan.hostLink,
       upstreams: deps.dnsUpstreams,
-      allowed: (address) => dnsByAddress.get(address) === true,
+      access: (address) => dnsByAddress.get(address) ?? { kind: 'refuse' },
       onError: (err) => log.warn({ err: err.message }, 'DNS forwarder error'),
     })
     try {
@@ -73,8 +88,8 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
 
   return {
     plan,
-    /** Validates a create request's allowIps before anything is created (400 invalid_allow_ips). */
-    validate: (input: { allowIps: string[] }) => void parse(input.allowIps),
+    /** Validates a create request's policy before anything is created (400 invalid_allow_ips / invalid_allow_domains). */
+    validate: (input: PolicyFields) => void parse(input),
 
     /** Startup: namespace and host rules in place, exactly these VMs attached, DNS listening. */
     async start(vms: VmRecord[]): Promise<{ removedTaps: string[] }> {
@@ -112,9 +127,9 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
 
     /** Changes the policy of a VM at once; returns the stored record. */
     async update(vm: VmRecord, input: NetworkPolicyInput): Promise<VmRecord> {
-      const next = { ...vm, allowIps: input.allowIps ?? vm.allowIps, outboundInternet: input.outboundInternet ?? vm.outboundInternet }
+      const next = { ...vm, allowIps: input.allowIps ?? vm.allowIps, allowDomains: input.allowDomains ?? vm.allowDomains, outboundInternet: input.outboundInternet ?? vm.outboundInternet }
       policyOf(next)
-      await repo.update(vm.id, { allowIps: next.allowIps, outboundInternet: next.outboundInternet })
+      await repo.update(vm.id, { allowIps: next.allowIps, allowDomains: next.allowDomains, outboundInternet: next.outboundInternet })
       if (next.guestIp) await host.update(attachment(next))
       return next
     },
@@ -126,6 +141,7 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
         gateway: plan.gateway,
         mac: vm.guestIp ? macFor(vm.guestIp) : null,
         allowIps: vm.allowIps,
+        allowDomains: vm.allowDomains,
         outboundInternet: vm.outboundInternet,
         effective: { egress: p.mode, dns: p.dns, gatewayServices: p.gateway },
       }

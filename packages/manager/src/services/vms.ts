@@ -22,6 +22,7 @@ export interface CreateVmInput {
   cpu: number
   memMb: number
   allowIps: string[]
+  allowDomains?: string[]
   outboundInternet?: boolean
   imageId?: string
 }
@@ -62,7 +63,7 @@ export function createVmService(deps: {
 
     async create(input: CreateVmInput): Promise<VmRecord> {
       validateResources(input)
-      network.validate(input)
+      network.validate({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
       const image = await images.resolveForBoot(input.imageId)
       const now = new Date().toISOString()
       const vm: VmRecord = {
@@ -73,6 +74,7 @@ export function createVmService(deps: {
         imageId: image.id,
         guestIp: null,
         allowIps: input.allowIps,
+        allowDomains: input.allowDomains ?? [],
         outboundInternet: input.outboundInternet ?? false,
         provisionMode: null,
         createdAt: now,
@@ -117,7 +119,9 @@ export function createVmService(deps: {
         // An ERROR VM may still have a VMM whose agent stopped answering: never run two on one disk.
         await machines.kill(id)
         try {
-          const net = vm.guestIp ? await network.attach(vm) : undefined
+          // VMs created before networking existed get their address on their next start.
+          if (!vm.guestIp) vm.guestIp = await network.allocate(id)
+          const net = await network.attach(vm)
           const { bootMs } = await machines.boot(vm, image.files, net)
           await repo.update(id, { state: 'RUNNING', startedAt: new Date().toISOString(), bootMs, lastError: null })
         } catch (err) {

@@ -67,6 +67,11 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.createIndex('vms_guest_ip_unique').on('vms').column('guest_ip').unique().execute()
     },
   },
+  '0003_allow_domains': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('vms').addColumn('allow_domains', 'text', (c) => c.notNull().defaultTo('[]')).execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

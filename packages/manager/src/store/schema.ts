@@ -10,6 +10,7 @@ export interface VmsTable {
   image_id: string
   guest_ip: string | null
   allow_ips: string // JSON array
+  allow_domains: string // JSON array
   outbound_internet: number
   provision_mode: string | null
   created_at: string

@@ -14,6 +14,7 @@ export interface VmRecord {
   imageId: string
   guestIp: string | null
   allowIps: string[]
+  allowDomains: string[]
   outboundInternet: boolean
   provisionMode: 'boot' | 'snapshot' | 'pool' | null
   createdAt: string
@@ -32,6 +33,7 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   imageId: r.image_id,
   guestIp: r.guest_ip,
   allowIps: JSON.parse(r.allow_ips) as string[],
+  allowDomains: JSON.parse(r.allow_domains) as string[],
   outboundInternet: Boolean(r.outbound_internet),
   provisionMode: r.provision_mode as VmRecord['provisionMode'],
   createdAt: r.created_at,
@@ -52,6 +54,7 @@ const toColumns = (p: VmPatch): Partial<VmsTable> => {
   if (p.imageId !== undefined) c.image_id = p.imageId
   if (p.guestIp !== undefined) c.guest_ip = p.guestIp
   if (p.allowIps !== undefined) c.allow_ips = JSON.stringify(p.allowIps)
+  if (p.allowDomains !== undefined) c.allow_domains = JSON.stringify(p.allowDomains)
   if (p.outboundInternet !== undefined) c.outbound_internet = p.outboundInternet ? 1 : 0
   if (p.provisionMode !== undefined) c.provision_mode = p.provisionMode
   if (p.startedAt !== undefined) c.started_at = p.startedAt

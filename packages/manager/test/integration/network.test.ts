@@ -84,7 +84,7 @@ describe('VM networking', () => {
     expect(a.ip).toMatch(/^10\.202\.\d+\.\d+$/)
     expect(b.ip).not.toBe(a.ip)
     const n = await mgr.request('GET', `/v1/vms/${a.id}/network`)
-    expect(n.body).toMatchObject({ guestIp: a.ip, allowIps: [world.serverA], outboundInternet: false, effective: { egress: 'list', dns: false, gatewayServices: false } })
+    expect(n.body).toMatchObject({ guestIp: a.ip, allowIps: [world.serverA], outboundInternet: false, effective: { egress: 'list', dns: 'none', gatewayServices: false } })
     const r = await exec(a.id, 'ip -4 -o addr show dev eth0; ip route show default; cat /etc/resolv.conf')
     expect(r.stdout).toContain(`inet ${a.ip}/24`)
     expect(r.stdout).toContain(`default via ${gateway}`)
@@ -113,7 +113,7 @@ describe('VM networking', () => {
   it('PATCH changes the policy of a running VM at once; outboundInternet opens the world and DNS but never the host', async () => {
     const p = await mgr.request('PATCH', `/v1/vms/${b.id}/network`, { outboundInternet: true })
     expect(p.status).toBe(200)
-    expect(p.body.effective).toEqual({ egress: 'all', dns: true, gatewayServices: false })
+    expect(p.body.effective).toEqual({ egress: 'all', dns: 'all', gatewayServices: false })
     expect((await mgr.request('GET', `/v1/vms/${b.id}`)).body.outboundInternet).toBe(true)
     const r = await probe(b.id, [serverA(), serverB(), `${world.hostAddress}:${hostPort}`, `${gateway}:${hostPort}`])
     expect(r).toEqual({ [serverA()]: 'open', [serverB()]: 'open', [`${world.hostAddress}:${hostPort}`]: 'ETIMEDOUT', [`${gateway}:${hostPort}`]: 'EHOSTUNREACH' })
@@ -130,11 +130,36 @@ describe('VM networking', () => {
   it('the host is reachable only through the gateway, and only when allowIps names it', async () => {
     const p = await mgr.request('PATCH', `/v1/vms/${a.id}/network`, { allowIps: [world.serverA, `${gateway}/32`] })
     expect(p.body.effective).toMatchObject({ egress: 'list', gatewayServices: true })
-    const r = await probe(a.id, [`${gateway}:${hostPort}`, `${world.hostAddress}:${hostPort}`, serverA()])
-    expect(r).toEqual({ [`${gateway}:${hostPort}`]: 'open', [`${world.hostAddress}:${hostPort}`]: 'EHOSTUNREACH', [serverA()]: 'open' })
+    const r = await probe(a.id, [`${gateway}:${hostPort}`, `${world.hostAddress}:${hostPort}`, serverA(), `${gateway}:${mgr.port}`])
+    expect(r).toEqual({
+      [`${gateway}:${hostPort}`]: 'open',
+      [`${world.hostAddress}:${hostPort}`]: 'EHOSTUNREACH',
+      [serverA()]: 'open',
+      // The manager's own port is dropped on the host whatever the policy (else: ECONNREFUSED).
+      [`${gateway}:${mgr.port}`]: 'ETIMEDOUT',
+    })
     // B was not given the gateway.
     expect(Object.values(await probe(b.id, [`${gateway}:${hostPort}`]))).toEqual(['EHOSTUNREACH'])
     await mgr.request('PATCH', `/v1/vms/${a.id}/network`, { allowIps: [world.serverA] })
+  })
+
+  it('allowDomains: only those names resolve, and only what they resolved to becomes reachable', async () => {
+    const p = await mgr.request('PATCH', `/v1/vms/${a.id}/network`, { allowIps: [], allowDomains: ['api.example.test'] })
+    expect(p.body).toMatchObject({ allowDomains: ['api.example.test'], effective: { egress: 'list', dns: 'listed', gatewayServices: false } })
+    expect(await probe(a.id, [serverA()])).toEqual({ [serverA()]: 'EHOSTUNREACH' })
+    expect(await resolves(a.id, 'api.example.test')).toBe(world.serverA)
+    expect(await probe(a.id, [serverA(), serverB()])).toEqual({ [serverA()]: 'open', [serverB()]: 'EHOSTUNREACH' })
+    expect(await resolves(a.id, 'b.other.test')).toBe('')
+    expect(await resolves(a.id, 'x.api.example.test')).toBe('')
+
+    // A new list replaces the old one at once, resolved addresses included.
+    await mgr.request('PATCH', `/v1/vms/${a.id}/network`, { allowDomains: ['*.other.test'] })
+    expect(await resolves(a.id, 'b.other.test')).toBe(world.serverB)
+    expect(await probe(a.id, [serverA(), serverB()])).toEqual({ [serverA()]: 'EHOSTUNREACH', [serverB()]: 'open' })
+    const bad = await mgr.request('PATCH', `/v1/vms/${a.id}/network`, { allowDomains: ['not a domain'] })
+    expect(bad.status).toBe(400)
+    expect(bad.body.code).toBe('invalid_allow_domains')
+    await mgr.request('PATCH', `/v1/vms/${a.id}/network`, { allowIps: [world.serverA], allowDomains: [] })
   })
 
   it('refuses bad allowIps with a clear 400 and changes nothing', async () => {
@@ -210,7 +235,7 @@ describe('VM addresses', () => {
       for (let i = 0; i < 5; i++) {
         const id = `00000000-0000-4000-8000-00000000000${i}`
         const now = new Date().toISOString()
-        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }, { maxVms: 100 })
+        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], allowDomains: [], outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }, { maxVms: 100 })
       }
       await db.destroy()
       await small.start()

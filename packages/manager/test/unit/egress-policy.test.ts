@@ -3,7 +3,7 @@
 // with real VMs and nftables in integration/network.test.ts.
 import { describe, expect, it } from 'vitest'
 import { createAddressPlan, macFor } from '../../src/runtime/network/address-plan.ts'
-import { compilePolicy, parseAllowIps } from '../../src/runtime/network/egress-policy.ts'
+import { compilePolicy, domainAllowed, parseAllowDomains, parseAllowIps } from '../../src/runtime/network/egress-policy.ts'
 import { formatCidr, parseCidr } from '../../src/runtime/network/ipv4.ts'
 import { refusedAnswer } from '../../src/runtime/network/dns-forwarder.ts'
 
@@ -39,10 +39,10 @@ describe('address plan', () => {
 
 describe('egress policy', () => {
   it('follows the table: nothing, everything, or the list; DNS with outboundInternet', () => {
-    expect(compile([], false)).toMatchObject({ mode: 'none', dns: false, gateway: false })
-    expect(compile([], true)).toMatchObject({ mode: 'all', dns: true, gateway: false })
-    expect(compile(['8.8.8.8'], false)).toMatchObject({ mode: 'list', allow: ['8.8.8.8/32'], dns: false })
-    expect(compile(['8.8.8.8'], true)).toMatchObject({ mode: 'list', allow: ['8.8.8.8/32'], dns: true })
+    expect(compile([], false)).toMatchObject({ mode: 'none', dns: 'none', gateway: false })
+    expect(compile([], true)).toMatchObject({ mode: 'all', dns: 'all', gateway: false })
+    expect(compile(['8.8.8.8'], false)).toMatchObject({ mode: 'list', allow: ['8.8.8.8/32'], dns: 'none' })
+    expect(compile(['8.8.8.8'], true)).toMatchObject({ mode: 'list', allow: ['8.8.8.8/32'], dns: 'all' })
   })
 
   it('opens the host only for entries inside the VM network that name the gateway', () => {
@@ -60,6 +60,31 @@ describe('egress policy', () => {
   it('refuses entries naming other VMs, and malformed ones, with the entry and a reason', () => {
     expect(parseAllowIps(['172.16.0.7'], plan)).toEqual({ entry: '172.16.0.7', reason: expect.stringContaining('VMs can never reach each other') })
     expect(parseAllowIps(['10.0.0.0/8', 'x'], plan)).toEqual({ entry: 'x', reason: expect.stringContaining('not an IPv4') })
+  })
+})
+
+describe('allowDomains', () => {
+  it('normalises names and refuses what is not one', () => {
+    expect(parseAllowDomains(['API.Example.com.', '*.example.org', 'api.example.com'])).toEqual({ domains: ['api.example.com', '*.example.org'] })
+    for (const bad of ['localhost', 'a..b', '-a.com', 'a_b.com', '*', '*.', 'http://a.com', '1.2.3.4/8', 'a.com/x']) {
+      expect(parseAllowDomains([bad]), bad).toEqual({ entry: bad, reason: expect.stringContaining('not a domain name') })
+    }
+  })
+
+  it('matches a name exactly, a wildcard only its subdomains', () => {
+    const d = ['api.example.com', '*.example.org']
+    expect(domainAllowed(d, 'api.example.com')).toBe(true)
+    expect(domainAllowed(d, 'API.EXAMPLE.COM.')).toBe(true)
+    expect(domainAllowed(d, 'x.api.example.com')).toBe(false)
+    expect(domainAllowed(d, 'example.com')).toBe(false)
+    expect(domainAllowed(d, 'a.b.example.org')).toBe(true)
+    expect(domainAllowed(d, 'example.org')).toBe(false)
+    expect(domainAllowed(d, 'badexample.org')).toBe(false)
+  })
+
+  it('turns a policy into a list with filtered DNS, whatever outboundInternet says', () => {
+    const p = compilePolicy([], true, plan, ['api.example.com'])
+    expect(p).toMatchObject({ mode: 'list', dns: 'listed', domains: ['api.example.com'] })
   })
 })
 

@@ -34,6 +34,7 @@ const vm = (id: string): VmRecord => ({
   imageId: 'img-1',
   guestIp: null,
   allowIps: ['10.0.0.1/32'],
+  allowDomains: ['api.example.com'],
   outboundInternet: true,
   provisionMode: null,
   createdAt: new Date().toISOString(),
@@ -76,7 +77,7 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     expect(got.filter((a) => a === undefined)).toHaveLength(2)
     const holder = (await repo.list()).find((v) => v.guestIp === '10.9.0.4')!
     await repo.remove(holder.id)
-    const waiting = ids.find((id, i) => got[i] === undefined)!
+    const waiting = ids.find((_id, i) => got[i] === undefined)!
     expect(await repo.assignAddress(waiting, plan.capacity, plan.addressAt, plan.indexOf)).toBe('10.9.0.4')
     // The unique index is the last guard against two VMs with one address.
     const other = (await repo.list()).find((v) => v.guestIp !== '10.9.0.4' && v.guestIp)!

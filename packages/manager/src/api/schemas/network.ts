@@ -9,9 +9,18 @@ const AllowIps = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
 })
 export { AllowIps }
 
+export const AllowDomains = Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+  maxItems: 64,
+  description:
+    'Host names the VM may resolve and reach ("api.example.com"; "*.example.com" for its subdomains). The gateway resolver answers only these names for the VM, ' +
+    'and the addresses it returns become reachable for the answer\'s TTL (at least 60 s, at most 1 h; connections opened meanwhile last). Combines with allowIps. ' +
+    'Resolved addresses of other VMs, the host or reserved ranges stay blocked.',
+})
+
 export const NetworkPatchBody = Type.Object(
   {
     allowIps: Type.Optional(AllowIps),
+    allowDomains: Type.Optional(AllowDomains),
     outboundInternet: Type.Optional(Type.Boolean({ description: 'With an empty allowIps: any destination (except the always-blocked ones). With or without allowIps: the VM may resolve names through the gateway.' })),
   },
   { additionalProperties: false },
@@ -23,11 +32,12 @@ export const VmNetwork = Type.Object({
   gateway: Type.String({ description: 'The VM\'s gateway and DNS resolver.' }),
   mac: Type.Union([Type.String(), Type.Null()]),
   allowIps: Type.Array(Type.String()),
+  allowDomains: Type.Array(Type.String()),
   outboundInternet: Type.Boolean(),
   effective: Type.Object(
     {
-      egress: Type.Union([Type.Literal('none'), Type.Literal('list'), Type.Literal('all')], { description: 'none: nothing; list: only allowIps; all: any destination except the always-blocked ones.' }),
-      dns: Type.Boolean({ description: 'Names resolve through the gateway (outboundInternet).' }),
+      egress: Type.Union([Type.Literal('none'), Type.Literal('list'), Type.Literal('all')], { description: 'none: nothing; list: only allowIps and resolved allowDomains; all: any destination except the always-blocked ones.' }),
+      dns: Type.Union([Type.Literal('none'), Type.Literal('all'), Type.Literal('listed')], { description: 'Which names resolve through the gateway: none, all (outboundInternet), or only allowDomains.' }),
       gatewayServices: Type.Boolean({ description: 'Services on the host are reachable at the gateway address (allowIps names it).' }),
     },
     { description: 'The policy as the host enforces it now.' },

@@ -1,13 +1,14 @@
 import { Type, type Static } from 'typebox'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { VM_STATES, type VmState } from '../../services/vm-states.ts'
-import { AllowIps } from './network.ts'
+import { AllowDomains, AllowIps } from './network.ts'
 
 export const CreateVmBody = Type.Object(
   {
     cpu: Type.Number({ description: 'vCPUs (integer, 1..MAX_CPU).' }),
     memMb: Type.Number({ description: 'Guest memory in MiB (128..MAX_MEM_MB).' }),
     allowIps: AllowIps,
+    allowDomains: Type.Optional(AllowDomains),
     outboundInternet: Type.Optional(Type.Boolean({ default: false, description: 'With an empty allowIps: any destination (except other VMs, the host and reserved ranges). Also enables DNS through the gateway.' })),
     imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image.' })),
     diskSizeMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, description: 'Accepted for compatibility; the overlay size is OVERLAY_SIZE_BYTES.' })),
@@ -25,6 +26,7 @@ export const VmPublic = Type.Object(
     imageId: Type.String(),
     guestIp: Type.Union([Type.String(), Type.Null()]),
     allowIps: Type.Array(Type.String()),
+    allowDomains: Type.Array(Type.String()),
     outboundInternet: Type.Boolean(),
     provisionMode: Type.Union([Type.Literal('boot'), Type.Literal('snapshot'), Type.Literal('pool'), Type.Null()]),
     createdAt: Type.String({ format: 'date-time' }),
@@ -45,6 +47,7 @@ export const toVmPublic = (vm: VmRecord): VmPublic => ({
   imageId: vm.imageId,
   guestIp: vm.guestIp,
   allowIps: vm.allowIps,
+  allowDomains: vm.allowDomains,
   outboundInternet: vm.outboundInternet,
   provisionMode: vm.provisionMode,
   createdAt: vm.createdAt,

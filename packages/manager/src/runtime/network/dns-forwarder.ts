@@ -1,20 +1,27 @@
 // The VMs' resolver: a forwarder on the host end of the VM link (the guests know it as the
 // gateway, port 53). The namespace rules already let only VMs with DNS reach it; the forwarder
-// checks again by source address (which the namespace guarantees is the VM's own) and answers
-// REFUSED otherwise, so a VM without egress cannot tunnel data out through DNS lookups.
+// decides again by source address (which the anti-spoof rule guarantees is the VM's own):
+// REFUSED for VMs without DNS, so nothing can be tunnelled out through lookups; any name for
+// VMs with outboundInternet; only their allowDomains for the others, whose answers open the
+// resolved addresses in the VM's egress set before the VM sees them.
 import dgram from 'node:dgram'
 import fs from 'node:fs'
 import net from 'node:net'
+import dnsPacket from 'dns-packet'
 
 const UPSTREAM_TIMEOUT_MS = 4000
 const MAX_TCP_MESSAGE = 65535
+
+export type DnsAccess =
+  | { kind: 'refuse' }
+  | { kind: 'any' }
+  | { kind: 'listed'; allowed: (name: string) => boolean; onAnswer: (addresses: string[], ttlS: number) => Promise<void> }
 
 export interface DnsForwarderOptions {
   listenAddress: string
   port?: number
   upstreams: string[]
-  /** Whether the VM with this source address may resolve names. */
-  allowed: (sourceAddress: string) => boolean
+  access: (sourceAddress: string) => DnsAccess
   onError?: (err: Error) => void
 }
 
@@ -59,25 +66,13 @@ export class DnsForwarder {
   async start(): Promise<void> {
     const port = this.o.port ?? 53
     const udp = dgram.createSocket('udp4')
-    udp.on('message', (msg, rinfo) => void this.answerUdp(msg, rinfo))
+    udp.on('message', (msg, rinfo) => void this.answer(msg, rinfo.address).then((r) => r && udp.send(r, rinfo.port, rinfo.address)))
+    await listening(udp, (done) => udp.bind({ address: this.o.listenAddress, port }, done))
     udp.on('error', (err) => this.o.onError?.(err))
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject)
-      udp.bind({ address: this.o.listenAddress, port }, () => {
-        udp.off('error', reject)
-        resolve()
-      })
-    })
     this.udp = udp
-    const tcp = net.createServer((sock) => this.answerTcp(sock))
+    const tcp = net.createServer((sock) => this.serveTcp(sock))
+    await listening(tcp, (done) => tcp.listen({ host: this.o.listenAddress, port }, done))
     tcp.on('error', (err) => this.o.onError?.(err))
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject)
-      tcp.listen({ host: this.o.listenAddress, port }, () => {
-        tcp.off('error', reject)
-        resolve()
-      })
-    })
     this.tcp = tcp
   }
 
@@ -86,12 +81,32 @@ export class DnsForwarder {
     await new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()))
   }
 
-  private async answerUdp(msg: Buffer, rinfo: dgram.RemoteInfo): Promise<void> {
-    const reply = this.o.allowed(rinfo.address) ? await this.forwardUdp(msg) : refusedAnswer(msg)
-    if (reply) this.udp?.send(reply, rinfo.port, rinfo.address)
+  /** The reply to one query from `source`, or undefined to stay silent. */
+  private async answer(query: Buffer, source: string): Promise<Buffer | undefined> {
+    const access = this.o.access(source)
+    if (access.kind === 'refuse') return refusedAnswer(query)
+    if (access.kind === 'any') return this.forward(query)
+    let questions
+    try {
+      questions = dnsPacket.decode(query).questions ?? []
+    } catch {
+      return refusedAnswer(query)
+    }
+    if (questions.length === 0 || !questions.every((q) => access.allowed(q.name))) return refusedAnswer(query)
+    const reply = await this.forward(query)
+    if (!reply) return undefined
+    try {
+      const answers = (dnsPacket.decode(reply).answers ?? []).flatMap((a) => (a.type === 'A' ? [a] : []))
+      if (answers.length) await access.onAnswer(answers.map((a) => a.data), Math.min(...answers.map((a) => a.ttl ?? 60)))
+    } catch (err) {
+      this.o.onError?.(err as Error)
+      return refusedAnswer(query)
+    }
+    return reply
   }
 
-  private async forwardUdp(msg: Buffer): Promise<Buffer | undefined> {
+  private async forward(msg: Buffer): Promise<Buffer | undefined> {
+    if (msg.length < 12) return undefined
     for (const upstream of this.o.upstreams) {
       const reply = await new Promise<Buffer | undefined>((resolve) => {
         const s = dgram.createSocket('udp4')
@@ -111,31 +126,32 @@ export class DnsForwarder {
     return undefined
   }
 
-  private answerTcp(sock: net.Socket): void {
+  /** DNS over TCP: length-prefixed messages, each answered like a UDP query. */
+  private serveTcp(sock: net.Socket): void {
     sock.setTimeout(UPSTREAM_TIMEOUT_MS * 2, () => sock.destroy())
     sock.on('error', () => {})
-    const address = sock.remoteAddress?.replace(/^::ffff:/, '') ?? ''
-    if (!this.o.allowed(address)) {
-      // Read one message to answer it properly, then close.
-      sock.once('data', (d) => {
-        const q = d.length > 2 ? refusedAnswer(d.subarray(2)) : undefined
-        if (q) sock.end(Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]))
-        else sock.destroy()
-      })
-      return
-    }
-    const upstream = this.o.upstreams[0]
-    if (!upstream) return void sock.destroy()
-    const up = net.connect({ host: upstream, port: 53 })
-    up.setTimeout(UPSTREAM_TIMEOUT_MS * 2, () => up.destroy())
-    up.on('error', () => sock.destroy())
-    sock.on('close', () => up.destroy())
-    up.on('close', () => sock.destroy())
-    let seen = 0
+    const source = sock.remoteAddress?.replace(/^::ffff:/, '') ?? ''
+    let buf = Buffer.alloc(0)
     sock.on('data', (d) => {
-      seen += d.length
-      if (seen > 4 * MAX_TCP_MESSAGE) sock.destroy()
+      buf = Buffer.concat([buf, d])
+      if (buf.length > 2 * MAX_TCP_MESSAGE) return void sock.destroy()
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0))
+        buf = buf.subarray(2 + msg.length)
+        void this.answer(Buffer.from(msg), source).then((r) => {
+          if (r && !sock.destroyed) sock.write(Buffer.concat([Buffer.from([r.length >> 8, r.length & 255]), r]))
+        })
+      }
     })
-    sock.pipe(up).pipe(sock)
   }
+}
+
+function listening(server: dgram.Socket | net.Server, start: (done: () => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    start(() => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
 }

@@ -9,7 +9,7 @@ import { run } from '../process/run.ts'
 import type { AddressPlan } from './address-plan.ts'
 import type { EgressPolicy } from './egress-policy.ts'
 import { formatCidr, overlaps, parseCidr } from './ipv4.ts'
-import { deleteHostTable, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm } from './nft-ruleset.ts'
+import { addResolved, deleteHostTable, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm } from './nft-ruleset.ts'
 
 /** Every TAP carries this MAC: each is its own link, and a clone's cached gateway entry stays valid. */
 export const GATEWAY_MAC = '02:72:00:00:00:01'
@@ -35,14 +35,20 @@ export class HostNetwork {
   readonly netnsPath: string
   readonly hostIf: string
   private readonly attached = new Map<string, AttachedVm>()
+  /** vmId -> resolved allowDomains address -> expiry (ms), kept across ruleset reloads. */
+  private readonly resolved = new Map<string, Map<string, number>>()
+  private nextMark = 1 + Math.floor(Math.random() * 2 ** 30)
   private queue: Promise<unknown> = Promise.resolve()
   private ready: Promise<void> | undefined
   private readonly plan: AddressPlan
   private readonly instance: string
 
-  constructor(plan: AddressPlan, instance: string) {
+  private readonly managerPort: number
+
+  constructor(plan: AddressPlan, instance: string, managerPort: number) {
     this.plan = plan
     this.instance = instance
+    this.managerPort = managerPort
     this.netns = `rds-${instance}`
     this.netnsPath = `/run/netns/${this.netns}`
     this.hostIf = `rds${instance}`.slice(0, 15)
@@ -80,8 +86,22 @@ export class HostNetwork {
   async update(vm: VmAttachment): Promise<void> {
     await this.ensure()
     await this.serial(async () => {
+      this.resolved.delete(vm.vmId)
       this.attached.set(vm.vmId, this.toAttached(vm))
       await this.loadRules()
+    })
+  }
+
+  /** Lets the VM reach what one of its allowDomains resolved to, for the answer's TTL (clamped). */
+  async allowResolved(vmId: string, addresses: string[], ttlS: number): Promise<void> {
+    const a = this.attached.get(vmId)
+    if (!a || addresses.length === 0) return
+    const timeoutS = Math.min(3600, Math.max(60, Math.round(ttlS)))
+    await this.serial(async () => {
+      const mine = this.resolved.get(vmId) ?? new Map<string, number>()
+      this.resolved.set(vmId, mine)
+      for (const address of addresses) mine.set(address, Date.now() + timeoutS * 1000)
+      await run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: addResolved(a.key, addresses.map((address) => ({ address, timeoutS }))) })
     })
   }
 
@@ -90,6 +110,7 @@ export class HostNetwork {
     if (!fs.existsSync(this.netnsPath)) return
     await this.serial(async () => {
       this.attached.delete(vmId)
+      this.resolved.delete(vmId)
       const tap = tapName(vmId)
       if ((await this.links()).some((l) => l.ifname === tap)) await this.ip(['-n', this.netns, 'link', 'del', tap])
       await this.loadRules()
@@ -134,7 +155,7 @@ export class HostNetwork {
   }
 
   private toAttached(vm: VmAttachment): AttachedVm {
-    return { key: tapName(vm.vmId).slice(TAP_PREFIX.length), tap: tapName(vm.vmId), address: vm.address, policy: vm.policy }
+    return { key: tapName(vm.vmId).slice(TAP_PREFIX.length), tap: tapName(vm.vmId), address: vm.address, policy: vm.policy, mark: this.nextMark++, resolved: [] }
   }
 
   private tapCommands(a: AttachedVm): string[] {
@@ -168,7 +189,7 @@ export class HostNetwork {
     await this.ipBatch([`addr replace ${p.hostLink}/30 dev ${this.hostIf}`, `link set dev ${this.hostIf} up`, `route replace ${formatCidr(p.vmNet)} via ${p.nsLink} dev ${this.hostIf}`], false)
     // Egress leaves through the host's own routing; see docs/operations.md.
     fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
-    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf) })
+    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf, this.managerPort) })
     await this.loadRules()
   }
 
@@ -185,7 +206,12 @@ export class HostNetwork {
   }
 
   private loadRules(): Promise<string> {
-    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, [...this.attached.values()]) })
+    const now = Date.now()
+    const vms = [...this.attached.entries()].map(([vmId, a]) => ({
+      ...a,
+      resolved: [...(this.resolved.get(vmId) ?? new Map<string, number>())].filter(([, exp]) => exp > now + 1000).map(([address, exp]) => ({ address, timeoutS: Math.ceil((exp - now) / 1000) })),
+    }))
+    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms) })
   }
 
   private async links(): Promise<LinkInfo[]> {

@@ -18,6 +18,13 @@ export interface AttachedVm {
   tap: string
   address: string
   policy: EgressPolicy
+  /**
+   * Conntrack mark of connections opened to resolved allowDomains addresses. A new value per
+   * policy change: established flows of the old policy stop matching, so a PATCH cuts them too.
+   */
+  mark: number
+  /** Addresses the VM's allowDomains resolved to, with the seconds they stay allowed. */
+  resolved: Array<{ address: string; timeoutS: number }>
 }
 
 export const TAP_PREFIX = 'vm'
@@ -32,19 +39,24 @@ function vmChain(vm: AttachedVm, plan: AddressPlan): string[] {
     'meta nfproto != ipv4 drop',
     `ip saddr != ${vm.address} drop`,
     'ct state invalid drop',
+    ...(p.domains.length ? [`ct state established ct mark ${vm.mark} accept`] : []),
     // The gateway address was rewritten to the host end of the link in prerouting.
     ...(p.gateway ? [`ip daddr ${plan.hostLink} accept`] : []),
-    ...(p.dns && !p.gateway ? [`ip daddr ${plan.hostLink} udp dport 53 accept`, `ip daddr ${plan.hostLink} tcp dport 53 accept`] : []),
+    ...(p.dns !== 'none' && !p.gateway ? [`ip daddr ${plan.hostLink} udp dport 53 accept`, `ip daddr ${plan.hostLink} tcp dport 53 accept`] : []),
     `ip daddr ${formatCidr(plan.linkNet)} ${REJECT}`,
     `ip daddr ${formatCidr(plan.vmNet)} ${REJECT}`,
     ...(p.reservedAllowed.length ? [`ip daddr @allow-reserved-${vm.key} accept`] : []),
     `ip daddr @reserved ${REJECT}`,
     ...(p.mode === 'all' ? ['accept'] : p.mode === 'list' && p.allow.length ? [`ip daddr @allow-${vm.key} accept`] : []),
+    // After the rejects above: a name resolving to the host, another VM or metadata gains nothing.
+    ...(p.domains.length ? [`ip daddr @resolved-${vm.key} ct mark set ${vm.mark} accept`] : []),
     REJECT,
   ]
+  const resolved = vm.resolved.map((r) => `${r.address} timeout ${r.timeoutS}s`)
   return [
     `  set allow-${vm.key} { type ipv4_addr; flags interval; auto-merge;${elements(p.allow)} }`,
     `  set allow-reserved-${vm.key} { type ipv4_addr; flags interval; auto-merge;${elements(p.reservedAllowed)} }`,
+    `  set resolved-${vm.key} { type ipv4_addr; flags timeout;${resolved.length ? ` elements = { ${resolved.join(', ')} }` : ''} }`,
     `  chain vm-${vm.key} {`,
     ...rules.map((r) => `    ${r}`),
     '  }',
@@ -85,7 +97,7 @@ export const hostTableName = (instance: string) => `rds_${instance}`
  * (gateway services and DNS, already filtered per VM in the namespace), may be forwarded out
  * (masqueraded), and nothing from outside may open a connection towards the VMs.
  */
-export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string): string {
+export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string, managerPort: number): string {
   const t = hostTableName(instance)
   return [
     `add table ip ${t}`,
@@ -93,6 +105,8 @@ export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string)
     `table ip ${t} {`,
     '  chain input {',
     '    type filter hook input priority filter; policy accept;',
+    // The manager's own API is never a "gateway service", whatever a VM's policy says.
+    `    iifname "${hostIf}" tcp dport ${managerPort} drop`,
     `    iifname "${hostIf}" ip daddr ${plan.hostLink} accept`,
     `    iifname "${hostIf}" ct state established,related accept`,
     `    iifname "${hostIf}" drop`,
@@ -111,6 +125,15 @@ export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string)
     '}',
     '',
   ].join('\n')
+}
+
+/**
+ * Adds resolved addresses to a VM's set without reloading the ruleset; an address already there
+ * gets the new timeout (add, delete, add: the first add makes the delete safe).
+ */
+export function addResolved(key: string, entries: Array<{ address: string; timeoutS: number }>): string {
+  const set = `inet rds resolved-${key}`
+  return entries.map((e) => `add element ${set} { ${e.address} }\ndelete element ${set} { ${e.address} }\nadd element ${set} { ${e.address} timeout ${e.timeoutS}s }\n`).join('')
 }
 
 export const deleteHostTable = (instance: string) => `add table ip ${hostTableName(instance)}\ndelete table ip ${hostTableName(instance)}\n`
