@@ -6,6 +6,7 @@
 //                               loopback: the baseline without TAP, nftables and the host
 import http from 'node:http'
 import net from 'node:net'
+import { Readable } from 'node:stream'
 
 const [mode, ...a] = process.argv.slice(2)
 const now = () => performance.now()
@@ -30,19 +31,14 @@ async function down(url) {
   return (n / (now() - t)) * 1000
 }
 
-async function up(url, bytes) {
+function* chunks(bytes) {
   const chunk = Buffer.alloc(64 * 1024, 120)
-  let left = bytes
-  const body = new ReadableStream({
-    pull(ctrl) {
-      if (left <= 0) return ctrl.close()
-      const c = chunk.subarray(0, Math.min(left, chunk.length))
-      left -= c.length
-      ctrl.enqueue(c)
-    },
-  })
+  for (let left = bytes; left > 0; left -= chunk.length) yield chunk.subarray(0, Math.min(left, chunk.length))
+}
+
+async function up(url, bytes) {
   const t = now()
-  const r = await fetch(url, { method: 'POST', body, duplex: 'half' })
+  const r = await fetch(url, { method: 'POST', body: Readable.toWeb(Readable.from(chunks(bytes))), duplex: 'half' })
   await r.text()
   return (bytes / (now() - t)) * 1000
 }
@@ -64,17 +60,7 @@ if (mode === 'connect') {
       return
     }
     res.writeHead(200, { 'content-length': bytes })
-    const chunk = Buffer.alloc(64 * 1024, 120)
-    let left = bytes
-    const pump = () => {
-      while (left > 0) {
-        const c = chunk.subarray(0, Math.min(left, chunk.length))
-        left -= c.length
-        if (!res.write(c)) return void res.once('drain', pump)
-      }
-      res.end()
-    }
-    pump()
+    Readable.from(chunks(bytes)).pipe(res)
   })
   await new Promise((r) => srv.listen(0, '127.0.0.1', r))
   const base = `http://127.0.0.1:${srv.address().port}`

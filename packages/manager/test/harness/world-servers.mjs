@@ -4,6 +4,7 @@
 // the second address, all others the first.
 import dgram from 'node:dgram'
 import http from 'node:http'
+import { Readable } from 'node:stream'
 
 const [dnsAddress, ...httpAddresses] = process.argv.slice(2)
 const PORT = 8080
@@ -16,16 +17,9 @@ for (const address of httpAddresses) {
         const n = Number(url.searchParams.get('n') ?? 0)
         res.writeHead(200, { 'content-length': n })
         const chunk = Buffer.alloc(64 * 1024, 120)
-        let left = n
-        const pump = () => {
-          while (left > 0) {
-            const c = chunk.subarray(0, Math.min(left, chunk.length))
-            left -= c.length
-            if (!res.write(c)) return void res.once('drain', pump)
-          }
-          res.end()
-        }
-        return pump()
+        return Readable.from((function* () {
+          for (let left = n; left > 0; left -= chunk.length) yield chunk.subarray(0, Math.min(left, chunk.length))
+        })()).pipe(res)
       }
       if (url.pathname === '/sink') {
         let got = 0
