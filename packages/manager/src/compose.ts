@@ -16,6 +16,7 @@ import { createVmService } from './services/vms.ts'
 import { createVmExecService } from './services/vm-exec.ts'
 import { HostNetwork } from './runtime/network/host-network.ts'
 import { createNetworkService } from './services/network.ts'
+import { createSecretBox } from './services/secret-env.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -39,8 +40,9 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   })
   const images = createImageService({ repo: repos.images, vms: repos.vms, paths })
   const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs })
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, driver, log })
-  const vmExec = createVmExecService({ config, paths, vms, machines, execLogs: repos.execLogs })
+  const secrets = createSecretBox(config.vmSecretKey)
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, secrets, driver, log })
+  const vmExec = createVmExecService({ config, paths, vms, machines, secrets, execLogs: repos.execLogs })
   return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>

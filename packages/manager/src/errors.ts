@@ -32,6 +32,8 @@ export const Errors = {
   addressPoolExhausted: (capacity: number) =>
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
+  secretKeyMissing: () => new ApiError(500, 'secret_key_missing', 'VM_SECRET_KEY is required for peer secret env support'),
+  secretEnvUnreadable: () => new ApiError(500, 'secret_env_unreadable', 'The VM\'s secretEnv cannot be decrypted (VM_SECRET_KEY changed, or the stored value was altered)'),
   bootFailed: (reason: string) => new ApiError(500, 'vm_boot_failed', `VM failed to boot: ${reason}`),
   agentUnavailable: (id: string, reason: string) => new ApiError(502, 'agent_unavailable', `Agent of VM ${id} is not reachable: ${reason}`),
 } as const

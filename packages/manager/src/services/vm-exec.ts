@@ -11,7 +11,9 @@ import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
 import { parseEnvList, toEnvList } from './env-list.ts'
 import type { Machines } from './machines.ts'
+import type { SecretBox } from './secret-env.ts'
 import { assertState } from './vm-states.ts'
+import type { VmRecord } from '../store/vms-repo.ts'
 import type { VmService } from './vms.ts'
 
 export interface ExecInput {
@@ -46,8 +48,11 @@ export const LOG_TYPE_ALIASES: Record<string, LogType> = {
   'firecracker.stderr.log': 'vmm.log',
 }
 
-export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; execLogs: ExecLogsRepo }) {
+export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; secrets: SecretBox; execLogs: ExecLogsRepo }) {
   const { config, vms, machines, execLogs } = deps
+
+  /** The VM's secretEnv, decrypted for one call (secrets win over the caller's env, as in the original). */
+  const secretsOf = (vm: VmRecord): Record<string, string> => (vm.secretEnv ? deps.secrets.open(vm.id, vm.secretEnv) : {})
 
   async function agentFor(id: string, op: 'exec' | 'files') {
     const vm = await vms.get(id)
@@ -77,13 +82,15 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
 
   const capped = (s: string) => (s.length > LOG_OUTPUT_CAP ? `${s.slice(0, LOG_OUTPUT_CAP)}…[truncated]` : s)
 
-  async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number) {
+  async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number, secrets: Record<string, string>) {
+    // The history is stored and shown again: secret values a program printed are masked in it.
+    const mask = <T>(v: T): T => maskSecrets(v, secrets)
     await execLogs
       .append(vmId, {
         timestamp: new Date(startedAt).toISOString(),
         type,
-        input,
-        result: { exitCode: result.exitCode, stdout: capped(result.stdout), stderr: capped(result.stderr), result: result.result, error: result.error, timedOut: result.timedOut },
+        input: mask(input),
+        result: mask({ exitCode: result.exitCode, stdout: capped(result.stdout), stderr: capped(result.stderr), result: result.result, error: result.error, timedOut: result.timedOut }),
         durationMs: Date.now() - startedAt,
       })
       .catch(() => {})
@@ -92,26 +99,30 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   async function run(id: string, runtime: 'deno' | 'node', input: RunInput): Promise<RunResult> {
     if (input.code === undefined && input.path === undefined) throw Errors.badRequest('code or path is required')
     const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
-    const env = toEnvList(parseEnvList(input.env ?? []))
+    const callerEnv = parseEnvList(input.env ?? [])
     const { vm, agent } = await agentFor(id, 'exec')
+    const secrets = secretsOf(vm)
+    const env = toEnvList({ ...callerEnv, ...secrets })
     const started = Date.now()
     const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: vm.outboundInternet || vm.allowIps.length > 0, maxOutputBytes: config.execOutputMaxBytes }
     const result = await call<RunResult>(id, () => agent.json('POST', AgentPaths.run, body, timeoutMs + REPLY_GRACE_MS))
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
     const logged = { code: input.code, path: input.path, args: input.args, env: Object.keys(parseEnvList(input.env ?? [])), timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
-    await record(id, type, logged, result, started)
+    await record(id, type, logged, result, started, secrets)
     return result
   }
 
   return {
     async exec(id: string, input: ExecInput): Promise<ExecResult> {
       const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
-      const { agent } = await agentFor(id, 'exec')
+      const { vm, agent } = await agentFor(id, 'exec')
       const started = Date.now()
-      const body = { cmd: input.cmd, cwd: input.cwd, env: input.env, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
+      const secrets = secretsOf(vm)
+      const env = { ...input.env, ...secrets }
+      const body = { cmd: input.cmd, cwd: input.cwd, env: Object.keys(env).length ? env : undefined, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
       const result = await call<ExecResult>(id, () => agent.json('POST', AgentPaths.exec, body, timeoutMs + REPLY_GRACE_MS))
-      await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started)
+      await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started, secrets)
       return result
     },
 
@@ -177,3 +188,17 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   }
 }
 export type VmExecService = ReturnType<typeof createVmExecService>
+
+/** Replaces every secret value in every string inside `v` with a marker naming its key. */
+export function maskSecrets<T>(v: T, secrets: Record<string, string>): T {
+  // Very short values would mask ordinary output; they are not credentials anyway.
+  const pairs = Object.entries(secrets).filter(([, value]) => value.length >= 4)
+  if (pairs.length === 0) return v
+  const walk = (x: unknown): unknown => {
+    if (typeof x === 'string') return pairs.reduce((s, [key, value]) => s.split(value).join(`[secret ${key}]`), x)
+    if (Array.isArray(x)) return x.map(walk)
+    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, val]) => [k, walk(val)]))
+    return x
+  }
+  return walk(v) as T
+}

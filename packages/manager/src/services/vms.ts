@@ -16,6 +16,7 @@ import type { ImageService } from './images.ts'
 import { KeyedLock } from './locks.ts'
 import type { Machines } from './machines.ts'
 import type { NetworkPolicyInput, NetworkService } from './network.ts'
+import { parseSecretEnv, type SecretBox } from './secret-env.ts'
 import { assertState, LIVE_STATES } from './vm-states.ts'
 
 export interface CreateVmInput {
@@ -23,6 +24,7 @@ export interface CreateVmInput {
   memMb: number
   allowIps: string[]
   allowDomains?: string[]
+  secretEnv?: string[]
   outboundInternet?: boolean
   imageId?: string
 }
@@ -35,6 +37,7 @@ export function createVmService(deps: {
   images: ImageService
   machines: Machines
   network: NetworkService
+  secrets: SecretBox
   driver: VmmDriver
   log: FastifyBaseLogger
 }) {
@@ -64,10 +67,13 @@ export function createVmService(deps: {
     async create(input: CreateVmInput): Promise<VmRecord> {
       validateResources(input)
       network.validate({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
+      const secretEnv = parseSecretEnv(input.secretEnv ?? [])
+      if (Object.keys(secretEnv).length) deps.secrets.requireKey()
       const image = await images.resolveForBoot(input.imageId)
       const now = new Date().toISOString()
+      const id = crypto.randomUUID()
       const vm: VmRecord = {
-        id: crypto.randomUUID(),
+        id,
         state: 'CREATED',
         cpu: input.cpu,
         memMb: input.memMb,
@@ -75,6 +81,7 @@ export function createVmService(deps: {
         guestIp: null,
         allowIps: input.allowIps,
         allowDomains: input.allowDomains ?? [],
+        secretEnv: Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null,
         outboundInternet: input.outboundInternet ?? false,
         provisionMode: null,
         createdAt: now,

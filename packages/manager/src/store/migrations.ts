@@ -72,6 +72,11 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.alterTable('vms').addColumn('allow_domains', 'text', (c) => c.notNull().defaultTo('[]')).execute()
     },
   },
+  '0004_secret_env': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('vms').addColumn('secret_env', 'text').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

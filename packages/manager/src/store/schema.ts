@@ -11,6 +11,8 @@ export interface VmsTable {
   guest_ip: string | null
   allow_ips: string // JSON array
   allow_domains: string // JSON array
+  /** secretEnv sealed by services/secret-env.ts; never plaintext. */
+  secret_env: string | null
   outbound_internet: number
   provision_mode: string | null
   created_at: string

@@ -15,6 +15,8 @@ export interface VmRecord {
   guestIp: string | null
   allowIps: string[]
   allowDomains: string[]
+  /** Sealed secretEnv (services/secret-env.ts), or null. */
+  secretEnv: string | null
   outboundInternet: boolean
   provisionMode: 'boot' | 'snapshot' | 'pool' | null
   createdAt: string
@@ -34,6 +36,7 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   guestIp: r.guest_ip,
   allowIps: JSON.parse(r.allow_ips) as string[],
   allowDomains: JSON.parse(r.allow_domains) as string[],
+  secretEnv: r.secret_env,
   outboundInternet: Boolean(r.outbound_internet),
   provisionMode: r.provision_mode as VmRecord['provisionMode'],
   createdAt: r.created_at,
@@ -55,6 +58,7 @@ const toColumns = (p: VmPatch): Partial<VmsTable> => {
   if (p.guestIp !== undefined) c.guest_ip = p.guestIp
   if (p.allowIps !== undefined) c.allow_ips = JSON.stringify(p.allowIps)
   if (p.allowDomains !== undefined) c.allow_domains = JSON.stringify(p.allowDomains)
+  if (p.secretEnv !== undefined) c.secret_env = p.secretEnv
   if (p.outboundInternet !== undefined) c.outbound_internet = p.outboundInternet ? 1 : 0
   if (p.provisionMode !== undefined) c.provision_mode = p.provisionMode
   if (p.startedAt !== undefined) c.started_at = p.startedAt

@@ -10,15 +10,16 @@ import { tarGz as tarGzBuffer } from '../harness/archives.ts'
 
 let mgr: ManagerProcess
 let vmId: string
+const SECRET = 'tok-9f8e7d6c5b4a'
 
 const tarGz = (files: Record<string, string>) => new Uint8Array(tarGzBuffer(files))
 
 const untarList = (gz: Uint8Array): string => execFileSync('tar', ['-tzvf', '-'], { input: gz }).toString()
 
 beforeAll(async () => {
-  mgr = new ManagerProcess()
+  mgr = new ManagerProcess({ VM_SECRET_KEY: 'test-operator-secret' })
   await mgr.start()
-  const r = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [] })
+  const r = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [], secretEnv: [`API_TOKEN=${SECRET}`, 'SHADOWED=from-secret'] })
   if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}\n${mgr.output}`)
   vmId = r.body.id
 })
@@ -153,6 +154,26 @@ describe('a running VM', () => {
   it('serves 50 parallel execs on one VM', async () => {
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: `echo ${i}` })))
     results.forEach((r, i) => expect(r.body.stdout).toBe(`${i}\n`))
+  })
+
+  it('gives secretEnv to every exec and run, over the caller\'s env, and never shows or stores it in clear', async () => {
+    const e = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'echo "$API_TOKEN $SHADOWED"', env: { SHADOWED: 'from-caller' } })
+    expect(e.body.stdout).toBe(`${SECRET} from-secret\n`)
+    const ts = await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code: 'result.set(Deno.env.get("API_TOKEN"))' })
+    expect(ts.body.result).toBe(SECRET)
+    const js = await mgr.request('POST', `/v1/vms/${vmId}/run-js`, { code: 'result.set(process.env.API_TOKEN)', env: ['API_TOKEN=caller'] })
+    expect(js.body.result).toBe(SECRET)
+    // Not in any API answer about the VM, not in the history, not in the database files.
+    for (const url of [`/v1/vms/${vmId}`, '/v1/vms', `/v1/vms/${vmId}/network`, `/v1/vms/${vmId}/exec-logs?limit=10`]) {
+      const r = await mgr.request('GET', url)
+      expect(JSON.stringify(r.body), url).not.toContain(SECRET)
+    }
+    const h = await mgr.request('GET', `/v1/vms/${vmId}/exec-logs?limit=3`)
+    expect(JSON.stringify(h.body)).toContain('[secret API_TOKEN]')
+    for (const f of fs.readdirSync(mgr.storageRoot).filter((n) => n.startsWith('manager.db'))) {
+      expect(fs.readFileSync(path.join(mgr.storageRoot, f)).includes(SECRET), f).toBe(false)
+    }
+    expect(mgr.output).not.toContain(SECRET)
   })
 
   it('keeps logs and an exec history without env values', async () => {

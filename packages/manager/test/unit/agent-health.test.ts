@@ -68,7 +68,7 @@ it('reports an agent restart, then ERROR while it is silent, then RUNNING again'
   const resets = { n: 0 }
   const script: Array<number | 'silent'> = [10_000, 15_000, 200, 'silent', 'silent', 'silent', 'silent', 300]
   const machines = createMachines({ driver, paths: createPaths(root, root), repo, log: pino({ level: 'silent' }), bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
-  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }
+  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }
   await repo.insertWithinQuota(vm, { maxVms: 10 })
   await machines.boot(vm, { kernel: 'k', initrd: 'i', rootfs: 'r' })
   await repo.update(vm.id, { state: 'RUNNING' })

@@ -35,6 +35,7 @@ const vm = (id: string): VmRecord => ({
   guestIp: null,
   allowIps: ['10.0.0.1/32'],
   allowDomains: ['api.example.com'],
+  secretEnv: 'v1:sealed',
   outboundInternet: true,
   provisionMode: null,
   createdAt: new Date().toISOString(),

@@ -9,6 +9,12 @@ export const CreateVmBody = Type.Object(
     memMb: Type.Number({ description: 'Guest memory in MiB (128..MAX_MEM_MB).' }),
     allowIps: AllowIps,
     allowDomains: Type.Optional(AllowDomains),
+    secretEnv: Type.Optional(
+      Type.Array(Type.String({ maxLength: 65536 }), {
+        maxItems: 256,
+        description: '"KEY=value" entries given to every exec/run-ts/run-js of this VM (they override the request\'s env). Stored encrypted (needs VM_SECRET_KEY); never returned, logged or copied to another VM; masked in the exec history.',
+      }),
+    ),
     outboundInternet: Type.Optional(Type.Boolean({ default: false, description: 'With an empty allowIps: any destination (except other VMs, the host and reserved ranges). Also enables DNS through the gateway.' })),
     imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image.' })),
     diskSizeMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, description: 'Accepted for compatibility; the overlay size is OVERLAY_SIZE_BYTES.' })),

@@ -1,0 +1,55 @@
+// secretEnv: "KEY=value" lists a VM's every exec/run gets, stored only encrypted. AES-256-GCM
+// under a key derived (HKDF-SHA256) from VM_SECRET_KEY, with the VM's id as additional data,
+// so a ciphertext copied onto another VM's row does not decrypt. Values never appear in an
+// error message, a log line or an API response; names appear only where the caller needs them.
+import crypto from 'node:crypto'
+import { Errors } from '../errors.ts'
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const VERSION = 'v1'
+
+/** Validates secretEnv without ever repeating an entry (it may be a credential typed wrongly). */
+export function parseSecretEnv(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  list.forEach((entry, i) => {
+    const eq = entry.indexOf('=')
+    if (eq <= 0) throw Errors.invalidEnv(`Invalid secretEnv entry at index ${i} (expected KEY=value; the entry is not repeated here)`)
+    const key = entry.slice(0, eq)
+    if (!NAME.test(key)) throw Errors.invalidEnv(`Invalid env var name in secretEnv at index ${i} (names match [A-Za-z_][A-Za-z0-9_]*)`)
+    out[key] = entry.slice(eq + 1)
+  })
+  return out
+}
+
+export function createSecretBox(vmSecretKey: string | undefined) {
+  const key = vmSecretKey ? Buffer.from(crypto.hkdfSync('sha256', vmSecretKey, 'run-dat-sheesh', `secretEnv ${VERSION}`, 32)) : undefined
+  const need = (): Buffer => {
+    if (!key) throw Errors.secretKeyMissing()
+    return key
+  }
+  return {
+    /** Fails (500 secret_key_missing) when VM_SECRET_KEY is unset, before anything is created. */
+    requireKey: () => void need(),
+
+    seal(vmId: string, env: Record<string, string>): string {
+      const iv = crypto.randomBytes(12)
+      const c = crypto.createCipheriv('aes-256-gcm', need(), iv).setAAD(Buffer.from(vmId))
+      const data = Buffer.concat([c.update(JSON.stringify(env), 'utf8'), c.final()])
+      return [VERSION, iv.toString('base64'), c.getAuthTag().toString('base64'), data.toString('base64')].join(':')
+    },
+
+    open(vmId: string, sealed: string): Record<string, string> {
+      const [version, iv, tag, data] = sealed.split(':')
+      if (version !== VERSION || !iv || !tag || data === undefined) throw Errors.secretEnvUnreadable()
+      try {
+        const d = crypto.createDecipheriv('aes-256-gcm', need(), Buffer.from(iv, 'base64')).setAAD(Buffer.from(vmId))
+        d.setAuthTag(Buffer.from(tag, 'base64'))
+        return JSON.parse(Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8')) as Record<string, string>
+      } catch {
+        // Wrong VM_SECRET_KEY, or a tampered/copied row: say so, never why in detail.
+        throw Errors.secretEnvUnreadable()
+      }
+    },
+  }
+}
+export type SecretBox = ReturnType<typeof createSecretBox>
