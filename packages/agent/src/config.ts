@@ -2,6 +2,8 @@
 // point the agent at temp dirs and a host build of rds-exec. Production uses the defaults; the
 // RDS_AGENT_* overrides are read only from the agent's own environment, which PID 1 controls.
 
+import { PEER_BRIDGE_SOCKET } from '@rds/protocol'
+
 export const AGENT_VERSION = '0.1.0'
 
 export interface AgentConfig {
@@ -30,6 +32,10 @@ export interface AgentConfig {
   ip: string
   /** Written with the host-assigned nameservers. */
   resolvConf: string
+  /** Consumer code reaches the peer bridge here (see peers/bridge-relay.ts). */
+  peerBridgeSocket: string
+  /** The generated peer files (/workspace/peers as seen through the home directory). */
+  peersDir: string
   /** Set only by host tests: listen on this Unix socket instead of the virtio port. */
   listenUnix: string | undefined
 }
@@ -61,6 +67,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     date: str('RDS_AGENT_DATE', 'date'),
     ip: str('RDS_AGENT_IP', '/usr/sbin/ip'),
     resolvConf: str('RDS_AGENT_RESOLV_CONF', '/etc/resolv.conf'),
+    peerBridgeSocket: str('RDS_AGENT_PEER_BRIDGE_SOCKET', PEER_BRIDGE_SOCKET),
+    peersDir: str('RDS_AGENT_PEERS_DIR', `${str('RDS_AGENT_HOME', '/home/user')}/peers`),
     listenUnix: env.RDS_AGENT_LISTEN_UNIX || undefined,
   }
 }

@@ -4,6 +4,7 @@ import { CONTROL_PORT_NAME } from '@rds/protocol'
 import { AGENT_VERSION, loadConfig } from './config.ts'
 import { createContext } from './context.ts'
 import { log } from './log.ts'
+import { startBridgeRelay } from './peers/bridge-relay.ts'
 import { createAgentServer } from './server.ts'
 import { serveConnection } from './transport/serve.ts'
 import { listenUnix } from './transport/unix-listener.ts'
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
       log.error(`cannot protect the agent from the OOM killer: ${(e as Error).message}`)
     }
     servePort(CONTROL_PORT_NAME, onSocket)
-    log.info(`agent ${AGENT_VERSION} serving virtio port ${CONTROL_PORT_NAME}`)
+    startBridgeRelay(config.peerBridgeSocket)
+    log.info(`agent ${AGENT_VERSION} serving virtio port ${CONTROL_PORT_NAME}, peer bridge on ${config.peerBridgeSocket}`)
   }
   // One failed request must not take the agent (and with it the VM's control channel) down.
   process.on('uncaughtException', (e) => log.error(`uncaught: ${e.stack ?? e}`))

@@ -9,6 +9,7 @@ import { handleHealth } from './handlers/health.ts'
 import { handleInit } from './handlers/init.ts'
 import { handleRun } from './handlers/run.ts'
 import { requestShutdown } from './handlers/shutdown.ts'
+import { handlePeersInstall } from './peers/install.ts'
 import { readJson, sendError, sendJson } from './http/respond.ts'
 import { log } from './log.ts'
 
@@ -35,6 +36,11 @@ const ROUTES: Record<string, Route> = {
     res.end()
   },
   [`GET ${AgentPaths.download}`]: (ctx, _req, res, q) => handleDownload(ctx, res, q),
+  [`POST ${AgentPaths.peersInstall}`]: async (ctx, req, res) => {
+    await handlePeersInstall(ctx, req)
+    res.writeHead(204)
+    res.end()
+  },
   [`POST ${AgentPaths.shutdown}`]: async (_ctx, _req, res) => {
     res.writeHead(202)
     res.end(() => setTimeout(requestShutdown, 10))

@@ -9,6 +9,7 @@ import { installValidation } from './api/validation.ts'
 import { requireApiKey } from './api/auth.ts'
 import { vmRoutes } from './api/routes/vms.ts'
 import { vmExecRoutes } from './api/routes/vm-exec.ts'
+import { vmPeerRoutes } from './api/routes/vm-peers.ts'
 import { vmFileRoutes } from './api/routes/vm-files.ts'
 import { imageRoutes } from './api/routes/images.ts'
 import { snapshotRoutes } from './api/routes/snapshots.ts'
@@ -42,7 +43,8 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(
     async (v1) => {
       requireApiKey(v1, o.apiKey)
-      await v1.register(vmRoutes(s.vms))
+      await v1.register(vmRoutes(s.vms, s.peers))
+      await v1.register(vmPeerRoutes(s.vms, s.peers))
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
       await v1.register(imageRoutes(s.images))

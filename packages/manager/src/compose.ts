@@ -17,6 +17,9 @@ import { createVmExecService } from './services/vm-exec.ts'
 import { HostNetwork } from './runtime/network/host-network.ts'
 import { createNetworkService } from './services/network.ts'
 import { createSecretBox } from './services/secret-env.ts'
+import { createPeerLinksRepo } from './store/peer-links-repo.ts'
+import { createPeerLinks, type PeerLinks } from './services/peers/peer-links.ts'
+import { createPeerCalls, type PeerCalls } from './services/peers/peer-calls.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -39,10 +42,17 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
   const images = createImageService({ repo: repos.images, vms: repos.vms, paths })
-  const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs })
+  // Peers close a cycle (vms -> peers -> vm-exec -> vms): they are reached through getters.
+  let peerCalls: PeerCalls | undefined
+  let peers: PeerLinks | undefined
+  const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
   const secrets = createSecretBox(config.vmSecretKey)
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, secrets, driver, log })
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, secrets, driver, peers: () => peers!, log })
   const vmExec = createVmExecService({ config, paths, vms, machines, secrets, execLogs: repos.execLogs })
-  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec }
+  const peerLinksRepo = createPeerLinksRepo(db)
+  const getVm = (id: string) => repos.vms.get(id)
+  peers = createPeerLinks({ links: peerLinksRepo, getVm, vmExec: () => vmExec, machines, secrets })
+  peerCalls = createPeerCalls({ links: peerLinksRepo, getVm, vmExec: () => vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
+  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec, peers, peerCalls }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     force.unref()
     await app.close().catch(() => {})
     s.machines.detachAll()
+    s.peerCalls.closeAll()
     // Running VMs keep their TAPs and rules; with no VM left nothing of ours stays on the host.
     await s.network.close((await s.vms.list().catch(() => [1])).length).catch((err) => log.warn({ err: (err as Error).message }, 'network cleanup failed'))
     await s.db.destroy().catch(() => {})

@@ -17,6 +17,8 @@ export const AgentPaths = {
   upload: '/files/upload',
   download: '/files/download',
   shutdown: '/shutdown',
+  /** Body: tar.gz of the generated peer tree; replaces /workspace/peers, root-owned and read-only. */
+  peersInstall: '/peers/install',
 } as const
 
 export const Health = Type.Object({

@@ -78,9 +78,10 @@ function denoArgv(ctx: AgentContext, req: RunRequest, runDir: string, wrapper: s
     'run',
     '--quiet',
     '--no-prompt',
-    `--allow-read=${[workspace, home, tmp, runDir].join(',')}`,
+    // The peer bridge socket: Deno asks for read+write to connect to a Unix socket (peer proxies).
+    `--allow-read=${[workspace, home, tmp, runDir, ctx.config.peerBridgeSocket].join(',')}`,
     // fd 3 is the result pipe (see run/result-pipe.ts).
-    `--allow-write=${[workspace, home, tmp, '/proc/self/fd/3'].join(',')}`,
+    `--allow-write=${[workspace, home, tmp, '/proc/self/fd/3', ctx.config.peerBridgeSocket].join(',')}`,
   ]
   if (envKeys.length) argv.push(`--allow-env=${envKeys.join(',')}`)
   if (req.allowNet) argv.push('--allow-net')

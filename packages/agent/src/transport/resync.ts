@@ -20,13 +20,13 @@ export interface ScanResult {
 }
 
 /** Pure scanner, so the byte-level rules are testable without a socket. */
-export function scanHandshake(buf: Buffer): ScanResult {
+export function scanHandshake(buf: Buffer, preface: Buffer = PREFACE): ScanResult {
   const acks: string[] = []
   for (;;) {
     const s = buf.indexOf(SYNC)
-    const p = buf.indexOf(PREFACE)
+    const p = buf.indexOf(preface)
     if (p >= 0 && (s < 0 || p < s)) return { acks, rest: buf.subarray(p), pending: Buffer.alloc(0) }
-    if (s < 0) return { acks, rest: undefined, pending: keepPossiblePrefix(buf) }
+    if (s < 0) return { acks, rest: undefined, pending: keepPossiblePrefix(buf, preface) }
     const nl = buf.indexOf(0x0a, s + SYNC.length)
     if (nl < 0) {
       const tail = buf.subarray(s)
@@ -39,23 +39,23 @@ export function scanHandshake(buf: Buffer): ScanResult {
 }
 
 /** The end of a chunk may hold the start of a SYNC line or of the preface. */
-function keepPossiblePrefix(buf: Buffer): Buffer {
-  const keep = Math.max(SYNC.length, PREFACE.length) - 1
+function keepPossiblePrefix(buf: Buffer, preface: Buffer): Buffer {
+  const keep = Math.max(SYNC.length, preface.length) - 1
   for (let i = Math.max(0, buf.length - keep); i < buf.length; i++) {
     const tail = buf.subarray(i)
-    if (SYNC.subarray(0, tail.length).equals(tail) || PREFACE.subarray(0, tail.length).equals(tail)) return Buffer.from(tail)
+    if (SYNC.subarray(0, tail.length).equals(tail) || preface.subarray(0, tail.length).equals(tail)) return Buffer.from(tail)
   }
   return Buffer.alloc(0)
 }
 
 /**
  * Runs the handshake on a fresh socket and calls `onReady` with the preface unshifted back, so
- * an HTTP/2 server can take the socket over.
+ * an HTTP/2 server can take the socket over. The peer bridge uses its own preface (BRIDGE_PREFACE).
  */
-export function awaitPreface(sock: Socket, onReady: (sock: Socket) => void): void {
+export function awaitPreface(sock: Socket, onReady: (sock: Socket) => void, preface: Buffer = PREFACE): void {
   let pending: Buffer = Buffer.alloc(0)
   const onData = (chunk: Buffer): void => {
-    const r = scanHandshake(pending.length ? Buffer.concat([pending, chunk]) : chunk)
+    const r = scanHandshake(pending.length ? Buffer.concat([pending, chunk]) : chunk, preface)
     for (const a of r.acks) sock.write(a)
     pending = r.pending
     if (r.rest) {

@@ -39,6 +39,8 @@ export function createMachines(deps: {
   bootTimeoutMs: number
   healthIntervalMs?: number
   agentFactory?: AgentFactory
+  /** Called whenever a VM's process becomes live in this manager (boot, re-attach): the peer bridge attaches here. */
+  onLive?: (vmId: string, handle: VmHandle) => void
 }) {
   const { driver, paths, repo, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
@@ -128,6 +130,7 @@ export function createMachines(deps: {
   }
 
   function watch(id: string, m: Machine, health: Health): void {
+    deps.onLive?.(id, m.handle)
     m.agentUptimeMs = health.uptimeMs
     m.monitor = setInterval(() => void checkHealth(id, m), healthIntervalMs)
     m.monitor.unref()

@@ -16,6 +16,7 @@ import type { ImageService } from './images.ts'
 import { KeyedLock } from './locks.ts'
 import type { Machines } from './machines.ts'
 import type { NetworkPolicyInput, NetworkService } from './network.ts'
+import type { PeerLinkInput, PeerLinks } from './peers/peer-links.ts'
 import { parseSecretEnv, type SecretBox } from './secret-env.ts'
 import { assertState, LIVE_STATES } from './vm-states.ts'
 
@@ -27,6 +28,7 @@ export interface CreateVmInput {
   secretEnv?: string[]
   outboundInternet?: boolean
   imageId?: string
+  peerLinks?: PeerLinkInput[]
 }
 
 export function createVmService(deps: {
@@ -39,6 +41,8 @@ export function createVmService(deps: {
   network: NetworkService
   secrets: SecretBox
   driver: VmmDriver
+  /** A getter: linking runs code in providers through vm-exec, which itself looks VMs up here. */
+  peers: () => PeerLinks
   log: FastifyBaseLogger
 }) {
   const { config, paths, repo, images, machines, network, log } = deps
@@ -70,6 +74,8 @@ export function createVmService(deps: {
       const secretEnv = parseSecretEnv(input.secretEnv ?? [])
       if (Object.keys(secretEnv).length) deps.secrets.requireKey()
       const image = await images.resolveForBoot(input.imageId)
+      // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
+      const peerLinks = await deps.peers().prepare(input.peerLinks ?? [])
       const now = new Date().toISOString()
       const id = crypto.randomUUID()
       const vm: VmRecord = {
@@ -104,6 +110,10 @@ export function createVmService(deps: {
           await createOverlay(paths.overlay(vm.id), config.overlaySizeBytes)
           undo.add('VMM process', () => machines.kill(vm.id))
           const { bootMs } = await machines.boot(vm, image.files, net)
+          if (peerLinks.length) {
+            undo.add('peer links', () => deps.peers().forget(vm.id))
+            await deps.peers().attach(vm.id, peerLinks)
+          }
           const patch = { state: 'RUNNING' as const, provisionMode: 'boot' as const, startedAt: new Date().toISOString(), bootMs }
           await repo.update(vm.id, patch)
           undo.commit()
@@ -157,6 +167,7 @@ export function createVmService(deps: {
         await network.detach(vm)
         await fsp.rm(paths.vmDir(id), { recursive: true, force: true })
         await deps.execLogs.removeForVm(id)
+        await deps.peers().forget(id)
         await repo.remove(id)
       })
     },

@@ -77,6 +77,24 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.alterTable('vms').addColumn('secret_env', 'text').execute()
     },
   },
+  // Numbered 0007: 0005/0006 are taken by the snapshot work on another branch, so the order
+  // after the merge is the same on every database.
+  '0007_peer_links': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('vm_peer_links')
+        .addColumn('consumer_vm_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('alias', 'varchar(64)', (c) => c.notNull())
+        .addColumn('provider_vm_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('source_mode', 'varchar(16)', (c) => c.notNull().defaultTo('hidden'))
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('manifest_json', 'text', (c) => c.notNull())
+        .addColumn('synced_at', 'varchar(32)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('vm_peer_links_pk', ['consumer_vm_id', 'alias'])
+        .execute()
+      await db.schema.createIndex('vm_peer_links_provider_idx').on('vm_peer_links').column('provider_vm_id').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

@@ -54,7 +54,20 @@ export interface ExecLogsTable {
   duration_ms: number
 }
 
+export interface PeerLinksTable {
+  consumer_vm_id: string
+  alias: string
+  provider_vm_id: string
+  source_mode: string
+  /** Link order as given at create (index.json keeps it). */
+  position: number
+  /** The provider manifest validated at the last link/sync: what calls are checked against. */
+  manifest_json: string
+  synced_at: string
+}
+
 export interface Database {
+  vm_peer_links: PeerLinksTable
   vms: VmsTable
   images: ImagesTable
   settings: SettingsTable

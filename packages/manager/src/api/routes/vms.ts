@@ -1,20 +1,26 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { VmService } from '../../services/vms.ts'
+import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateVmBody, toVmPublic, VmPublic } from '../schemas/vm.ts'
 import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
 const tags = ['vms']
 
-export const vmRoutes = (vms: VmService): FastifyPluginAsyncTypebox => async (app) => {
-  app.post('/vms', { schema: { tags, summary: 'Create and boot a VM', body: CreateVmBody, response: { 201: VmPublic, ...errorResponses(400, 401, 404, 429, 500) } } }, async (req, reply) =>
-    reply.code(201).send(toVmPublic(await vms.create(req.body))),
-  )
-  app.get('/vms', { schema: { tags, summary: 'List VMs', response: { 200: Type.Array(VmPublic) } } }, async () => (await vms.list()).map(toVmPublic))
-  app.get('/vms/:id', { schema: { tags, summary: 'Get a VM', params: IdParams, response: { 200: VmPublic, ...errorResponses(404) } } }, async (req) =>
-    toVmPublic(await vms.get(req.params.id)),
-  )
+export const vmRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
+  app.post('/vms', { schema: { tags, summary: 'Create and boot a VM', body: CreateVmBody, response: { 201: VmPublic, ...errorResponses(400, 401, 404, 409, 429, 500) } } }, async (req, reply) => {
+    const vm = await vms.create(req.body)
+    return reply.code(201).send(toVmPublic(vm, await peers.list(vm.id)))
+  })
+  app.get('/vms', { schema: { tags, summary: 'List VMs', response: { 200: Type.Array(VmPublic) } } }, async () => {
+    const all = await peers.listAll()
+    return (await vms.list()).map((vm) => toVmPublic(vm, all.filter((l) => l.consumerVmId === vm.id)))
+  })
+  app.get('/vms/:id', { schema: { tags, summary: 'Get a VM', params: IdParams, response: { 200: VmPublic, ...errorResponses(404) } } }, async (req) => {
+    const vm = await vms.get(req.params.id)
+    return toVmPublic(vm, await peers.list(vm.id))
+  })
   app.post('/vms/:id/start', { schema: { tags, summary: 'Boot a stopped VM with its disk', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409, 500) } } }, async (req, reply) => {
     await vms.start(req.params.id)
     return reply.code(204).send(null)

@@ -1,5 +1,7 @@
 import { Type, type Static } from 'typebox'
 import type { VmRecord } from '../../store/vms-repo.ts'
+import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
+import { PeerLink, PeerLinkInput } from './peers.ts'
 import { VM_STATES, type VmState } from '../../services/vm-states.ts'
 import { AllowDomains, AllowIps } from './network.ts'
 
@@ -17,6 +19,13 @@ export const CreateVmBody = Type.Object(
     ),
     outboundInternet: Type.Optional(Type.Boolean({ default: false, description: 'With an empty allowIps: any destination (except other VMs, the host and reserved ranges). Also enables DNS through the gateway.' })),
     imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image.' })),
+    peerLinks: Type.Optional(
+      Type.Array(PeerLinkInput, {
+        maxItems: 32,
+        description:
+          'Provider VMs this VM may call, each under an alias. Every provider must exist and be RUNNING and have a valid /workspace/.rds-peer/manifest.json whose declared exports are callable (checked now, inside the provider); otherwise the create fails and nothing is left. The VM gets read-only /workspace/peers (index.json, <alias>/manifest.json, README.md, proxy/<module path>).',
+      }),
+    ),
     diskSizeMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, description: 'Accepted for compatibility; the overlay size is OVERLAY_SIZE_BYTES.' })),
   },
   { additionalProperties: false },
@@ -39,13 +48,13 @@ export const VmPublic = Type.Object(
     startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     bootMs: Type.Union([Type.Integer({ description: 'VMM start to agent ready, last boot.' }), Type.Null()]),
     lastError: Type.Union([Type.String(), Type.Null()]),
-    peerLinks: Type.Array(Type.Object({ alias: Type.String(), vmId: Type.String(), sourceMode: Type.String() })),
+    peerLinks: Type.Array(PeerLink),
   },
   {},
 )
 export type VmPublic = Static<typeof VmPublic>
 
-export const toVmPublic = (vm: VmRecord): VmPublic => ({
+export const toVmPublic = (vm: VmRecord, peerLinks: PeerLinkRecord[] = []): VmPublic => ({
   id: vm.id,
   state: vm.state,
   cpu: vm.cpu,
@@ -60,5 +69,5 @@ export const toVmPublic = (vm: VmRecord): VmPublic => ({
   startedAt: vm.startedAt,
   bootMs: vm.bootMs,
   lastError: vm.lastError,
-  peerLinks: [],
+  peerLinks: peerLinks.map((l) => ({ alias: l.alias, vmId: l.providerVmId, sourceMode: l.sourceMode })),
 })

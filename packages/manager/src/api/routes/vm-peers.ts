@@ -1,0 +1,38 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
+import type { PeerLinks } from '../../services/peers/peer-links.ts'
+import type { VmService } from '../../services/vms.ts'
+import { errorResponses, IdParams } from '../schemas/common.ts'
+import { PeerAliasParams, PeerLinksResponse, PeerPatchBody } from '../schemas/peers.ts'
+
+const tags = ['peers']
+const view = (links: PeerLinkRecord[]) => ({ peerLinks: links.map((l) => ({ alias: l.alias, vmId: l.providerVmId, sourceMode: l.sourceMode })) })
+
+export const vmPeerRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
+  app.patch(
+    '/vms/:id/peers/:alias',
+    {
+      schema: {
+        tags,
+        summary: 'Switch a peer link between hidden and mounted source; rewrites /workspace/peers (provider must be RUNNING for mounted)',
+        params: PeerAliasParams,
+        body: PeerPatchBody,
+        response: { 200: PeerLinksResponse, ...errorResponses(400, 404, 409) },
+      },
+    },
+    async (req) => view(await peers.setSourceMode(await vms.get(req.params.id), req.params.alias, req.body.sourceMode)),
+  )
+  app.post(
+    '/vms/:id/peers/sync',
+    {
+      schema: {
+        tags,
+        summary: 'Re-read every provider (manifest validated, exports checked callable) and rewrite /workspace/peers; all-or-nothing',
+        description: 'Calls are checked against the manifest stored at the last link/sync, so a provider change takes effect for consumers only after this.',
+        params: IdParams,
+        response: { 200: PeerLinksResponse, ...errorResponses(400, 404, 409) },
+      },
+    },
+    async (req) => view(await peers.sync(await vms.get(req.params.id))),
+  )
+}

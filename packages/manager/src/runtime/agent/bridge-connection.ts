@@ -1,0 +1,95 @@
+// Host end of one VM's peer bridge (the rds.bridge virtio port, see protocol/peer-bridge.ts).
+// The manager is the socket client QEMU serves; after the channel resync it sends the bridge
+// preface, then reads one JSON request per line and writes one JSON reply per line. Every frame on
+// this connection comes from this VM: that is the caller's identity. The connection is re-made
+// whenever it drops, until close() (the VM's process ended or the manager detaches).
+import type net from 'node:net'
+import { StringDecoder } from 'node:string_decoder'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { BRIDGE_PREFACE, PeerLimits, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { connectAndResync } from './resync.ts'
+
+const MIN_RETRY_MS = 100
+const MAX_RETRY_MS = 3000
+
+export type BridgeCallHandler = (req: PeerCallRequest) => Promise<PeerCallReply>
+
+export class BridgeConnection {
+  private closed = false
+  private sock: net.Socket | undefined
+  private readonly socketPath: string
+  private readonly onCall: BridgeCallHandler
+
+  constructor(socketPath: string, onCall: BridgeCallHandler) {
+    this.socketPath = socketPath
+    this.onCall = onCall
+  }
+
+  start(): void {
+    void this.loop()
+  }
+
+  close(): void {
+    this.closed = true
+    this.sock?.destroy()
+  }
+
+  private async loop(): Promise<void> {
+    let retry = MIN_RETRY_MS
+    while (!this.closed) {
+      try {
+        const sock = await connectAndResync(this.socketPath, 5000)
+        if (this.closed) {
+          sock.destroy()
+          return
+        }
+        this.sock = sock
+        sock.write(BRIDGE_PREFACE)
+        retry = MIN_RETRY_MS
+        await this.serve(sock)
+      } catch {
+        // Not reachable yet (boot, agent restart): retried below with backoff.
+      }
+      if (this.closed) return
+      await sleep(retry)
+      retry = Math.min(retry * 2, MAX_RETRY_MS)
+    }
+  }
+
+  /** Resolves when the connection ends. */
+  private serve(sock: net.Socket): Promise<void> {
+    return new Promise((resolve) => {
+      const decoder = new StringDecoder('utf8')
+      let buf = ''
+      sock.on('data', (chunk: Buffer) => {
+        buf += decoder.write(chunk)
+        let nl: number
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl)
+          buf = buf.slice(nl + 1)
+          this.dispatch(sock, line)
+        }
+        // A guest that sends an endless line is cut off; the loop reconnects.
+        if (buf.length > PeerLimits.maxFrameBytes) sock.destroy()
+      })
+      sock.on('error', () => sock.destroy())
+      sock.on('close', () => resolve())
+    })
+  }
+
+  private dispatch(sock: net.Socket, line: string): void {
+    let frame: BridgeRequestFrame
+    try {
+      frame = JSON.parse(line) as BridgeRequestFrame
+    } catch {
+      return // not a frame; the agent never sends these
+    }
+    if (typeof frame !== 'object' || frame === null || !Number.isSafeInteger(frame.id)) return
+    const { id, ...req } = frame
+    void this.onCall(req)
+      .catch((err: unknown): PeerCallReply => ({ ok: false, code: 'internal', message: `peer call failed: ${(err as Error).message}` }))
+      .then((reply) => {
+        if (!sock.destroyed) sock.write(JSON.stringify({ ...reply, id }) + '\n')
+      })
+  }
+}
