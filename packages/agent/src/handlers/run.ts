@@ -84,7 +84,9 @@ function denoArgv(ctx: AgentContext, req: RunRequest, runDir: string, wrapper: s
     `--allow-write=${[workspace, home, tmp, '/proc/self/fd/3', ctx.config.peerBridgeSocket].join(',')}`,
   ]
   if (envKeys.length) argv.push(`--allow-env=${envKeys.join(',')}`)
-  if (req.allowNet) argv.push('--allow-net')
+  // Without general network access, the peer bridge socket is still reachable (Deno checks net,
+  // read and write permissions for a Unix socket connect).
+  argv.push(req.allowNet ? '--allow-net' : `--allow-net=unix:${ctx.config.peerBridgeSocket}`)
   argv.push(...(req.flags ?? []), wrapper, ...(req.args ?? []))
   return argv
 }
