@@ -34,12 +34,9 @@ export class BridgeRelay {
   attach(sock: net.Socket): void {
     this.detach('the manager reconnected the bridge during the call; it may or may not have run')
     this.host = sock
-    let first = true
     readLines(sock, PeerLimits.maxFrameBytes, (line) => {
-      if (first) {
-        first = false
-        if (line + '\n' === BRIDGE_PREFACE) return
-      }
+      // The host repeats the preface as a heartbeat (see the manager's bridge-connection.ts).
+      if (line + '\n' === BRIDGE_PREFACE) return
       this.onReply(line)
     }, () => {
       if (this.host === sock) this.detach('the bridge to the manager was lost during the call; it may or may not have run')

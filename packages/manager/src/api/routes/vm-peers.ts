@@ -22,6 +22,18 @@ export const vmPeerRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsy
     },
     async (req) => view(await peers.setSourceMode(await vms.get(req.params.id), req.params.alias, req.body.sourceMode)),
   )
+  app.delete(
+    '/vms/:id/peers/:alias',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a peer link; later calls under the alias are refused (peer_call_forbidden) and its files are removed',
+        params: PeerAliasParams,
+        response: { 200: PeerLinksResponse, ...errorResponses(404) },
+      },
+    },
+    async (req) => view(await peers.unlink(await vms.get(req.params.id), req.params.alias)),
+  )
   app.post(
     '/vms/:id/peers/sync',
     {

@@ -11,6 +11,12 @@ import { connectAndResync } from './resync.ts'
 
 const MIN_RETRY_MS = 100
 const MAX_RETRY_MS = 3000
+/**
+ * The preface is repeated on an open connection: a guest agent restarted by the init reopens the
+ * port and waits for a preface, while QEMU keeps the host side of the socket connected (the host
+ * sees no disconnect). The relay ignores repeated prefaces.
+ */
+const PREFACE_REPEAT_MS = 2000
 
 export type BridgeCallHandler = (req: PeerCallRequest) => Promise<PeerCallReply>
 
@@ -45,8 +51,9 @@ export class BridgeConnection {
         }
         this.sock = sock
         sock.write(BRIDGE_PREFACE)
+        const repeat = setInterval(() => sock.write(BRIDGE_PREFACE), PREFACE_REPEAT_MS)
         retry = MIN_RETRY_MS
-        await this.serve(sock)
+        await this.serve(sock).finally(() => clearInterval(repeat))
       } catch {
         // Not reachable yet (boot, agent restart): retried below with backoff.
       }

@@ -195,6 +195,21 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
       })
     },
 
+    /**
+     * Removes one link: calls under the alias are refused from now on (checked per call), and the
+     * alias's files are removed from the consumer when it is running (else at its next sync).
+     */
+    async unlink(consumer: VmRecord, alias: string): Promise<PeerLinkRecord[]> {
+      return lock.run(consumer.id, async () => {
+        const current = await links.listFor(consumer.id)
+        if (!current.some((l) => l.alias === alias)) throw Errors.peerLinkNotFound(consumer.id, alias)
+        const next = current.filter((l) => l.alias !== alias)
+        await links.replaceFor(consumer.id, next)
+        if (consumer.state === 'RUNNING' && deps.machines.get(consumer.id)) await install(consumer.id, next)
+        return links.listFor(consumer.id)
+      })
+    },
+
     async setSourceMode(consumer: VmRecord, alias: string, sourceMode: SourceMode): Promise<PeerLinkRecord[]> {
       return lock.run(consumer.id, async () => {
         const current = await links.listFor(consumer.id)
