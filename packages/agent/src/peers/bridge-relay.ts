@@ -16,6 +16,8 @@ import { servePort } from '../transport/virtio-port.ts'
 const HOST_WAIT_MS = 10_000
 /** Beyond the call's own timeout: the manager answers a timed-out call itself, this is a backstop. */
 const REPLY_GRACE_MS = 15_000
+/** Open local connections at once; each may buffer up to a frame, so this bounds the relay's memory. */
+const MAX_LOCAL_CONNECTIONS = 64
 
 interface Pending {
   resolve: (r: PeerCallReply) => void
@@ -157,6 +159,7 @@ export function startBridgeRelay(socketPath: string): BridgeRelay {
       else void relay.call(req).then(answer)
     }, () => {})
   })
+  server.maxConnections = MAX_LOCAL_CONNECTIONS
   server.on('error', (e) => log.error(`peer bridge socket: ${e.message}`))
   server.listen(socketPath, () => {
     // Any local user may call: the VM as a whole is the caller the manager authorizes.

@@ -44,7 +44,8 @@ async function createVm(extra: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  mgr = new ManagerProcess({ VM_SECRET_KEY: 'peers-test-operator-key' })
+  // Guest root (test hook) only to kill the consumer's agent in the reconnect test.
+  mgr = new ManagerProcess({ VM_SECRET_KEY: 'peers-test-operator-key', RDS_TEST_GUEST_ROOT: 'true' })
   await mgr.start()
   const [a, b] = await Promise.all([createVm({ secretEnv: [`A_TOKEN=${A_TOKEN}`] }), createVm({ secretEnv: [`B_TOKEN=${B_TOKEN}`] })])
   if (a.status !== 201 || b.status !== 201) throw new Error(`provider create failed: ${JSON.stringify([a.body, b.body])}\n${mgr.output}`)
@@ -214,6 +215,26 @@ describe('peer links', () => {
     expect(r.result).toEqual({ text: 'hello again', tokenLength: A_TOKEN.length })
   })
 
+  it('keeps the bridge working when the guest init restarts the consumer\'s agent', async () => {
+    // One grep over all cmdlines (a loop of tr|grep takes seconds under TCG); the bracket keeps
+    // this command's own cmdline from matching.
+    const agentPids = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
+    const before = (await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: agentPids })).body.stdout
+    // The exec that kills the agent loses its answer with it; what matters is what happens next.
+    await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: `kill -9 ${before.trim()}`, timeoutMs: 10_000 })
+    const deadline = Date.now() + 60_000
+    let r: any
+    while (Date.now() < deadline) {
+      r = await mgr.request('POST', `/v1/vms/${consumer}/run-ts`, { code: `import { greet } from "file:///workspace/peers/a/proxy/sdk/greet.ts"; result.set(await greet("revived"));` })
+      if (r.status === 200 && r.body.result) break
+      await new Promise((res) => setTimeout(res, 1000))
+    }
+    expect(r.body.result).toEqual({ text: 'hello revived', tokenLength: A_TOKEN.length })
+    const after = (await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: agentPids })).body.stdout
+    expect(after.trim()).toMatch(/^\d+$/)
+    expect(after).not.toBe(before)
+  })
+
   it('refuses calls under a removed link and removes its files', async () => {
     const del = await mgr.request('DELETE', `/v1/vms/${consumer}/peers/a`)
     expect(del.status).toBe(200)
@@ -225,7 +246,13 @@ describe('peer links', () => {
     expect((await exec(consumer, 'ls /workspace/peers')).stdout).toBe('b\nindex.json\n')
   })
 
-  it('fails calls cleanly once the provider is gone', async () => {
+  it('fails calls cleanly while the provider is stopped and once it is gone', async () => {
+    const callB = `
+      import { whoami } from "file:///workspace/peers/b/proxy/lib/tool.mjs";
+      try { await whoami(); } catch (e) { result.set({ message: e.message, code: e.code }); }`
+    expect((await mgr.request('POST', `/v1/vms/${providerB}/stop`)).status).toBe(204)
+    const stopped = await runTs(consumer, callB)
+    expect(stopped.result).toEqual({ code: 'peer_provider_not_running', message: `Peer alias b: VM ${providerB} must be RUNNING (state=STOPPED)` })
     expect((await mgr.request('DELETE', `/v1/vms/${providerB}`)).status).toBe(204)
     const r = await runTs(consumer, `
       import { whoami } from "file:///workspace/peers/b/proxy/lib/tool.mjs";

@@ -17,12 +17,15 @@ const MAX_RETRY_MS = 3000
  * sees no disconnect). The relay ignores repeated prefaces.
  */
 const PREFACE_REPEAT_MS = 2000
+/** Calls one VM may have in flight on its bridge, whatever their links: bounds what a guest can make the manager do. */
+const MAX_IN_FLIGHT = 32
 
 export type BridgeCallHandler = (req: PeerCallRequest) => Promise<PeerCallReply>
 
 export class BridgeConnection {
   private closed = false
   private sock: net.Socket | undefined
+  private inFlight = 0
   private readonly socketPath: string
   private readonly onCall: BridgeCallHandler
 
@@ -93,10 +96,19 @@ export class BridgeConnection {
     }
     if (typeof frame !== 'object' || frame === null || !Number.isSafeInteger(frame.id)) return
     const { id, ...req } = frame
+    const send = (reply: PeerCallReply) => {
+      if (!sock.destroyed) sock.write(JSON.stringify({ ...reply, id }) + '\n')
+    }
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      send({ ok: false, code: 'peer_concurrency_limited', message: `more than ${MAX_IN_FLIGHT} peer calls in flight from this VM` })
+      return
+    }
+    this.inFlight++
     void this.onCall(req)
       .catch((err: unknown): PeerCallReply => ({ ok: false, code: 'internal', message: `peer call failed: ${(err as Error).message}` }))
       .then((reply) => {
-        if (!sock.destroyed) sock.write(JSON.stringify({ ...reply, id }) + '\n')
+        this.inFlight--
+        send(reply)
       })
   }
 }

@@ -54,9 +54,11 @@ export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string
     if (typeof req.alias !== 'string' || req.alias.trim() === '') throw Errors.peerCallInvalid('alias is required')
     const alias = req.alias.trim()
     const link = await deps.links.get(consumerId, alias)
-    if (!link) throw Errors.peerCallForbidden(`VM ${consumerId} is not linked to alias ${alias}`)
+    if (!link) throw Errors.peerCallForbidden(`VM ${consumerId} is not linked to alias ${alias.slice(0, 64)}`)
     if (typeof req.modulePath !== 'string' || typeof req.exportName !== 'string' || !declaresExport(link.manifest, req.modulePath, req.exportName)) {
-      throw Errors.peerCallForbidden(`Peer alias ${alias}: ${String(req.modulePath)} export ${String(req.exportName)} is not declared in the provider manifest`)
+      // Echoed to the caller only; cut so a huge name does not travel back whole.
+      const shown = (v: unknown) => String(v).slice(0, 200)
+      throw Errors.peerCallForbidden(`Peer alias ${alias}: ${shown(req.modulePath)} export ${shown(req.exportName)} is not declared in the provider manifest`)
     }
     if (!Array.isArray(req.args)) throw Errors.peerCallInvalid('args must be an array')
     const argsJson = JSON.stringify(req.args)
