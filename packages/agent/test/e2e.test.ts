@@ -287,6 +287,40 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect(fs.readdirSync(path.join(root, 'spool-root', 'spool'))).toEqual([])
   })
 
+  it('installs peer files root-owned and read-only, replacing a planted symlink without following it', async () => {
+    // The user owns the workspace and plants /workspace/peers -> a directory root must not touch.
+    const outside = path.join(root, 'outside')
+    fs.mkdirSync(outside, { mode: 0o755 })
+    fs.writeFileSync(path.join(outside, 'keep.txt'), 'keep', { mode: 0o600 })
+    fs.symlinkSync(outside, path.join(ws, 'peers'))
+    fs.lchownSync(path.join(ws, 'peers'), 1000, 1000)
+    const tree = await tgz([
+      { name: 'index.json', body: '{"peers":[]}' },
+      { name: 'a/', type: 'directory' },
+      { name: 'a/README.md', body: '# a' },
+    ])
+    const r = await request(session, 'POST', '/peers/install', tree, 'application/gzip')
+    expect(r.status).toBe(204)
+    const peers = path.join(ws, 'peers')
+    expect(fs.lstatSync(peers).isDirectory()).toBe(true)
+    const st = fs.statSync(path.join(peers, 'a/README.md'))
+    expect([st.uid, st.mode & 0o777]).toEqual([0, 0o444])
+    expect(fs.statSync(peers).mode & 0o777).toBe(0o555)
+    expect(fs.readFileSync(path.join(peers, 'index.json'), 'utf8')).toBe('{"peers":[]}')
+    // The symlink's target is untouched: same files, same owner and modes.
+    expect(fs.readdirSync(outside)).toEqual(['keep.txt'])
+    expect(fs.statSync(outside).mode & 0o777).toBe(0o755)
+    expect(fs.statSync(path.join(outside, 'keep.txt')).mode & 0o777).toBe(0o600)
+
+    // A second install replaces the tree whole; an archive with a link is refused and changes nothing.
+    expect((await request(session, 'POST', '/peers/install', await tgz([{ name: 'b.txt', body: 'b' }]), 'application/gzip')).status).toBe(204)
+    expect(fs.readdirSync(peers)).toEqual(['b.txt'])
+    const evil = await request(session, 'POST', '/peers/install', await tgz([{ name: 'ln', type: 'symlink', linkname: '/etc' }]), 'application/gzip')
+    expect(JSON.parse(evil.body.toString()).code).toBe('archive_invalid')
+    expect(fs.readdirSync(peers)).toEqual(['b.txt'])
+    expect(fs.readdirSync(path.join(root, 'spool-root', 'peers-staging'))).toEqual([])
+  })
+
   it('survives repeated reconnects, graceful and hard', async () => {
     for (let i = 0; i < 6; i++) {
       const s = await connectAgent(sock)

@@ -31,6 +31,11 @@ export class BridgeRelay {
   private nextId = 1
   private readonly pending = new Map<number, Pending>()
   private readonly hostWaiters = new Set<() => void>()
+  private readonly hostWaitMs: number
+
+  constructor(hostWaitMs = HOST_WAIT_MS) {
+    this.hostWaitMs = hostWaitMs
+  }
 
   /** A new host connection, after the resync handshake (its first line is the preface). */
   attach(sock: net.Socket): void {
@@ -83,7 +88,7 @@ export class BridgeRelay {
         this.hostWaiters.delete(done)
         resolve()
       }
-      const t = setTimeout(done, HOST_WAIT_MS)
+      const t = setTimeout(done, this.hostWaitMs)
       this.hostWaiters.add(done)
     })
     return this.host

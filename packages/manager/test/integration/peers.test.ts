@@ -2,6 +2,7 @@
 // and one consumer calling both through the generated proxies. The VMs are shared by all tests of
 // this file (boots are slow under TCG); tests run in order and each says what it changes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { ManagerProcess, qemuProcessesOf } from '../harness/manager-process.ts'
@@ -187,6 +188,8 @@ describe('peer links', () => {
     const vmsBefore = (await mgr.request('GET', '/v1/vms')).body.length
     const qemuBefore = qemuProcessesOf(mgr.storageRoot).length
     const dirsBefore = fs.readdirSync(path.join(mgr.storageRoot, 'vms')).length
+    const links = () => execFileSync('ip', ['netns', 'exec', mgr.netns, 'ip', '-o', 'link', 'show']).toString().split('\n').filter(Boolean).length
+    const linksBefore = links()
 
     const missing = await createVm({ peerLinks: [{ alias: 'x', vmId: consumer }] })
     expect(missing.status).toBe(400)
@@ -206,6 +209,7 @@ describe('peer links', () => {
     expect((await mgr.request('GET', '/v1/vms')).body.length).toBe(vmsBefore)
     expect(qemuProcessesOf(mgr.storageRoot).length).toBe(qemuBefore)
     expect(fs.readdirSync(path.join(mgr.storageRoot, 'vms')).length).toBe(dirsBefore)
+    expect(links()).toBe(linksBefore)
   })
 
   it('keeps the bridge working across a manager restart', async () => {

@@ -1,0 +1,82 @@
+// The guest end of the peer bridge without a VM: a socket pair stands in for the virtio port.
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { BRIDGE_PREFACE } from '@rds/protocol'
+import { BridgeRelay } from '../src/peers/bridge-relay.ts'
+
+let dir: string
+let server: net.Server
+const accepted: net.Socket[] = []
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-relay-'))
+  server = net.createServer((s) => accepted.push(s))
+  await new Promise<void>((r) => server.listen(path.join(dir, 'pair.sock'), r))
+})
+afterAll(() => {
+  server.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** [relay end, host end] of a connected stream. */
+async function pair(): Promise<[net.Socket, net.Socket]> {
+  const n = accepted.length
+  const a = net.connect(path.join(dir, 'pair.sock'))
+  await new Promise((r) => a.once('connect', r))
+  while (accepted.length === n) await new Promise((r) => setTimeout(r, 5))
+  return [a, accepted[n]!]
+}
+
+const lines = (sock: net.Socket) => {
+  const got: string[] = []
+  let buf = ''
+  sock.on('data', (d) => {
+    buf += d
+    let i: number
+    while ((i = buf.indexOf('\n')) >= 0) {
+      got.push(buf.slice(0, i))
+      buf = buf.slice(i + 1)
+    }
+  })
+  return got
+}
+const until = async (f: () => boolean) => {
+  while (!f()) await new Promise((r) => setTimeout(r, 5))
+}
+const req = { alias: 'a', modulePath: '/workspace/m.ts', exportName: 'f', args: [1] }
+
+it('answers without a manager after the wait instead of hanging', async () => {
+  const relay = new BridgeRelay(50)
+  expect(await relay.call(req)).toEqual({ ok: false, code: 'peer_bridge_unavailable', message: 'the peer bridge is not connected to the manager' })
+})
+
+it('relays a call with its id, ignores repeated prefaces, and matches the reply', async () => {
+  const relay = new BridgeRelay(1000)
+  const [mine, host] = await pair()
+  relay.attach(mine)
+  const got = lines(host)
+  const call = relay.call(req)
+  await until(() => got.length === 1)
+  const frame = JSON.parse(got[0]!)
+  expect(frame).toEqual({ ...req, id: frame.id })
+  host.write(BRIDGE_PREFACE)
+  host.write(JSON.stringify({ id: frame.id + 1000, ok: true, result: 'not mine' }) + '\n')
+  host.write(JSON.stringify({ id: frame.id, ok: true, result: { v: 2 } }) + '\n')
+  expect(await call).toEqual({ ok: true, result: { v: 2 } })
+  host.destroy()
+})
+
+it('fails calls in flight when the manager connection drops', async () => {
+  const relay = new BridgeRelay(1000)
+  const [mine, host] = await pair()
+  relay.attach(mine)
+  const got = lines(host)
+  const call = relay.call(req)
+  await until(() => got.length === 1)
+  host.destroy()
+  const r = await call
+  expect(r).toMatchObject({ ok: false, code: 'peer_bridge_unavailable' })
+})
