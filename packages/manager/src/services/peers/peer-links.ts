@@ -204,8 +204,16 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
         const current = await links.listFor(consumer.id)
         if (!current.some((l) => l.alias === alias)) throw Errors.peerLinkNotFound(consumer.id, alias)
         const next = current.filter((l) => l.alias !== alias)
+        // The link goes first: from here on calls under the alias are refused, whatever the files say.
         await links.replaceFor(consumer.id, next)
-        if (consumer.state === 'RUNNING' && deps.machines.get(consumer.id)) await install(consumer.id, next)
+        if (consumer.state === 'RUNNING' && deps.machines.get(consumer.id)) {
+          try {
+            await install(consumer.id, next)
+          } catch (e) {
+            if (!(e instanceof ApiError)) throw e
+            throw new ApiError(e.status, e.code, `Link ${alias} removed, but rewriting /workspace/peers failed (run POST /v1/vms/${consumer.id}/peers/sync): ${e.message}`)
+          }
+        }
         return links.listFor(consumer.id)
       })
     },
