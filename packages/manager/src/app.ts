@@ -42,11 +42,11 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(
     async (v1) => {
       requireApiKey(v1, o.apiKey)
-      await v1.register(vmRoutes(s.vms))
+      await v1.register(vmRoutes(s.vms, s.pool))
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
       await v1.register(imageRoutes(s.images))
-      await v1.register(snapshotRoutes())
+      await v1.register(snapshotRoutes(s.snapshots))
       if (s.config.testGuestRoot) await v1.register(testHookRoutes(s.vmExec))
     },
     { prefix: '/v1' },

@@ -50,7 +50,8 @@ export class ManagerProcess {
 
   constructor(env: Record<string, string> = {}) {
     this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
-    this.env = { ...testNetwork(), ...env }
+    // Image seeds cost a boot per manager start: only the tests about them turn them on.
+    this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
   }
 
   /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
@@ -124,6 +125,7 @@ export class ManagerProcess {
       }
     }
     fs.rmSync(this.storageRoot, { recursive: true, force: true })
+    fs.rmSync(`/dev/shm/rds-${instance}`, { recursive: true, force: true })
   }
 }
 

@@ -1,15 +1,25 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { VmService } from '../../services/vms.ts'
+import type { WarmPool } from '../../services/warm-pool.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateVmBody, toVmPublic, VmPublic } from '../schemas/vm.ts'
 import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
 const tags = ['vms']
 
-export const vmRoutes = (vms: VmService): FastifyPluginAsyncTypebox => async (app) => {
-  app.post('/vms', { schema: { tags, summary: 'Create and boot a VM', body: CreateVmBody, response: { 201: VmPublic, ...errorResponses(400, 401, 404, 429, 500) } } }, async (req, reply) =>
-    reply.code(201).send(toVmPublic(await vms.create(req.body))),
+export const vmRoutes = (vms: VmService, pool: WarmPool): FastifyPluginAsyncTypebox => async (app) => {
+  app.post(
+    '/vms',
+    {
+      schema: {
+        tags,
+        summary: 'Create a VM: from the warm pool, the image seed snapshot or a snapshot when they fit, else a cold boot (provisionMode says which)',
+        body: CreateVmBody,
+        response: { 201: VmPublic, ...errorResponses(400, 401, 404, 409, 429, 500, 503) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(toVmPublic(await pool.create(req.body))),
   )
   app.get('/vms', { schema: { tags, summary: 'List VMs', response: { 200: Type.Array(VmPublic) } } }, async () => (await vms.list()).map(toVmPublic))
   app.get('/vms/:id', { schema: { tags, summary: 'Get a VM', params: IdParams, response: { 200: VmPublic, ...errorResponses(404) } } }, async (req) =>
@@ -21,6 +31,14 @@ export const vmRoutes = (vms: VmService): FastifyPluginAsyncTypebox => async (ap
   })
   app.post('/vms/:id/stop', { schema: { tags, summary: 'Shut a VM down cleanly, keeping its disk', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
     await vms.stop(req.params.id)
+    return reply.code(204).send(null)
+  })
+  app.post('/vms/:id/pause', { schema: { tags, summary: 'Freeze a running VM (no host CPU used); memory, disk and network stay', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
+    await vms.pause(req.params.id)
+    return reply.code(204).send(null)
+  })
+  app.post('/vms/:id/resume', { schema: { tags, summary: 'Continue a paused VM exactly where it was (its clock is set from the host)', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
+    await vms.resume(req.params.id)
     return reply.code(204).send(null)
   })
   app.get('/vms/:id/network', { schema: { tags, summary: 'The VM\'s address and the egress policy the host enforces', params: IdParams, response: { 200: VmNetwork, ...errorResponses(404) } } }, async (req) =>
