@@ -12,6 +12,7 @@ import { vmExecRoutes } from './api/routes/vm-exec.ts'
 import { vmFileRoutes } from './api/routes/vm-files.ts'
 import { imageRoutes } from './api/routes/images.ts'
 import { snapshotRoutes } from './api/routes/snapshots.ts'
+import { warmPoolRoutes } from './api/routes/warm-pool.ts'
 import { testHookRoutes } from './api/routes/test-hooks.ts'
 import type { Services } from './compose.ts'
 
@@ -47,6 +48,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
       await v1.register(imageRoutes(s.images))
       await v1.register(snapshotRoutes(s.snapshots))
+      await v1.register(warmPoolRoutes(s.pool))
       if (s.config.testGuestRoot) await v1.register(testHookRoutes(s.vmExec))
     },
     { prefix: '/v1' },

@@ -33,7 +33,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
   const paths = createPaths(config.storageRoot, config.imagesDir, `/dev/shm/rds-${instance}`)
-  for (const dir of [paths.vmsRoot, paths.snapshotsRoot, paths.ramRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave nothing there.
+  for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
   const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db), snapshots: createSnapshotsRepo(db) }
   const plan = addressPlanOf(config)

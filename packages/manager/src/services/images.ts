@@ -30,13 +30,10 @@ export interface BootFiles {
 export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths: Paths }) {
   const { repo, vms, paths } = deps
 
-  const toPublic = (img: ImageRecord, defaultId: string | undefined): ImagePublic => ({
+  const noSeed: ImageSeed = { seedSnapshotId: null, seedStatus: null, seedUpdatedAt: null, seedError: null }
+  const toPublic = (img: ImageRecord & Partial<ImageSeed>, defaultId: string | undefined): ImagePublic => ({
+    ...noSeed,
     ...img,
-    // Seed snapshots arrive with the snapshot work; until then there is none to report.
-    seedSnapshotId: null,
-    seedStatus: null,
-    seedUpdatedAt: null,
-    seedError: null,
     isDefault: img.id === defaultId,
     hasKernel: img.kernelFilename !== null,
     hasInitrd: img.initrdFilename !== null,

@@ -177,6 +177,7 @@ export function createMachines(deps: {
     async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number; health: Health }> {
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
+      await fsp.mkdir(paths.ramRoot, { recursive: true, mode: 0o700 })
       let handle: VmHandle
       try {
         handle = await driver.boot(specFor(vm, files, net, from))

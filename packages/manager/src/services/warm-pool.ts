@@ -79,6 +79,13 @@ export function createWarmPool(deps: {
       return vm
     },
 
+    /** What GET /v1/warm-pool shows. */
+    async status(): Promise<{ enabled: boolean; target: number; ready: number; starting: number; refilling: boolean }> {
+      const pool = await vmsRepo.listByPurpose('pool')
+      const ready = pool.filter((v) => v.state === 'RUNNING').length
+      return { enabled: target > 0, target, ready, starting: pool.length - ready, refilling: refilling !== undefined }
+    },
+
     /** Starts filling; resolves when the pool is full (or a refill failed). */
     start: refill,
 

@@ -20,7 +20,6 @@ export async function testApp(apiKey: string): Promise<{ app: FastifyInstance; r
       await app.close()
       await s.db.destroy()
       fs.rmSync(root, { recursive: true, force: true })
-      fs.rmSync(s.paths.ramRoot, { recursive: true, force: true })
     },
   }
 }

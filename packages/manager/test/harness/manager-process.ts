@@ -55,6 +55,11 @@ export class ManagerProcess {
   }
 
   /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
+  /** Environment for the next start (a restart with other settings keeps the storage root). */
+  setEnv(extra: Record<string, string>): void {
+    Object.assign(this.env, extra)
+  }
+
   get netns(): string {
     return `rds-${crypto.createHash('sha256').update(this.storageRoot).digest('hex').slice(0, 10)}`
   }
