@@ -13,6 +13,7 @@ import { vmPeerRoutes } from './api/routes/vm-peers.ts'
 import { vmFileRoutes } from './api/routes/vm-files.ts'
 import { imageRoutes } from './api/routes/images.ts'
 import { snapshotRoutes } from './api/routes/snapshots.ts'
+import { warmPoolRoutes } from './api/routes/warm-pool.ts'
 import { testHookRoutes } from './api/routes/test-hooks.ts'
 import type { Services } from './compose.ts'
 
@@ -43,12 +44,13 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(
     async (v1) => {
       requireApiKey(v1, o.apiKey)
-      await v1.register(vmRoutes(s.vms, s.peers))
+      await v1.register(vmRoutes(s.vms, s.pool, s.peers))
       await v1.register(vmPeerRoutes(s.vms, s.peers))
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
       await v1.register(imageRoutes(s.images))
-      await v1.register(snapshotRoutes())
+      await v1.register(snapshotRoutes(s.snapshots))
+      await v1.register(warmPoolRoutes(s.pool))
       if (s.config.testGuestRoot) await v1.register(testHookRoutes(s.vmExec))
     },
     { prefix: '/v1' },

@@ -8,6 +8,7 @@ import { openDatabase, type Db } from './store/db.ts'
 import { createVmsRepo } from './store/vms-repo.ts'
 import { createImagesRepo } from './store/images-repo.ts'
 import { createExecLogsRepo } from './store/exec-logs-repo.ts'
+import { createSnapshotsRepo } from './store/snapshots-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import { createImageService } from './services/images.ts'
@@ -17,6 +18,10 @@ import { createVmExecService } from './services/vm-exec.ts'
 import { HostNetwork } from './runtime/network/host-network.ts'
 import { createNetworkService } from './services/network.ts'
 import { createSecretBox } from './services/secret-env.ts'
+import { KeyedLock } from './services/locks.ts'
+import { createSnapshotService } from './services/snapshots.ts'
+import { createSeedService } from './services/image-seeds.ts'
+import { createWarmPool } from './services/warm-pool.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
 import { createPeerLinks, type PeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls, type PeerCalls } from './services/peers/peer-calls.ts'
@@ -28,12 +33,13 @@ export interface AccelRef {
 export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }) {
   fs.mkdirSync(config.storageRoot, { recursive: true, mode: 0o700 })
   fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
-  const paths = createPaths(config.storageRoot, config.imagesDir)
-  fs.mkdirSync(paths.vmsRoot, { recursive: true, mode: 0o700 })
-  const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db) }
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
+  const paths = createPaths(config.storageRoot, config.imagesDir, `/dev/shm/rds-${instance}`)
+  // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave nothing there.
+  for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db), snapshots: createSnapshotsRepo(db) }
   const plan = addressPlanOf(config)
   const hostNetwork = new HostNetwork(plan, instance, config.port)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, log })
@@ -47,12 +53,17 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   let peers: PeerLinks | undefined
   const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
   const secrets = createSecretBox(config.vmSecretKey)
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, secrets, driver, peers: () => peers!, log })
+  const locks = new KeyedLock()
+  const snapshots = createSnapshotService({ paths, repo: repos.snapshots, vms: repos.vms, imagesRepo: repos.images, images, machines, locks, log })
+  const seeds = createSeedService({ config, images, imagesRepo: repos.images, snapshots, snapshotsRepo: repos.snapshots, vmsRepo: repos.vms, machines, log })
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, secrets, snapshots, seeds, locks, driver, peers: () => peers!, log })
+  seeds.bind(vms)
+  const pool = createWarmPool({ config, vms, vmsRepo: repos.vms, images, log })
   const vmExec = createVmExecService({ config, paths, vms, machines, secrets, execLogs: repos.execLogs })
   const peerLinksRepo = createPeerLinksRepo(db)
   const getVm = (id: string) => repos.vms.get(id)
   peers = createPeerLinks({ links: peerLinksRepo, getVm, vmExec: () => vmExec, machines, secrets })
   peerCalls = createPeerCalls({ links: peerLinksRepo, getVm, vmExec: () => vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
-  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec, peers, peerCalls }
+  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>

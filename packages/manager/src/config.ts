@@ -44,6 +44,14 @@ export interface Config {
   dnsUpstreams: string[]
   /** Test suites only: guests are booted so that exec can run as guest root (see test-hooks route). */
   testGuestRoot: boolean
+  /** Build a booted, warmed snapshot per image and resume plain creates of its shape from it. */
+  enableImageSeed: boolean
+  /** Shape of image seeds and warm-pool VMs (creates of another shape boot cold). */
+  seedCpu: number
+  seedMemMb: number
+  enableWarmPool: boolean
+  warmPoolTarget: number
+  warmPoolMaxVms: number
 }
 
 export class ConfigError extends Error {}
@@ -110,6 +118,12 @@ export function loadConfig(env: Env = process.env): Config {
     vmLinkCidr: env.VM_LINK_CIDR || '169.254.100.0/30',
     dnsUpstreams: addresses(env, 'DNS_UPSTREAM') ?? hostNameservers(),
     testGuestRoot: env.RDS_TEST_GUEST_ROOT === 'true',
+    enableImageSeed: env.ENABLE_IMAGE_SEED !== 'false',
+    seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),
+    seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 512, 128),
+    enableWarmPool: env.ENABLE_WARM_POOL === 'true',
+    warmPoolTarget: int(env, 'WARM_POOL_TARGET', 1, 0),
+    warmPoolMaxVms: int(env, 'WARM_POOL_MAX_VMS', 4, 0),
   }
 }
 

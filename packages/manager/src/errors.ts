@@ -34,6 +34,16 @@ export const Errors = {
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
   secretKeyMissing: () => new ApiError(500, 'secret_key_missing', 'VM_SECRET_KEY is required for peer secret env support'),
   secretEnvUnreadable: () => new ApiError(500, 'secret_env_unreadable', 'The VM\'s secretEnv cannot be decrypted (VM_SECRET_KEY changed, or the stored value was altered)'),
+  invalidSnapshotId: () => new ApiError(400, 'invalid_snapshot_id', 'Invalid snapshot id'),
+  snapshotNotFound: (id: string) => new ApiError(404, 'snapshot_not_found', `Snapshot ${id} not found`),
+  snapshotKindNotUsable: () => new ApiError(400, 'snapshot_kind_not_usable', 'Snapshot kind cannot be used as a user overlay baseline (image seeds are used automatically)'),
+  snapshotImageMismatch: (snapshotImage: string, vmImage: string) => new ApiError(400, 'snapshot_image_mismatch', `Snapshot image mismatch: snapshot=${snapshotImage} vm=${vmImage}`),
+  snapshotImageChanged: (id: string, imageId: string) =>
+    new ApiError(409, 'snapshot_image_changed', `Snapshot ${id} was taken on other files of image ${imageId} (the image was replaced since); it cannot be resumed`),
+  snapshotFilesMissing: (id: string, what: string) => new ApiError(409, 'snapshot_files_missing', `Snapshot ${id} is missing on disk (${what}); delete it`),
+  snapshotInUse: (id: string, vms: number) =>
+    new ApiError(409, 'snapshot_in_use', `Snapshot ${id} is the memory of ${vms} VM(s) resumed from it; stop or delete them first`),
+  snapshotFailed: (reason: string) => new ApiError(500, 'snapshot_failed', `Snapshot failed: ${reason}`),
   invalidPeerLinks: (message: string) => new ApiError(400, 'invalid_peer_links', message),
   invalidPeerManifest: (alias: string, message: string) => new ApiError(400, 'invalid_peer_manifest', `Peer alias ${alias}: ${message}`),
   peerLinkNotFound: (vmId: string, alias: string) => new ApiError(404, 'peer_link_not_found', `VM ${vmId} has no peer link ${alias}`),

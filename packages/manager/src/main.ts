@@ -1,5 +1,6 @@
 // The manager process: configuration, first-run setup, HTTP server, graceful shutdown.
 // The only file that listens on a port.
+import fsp from 'node:fs/promises'
 import path from 'node:path'
 import pino from 'pino'
 import { buildApp } from './app.ts'
@@ -40,7 +41,10 @@ async function main(): Promise<void> {
   log.info({ accel, reason }, 'VMM accelerator')
 
   const summary = await s.vms.reconcile()
-  log.info(summary, 'startup reconciliation done')
+  const removedSnapshotDirs = await s.snapshots.reconcile()
+  log.info({ ...summary, removedSnapshotDirs }, 'startup reconciliation done')
+  // Seeds, then the pool (whose VMs resume from the seed): in the background, the API serves meanwhile.
+  void s.seeds.start().then(() => s.pool.start())
 
   const app = await buildApp(s, { apiKey, loggerInstance: log })
   await app.listen({ port: config.port, host: config.host })
@@ -54,11 +58,17 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000)
     force.unref()
     await app.close().catch(() => {})
+    void s.pool.close()
+    // A seed build in progress is abandoned; the next start removes its VM and builds again.
+    void s.seeds.close()
     s.machines.detachAll()
     s.peerCalls.closeAll()
     // Running VMs keep their TAPs and rules; with no VM left nothing of ours stays on the host.
-    await s.network.close((await s.vms.list().catch(() => [1])).length).catch((err) => log.warn({ err: (err as Error).message }, 'network cleanup failed'))
+    const vmsLeft = await s.vms.countAll().catch(() => 1)
+    await s.network.close(vmsLeft).catch((err) => log.warn({ err: (err as Error).message }, 'network cleanup failed'))
     await s.db.destroy().catch(() => {})
+    // Guest RAM files live as long as their VMs; an empty directory is not left on tmpfs.
+    if (vmsLeft === 0) await fsp.rmdir(s.paths.ramRoot).catch(() => {})
     process.exit(0)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
 import { Errors } from '../errors.ts'
-import type { ImageRecord, ImagesRepo } from '../store/images-repo.ts'
+import type { ImageRecord, ImageSeed, ImagesRepo } from '../store/images-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import { extractBundle } from './image-bundle.ts'
@@ -14,11 +14,7 @@ import { extractBundle } from './image-bundle.ts'
 import { IMAGE_FILES, type ImagePart } from './image-files.ts'
 
 /** What the API shows of an image: the stored record plus derived facts. */
-export interface ImagePublic extends ImageRecord {
-  seedSnapshotId: string | null
-  seedStatus: 'pending' | 'ready' | 'failed' | null
-  seedUpdatedAt: string | null
-  seedError: string | null
+export interface ImagePublic extends ImageRecord, ImageSeed {
   isDefault: boolean
   hasKernel: boolean
   hasInitrd: boolean
@@ -34,13 +30,10 @@ export interface BootFiles {
 export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths: Paths }) {
   const { repo, vms, paths } = deps
 
-  const toPublic = (img: ImageRecord, defaultId: string | undefined): ImagePublic => ({
+  const noSeed: ImageSeed = { seedSnapshotId: null, seedStatus: null, seedUpdatedAt: null, seedError: null }
+  const toPublic = (img: ImageRecord & Partial<ImageSeed>, defaultId: string | undefined): ImagePublic => ({
+    ...noSeed,
     ...img,
-    // Seed snapshots arrive with the snapshot work; until then there is none to report.
-    seedSnapshotId: null,
-    seedStatus: null,
-    seedUpdatedAt: null,
-    seedError: null,
     isDefault: img.id === defaultId,
     hasKernel: img.kernelFilename !== null,
     hasInitrd: img.initrdFilename !== null,
@@ -191,7 +184,23 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
       const dir = paths.imageDir(id)
       return { id, files: { kernel: path.join(dir, img.kernelFilename), initrd: path.join(dir, img.initrdFilename), rootfs: path.join(dir, img.rootfsFilename) } }
     },
+
+    updateSeed: (id: string, seed: Omit<ImageSeed, 'seedUpdatedAt'>) => repo.updateSeed(id, seed),
   }
+}
+
+/**
+ * Identity of an image's files as a restored guest sees them (its page cache refers to the
+ * rootfs blocks): a snapshot resumes only on the very same files. Uploads replace files by
+ * rename, so inode, size and mtime change with any new content.
+ */
+export async function imageStamp(files: BootFiles): Promise<string> {
+  const parts: string[] = []
+  for (const f of [files.kernel, files.initrd, files.rootfs]) {
+    const st = await fsp.stat(f)
+    parts.push(`${st.ino}:${st.size}:${Math.trunc(st.mtimeMs)}`)
+  }
+  return parts.join('/')
 }
 export type ImageService = ReturnType<typeof createImageService>
 

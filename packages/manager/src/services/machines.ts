@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
 import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
-import type { BootSpec, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
+import type { BootSpec, SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { BootFiles } from './images.ts'
 import type { BootNet } from './network.ts'
@@ -16,12 +16,23 @@ import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 export interface Machine {
   handle: VmHandle
   agent: AgentClient
+  net: BootNet | undefined
   /** Set before an intended stop/kill so the exit watcher does not report a crash. */
   expectedExit: boolean
   /** Agent uptime at the last health check: a smaller value means the agent was restarted. */
   agentUptimeMs: number
   failedChecks: number
+  /** Paused on purpose: a silent agent is expected, not an error. */
+  paused: boolean
   monitor?: NodeJS.Timeout
+}
+
+/** A saved state to resume from instead of booting the kernel. */
+export interface RestorePoint {
+  stateFile: string
+  memoryFile: string
+  /** RAM is in memoryFile (mapped copy-on-write); otherwise it is inside the state stream. */
+  memoryInFile: boolean
 }
 
 /** How often a running VM's agent is checked, and after how many missed checks the VM is ERROR. */
@@ -47,7 +58,7 @@ export function createMachines(deps: {
   const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect))
   const live = new Map<string, Machine>()
 
-  const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb'>, files: BootFiles, net: BootNet | undefined): BootSpec => ({
+  const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb' | 'memorySnapshotId'>, files: BootFiles, net: BootNet | undefined, from?: RestorePoint): BootSpec => ({
     vmId: vm.id,
     cpu: vm.cpu,
     memMb: vm.memMb,
@@ -62,10 +73,19 @@ export function createMachines(deps: {
     consoleLog: paths.consoleLog(vm.id),
     vmmLog: paths.vmmLog(vm.id),
     ...(net ? { net: { tap: net.tap, mac: net.mac } } : {}),
+    memory: memoryOf(vm, from),
+    ...(from ? { incoming: { stateFile: from.stateFile, withoutRam: from.memoryInFile } } : {}),
   })
 
+  /** A clone maps its snapshot's memory file privately; everything else has its own RAM file. */
+  function memoryOf(vm: Pick<VmRecord, 'id' | 'memorySnapshotId'>, from: RestorePoint | undefined): BootSpec['memory'] {
+    if (from?.memoryInFile) return { file: from.memoryFile, shared: false }
+    if (!from && vm.memorySnapshotId) return { file: paths.snapshotMemory(vm.memorySnapshotId), shared: false }
+    return { file: paths.ramFile(vm.id), shared: true }
+  }
+
   async function removeRuntimeFiles(id: string): Promise<void> {
-    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
+    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id), paths.ramFile(id)]) await fsp.rm(f, { force: true })
   }
 
   /**
@@ -81,9 +101,11 @@ export function createMachines(deps: {
   const newMachine = (handle: VmHandle, net: BootNet | undefined): Machine => ({
     handle,
     agent: agentFactory(handle.channels.control, (json) => pushInit(json, net?.guest)),
+    net,
     expectedExit: false,
     agentUptimeMs: 0,
     failedChecks: 0,
+    paused: false,
   })
 
   /** Marks an exit as intended, stops monitoring and closes the agent session. */
@@ -105,7 +127,7 @@ export function createMachines(deps: {
    * it answers again.
    */
   async function checkHealth(id: string, m: Machine): Promise<void> {
-    if (live.get(id) !== m || m.expectedExit) return
+    if (live.get(id) !== m || m.expectedExit || m.paused) return
     try {
       const h = await readHealth(m.agent, healthIntervalMs)
       if (h.uptimeMs < m.agentUptimeMs) {
@@ -143,7 +165,7 @@ export function createMachines(deps: {
       const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
       log.warn({ vmId: id, exit }, reason)
       await removeRuntimeFiles(id)
-      await repo.update(id, { state: 'ERROR', lastError: reason, vmmPid: null, vmmStartTime: null }).catch(() => {})
+      await repo.update(id, { state: 'ERROR', lastError: reason, vmmPid: null, vmmStartTime: null, memorySnapshotId: null }).catch(() => {})
     })
   }
 
@@ -151,11 +173,21 @@ export function createMachines(deps: {
     get: (id: string) => live.get(id),
     ids: () => [...live.keys()],
 
-    /** Boots the VM's VMM and waits for its agent. On failure nothing of the attempt is left running. */
-    async boot(vm: VmRecord, files: BootFiles, net?: BootNet): Promise<{ bootMs: number; health: Health }> {
+    /**
+     * Boots the VM's VMM (or resumes it from a saved state) and waits for its agent. On failure
+     * nothing of the attempt is left running.
+     */
+    async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number; health: Health }> {
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
-      const handle = await driver.boot(specFor(vm, files, net))
+      await fsp.mkdir(paths.ramRoot, { recursive: true, mode: 0o700 })
+      let handle: VmHandle
+      try {
+        handle = await driver.boot(specFor(vm, files, net, from))
+      } catch (err) {
+        await removeRuntimeFiles(vm.id)
+        throw err
+      }
       const m = newMachine(handle, net)
       const { agent } = m
       try {
@@ -171,6 +203,38 @@ export function createMachines(deps: {
         await removeRuntimeFiles(vm.id)
         throw err
       }
+    },
+
+    /** Memory, devices and (through target.whilePaused) disks of a running or paused VM. */
+    async snapshot(id: string, target: SnapshotTarget): Promise<SnapshotResult> {
+      const m = live.get(id)
+      if (!m) throw new Error('VM has no running VMM')
+      return m.handle.snapshot(target)
+    },
+
+    /** Stops the guest's CPUs (no host CPU used); memory and agent session stay. */
+    async pause(id: string): Promise<void> {
+      const m = live.get(id)
+      if (!m) throw new Error('VM has no running VMM')
+      m.paused = true
+      try {
+        await m.handle.pause()
+      } catch (err) {
+        m.paused = false
+        throw err
+      }
+    },
+
+    async resume(id: string): Promise<void> {
+      const m = live.get(id)
+      if (!m) throw new Error('VM has no running VMM')
+      await m.handle.resume()
+      m.paused = false
+      m.failedChecks = 0
+      // The guest clock stood still while paused.
+      await pushInit(m.agent.json.bind(m.agent), m.net?.guest).catch((err: Error) => {
+        log.warn({ vmId: id, err: err.message }, 'could not set the guest clock after resume')
+      })
     },
 
     /** Clean stop: the guest init syncs and powers off; a VMM that does not exit in time is killed. */
@@ -207,6 +271,13 @@ export function createMachines(deps: {
       if (!handle) return false
       const m = newMachine(handle, net)
       const { agent } = m
+      if (vm.state === 'PAUSED') {
+        // Its agent cannot answer until resumed; the session is made on first use after that.
+        m.paused = true
+        live.set(vm.id, m)
+        watch(vm.id, m, { uptimeMs: 0 } as Health)
+        return true
+      }
       let health: Health
       try {
         await agent.waitReady(15_000, () => handle.isAlive())

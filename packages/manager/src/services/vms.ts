@@ -7,16 +7,19 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
 import { Errors, ApiError } from '../errors.ts'
 import { Cleanup } from '../runtime/cleanup.ts'
+import { copySparse } from '../runtime/storage/copy.ts'
 import { createOverlay } from '../runtime/storage/overlay.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { VmmDriver } from '../runtime/vmm/driver.ts'
 import type { ExecLogsRepo } from '../store/exec-logs-repo.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
-import type { ImageService } from './images.ts'
-import { KeyedLock } from './locks.ts'
-import type { Machines } from './machines.ts'
+import type { SnapshotRecord } from '../store/snapshots-repo.ts'
+import type { BootFiles, ImageService } from './images.ts'
+import type { KeyedLock } from './locks.ts'
+import type { Machines, RestorePoint } from './machines.ts'
+import type { SnapshotService } from './snapshots.ts'
 import type { NetworkPolicyInput, NetworkService } from './network.ts'
-import type { PeerLinkInput, PeerLinks } from './peers/peer-links.ts'
+import type { PeerLinkInput, PeerLinks, PreparedLink } from './peers/peer-links.ts'
 import { parseSecretEnv, type SecretBox } from './secret-env.ts'
 import { assertState, LIVE_STATES } from './vm-states.ts'
 
@@ -29,6 +32,16 @@ export interface CreateVmInput {
   outboundInternet?: boolean
   imageId?: string
   peerLinks?: PeerLinkInput[]
+  snapshotId?: string
+  /** The original's name for snapshotId. */
+  userOverlaySnapshotId?: string
+}
+
+/** How a new VM gets its disk and whether it resumes from memory. */
+interface ProvisionPlan {
+  /** Overlay to copy (a snapshot's); a fresh empty overlay when absent. */
+  disk?: string
+  from?: RestorePoint
 }
 
 export function createVmService(deps: {
@@ -40,20 +53,24 @@ export function createVmService(deps: {
   machines: Machines
   network: NetworkService
   secrets: SecretBox
+  snapshots: SnapshotService
+  seeds: { usable(imageId: string, shape: { cpu: number; memMb: number }): Promise<SnapshotRecord | undefined>; failed(imageId: string, reason: string): Promise<void> }
+  locks: KeyedLock
   driver: VmmDriver
   /** A getter: linking runs code in providers through vm-exec, which itself looks VMs up here. */
   peers: () => PeerLinks
   log: FastifyBaseLogger
 }) {
-  const { config, paths, repo, images, machines, network, log } = deps
-  const lock = new KeyedLock()
+  const { config, paths, repo, images, machines, network, snapshots, log } = deps
+  const lock = deps.locks
 
   async function mustGet(id: string): Promise<VmRecord> {
     // The original's guard against clients that interpolate a missing id into the URL.
     const t = id.trim().toLowerCase()
     if (t === '' || t === 'undefined' || t === 'null') throw Errors.invalidVmId()
     const vm = await repo.get(id)
-    if (!vm) throw Errors.vmNotFound(id)
+    // Seed and warm-pool VMs are the manager's own: invisible until handed out.
+    if (!vm || vm.purpose !== 'user') throw Errors.vmNotFound(id)
     return vm
   }
 
@@ -64,68 +81,148 @@ export function createVmService(deps: {
 
   const reason = (err: unknown) => (err instanceof ApiError ? err.message : (err as Error).message)
 
+  function newRecord(id: string, input: CreateVmInput, imageId: string, extra: Pick<VmRecord, 'purpose' | 'secretEnv' | 'sourceSnapshotId' | 'memorySnapshotId'>): VmRecord {
+    return {
+      id,
+      state: 'CREATED',
+      cpu: input.cpu,
+      memMb: input.memMb,
+      imageId,
+      guestIp: null,
+      allowIps: input.allowIps,
+      allowDomains: input.allowDomains ?? [],
+      outboundInternet: input.outboundInternet ?? false,
+      provisionMode: null,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      bootMs: null,
+      lastError: null,
+      vmmPid: null,
+      vmmStartTime: null,
+      ...extra,
+    }
+  }
+
+  /**
+   * Gives an inserted VM its address, TAP, disk and a running VMM (booted or resumed). On
+   * failure everything it acquired is released, the row included.
+   */
+  async function provision(vm: VmRecord, files: BootFiles, plan: ProvisionPlan, peerLinks: PreparedLink[] = []): Promise<VmRecord> {
+    return lock.run(vm.id, async () => {
+      const undo = new Cleanup()
+      undo.add('database row', () => repo.remove(vm.id))
+      try {
+        vm.guestIp = await network.allocate(vm.id)
+        undo.add('TAP and rules', () => network.detach(vm))
+        const net = await network.attach(vm)
+        await fsp.mkdir(paths.vmDir(vm.id), { recursive: true, mode: 0o700 })
+        undo.add('VM directory', () => fsp.rm(paths.vmDir(vm.id), { recursive: true, force: true }))
+        if (plan.disk) await copySparse(plan.disk, paths.overlay(vm.id))
+        else await createOverlay(paths.overlay(vm.id), config.overlaySizeBytes)
+        undo.add('VMM process', () => machines.kill(vm.id))
+        const { bootMs } = await machines.boot(vm, files, net, plan.from)
+        if (peerLinks.length) {
+          undo.add('peer links', () => deps.peers().forget(vm.id))
+          await deps.peers().attach(vm.id, peerLinks)
+        }
+        const patch = { state: 'RUNNING' as const, provisionMode: plan.from ? ('snapshot' as const) : ('boot' as const), startedAt: new Date().toISOString(), bootMs }
+        await repo.update(vm.id, patch)
+        undo.commit()
+        log.info({ vmId: vm.id, bootMs, mode: patch.provisionMode, purpose: vm.purpose }, 'VM created')
+        return { ...vm, ...patch, vmmPid: machines.get(vm.id)?.handle.pid ?? null }
+      } catch (err) {
+        const leftovers = await undo.run()
+        log.error({ vmId: vm.id, err: reason(err), leftovers }, 'VM create failed; rolled back')
+        if (err instanceof ApiError) throw err
+        throw Errors.bootFailed(`${plan.from ? 'resume from snapshot failed: ' : ''}${reason(err)}`)
+      }
+    })
+  }
+
+  /**
+   * Where a new VM's state comes from: the requested snapshot (resumed when cpu/memMb match,
+   * else its disk cold-booted, as the original did), or else the image's seed snapshot when
+   * the shape matches, or else a cold boot.
+   */
+  async function planFor(input: CreateVmInput, files: BootFiles, imageId: string, snap: SnapshotRecord | undefined): Promise<{ plan: ProvisionPlan; source?: SnapshotRecord }> {
+    if (snap) {
+      const resume = snap.cpu === input.cpu && snap.memMb === input.memMb
+      const point = await snapshots.restorePoint(snap, files)
+      return { plan: { disk: paths.snapshotOverlay(snap.id), ...(resume ? { from: point } : {}) }, source: snap }
+    }
+    const seed = await deps.seeds.usable(imageId, input)
+    if (!seed) return { plan: {} }
+    try {
+      const from = await snapshots.restorePoint(seed, files)
+      return { plan: { disk: paths.snapshotOverlay(seed.id), from }, source: seed }
+    } catch (err) {
+      // A broken seed never breaks a create: boot cold and have the seed rebuilt.
+      await deps.seeds.failed(imageId, reason(err))
+      return { plan: {} }
+    }
+  }
+
+  /** Everything about a create request that can be checked without touching the host. */
+  function validateCreate(input: CreateVmInput): Record<string, string> {
+    validateResources(input)
+    network.validate({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
+    const secretEnv = parseSecretEnv(input.secretEnv ?? [])
+    if (Object.keys(secretEnv).length) deps.secrets.requireKey()
+    return secretEnv
+  }
+
+  async function destroy(vm: VmRecord): Promise<void> {
+    await machines.kill(vm.id)
+    await network.detach(vm)
+    await fsp.rm(paths.vmDir(vm.id), { recursive: true, force: true })
+    await deps.execLogs.removeForVm(vm.id)
+    await deps.peers().forget(vm.id)
+    await repo.remove(vm.id)
+  }
+
   return {
     get: mustGet,
-    list: () => repo.list(),
+    list: async () => (await repo.list()).filter((v) => v.purpose === 'user'),
+    /** All VMs of this manager, its own included (they hold TAPs too). */
+    countAll: async () => (await repo.list()).length,
+
+    validateCreate,
 
     async create(input: CreateVmInput): Promise<VmRecord> {
-      validateResources(input)
-      network.validate({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
-      const secretEnv = parseSecretEnv(input.secretEnv ?? [])
-      if (Object.keys(secretEnv).length) deps.secrets.requireKey()
-      const image = await images.resolveForBoot(input.imageId)
+      const secretEnv = validateCreate(input)
+      const snapshotId = input.snapshotId ?? input.userOverlaySnapshotId
+      const snap = snapshotId !== undefined ? await snapshots.get(snapshotId) : undefined
+      if (snap && snap.kind !== 'user') throw Errors.snapshotKindNotUsable()
+      if (snap && input.imageId !== undefined && input.imageId !== snap.imageId) throw Errors.snapshotImageMismatch(snap.imageId, input.imageId)
+      const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)
       // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
       const peerLinks = await deps.peers().prepare(input.peerLinks ?? [])
-      const now = new Date().toISOString()
+      const { plan, source } = await planFor(input, image.files, image.id, snap)
       const id = crypto.randomUUID()
-      const vm: VmRecord = {
-        id,
-        state: 'CREATED',
-        cpu: input.cpu,
-        memMb: input.memMb,
-        imageId: image.id,
-        guestIp: null,
-        allowIps: input.allowIps,
-        allowDomains: input.allowDomains ?? [],
+      const vm = newRecord(id, input, image.id, {
+        purpose: 'user',
         secretEnv: Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null,
-        outboundInternet: input.outboundInternet ?? false,
-        provisionMode: null,
-        createdAt: now,
-        startedAt: null,
-        bootMs: null,
-        lastError: null,
-        vmmPid: null,
-        vmmStartTime: null,
-      }
-      if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
-      return lock.run(vm.id, async () => {
-        const undo = new Cleanup()
-        undo.add('database row', () => repo.remove(vm.id))
-        try {
-          vm.guestIp = await network.allocate(vm.id)
-          undo.add('TAP and rules', () => network.detach(vm))
-          const net = await network.attach(vm)
-          await fsp.mkdir(paths.vmDir(vm.id), { recursive: true, mode: 0o700 })
-          undo.add('VM directory', () => fsp.rm(paths.vmDir(vm.id), { recursive: true, force: true }))
-          await createOverlay(paths.overlay(vm.id), config.overlaySizeBytes)
-          undo.add('VMM process', () => machines.kill(vm.id))
-          const { bootMs } = await machines.boot(vm, image.files, net)
-          if (peerLinks.length) {
-            undo.add('peer links', () => deps.peers().forget(vm.id))
-            await deps.peers().attach(vm.id, peerLinks)
-          }
-          const patch = { state: 'RUNNING' as const, provisionMode: 'boot' as const, startedAt: new Date().toISOString(), bootMs }
-          await repo.update(vm.id, patch)
-          undo.commit()
-          log.info({ vmId: vm.id, bootMs }, 'VM created')
-          return { ...vm, ...patch, vmmPid: machines.get(vm.id)?.handle.pid ?? null }
-        } catch (err) {
-          const leftovers = await undo.run()
-          log.error({ vmId: vm.id, err: reason(err), leftovers }, 'VM create failed; rolled back')
-          if (err instanceof ApiError) throw err
-          throw Errors.bootFailed(reason(err))
-        }
+        sourceSnapshotId: snap?.id ?? null,
+        // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
+        memorySnapshotId: plan.from?.memoryInFile ? source!.id : null,
       })
+      if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
+      try {
+        return await provision(vm, image.files, plan, peerLinks)
+      } catch (err) {
+        if (plan.from && !snap) await deps.seeds.failed(image.id, reason(err))
+        throw err
+      }
+    },
+
+    /** A VM the manager keeps for itself (image seed, warm pool): no quota, not listed. */
+    async createInternal(purpose: 'seed' | 'pool', input: Pick<CreateVmInput, 'cpu' | 'memMb' | 'imageId'>): Promise<VmRecord> {
+      const image = await images.resolveForBoot(input.imageId)
+      const full: CreateVmInput = { ...input, allowIps: [], outboundInternet: false }
+      const { plan, source } = purpose === 'seed' ? { plan: {}, source: undefined } : await planFor(full, image.files, image.id, undefined)
+      const vm = newRecord(crypto.randomUUID(), full, image.id, { purpose, secretEnv: null, sourceSnapshotId: null, memorySnapshotId: plan.from?.memoryInFile ? source!.id : null })
+      if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
+      return provision(vm, image.files, plan)
     },
 
     async start(id: string): Promise<void> {
@@ -136,6 +233,11 @@ export function createVmService(deps: {
         // An ERROR VM may still have a VMM whose agent stopped answering: never run two on one disk.
         await machines.kill(id)
         try {
+          // A start is a cold boot from the disk: the VM stops mapping any snapshot's memory.
+          if (vm.memorySnapshotId) {
+            await repo.update(id, { memorySnapshotId: null })
+            vm.memorySnapshotId = null
+          }
           // VMs created before networking existed get their address on their next start.
           if (!vm.guestIp) vm.guestIp = await network.allocate(id)
           const net = await network.attach(vm)
@@ -153,22 +255,61 @@ export function createVmService(deps: {
       await lock.run(id, async () => {
         const vm = await mustGet(id)
         assertState(vm, 'stop')
+        // A paused guest cannot shut down cleanly; it continues just long enough to do so.
+        if (vm.state === 'PAUSED') await machines.resume(id)
         await repo.update(id, { state: 'STOPPING' })
         await machines.stop(id, config.stopTimeoutMs)
-        await repo.update(id, { state: 'STOPPED', vmmPid: null, vmmStartTime: null })
+        await repo.update(id, { state: 'STOPPED', vmmPid: null, vmmStartTime: null, memorySnapshotId: null })
+      })
+    },
+
+    /** Freezes the guest's CPUs; memory, disk, network and agent session stay as they are. */
+    async pause(id: string): Promise<void> {
+      await lock.run(id, async () => {
+        assertState(await mustGet(id), 'pause')
+        await machines.pause(id)
+        await repo.update(id, { state: 'PAUSED' })
+      })
+    },
+
+    /** Continues a paused guest where it was; its clock is set from the host again. */
+    async resume(id: string): Promise<void> {
+      await lock.run(id, async () => {
+        assertState(await mustGet(id), 'resume')
+        await machines.resume(id)
+        await repo.update(id, { state: 'RUNNING' })
       })
     },
 
     /** Removes everything of the VM: process, disks, sockets, directory, logs and its row. */
     async remove(id: string): Promise<void> {
+      await lock.run(id, async () => destroy(await mustGet(id)))
+    },
+
+    /** The manager's own VMs (seed, pool) go the same way, by id and without the user filter. */
+    async removeInternal(id: string): Promise<void> {
       await lock.run(id, async () => {
-        const vm = await mustGet(id)
-        await machines.kill(id)
-        await network.detach(vm)
-        await fsp.rm(paths.vmDir(id), { recursive: true, force: true })
-        await deps.execLogs.removeForVm(id)
-        await deps.peers().forget(id)
-        await repo.remove(id)
+        const vm = await repo.get(id)
+        if (vm) await destroy(vm)
+      })
+    },
+
+    /** Hands a warm VM to the caller: it becomes a user VM with the caller's policy and secrets. */
+    async adopt(id: string, input: CreateVmInput): Promise<VmRecord | undefined> {
+      return lock.run(id, async () => {
+        const vm = await repo.get(id)
+        if (!vm || vm.purpose !== 'pool' || vm.state !== 'RUNNING') return undefined
+        const secretEnv = parseSecretEnv(input.secretEnv ?? [])
+        const sealed = Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null
+        const policy = { allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false }
+        // Policy first: the VM is never the caller's while its rules are still the pool's.
+        const updated = await network.update(vm, policy)
+        const patch = { purpose: 'user' as const, secretEnv: sealed, provisionMode: 'pool' as const }
+        if ((await repo.adoptWithinQuota(id, patch, { maxVms: config.maxVms })) !== 'ok') {
+          await network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
+          throw Errors.quotaExceeded('maxVms', config.maxVms)
+        }
+        return { ...updated, ...patch }
       })
     },
 
@@ -180,19 +321,23 @@ export function createVmService(deps: {
       const out = { reattached: [] as string[], stopped: [] as string[], removed: [] as string[], reaped: [] as number[] }
       for (const vm of await repo.listInStates([...LIVE_STATES, 'CREATED'])) {
         const image = await images.resolveForBoot(vm.imageId).catch(() => undefined)
-        if (vm.state === 'RUNNING' && image && (await machines.reattach(vm, image.files, network.bootNet(vm)))) {
+        // A seed build does not survive a restart (it is started again); a warm VM does.
+        const keep = vm.purpose !== 'seed' && (vm.state === 'RUNNING' || vm.state === 'PAUSED')
+        if (keep && image && (await machines.reattach(vm, image.files, network.bootNet(vm)))) {
           out.reattached.push(vm.id)
           continue
         }
-        if (vm.provisionMode === null) {
-          // A create that never finished: undo it completely.
+        if (vm.provisionMode === null || vm.purpose !== 'user') {
+          // A create that never finished, or a manager VM that is gone: undo it completely.
+          await machines.kill(vm.id)
+          await machines.removeRuntimeFiles(vm.id)
           await fsp.rm(paths.vmDir(vm.id), { recursive: true, force: true })
           await repo.remove(vm.id)
           out.removed.push(vm.id)
         } else {
           await machines.removeRuntimeFiles(vm.id)
           const lastError = vm.state === 'RUNNING' ? 'VM was not running after a manager restart' : `manager restarted while the VM was ${vm.state}`
-          await repo.update(vm.id, { state: 'STOPPED', vmmPid: null, vmmStartTime: null, lastError })
+          await repo.update(vm.id, { state: 'STOPPED', vmmPid: null, vmmStartTime: null, memorySnapshotId: null, lastError })
           out.stopped.push(vm.id)
         }
       }
@@ -210,6 +355,10 @@ export function createVmService(deps: {
       const known = new Set(remaining.map((v) => v.id))
       for (const dir of await fsp.readdir(paths.vmsRoot).catch(() => [] as string[])) {
         if (!known.has(dir)) await fsp.rm(`${paths.vmsRoot}/${dir}`, { recursive: true, force: true })
+      }
+      const running = new Set(machines.ids())
+      for (const file of await fsp.readdir(paths.ramRoot).catch(() => [] as string[])) {
+        if (!running.has(file.replace(/\.ram$/, ''))) await fsp.rm(`${paths.ramRoot}/${file}`, { force: true })
       }
       // TAPs and rules for exactly the VMs that remain; anything else in the namespace goes.
       const { removedTaps } = await network.start(remaining)

@@ -77,8 +77,36 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.alterTable('vms').addColumn('secret_env', 'text').execute()
     },
   },
-  // Numbered 0007: 0005/0006 are taken by the snapshot work on another branch, so the order
-  // after the merge is the same on every database.
+  '0005_snapshots': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('snapshots')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+        .addColumn('source_vm_id', 'varchar(64)')
+        .addColumn('image_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('image_stamp', 'text', (c) => c.notNull())
+        .addColumn('cpu', 'integer', (c) => c.notNull())
+        .addColumn('mem_mb', 'integer', (c) => c.notNull())
+        .addColumn('memory_in_file', 'integer', (c) => c.notNull())
+        .addColumn('state_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('memory_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('disk_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('pause_ms', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      // purpose: user | seed (builds an image seed) | pool (warm, not yet handed out)
+      await db.schema.alterTable('vms').addColumn('purpose', 'varchar(8)', (c) => c.notNull().defaultTo('user')).execute()
+      // The snapshot whose memory file this VM maps right now (cleared when it cold-boots).
+      await db.schema.alterTable('vms').addColumn('memory_snapshot_id', 'varchar(64)').execute()
+      await db.schema.alterTable('vms').addColumn('source_snapshot_id', 'varchar(64)').execute()
+      for (const col of ['seed_snapshot_id', 'seed_status', 'seed_updated_at', 'seed_error']) {
+        await db.schema.alterTable('images').addColumn(col, 'text').execute()
+      }
+    },
+  },
+  // Numbered 0007 (not 0006): chosen while the snapshot work was on another branch, so that every
+  // database applies the migrations in the same order whichever branch it ran first.
   '0007_peer_links': {
     async up(db: Kysely<any>) {
       await db.schema

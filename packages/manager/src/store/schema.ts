@@ -23,6 +23,26 @@ export interface VmsTable {
   vmm_pid: number | null
   vmm_start_time: string | null
   updated_at: string
+  purpose: string
+  memory_snapshot_id: string | null
+  source_snapshot_id: string | null
+}
+
+export interface SnapshotsTable {
+  id: string
+  kind: string
+  source_vm_id: string | null
+  image_id: string
+  /** Identity of the image files the snapshot was taken on: a restore needs byte-identical ones. */
+  image_stamp: string
+  cpu: number
+  mem_mb: number
+  memory_in_file: number
+  state_bytes: number
+  memory_bytes: number
+  disk_bytes: number
+  pause_ms: number
+  created_at: string
 }
 
 export interface ImagesTable {
@@ -37,6 +57,10 @@ export interface ImagesTable {
   kernel_uploaded_at: string | null
   rootfs_uploaded_at: string | null
   manifest_json: string | null
+  seed_snapshot_id: string | null
+  seed_status: string | null
+  seed_updated_at: string | null
+  seed_error: string | null
 }
 
 export interface SettingsTable {
@@ -72,4 +96,5 @@ export interface Database {
   images: ImagesTable
   settings: SettingsTable
   exec_logs: ExecLogsTable
+  snapshots: SnapshotsTable
 }

@@ -25,7 +25,15 @@ export interface VmRecord {
   lastError: string | null
   vmmPid: number | null
   vmmStartTime: string | null
+  /** user: the caller's; seed: builds an image seed snapshot; pool: warm, not handed out yet. */
+  purpose: VmPurpose
+  /** The snapshot whose memory file the running VMM maps (null after a cold boot). */
+  memorySnapshotId: string | null
+  /** The snapshot the VM was created from, if any. */
+  sourceSnapshotId: string | null
 }
+
+export type VmPurpose = 'user' | 'seed' | 'pool'
 
 const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   id: r.id,
@@ -45,6 +53,9 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   lastError: r.last_error,
   vmmPid: r.vmm_pid,
   vmmStartTime: r.vmm_start_time,
+  purpose: r.purpose as VmPurpose,
+  memorySnapshotId: r.memory_snapshot_id,
+  sourceSnapshotId: r.source_snapshot_id,
 })
 
 export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt'>>
@@ -66,6 +77,9 @@ const toColumns = (p: VmPatch): Partial<VmsTable> => {
   if (p.lastError !== undefined) c.last_error = p.lastError
   if (p.vmmPid !== undefined) c.vmm_pid = p.vmmPid
   if (p.vmmStartTime !== undefined) c.vmm_start_time = p.vmmStartTime
+  if (p.purpose !== undefined) c.purpose = p.purpose
+  if (p.memorySnapshotId !== undefined) c.memory_snapshot_id = p.memorySnapshotId
+  if (p.sourceSnapshotId !== undefined) c.source_snapshot_id = p.sourceSnapshotId
   return c
 }
 
@@ -91,7 +105,11 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
         // SQLite runs one write transaction at a time; PostgreSQL (READ COMMITTED) would let two
         // transactions count the same rows, so they queue on a transaction-scoped advisory lock.
         if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('rds.vms.quota'))`.execute(tx)
-        const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+        // The caller's VMs count against the quota; seed and warm-pool VMs are the manager's own,
+        // and a pool insert also counts those so the pool never pushes the host past maxVms.
+        let q = tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n'))
+        if (vm.purpose === 'user') q = q.where('purpose', '=', 'user')
+        const { n } = await q.executeTakeFirstOrThrow()
         if (Number(n) >= limits.maxVms) return 'max_vms' as const
         const now = new Date().toISOString()
         await tx
@@ -125,6 +143,24 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
     },
     async remove(id: string): Promise<void> {
       await db.deleteFrom('vms').where('id', '=', id).execute()
+    },
+    /** A warm VM becomes the caller's, if the caller's quota has room (same rule as insertWithinQuota). */
+    async adoptWithinQuota(id: string, patch: VmPatch, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
+      return db.transaction().execute(async (tx) => {
+        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('rds.vms.quota'))`.execute(tx)
+        const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('purpose', '=', 'user').executeTakeFirstOrThrow()
+        if (Number(n) >= limits.maxVms) return 'max_vms' as const
+        await tx.updateTable('vms').set({ ...toColumns(patch), updated_at: new Date().toISOString() }).where('id', '=', id).execute()
+        return 'ok' as const
+      })
+    },
+    async listByPurpose(purpose: VmPurpose): Promise<VmRecord[]> {
+      return (await db.selectFrom('vms').selectAll().where('purpose', '=', purpose).orderBy('created_at').execute()).map(fromRow)
+    },
+    /** VMs whose VMM maps this snapshot's memory file: the file must outlive them. */
+    async countMappingSnapshot(snapshotId: string): Promise<number> {
+      const { n } = await db.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('memory_snapshot_id', '=', snapshotId).executeTakeFirstOrThrow()
+      return Number(n)
     },
     async countUsingImage(imageId: string): Promise<number> {
       const { n } = await db.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('image_id', '=', imageId).executeTakeFirstOrThrow()

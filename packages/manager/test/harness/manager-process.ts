@@ -50,10 +50,16 @@ export class ManagerProcess {
 
   constructor(env: Record<string, string> = {}) {
     this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
-    this.env = { ...testNetwork(), ...env }
+    // Image seeds cost a boot per manager start: only the tests about them turn them on.
+    this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
   }
 
   /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
+  /** Environment for the next start (a restart with other settings keeps the storage root). */
+  setEnv(extra: Record<string, string>): void {
+    Object.assign(this.env, extra)
+  }
+
   get netns(): string {
     return `rds-${crypto.createHash('sha256').update(this.storageRoot).digest('hex').slice(0, 10)}`
   }
@@ -124,6 +130,7 @@ export class ManagerProcess {
       }
     }
     fs.rmSync(this.storageRoot, { recursive: true, force: true })
+    fs.rmSync(`/dev/shm/rds-${instance}`, { recursive: true, force: true })
   }
 }
 

@@ -11,6 +11,7 @@ import { ManagerProcess } from '../harness/manager-process.ts'
 import { openDatabase } from '../../src/store/db.ts'
 import { createVmsRepo } from '../../src/store/vms-repo.ts'
 import { OutsideWorld } from '../harness/world.ts'
+import { guestExec, guestProbe } from '../harness/guest-probe.ts'
 
 const world = new OutsideWorld()
 let mgr: ManagerProcess
@@ -20,32 +21,11 @@ let a: { id: string; ip: string }
 let b: { id: string; ip: string }
 let gateway: string
 
-// TCP connect from inside the VM to each host:port: "open", or the error code. EHOSTUNREACH is
-// the host's reject; ETIMEDOUT a silent drop (spoofed packets); ECONNREFUSED would mean the
-// packet got through to a closed port.
-const PROBE = `
-const net = require('node:net');
-const out = {};
-Promise.all(process.argv.slice(1).map((t) => new Promise((done) => {
-  const [host, port] = t.split(':');
-  const s = net.connect({ host, port: Number(port) });
-  const finish = (r) => { out[t] = r; s.destroy(); done(); };
-  s.setTimeout(2500, () => finish('ETIMEDOUT'));
-  s.on('connect', () => finish('open'));
-  s.on('error', (e) => finish(e.code));
-}))).then(() => console.log(JSON.stringify(out)));
-`
-
-async function exec(vmId: string, cmd: string, asRoot = false): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const r = await mgr.request('POST', `/v1/vms/${vmId}/${asRoot ? 'test-hooks/root-exec' : 'exec'}`, { cmd, timeoutMs: 30_000 })
-  if (r.status !== 200) throw new Error(`exec failed: ${r.status} ${JSON.stringify(r.body)}`)
-  return r.body
+async function exec(vmId: string, cmd: string, asRoot = false) {
+  return guestExec(mgr, vmId, cmd, asRoot)
 }
 
-async function probe(vmId: string, targets: string[], asRoot = false): Promise<Record<string, string>> {
-  const r = await exec(vmId, `node -e '${PROBE.replace(/'/g, "'\\''")}' ${targets.join(' ')}`, asRoot)
-  return JSON.parse(r.stdout)
-}
+const probe = (vmId: string, targets: string[], asRoot = false) => guestProbe(mgr, vmId, targets, asRoot)
 
 const resolves = async (vmId: string, name: string) => (await exec(vmId, `getent hosts ${name}`)).stdout.trim().split(/\s+/)[0] ?? ''
 
@@ -235,7 +215,7 @@ describe('VM addresses', () => {
       for (let i = 0; i < 5; i++) {
         const id = `00000000-0000-4000-8000-00000000000${i}`
         const now = new Date().toISOString()
-        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }, { maxVms: 100 })
+        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null }, { maxVms: 100 })
       }
       await db.destroy()
       await small.start()

@@ -51,6 +51,7 @@ const handle: VmHandle = {
   isAlive: () => true,
   pause: async () => {},
   resume: async () => {},
+  snapshot: async () => ({ pauseMs: 0, memoryInFile: true }),
   kill: async () => {},
 }
 const driver = { kind: 'qemu', accel: 'tcg', boot: async () => handle, reattach: async () => undefined, findOwnProcesses: () => [] } as VmmDriver
@@ -67,8 +68,8 @@ async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRec
 it('reports an agent restart, then ERROR while it is silent, then RUNNING again', async () => {
   const resets = { n: 0 }
   const script: Array<number | 'silent'> = [10_000, 15_000, 200, 'silent', 'silent', 'silent', 'silent', 300]
-  const machines = createMachines({ driver, paths: createPaths(root, root), repo, log: pino({ level: 'silent' }), bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
-  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null }
+  const machines = createMachines({ driver, paths: createPaths(root, root, root), repo, log: pino({ level: 'silent' }), bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
+  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null }
   await repo.insertWithinQuota(vm, { maxVms: 10 })
   await machines.boot(vm, { kernel: 'k', initrd: 'i', rootfs: 'r' })
   await repo.update(vm.id, { state: 'RUNNING' })

@@ -44,6 +44,9 @@ const vm = (id: string): VmRecord => ({
   lastError: null,
   vmmPid: null,
   vmmStartTime: null,
+  purpose: 'user',
+  memorySnapshotId: null,
+  sourceSnapshotId: null,
 })
 
 describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {

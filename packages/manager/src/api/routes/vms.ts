@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { VmService } from '../../services/vms.ts'
+import type { WarmPool } from '../../services/warm-pool.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateVmBody, toVmPublic, VmPublic } from '../schemas/vm.ts'
@@ -8,11 +9,22 @@ import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
 const tags = ['vms']
 
-export const vmRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
-  app.post('/vms', { schema: { tags, summary: 'Create and boot a VM', body: CreateVmBody, response: { 201: VmPublic, ...errorResponses(400, 401, 404, 409, 429, 500) } } }, async (req, reply) => {
-    const vm = await vms.create(req.body)
-    return reply.code(201).send(toVmPublic(vm, await peers.list(vm.id)))
-  })
+export const vmRoutes = (vms: VmService, pool: WarmPool, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
+  app.post(
+    '/vms',
+    {
+      schema: {
+        tags,
+        summary: 'Create a VM: from the warm pool, the image seed snapshot or a snapshot when they fit, else a cold boot (provisionMode says which)',
+        body: CreateVmBody,
+        response: { 201: VmPublic, ...errorResponses(400, 401, 404, 409, 429, 500, 503) },
+      },
+    },
+    async (req, reply) => {
+      const vm = await pool.create(req.body)
+      return reply.code(201).send(toVmPublic(vm, await peers.list(vm.id)))
+    },
+  )
   app.get('/vms', { schema: { tags, summary: 'List VMs', response: { 200: Type.Array(VmPublic) } } }, async () => {
     const all = await peers.listAll()
     return (await vms.list()).map((vm) => toVmPublic(vm, all.filter((l) => l.consumerVmId === vm.id)))
@@ -27,6 +39,14 @@ export const vmRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTy
   })
   app.post('/vms/:id/stop', { schema: { tags, summary: 'Shut a VM down cleanly, keeping its disk', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
     await vms.stop(req.params.id)
+    return reply.code(204).send(null)
+  })
+  app.post('/vms/:id/pause', { schema: { tags, summary: 'Freeze a running VM (no host CPU used); memory, disk and network stay', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
+    await vms.pause(req.params.id)
+    return reply.code(204).send(null)
+  })
+  app.post('/vms/:id/resume', { schema: { tags, summary: 'Continue a paused VM exactly where it was (its clock is set from the host)', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
+    await vms.resume(req.params.id)
     return reply.code(204).send(null)
   })
   app.get('/vms/:id/network', { schema: { tags, summary: 'The VM\'s address and the egress policy the host enforces', params: IdParams, response: { 200: VmNetwork, ...errorResponses(404) } } }, async (req) =>

@@ -1,18 +1,36 @@
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 
-export const SnapshotsQuery = Type.Object({ scope: Type.Optional(Type.String({ description: 'user (default) | internal | all' })) })
+export const SnapshotsQuery = Type.Object({
+  scope: Type.Optional(Type.String({ description: 'user (default): snapshots taken through the API; internal: image seeds; all. Anything else means user, as in the original.' })),
+})
+export type SnapshotsQuery = Static<typeof SnapshotsQuery>
+
+export const SnapshotIdParams = Type.Object({ snapshotId: Type.String({ maxLength: 128 }) })
+export type SnapshotIdParams = Static<typeof SnapshotIdParams>
 
 export const SnapshotMeta = Type.Object(
   {
     id: Type.String(),
-    kind: Type.String(),
-    createdAt: Type.String(),
+    kind: Type.Union([Type.Literal('user_overlay'), Type.Literal('image_seed')], { description: 'user_overlay: taken through the API (the original\'s name); image_seed: built by the manager per image.' }),
+    createdAt: Type.String({ format: 'date-time' }),
     cpu: Type.Integer(),
     memMb: Type.Integer(),
-    imageId: Type.Optional(Type.String()),
-    sourceVmId: Type.Optional(Type.String()),
-    hasDisk: Type.Boolean(),
-    hasMemory: Type.Boolean(),
+    imageId: Type.String(),
+    sourceVmId: Type.Union([Type.String(), Type.Null()]),
+    hasDisk: Type.Boolean({ description: 'Always false: the base rootfs is shared, never copied (the original\'s field).' }),
+    hasOverlay: Type.Boolean({ description: 'The VM\'s writable disk is part of the snapshot.' }),
+    hasMemory: Type.Boolean({ description: 'Memory and device state are part of the snapshot: a VM created from it resumes running processes.' }),
+    internal: Type.Boolean(),
+    pauseMs: Type.Integer({ description: 'How long the source VM was paused for the copy point.' }),
+    sizes: Type.Object(
+      {
+        memoryBytes: Type.Integer({ description: 'Disk space of the memory file (sparse: only pages the guest touched).' }),
+        stateBytes: Type.Integer({ description: 'Device state (and memory, when the source VM was itself resumed from a snapshot).' }),
+        diskBytes: Type.Integer({ description: 'Disk space of the overlay copy.' }),
+      },
+      {},
+    ),
   },
   {},
 )
+export type SnapshotMeta = Static<typeof SnapshotMeta>

@@ -18,7 +18,15 @@ export const CreateVmBody = Type.Object(
       }),
     ),
     outboundInternet: Type.Optional(Type.Boolean({ default: false, description: 'With an empty allowIps: any destination (except other VMs, the host and reserved ranges). Also enables DNS through the gateway.' })),
-    imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image.' })),
+    imageId: Type.Optional(Type.String({ maxLength: 128, description: 'Defaults to the default image (or the snapshot\'s image).' })),
+    snapshotId: Type.Optional(
+      Type.String({
+        maxLength: 128,
+        description:
+          'Resume from this snapshot (POST /v1/vms/{id}/snapshots): processes, memory and disk as they were. If cpu/memMb differ from the snapshot\'s, the VM boots cold from the snapshot\'s disk instead (provisionMode "boot"). allowIps, outboundInternet and secretEnv of this request apply.',
+      }),
+    ),
+    userOverlaySnapshotId: Type.Optional(Type.String({ maxLength: 128, description: 'The original\'s name for snapshotId.' })),
     peerLinks: Type.Optional(
       Type.Array(PeerLinkInput, {
         maxItems: 32,
@@ -43,7 +51,10 @@ export const VmPublic = Type.Object(
     allowIps: Type.Array(Type.String()),
     allowDomains: Type.Array(Type.String()),
     outboundInternet: Type.Boolean(),
-    provisionMode: Type.Union([Type.Literal('boot'), Type.Literal('snapshot'), Type.Literal('pool'), Type.Null()]),
+    provisionMode: Type.Union([Type.Literal('boot'), Type.Literal('snapshot'), Type.Literal('pool'), Type.Null()], {
+      description: 'How the VM was created: boot (cold boot), snapshot (resumed from a snapshot or the image seed), pool (taken from the warm pool).',
+    }),
+    sourceSnapshotId: Type.Union([Type.String(), Type.Null()], { description: 'The snapshot the VM was created from (snapshotId), if any.' }),
     createdAt: Type.String({ format: 'date-time' }),
     startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     bootMs: Type.Union([Type.Integer({ description: 'VMM start to agent ready, last boot.' }), Type.Null()]),
@@ -65,6 +76,7 @@ export const toVmPublic = (vm: VmRecord, peerLinks: PeerLinkRecord[] = []): VmPu
   allowDomains: vm.allowDomains,
   outboundInternet: vm.outboundInternet,
   provisionMode: vm.provisionMode,
+  sourceSnapshotId: vm.sourceSnapshotId,
   createdAt: vm.createdAt,
   startedAt: vm.startedAt,
   bootMs: vm.bootMs,

@@ -10,14 +10,27 @@ function safe(id: string): string {
   return id
 }
 
-export function createPaths(storageRoot: string, imagesDir: string) {
+/**
+ * `ramRoot` holds the guest RAM files of booted VMs: on tmpfs, so guest memory is never
+ * written back to a disk, yet it is a file a snapshot can copy while the guest is paused.
+ */
+export function createPaths(storageRoot: string, imagesDir: string, ramRoot: string) {
   const vmsRoot = path.join(storageRoot, 'vms')
+  const snapshotsRoot = path.join(storageRoot, 'snapshots')
   const vmDir = (id: string) => path.join(vmsRoot, safe(id))
+  const snapshotDir = (id: string) => path.join(snapshotsRoot, safe(id))
   return {
     storageRoot,
     imagesDir,
     vmsRoot,
     vmDir,
+    ramRoot,
+    ramFile: (id: string) => path.join(ramRoot, `${safe(id)}.ram`),
+    snapshotsRoot,
+    snapshotDir,
+    snapshotState: (id: string) => path.join(snapshotDir(id), 'state.bin'),
+    snapshotMemory: (id: string) => path.join(snapshotDir(id), 'memory.raw'),
+    snapshotOverlay: (id: string) => path.join(snapshotDir(id), 'overlay.ext4'),
     overlay: (id: string) => path.join(vmDir(id), 'overlay.ext4'),
     controlSocket: (id: string) => path.join(vmDir(id), 'control.sock'),
     bridgeSocket: (id: string) => path.join(vmDir(id), 'bridge.sock'),

@@ -1,6 +1,22 @@
 // The VMM driver interface. Everything above it (services) talks to a VM through a handle
-// and never knows which VMM runs it. Snapshot/restore join this interface with the
-// snapshot work; they are not declared before they exist.
+// and never knows which VMM runs it.
+
+/**
+ * Guest RAM lives in a file so a snapshot needs no memory stream: a booted VM maps its own
+ * file shared (on tmpfs), a clone maps the snapshot's file privately (copy-on-write, shared
+ * page cache between clones; the snapshot file never changes).
+ */
+export interface GuestMemory {
+  file: string
+  shared: boolean
+}
+
+/** Resume from a saved device state instead of booting the kernel. */
+export interface IncomingState {
+  stateFile: string
+  /** The state was saved without RAM (it is in the memory file already). */
+  withoutRam: boolean
+}
 
 export interface BootSpec {
   vmId: string
@@ -20,6 +36,23 @@ export interface BootSpec {
   vmmLog: string
   /** The VM's NIC: a TAP that already exists in the driver's network namespace. */
   net?: { tap: string; mac: string }
+  memory: GuestMemory
+  incoming?: IncomingState
+}
+
+export interface SnapshotTarget {
+  stateFile: string
+  /** Where the guest RAM is copied when it is in a shared file; otherwise RAM goes into the state stream. */
+  memoryFile: string
+  /** Runs while the guest is paused and its disks are drained (the overlay copy goes here). */
+  whilePaused: () => Promise<void>
+}
+
+export interface SnapshotResult {
+  /** How long the guest was paused for the copy point. */
+  pauseMs: number
+  /** RAM is in memoryFile (false: it is inside the state stream). */
+  memoryInFile: boolean
 }
 
 export interface VmExit {
@@ -37,6 +70,8 @@ export interface VmHandle {
   isAlive(): boolean
   pause(): Promise<void>
   resume(): Promise<void>
+  /** Memory + device state at one point in time; the guest continues afterwards unless it was paused. */
+  snapshot(target: SnapshotTarget): Promise<SnapshotResult>
   /** Ask the VMM to quit (no guest cooperation), then SIGKILL after graceMs. */
   kill(graceMs?: number): Promise<void>
 }
@@ -51,6 +86,7 @@ export interface SavedVmm {
 export interface VmmDriver {
   readonly kind: 'qemu'
   readonly accel: 'kvm' | 'tcg'
+  /** Starts the VMM: a cold boot, or a resume from `spec.incoming` (running once this resolves). */
   boot(spec: BootSpec): Promise<VmHandle>
   /** After a manager restart: the live VMM of this VM, or undefined if it is gone (caller reaps). */
   reattach(saved: SavedVmm): Promise<VmHandle | undefined>

@@ -33,6 +33,8 @@ export async function probeKvm(config: Config, images: ImageService, log: Fastif
       overlay: path.join(dir, 'overlay.ext4'),
       controlSocket: path.join(dir, 'c.sock'),
       bridgeSocket: path.join(dir, 'b.sock'),
+      // Private: the probe's RAM is never snapshotted, so it need not be a shared file.
+      memory: { file: path.join(dir, 'memory.ram'), shared: false },
       qmpSocket: path.join(dir, 'q.sock'),
       pidFile: path.join(dir, 'pid'),
       consoleLog: path.join(dir, 'console.log'),

@@ -33,7 +33,8 @@ export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: st
   return [
     '-name', processName(o.instance, spec.vmId),
     '-accel', o.accel,
-    '-M', 'microvm,x-option-roms=off,isa-serial=off,rtc=on',
+    '-M', 'microvm,x-option-roms=off,isa-serial=off,rtc=on,memory-backend=mem0',
+    '-object', `memory-backend-file,id=mem0,size=${spec.memMb}M,mem-path=${spec.memory.file},share=${spec.memory.shared ? 'on' : 'off'}`,
     '-cpu', cpu,
     '-m', String(spec.memMb),
     '-smp', String(spec.cpu),
@@ -58,6 +59,8 @@ export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: st
       : []),
     '-qmp', `unix:${spec.qmpSocket},server=on,wait=off`,
     '-pidfile', spec.pidFile,
+    // The state is fed over QMP once capabilities are set (on the command line it races them).
+    ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ]
 }
 

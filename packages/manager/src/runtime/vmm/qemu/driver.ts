@@ -4,8 +4,10 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { BootSpec, SavedVmm, VmExit, VmHandle, VmmDriver } from '../driver.ts'
+import type { BootSpec, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
 import { QmpClient } from './qmp.ts'
+import { loadState, saveState } from './migration.ts'
+import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, processName, qemuArgs } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
 
@@ -22,6 +24,8 @@ export interface QemuDriverOptions {
 }
 
 const EXIT_POLL_MS = 250
+/** Saving or loading state moves at most a few hundred MB through a pipe. */
+const STATE_TIMEOUT_MS = 120_000
 
 class QemuHandle implements VmHandle {
   readonly pid: number
@@ -30,6 +34,7 @@ class QemuHandle implements VmHandle {
   readonly exited: Promise<VmExit>
   private qmp: QmpClient | undefined
   private readonly qmpSocket: string
+  private readonly memory: BootSpec['memory']
   private exitInfo: VmExit | undefined
 
   constructor(pid: number, startTime: string, spec: BootSpec, childExit?: Promise<VmExit>) {
@@ -37,6 +42,7 @@ class QemuHandle implements VmHandle {
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket }
     this.qmpSocket = spec.qmpSocket
+    this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
     const polled = new Promise<VmExit>((resolve) => {
       const t = setInterval(() => {
@@ -59,9 +65,30 @@ class QemuHandle implements VmHandle {
     return isAlive(this.pid) && processStartTime(this.pid) === this.startTime
   }
 
-  private async qmpClient(): Promise<QmpClient> {
+  async qmpClient(): Promise<QmpClient> {
     if (!this.qmp || this.qmp.isClosed) this.qmp = await QmpClient.connect(this.qmpSocket)
     return this.qmp
+  }
+
+  async snapshot(target: SnapshotTarget): Promise<SnapshotResult> {
+    const qmp = await this.qmpClient()
+    const { status } = (await qmp.execute('query-status')) as { status: string }
+    const wasRunning = status === 'running'
+    const t0 = performance.now()
+    if (wasRunning) await qmp.execute('stop')
+    try {
+      // A shared memory file holds the RAM as it is now: copy it, and leave RAM out of the stream.
+      const memoryInFile = this.memory.shared
+      await saveState(qmp, target.stateFile, memoryInFile, STATE_TIMEOUT_MS)
+      if (memoryInFile) await copySparse(this.memory.file, target.memoryFile)
+      await target.whilePaused()
+      if (wasRunning) await qmp.execute('cont')
+      return { pauseMs: Math.round(performance.now() - t0), memoryInFile }
+    } catch (err) {
+      // `cont` also re-activates the disks a finished migration handed over.
+      if (wasRunning) await qmp.execute('cont').catch(() => undefined)
+      throw err
+    }
   }
 
   async pause(): Promise<void> {
@@ -130,9 +157,17 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
       const handle = new QemuHandle(pid, startTime, spec, childExit)
       // QEMU validates its arguments before creating sockets; an early exit is a config error.
       const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)])
-      if (early) {
-        const log = tail(spec.vmmLog, 2000)
-        throw new Error(`VMM exited during start (code ${early.code ?? early.signal})${log ? `: ${log}` : ''}`)
+      if (early) throw exitedDuringStart(spec, early)
+      if (spec.incoming) {
+        const { stateFile, withoutRam } = spec.incoming
+        try {
+          const qmp = await handle.qmpClient()
+          await Promise.race([loadState(qmp, stateFile, withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(spec, e)))])
+          await qmp.execute('cont')
+        } catch (err) {
+          await handle.kill(500)
+          throw err
+        }
       }
       return handle
     },
@@ -156,6 +191,11 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
       return found
     },
   }
+}
+
+function exitedDuringStart(spec: BootSpec, e: VmExit): Error {
+  const log = tail(spec.vmmLog, 2000)
+  return new Error(`VMM exited during start (code ${e.code ?? e.signal})${log ? `: ${log}` : ''}`)
 }
 
 async function waitForFile(file: string, timeoutMs: number): Promise<void> {

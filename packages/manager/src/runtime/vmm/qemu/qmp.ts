@@ -29,7 +29,21 @@ export class QmpClient extends EventEmitter {
     })
   }
 
-  static connect(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
+  /** Retries while the socket is not listening yet (QEMU creates the file before it listens). */
+  static async connect(socketPath: string, timeoutMs = 5000): Promise<QmpClient> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        return await QmpClient.connectOnce(socketPath, Math.max(100, deadline - Date.now()))
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || Date.now() > deadline) throw err
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    }
+  }
+
+  private static connectOnce(socketPath: string, timeoutMs: number): Promise<QmpClient> {
     return new Promise((resolve, reject) => {
       const sock = net.connect(socketPath)
       const timer = setTimeout(() => {

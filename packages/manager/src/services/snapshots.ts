@@ -1,0 +1,146 @@
+// Snapshots of running VMs: memory, device state and the overlay disk at one point in time,
+// taken while the guest is paused for the copy and resumed right after. Clones resume from
+// them (vms.ts); the files of a snapshot never change once written.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import { AgentPaths } from '@rds/protocol'
+import { ApiError, Errors } from '../errors.ts'
+import { copySparse } from '../runtime/storage/copy.ts'
+import type { Paths } from '../runtime/storage/paths.ts'
+import type { SnapshotKind, SnapshotRecord, SnapshotsRepo } from '../store/snapshots-repo.ts'
+import type { ImagesRepo } from '../store/images-repo.ts'
+import type { VmsRepo } from '../store/vms-repo.ts'
+import { imageStamp, type ImageService } from './images.ts'
+import type { KeyedLock } from './locks.ts'
+import type { Machines, RestorePoint } from './machines.ts'
+import { assertState } from './vm-states.ts'
+
+export type SnapshotScope = 'user' | 'internal' | 'all'
+
+const SCOPE_KINDS: Record<SnapshotScope, SnapshotKind[]> = { user: ['user'], internal: ['image_seed'], all: ['user', 'image_seed'] }
+const SNAPSHOT_ID = /^snap-[0-9a-f-]{36}$/
+
+/** The guest's dirty pages reach the overlay before the copy, so a cold boot from the disk alone finds a clean filesystem. */
+const GUEST_SYNC_TIMEOUT_MS = 10_000
+
+export function createSnapshotService(deps: {
+  paths: Paths
+  repo: SnapshotsRepo
+  vms: VmsRepo
+  imagesRepo: ImagesRepo
+  images: ImageService
+  machines: Machines
+  locks: KeyedLock
+  log: FastifyBaseLogger
+}) {
+  const { paths, repo, vms, machines, log } = deps
+
+  async function mustGet(id: string): Promise<SnapshotRecord> {
+    if (!SNAPSHOT_ID.test(id)) throw Errors.invalidSnapshotId()
+    const snap = await repo.get(id)
+    if (!snap) throw Errors.snapshotNotFound(id)
+    return snap
+  }
+
+  /** Allocated bytes (the files are sparse: their apparent size says little). */
+  async function allocated(file: string): Promise<number> {
+    try {
+      return (await fsp.stat(file)).blocks * 512
+    } catch {
+      return 0
+    }
+  }
+
+  async function take(vmId: string, kind: SnapshotKind): Promise<SnapshotRecord> {
+    return deps.locks.run(vmId, async () => {
+      const vm = await vms.get(vmId)
+      if (!vm) throw Errors.vmNotFound(vmId)
+      assertState(vm, 'snapshot')
+      const m = machines.get(vmId)
+      if (!m) throw Errors.vmStateConflict(`VM ${vmId} has no running VMM to snapshot`)
+      const image = await deps.images.resolveForBoot(vm.imageId)
+      const id = `snap-${crypto.randomUUID()}`
+      const dir = paths.snapshotDir(id)
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
+      try {
+        if (vm.state === 'RUNNING') {
+          await m.agent.json('POST', AgentPaths.exec, { cmd: 'sync', timeoutMs: GUEST_SYNC_TIMEOUT_MS }, GUEST_SYNC_TIMEOUT_MS + 2000).catch((err: Error) => {
+            log.warn({ vmId, err: err.message }, 'guest sync before snapshot failed; the disk copy is crash-consistent only')
+          })
+        }
+        const result = await machines.snapshot(vmId, {
+          stateFile: paths.snapshotState(id),
+          memoryFile: paths.snapshotMemory(id),
+          whilePaused: () => copySparse(paths.overlay(vmId), paths.snapshotOverlay(id)),
+        })
+        const snap: SnapshotRecord = {
+          id,
+          kind,
+          sourceVmId: vmId,
+          imageId: vm.imageId,
+          imageStamp: await imageStamp(image.files),
+          cpu: vm.cpu,
+          memMb: vm.memMb,
+          memoryInFile: result.memoryInFile,
+          stateBytes: await allocated(paths.snapshotState(id)),
+          memoryBytes: await allocated(paths.snapshotMemory(id)),
+          diskBytes: await allocated(paths.snapshotOverlay(id)),
+          pauseMs: result.pauseMs,
+          createdAt: new Date().toISOString(),
+        }
+        await repo.insert(snap)
+        log.info({ vmId, snapshotId: id, pauseMs: snap.pauseMs, memoryBytes: snap.memoryBytes }, 'snapshot taken')
+        return snap
+      } catch (err) {
+        await fsp.rm(dir, { recursive: true, force: true })
+        if (err instanceof ApiError) throw err
+        throw Errors.snapshotFailed((err as Error).message)
+      }
+    })
+  }
+
+  return {
+    get: mustGet,
+    take,
+    list: (scope: SnapshotScope) => repo.list(SCOPE_KINDS[scope]),
+
+    /** Deletes the record and files; refused while a VM still maps its memory file. */
+    async remove(id: string): Promise<void> {
+      const snap = await mustGet(id)
+      const mapping = await vms.countMappingSnapshot(id)
+      if (mapping > 0) throw Errors.snapshotInUse(id, mapping)
+      await repo.remove(id)
+      await fsp.rm(paths.snapshotDir(snap.id), { recursive: true, force: true })
+      for (const img of await deps.imagesRepo.list()) {
+        if (img.seedSnapshotId === id) await deps.imagesRepo.updateSeed(img.id, { seedSnapshotId: null, seedStatus: null, seedError: null })
+      }
+    },
+
+    /**
+     * What a VM resumes from. Checked before anything is created for the VM: the files are all
+     * there and the image files are the very ones the snapshot was taken on.
+     */
+    async restorePoint(snap: SnapshotRecord, files: Parameters<typeof imageStamp>[0]): Promise<RestorePoint> {
+      const need = [paths.snapshotState(snap.id), paths.snapshotOverlay(snap.id), ...(snap.memoryInFile ? [paths.snapshotMemory(snap.id)] : [])]
+      for (const f of need) {
+        if (!fs.existsSync(f)) throw Errors.snapshotFilesMissing(snap.id, f.slice(paths.snapshotDir(snap.id).length + 1))
+      }
+      if ((await imageStamp(files)) !== snap.imageStamp) throw Errors.snapshotImageChanged(snap.id, snap.imageId)
+      return { stateFile: paths.snapshotState(snap.id), memoryFile: paths.snapshotMemory(snap.id), memoryInFile: snap.memoryInFile }
+    },
+
+    /** Startup: snapshot directories without a record are leftovers of an interrupted snapshot. */
+    async reconcile(): Promise<string[]> {
+      const removed: string[] = []
+      for (const dir of await fsp.readdir(paths.snapshotsRoot).catch(() => [] as string[])) {
+        if (SNAPSHOT_ID.test(dir) && (await repo.get(dir))) continue
+        await fsp.rm(`${paths.snapshotsRoot}/${dir}`, { recursive: true, force: true })
+        removed.push(dir)
+      }
+      return removed
+    },
+  }
+}
+export type SnapshotService = ReturnType<typeof createSnapshotService>
