@@ -239,6 +239,30 @@ describe('peer links', () => {
     expect(after).not.toBe(before)
   })
 
+  it('gives a clone of the consumer only its own links: none unless created with them', async () => {
+    const snap = await mgr.request('POST', `/v1/vms/${consumer}/snapshots`)
+    expect(snap.status).toBe(201)
+    const [bare, linked] = await Promise.all([
+      createVm({ snapshotId: snap.body.id }),
+      createVm({ snapshotId: snap.body.id, peerLinks: [{ alias: 'a', vmId: providerA }] }),
+    ])
+    try {
+      expect([bare.status, linked.status]).toEqual([201, 201])
+      expect(bare.body.peerLinks).toEqual([])
+      expect(linked.body.peerLinks).toEqual([{ alias: 'a', vmId: providerA, sourceMode: 'hidden' }])
+      const call = `
+        import { greet } from "file:///workspace/peers/a/proxy/sdk/greet.ts";
+        try { result.set(await greet("clone")); } catch (e) { result.set({ message: e.message, code: e.code }); }`
+      // The bare clone still has the consumer's files (its disk is a copy) but no authority.
+      expect((await runTs(bare.body.id, call)).result).toEqual({ code: 'peer_call_forbidden', message: `VM ${bare.body.id} is not linked to alias a` })
+      expect((await runTs(linked.body.id, call)).result).toEqual({ text: 'hello clone', tokenLength: A_TOKEN.length })
+      expect((await exec(linked.body.id, 'ls /workspace/peers')).stdout).toBe('a\nindex.json\n')
+    } finally {
+      for (const c of [bare, linked]) if (c.body?.id) await mgr.request('DELETE', `/v1/vms/${c.body.id}`)
+      await mgr.request('DELETE', `/v1/snapshots/${snap.body.id}`)
+    }
+  })
+
   it('refuses calls under a removed link and removes its files', async () => {
     const del = await mgr.request('DELETE', `/v1/vms/${consumer}/peers/a`)
     expect(del.status).toBe(200)
