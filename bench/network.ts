@@ -8,14 +8,13 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { ManagerProcess } from '../packages/manager/test/harness/manager-process.ts'
 import { OutsideWorld } from '../packages/manager/test/harness/world.ts'
+import { median, pct } from './lib/stats.ts'
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, mb: { type: 'string', default: '32' } } })
 const RUNS = Number(opt.runs)
 const BYTES = Number(opt.mb) * 1024 * 1024
 const GUEST_SCRIPT = fs.readFileSync(path.join(import.meta.dirname, 'guest-net.mjs'), 'utf8')
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
-const median = (xs: number[]) => pct(xs, 50)
 const mbs = (bps: number) => `${(bps / 1e6).toFixed(1)} MB/s`
 
 async function main() {

@@ -14,39 +14,23 @@ import { ManagerProcess } from '../packages/manager/test/harness/manager-process
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
+import { memOf, ms, pct, timeIt } from './lib/stats.ts'
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' } } })
 const RUNS = Number(opt.runs)
 const EXECS = Number(opt.execs)
 const MB = Number(opt.mb)
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
-}
-const ms = (n: number) => `${n.toFixed(n < 10 ? 1 : 0)} ms`
 const rows: Array<[string, string, string, string]> = []
 const row = (name: string, raw: string, api: string, ratio: string) => {
   rows.push([name, raw, api, ratio])
   process.stderr.write(`  ${name}: raw ${raw} | api ${api} | ${ratio}\n`)
 }
 
-function memOf(pid: number): { rssMb: number; pssMb: number } {
-  const txt = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(txt)?.[1] ?? 0)
-  return { rssMb: kb('Rss') / 1024, pssMb: kb('Pss') / 1024 }
-}
-
 function payload(): { gz: Buffer; dir: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-'))
   fs.writeFileSync(path.join(dir, 'blob.bin'), crypto.randomBytes(MB * 1024 * 1024))
   return { gz: execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), dir }
-}
-
-async function timeIt<T>(f: () => Promise<T>): Promise<[number, T]> {
-  const t = performance.now()
-  const v = await f()
-  return [performance.now() - t, v]
 }
 
 async function main() {

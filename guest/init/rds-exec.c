@@ -2,7 +2,7 @@
  * rds-exec: how the (root) guest agent starts untrusted code.
  *
  *   rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask 022] -- prog args...
- *   rds-exec --add-entropy          (stdin, up to 4096 bytes -> kernel entropy pool)
+ *   rds-exec --host-init UNIX_MS    (clock := UNIX_MS unless 0; stdin, up to 4096 bytes -> kernel RNG)
  *
  * Privileges are dropped here, in a tiny static binary, rather than through Node's
  * spawn options so the order (cgroup first, ids last-but-verified, no_new_privs) is
@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* From <linux/random.h>, which musl-gcc cannot see. */
@@ -34,9 +35,11 @@ static void die(const char *step)
 static void usage(void)
 {
 	fprintf(stderr, "usage: rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask OCT] [--keep-fds N] -- prog args...\n"
-			"       rds-exec --add-entropy < bytes\n");
+			"       rds-exec --host-init UNIX_MS < entropy-bytes\n");
 	exit(127);
 }
+
+static int add_entropy(void);
 
 static long parse_num(const char *s, int base, const char *what)
 {
@@ -50,8 +53,19 @@ static long parse_num(const char *s, int base, const char *what)
 	return v;
 }
 
-/* After a snapshot restore every clone has the same RNG state; the agent feeds host
- * randomness through here. The entropy credit needs CAP_SYS_ADMIN, i.e. the agent. */
+/* After a snapshot restore every clone has the same RNG state and an old clock; the agent
+ * hands the host's time and randomness to this one process (a process spawn is expensive in
+ * a freshly restored guest). The entropy credit and the clock need CAP_SYS_ADMIN/SYS_TIME,
+ * i.e. the agent. */
+static int host_init(const char *unix_ms)
+{
+	long ms = parse_num(unix_ms, 10, "clock value");
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	if (ms > 0 && clock_settime(CLOCK_REALTIME, &ts) < 0)
+		die("clock_settime");
+	return add_entropy();
+}
+
 static int add_entropy(void)
 {
 	struct {
@@ -70,6 +84,8 @@ static int add_entropy(void)
 			break;
 		n += r;
 	}
+	if (n == 0)
+		return 0;
 	int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		die("open /dev/urandom");
@@ -90,8 +106,8 @@ int main(int argc, char **argv)
 	long uid = -1, gid = -1, mask = -1, keep_fds = 3;
 	int i = 1;
 
-	if (argc == 2 && strcmp(argv[1], "--add-entropy") == 0)
-		return add_entropy();
+	if (argc == 3 && strcmp(argv[1], "--host-init") == 0)
+		return host_init(argv[2]);
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {

@@ -28,7 +28,8 @@ export interface AgentConfig {
   node: string
   tar: string
   mkfifo: string
-  date: string
+  /** Set the guest clock from the host's init (off only when the agent runs on a real host, in tests). */
+  setClock: boolean
   ip: string
   /** Written with the host-assigned nameservers. */
   resolvConf: string
@@ -64,7 +65,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     node: str('RDS_AGENT_NODE', '/usr/local/bin/node'),
     tar: str('RDS_AGENT_TAR', 'tar'),
     mkfifo: str('RDS_AGENT_MKFIFO', 'mkfifo'),
-    date: str('RDS_AGENT_DATE', 'date'),
+    setClock: env.RDS_AGENT_SET_CLOCK !== 'false',
     ip: str('RDS_AGENT_IP', '/usr/sbin/ip'),
     resolvConf: str('RDS_AGENT_RESOLV_CONF', '/etc/resolv.conf'),
     peerBridgeSocket: str('RDS_AGENT_PEER_BRIDGE_SOCKET', PEER_BRIDGE_SOCKET),

@@ -104,7 +104,7 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
         RDS_AGENT_DENO: deno,
         RDS_AGENT_NODE: process.execPath,
         // Never touch the host clock.
-        RDS_AGENT_DATE: '/bin/true',
+        RDS_AGENT_SET_CLOCK: 'false',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

@@ -16,20 +16,19 @@ export async function handleInit(ctx: AgentContext, body: unknown): Promise<void
   const req = check(body)
   if (!Number.isFinite(req.unixTimeMs) || req.unixTimeMs <= 0) throw new AgentFailure('invalid_request', 'unixTimeMs must be a positive number')
   const entropy = Buffer.from(req.entropy, 'base64')
-  const ms = Math.trunc(req.unixTimeMs)
-  const stamp = `@${Math.floor(ms / 1000)}.${String(ms % 1000).padStart(3, '0')}`
-  const [clock, rng] = await Promise.all([
-    runRoot(ctx.config.date, ['-u', '-s', stamp]),
-    entropy.length ? runRoot(ctx.config.execHelper, ['--add-entropy'], entropy) : Promise.resolve(''),
-  ])
-  if (clock) log.warn(`init: setting the clock failed: ${clock}`)
-  if (rng) log.warn(`init: adding entropy failed: ${rng}`)
+  // 0: leave the clock alone (agent tests run on a real host).
+  const clockMs = ctx.config.setClock ? Math.trunc(req.unixTimeMs) : 0
+  // Clock + RNG (one helper process) and the network are independent: done side by side.
+  const network = req.network
+    ? configureNetwork(ctx.config, req.network).then(
+        () => undefined,
+        (err: Error) => new AgentFailure('network_failed', `configuring the network failed: ${err.message}`),
+      )
+    : Promise.resolve(undefined)
+  const [clockAndRng, netFailure] = await Promise.all([runRoot(ctx.config.execHelper, ['--host-init', String(clockMs)], entropy), network])
+  if (clockAndRng) log.warn(`init: setting the clock or adding entropy failed: ${clockAndRng}`)
   // Unlike clock and RNG, a network that cannot be configured is an error the host must see.
-  if (req.network) {
-    await configureNetwork(ctx.config, req.network).catch((err: Error) => {
-      throw new AgentFailure('network_failed', `configuring the network failed: ${err.message}`)
-    })
-  }
+  if (netFailure) throw netFailure
 }
 
 /** Runs a root tool; resolves to an error description, or '' on success. */

@@ -1,0 +1,206 @@
+// Snapshot benchmarks, all in one run so the ratios compare like with like:
+// - create -> first exec: cold boot vs the image seed snapshot vs the warm pool;
+// - the floor: the same seed snapshot resumed by the QEMU driver directly (no manager, no
+//   HTTP, no guest init), against the API's create from that seed;
+// - pause time and size of a snapshot of a running VM;
+// - host memory (PSS) per idle clone, 1 vs 10 clones; 10 concurrent creates from one snapshot.
+// Usage: npm run bench:snapshots [-- --runs 5]
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import { AgentPaths } from '@rds/protocol'
+import { ManagerProcess, qemuProcessesOf } from '../packages/manager/test/harness/manager-process.ts'
+import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
+import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
+import { copySparse } from '../packages/manager/src/runtime/storage/copy.ts'
+import { median, memOf, ms, pct, timeIt } from './lib/stats.ts'
+
+const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, clones: { type: 'string', default: '10' } } })
+const RUNS = Number(opt.runs)
+const CLONES = Number(opt.clones)
+const SHAPE = { cpu: 1, memMb: 512 }
+
+const lines: string[] = []
+const say = (line: string) => {
+  lines.push(line)
+  process.stderr.write(`  ${line}\n`)
+}
+const stat = (xs: number[]) => `median ${ms(median(xs))}, p95 ${ms(pct(xs, 95))}`
+
+async function main() {
+  const mgr = new ManagerProcess({ LOG_LEVEL: 'error', ENABLE_IMAGE_SEED: 'true', SNAPSHOT_TEMPLATE_CPU: String(SHAPE.cpu), SNAPSHOT_TEMPLATE_MEM_MB: String(SHAPE.memMb) })
+  const create = async (body: Record<string, unknown> = {}) => {
+    const r = await mgr.request('POST', '/v1/vms', { ...SHAPE, allowIps: [], ...body })
+    if (r.status !== 201) throw new Error(`create failed: ${r.status} ${JSON.stringify(r.body)}`)
+    return r.body as { id: string; provisionMode: string; guestIp: string }
+  }
+  const exec = async (id: string, cmd = 'true') => {
+    const r = await mgr.request('POST', `/v1/vms/${id}/exec`, { cmd })
+    if (r.status !== 200 || r.body.exitCode !== 0) throw new Error(`exec failed: ${JSON.stringify(r.body)}`)
+    return r.body.stdout as string
+  }
+  const remove = (id: string) => mgr.request('DELETE', `/v1/vms/${id}`)
+  /** create -> first exec through the API, `runs` times, checking how each VM was provisioned. */
+  const createToExec = async (mode: string, before?: () => Promise<void>) => {
+    const times: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      await before?.()
+      const [t, vm] = await timeIt(async () => {
+        const vm = await create()
+        await exec(vm.id)
+        return vm
+      })
+      if (vm.provisionMode !== mode) throw new Error(`expected provisionMode ${mode}, got ${vm.provisionMode}`)
+      times.push(t)
+      await remove(vm.id)
+    }
+    return times
+  }
+  const waitFor = async (what: string, check: () => Promise<boolean>) => {
+    const deadline = Date.now() + 600_000
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`)
+      await sleep(200)
+    }
+  }
+
+  try {
+    process.stderr.write('starting manager, building the image seed…\n')
+    await mgr.start()
+    const seedId = await (async () => {
+      let id = ''
+      await waitFor('the image seed', async () => {
+        const img = (await mgr.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
+        if (img?.seedStatus === 'failed') throw new Error(`seed failed: ${img.seedError}`)
+        id = img?.seedSnapshotId ?? ''
+        return img?.seedStatus === 'ready'
+      })
+      return id
+    })()
+
+    // --- from the seed through the API, and the floor: the driver resuming the same files --------
+    const seedTimes = await createToExec('snapshot')
+    const snapDir = path.join(mgr.storageRoot, 'snapshots', seedId)
+    const rawTimes: number[] = []
+    const rawDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-raw-'))
+    const img = (await mgr.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
+    const imgDir = path.join(mgr.storageRoot, 'images', img.id)
+    const driver = createQemuDriver({ qemuBin: 'qemu-system-x86_64', accel: () => 'tcg', instance: 'bench-raw', netnsPath: `/run/netns/${mgr.netns}` })
+    // The seed was saved with a NIC, so the floor needs one too: a bare TAP in the manager's namespace (no routes, no rules).
+    const tap = 'rdsbench0'
+    execFileSync('ip', ['-n', mgr.netns, 'tuntap', 'add', 'dev', tap, 'mode', 'tap'])
+    try {
+      for (let i = 0; i < RUNS; i++) {
+        const d = path.join(rawDir, `vm${i}`)
+        fs.mkdirSync(d)
+        const [t, h] = await timeIt(async () => {
+          await copySparse(path.join(snapDir, 'overlay.ext4'), path.join(d, 'overlay.ext4'))
+          const h = await driver.boot({
+            vmId: `raw${i}`,
+            ...SHAPE,
+            kernel: path.join(imgDir, 'vmlinux'),
+            initrd: path.join(imgDir, 'initrd'),
+            rootfs: path.join(imgDir, 'rootfs.ext4'),
+            overlay: path.join(d, 'overlay.ext4'),
+            controlSocket: path.join(d, 'c.sock'),
+            bridgeSocket: path.join(d, 'b.sock'),
+            qmpSocket: path.join(d, 'q.sock'),
+            pidFile: path.join(d, 'pid'),
+            consoleLog: path.join(d, 'console.log'),
+            vmmLog: path.join(d, 'vmm.log'),
+            net: { tap, mac: '02:00:00:00:be:01' },
+            memory: { file: path.join(snapDir, 'memory.raw'), shared: false },
+            incoming: { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true },
+          })
+          const agent = new AgentClient(path.join(d, 'c.sock'))
+          await agent.waitReady(60_000, () => h.isAlive())
+          const r = await agent.json<{ exitCode: number }>('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)
+          if (r.body.exitCode !== 0) throw new Error('raw exec failed')
+          agent.close()
+          return h
+        })
+        rawTimes.push(t)
+        await h.kill(500)
+      }
+    } finally {
+      execFileSync('ip', ['-n', mgr.netns, 'link', 'del', tap])
+      fs.rmSync(rawDir, { recursive: true, force: true })
+    }
+
+    // --- a user snapshot of a running VM: pause, size ------------------------------------------
+    const busy = await create()
+    await exec(busy.id, 'head -c 64000000 /dev/urandom > /dev/shm/64mb; echo x > /workspace/x')
+    const pauses: number[] = []
+    const apiSnap: number[] = []
+    let sizes = { memoryBytes: 0, stateBytes: 0, diskBytes: 0 }
+    let userSnap = ''
+    for (let i = 0; i < RUNS; i++) {
+      const [t, r] = await timeIt(() => mgr.request('POST', `/v1/vms/${busy.id}/snapshots`))
+      if (r.status !== 201) throw new Error(`snapshot failed: ${JSON.stringify(r.body)}`)
+      pauses.push(r.body.pauseMs)
+      apiSnap.push(t)
+      sizes = r.body.sizes
+      if (userSnap) await mgr.request('DELETE', `/v1/snapshots/${userSnap}`)
+      userSnap = r.body.id
+    }
+
+    // --- PSS per idle clone, and concurrent creates from one snapshot ---------------------------
+    const pssOf = (ids: Set<string>) => {
+      const out: number[] = []
+      for (const pid of qemuProcessesOf(mgr.storageRoot)) {
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        if ([...ids].some((id) => cmd.includes(id))) out.push(memOf(pid).pssMb)
+      }
+      return out
+    }
+    await remove(busy.id)
+    const one = await create({ snapshotId: userSnap })
+    await exec(one.id)
+    await sleep(2000)
+    const pss1 = pssOf(new Set([one.id]))
+    await remove(one.id)
+    const [concurrentMs, many] = await timeIt(() => Promise.all(Array.from({ length: CLONES }, () => create({ snapshotId: userSnap }))))
+    await Promise.all(many.map((vm) => exec(vm.id)))
+    await sleep(2000)
+    const pssN = pssOf(new Set(many.map((v) => v.id)))
+    const distinctIps = new Set(many.map((v) => v.guestIp)).size
+    for (const vm of many) await remove(vm.id)
+    await mgr.request('DELETE', `/v1/snapshots/${userSnap}`)
+
+    // --- warm pool ------------------------------------------------------------------------------
+    await mgr.stop()
+    mgr.setEnv({ ENABLE_WARM_POOL: 'true', WARM_POOL_TARGET: '1', WARM_POOL_MAX_VMS: '1' })
+    await mgr.start()
+    const poolReady = () => waitFor('the warm pool', async () => (await mgr.request('GET', '/v1/warm-pool')).body.ready === 1)
+    const poolTimes = await createToExec('pool', poolReady)
+
+    // --- cold boot, same shape: seeds and pool off ------------------------------------------------
+    await mgr.stop()
+    mgr.setEnv({ ENABLE_WARM_POOL: 'false', ENABLE_IMAGE_SEED: 'false' })
+    await mgr.start()
+    await waitFor('the pool to drain', async () => qemuProcessesOf(mgr.storageRoot).length === 0)
+    const coldTimes = await createToExec('boot')
+
+    say(`create -> first exec (${RUNS} runs each, ${SHAPE.cpu} vCPU / ${SHAPE.memMb} MiB, accel TCG):`)
+    say(`  cold boot:            ${stat(coldTimes)}`)
+    say(`  image seed snapshot:  ${stat(seedTimes)}  (${(median(coldTimes) / median(seedTimes)).toFixed(1)}x faster than cold)`)
+    say(`  warm pool:            ${stat(poolTimes)}  (${(median(coldTimes) / median(poolTimes)).toFixed(1)}x faster than cold)`)
+    say(`  raw driver resume (floor, same seed files, no manager): ${stat(rawTimes)}`)
+    say(`  API seed create / raw floor: ${(median(seedTimes) / median(rawTimes)).toFixed(2)}x`)
+    say(`snapshot of a running VM (64 MB in /dev/shm, ${RUNS} runs): guest paused ${stat(pauses)}; API call ${stat(apiSnap)}`)
+    say(`  sizes on disk: memory ${(sizes.memoryBytes / 1e6).toFixed(0)} MB, device state ${(sizes.stateBytes / 1e3).toFixed(0)} kB, overlay ${(sizes.diskBytes / 1e6).toFixed(1)} MB`)
+    say(`host memory (PSS) per idle clone: 1 clone ${median(pss1).toFixed(0)} MB; ${CLONES} clones median ${median(pssN).toFixed(0)} MB (sum ${pssN.reduce((a, b) => a + b, 0).toFixed(0)} MB)`)
+    say(`${CLONES} concurrent creates from one snapshot: ${many.length}/${CLONES} succeeded, ${distinctIps} distinct addresses, total ${ms(concurrentMs)}`)
+    console.log(lines.join('\n'))
+  } finally {
+    await mgr.cleanup()
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`)
+  process.exit(1)
+})
