@@ -61,7 +61,11 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const pool = createWarmPool({ config, vms, vmsRepo: repos.vms, images, log })
   const vmExec = createVmExecService({ config, paths, vms, machines, secrets, execLogs: repos.execLogs })
   const peerLinksRepo = createPeerLinksRepo(db)
-  const getVm = (id: string) => repos.vms.get(id)
+  // The manager's own VMs (seed, pool) are never providers or consumers.
+  const getVm = async (id: string) => {
+    const vm = await repos.vms.get(id)
+    return vm?.purpose === 'user' ? vm : undefined
+  }
   peers = createPeerLinks({ links: peerLinksRepo, getVm, vmExec: () => vmExec, machines, secrets })
   peerCalls = createPeerCalls({ links: peerLinksRepo, getVm, vmExec: () => vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
   return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls }

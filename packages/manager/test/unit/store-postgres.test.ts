@@ -8,6 +8,7 @@ import { openDatabase, type Db } from '../../src/store/db.ts'
 import { createVmsRepo, type VmRecord } from '../../src/store/vms-repo.ts'
 import { createImagesRepo } from '../../src/store/images-repo.ts'
 import { createExecLogsRepo } from '../../src/store/exec-logs-repo.ts'
+import { createPeerLinksRepo } from '../../src/store/peer-links-repo.ts'
 import { startPostgres, type TestPostgres } from '../harness/postgres.ts'
 import { createAddressPlan } from '../../src/runtime/network/address-plan.ts'
 
@@ -114,4 +115,20 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     await repo.removeForVm('vm-x')
     expect((await repo.list('vm-x', { limit: 10 })).entries).toEqual([])
   })
+
+  it('keeps peer links in order with their manifests, replaced and removed per consumer', async () => {
+    const repo = createPeerLinksRepo(dbs[dialect])
+    const manifest = { sdk: { name: 's', description: 'd' }, modules: [] }
+    const link = (alias: string, sourceMode: 'hidden' | 'mounted') => ({ alias, providerVmId: `${dialect}-p-${alias}`, sourceMode, manifest, syncedAt: new Date().toISOString() })
+    await repo.replaceFor(`${dialect}-c1`, [link('zeta', 'hidden'), link('alpha', 'mounted')])
+    await repo.replaceFor(`${dialect}-c2`, [link('alpha', 'hidden')])
+    expect((await repo.listFor(`${dialect}-c1`)).map((l) => [l.alias, l.sourceMode])).toEqual([['zeta', 'hidden'], ['alpha', 'mounted']])
+    expect((await repo.get(`${dialect}-c1`, 'alpha'))?.manifest).toEqual(manifest)
+    await repo.replaceFor(`${dialect}-c1`, [link('alpha', 'hidden')])
+    expect((await repo.listFor(`${dialect}-c1`)).map((l) => l.alias)).toEqual(['alpha'])
+    await repo.removeFor(`${dialect}-c1`)
+    expect(await repo.listFor(`${dialect}-c1`)).toEqual([])
+    expect(await repo.get(`${dialect}-c2`, 'alpha')).toBeDefined()
+  })
+
 })
