@@ -27,6 +27,7 @@ export function internalHelper() { Deno.writeTextFileSync('/workspace/helper-ran
 export const notAFunction = 42
 export function farewell(name: string) { return 'bye ' + name }
 export async function slow(ms: number) { await new Promise((r) => setTimeout(r, ms)); return ms }
+export function big(n: number) { return 'x'.repeat(n) }
 `
 const TOOL_MJS = `export async function whoami() { return { provider: 'b', tokenLength: (process.env.B_TOKEN ?? '').length } }\n`
 
@@ -53,7 +54,7 @@ beforeAll(async () => {
   providerA = a.body.id
   providerB = b.body.id
   await writeFile(providerA, '/workspace/sdk/greet.ts', GREET_TS)
-  await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow'])))
+  await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow', 'big'])))
   await writeFile(providerB, '/workspace/lib/tool.mjs', TOOL_MJS)
   await writeFile(providerB, '/workspace/lib/notes.md', 'plain notes\n')
   await writeFile(providerB, '/workspace/.env', `B_TOKEN=${B_TOKEN}\n`)
@@ -159,21 +160,22 @@ describe('peer links', () => {
     expect(bad.body.code).toBe('peer_link_not_found')
   })
 
-  it('enforces the argument size, call timeout and per-link concurrency limits', async () => {
+  it('enforces the argument and result sizes, call timeout and per-link concurrency limits', async () => {
     const r = await runTs(consumer, `
       import { invokePeer } from "file:///workspace/peers/.runtime/bridge.mjs";
       import { greet, slow } from "file:///workspace/peers/a/proxy/sdk/greet.ts";
       const codeOf = async (p) => { try { await p; return 'ok' } catch (e) { return e.code } };
       const big = await codeOf(greet('x'.repeat(300 * 1024)));
       const timeout = await codeOf(invokePeer({ alias: 'a', modulePath: '/workspace/sdk/greet.ts', exportName: 'slow', args: [20000], timeoutMs: 1500 }));
+      const huge = await codeOf(invokePeer({ alias: 'a', modulePath: '/workspace/sdk/greet.ts', exportName: 'big', args: [2 * 1024 * 1024] }));
       const parallel = await Promise.all([1, 2, 3, 4, 5, 6].map(() => codeOf(slow(3000))));
-      result.set({ big, timeout, parallel: parallel.sort() });`)
+      result.set({ big, timeout, huge, parallel: parallel.sort() });`)
     expect(r.error).toBeUndefined()
-    expect(r.result).toEqual({ big: 'peer_args_too_large', timeout: 'peer_call_timeout', parallel: ['ok', 'ok', 'ok', 'ok', 'peer_concurrency_limited', 'peer_concurrency_limited'] })
+    expect(r.result).toEqual({ big: 'peer_args_too_large', timeout: 'peer_call_timeout', huge: 'peer_result_too_large', parallel: ['ok', 'ok', 'ok', 'ok', 'peer_concurrency_limited', 'peer_concurrency_limited'] })
   })
 
   it('picks up a provider change on sync, not before', async () => {
-    await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow', 'farewell'])))
+    await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow', 'big', 'farewell'])))
     const before = await runTs(consumer, `
       import { invokePeer } from "file:///workspace/peers/.runtime/bridge.mjs";
       try { await invokePeer({ alias: 'a', modulePath: '/workspace/sdk/greet.ts', exportName: 'farewell', args: ['x'] }); } catch (e) { result.set(e.code); }`)
@@ -199,7 +201,7 @@ describe('peer links', () => {
     const notCallable = await createVm({ peerLinks: [{ alias: 'a', vmId: providerA }] })
     expect(notCallable.status).toBe(400)
     expect(notCallable.body.message).toBe('Peer alias a: declared export notAFunction is not callable in /workspace/sdk/greet.ts')
-    await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow', 'farewell'])))
+    await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow', 'big', 'farewell'])))
 
     const badAlias = await createVm({ peerLinks: [{ alias: 'no/slash', vmId: providerA }] })
     expect(badAlias.body).toEqual({ code: 'invalid_peer_links', message: 'Invalid peerLinks alias' })

@@ -24,7 +24,7 @@ result.set(await fn(...${JSON.stringify(args)}));
 `
 
 /** Per-link limits, in this manager process (documented in docs/peers.md). */
-class LinkLimiter {
+export class LinkLimiter {
   private readonly state = new Map<string, { tokens: number; last: number; inFlight: number }>()
 
   acquire(key: string, alias: string): () => void {
