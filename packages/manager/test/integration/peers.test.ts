@@ -265,7 +265,7 @@ describe('peer links', () => {
     }
   })
 
-  it('refuses calls under a removed link and removes its files', async () => {
+  it('refuses calls under a removed link and removes its files; links can be added after create', async () => {
     const del = await mgr.request('DELETE', `/v1/vms/${consumer}/peers/a`)
     expect(del.status).toBe(200)
     expect(del.body.peerLinks.map((l: { alias: string }) => l.alias)).toEqual(['b'])
@@ -274,6 +274,17 @@ describe('peer links', () => {
       try { await invokePeer({ alias: 'a', modulePath: '/workspace/sdk/greet.ts', exportName: 'greet', args: ['x'] }); } catch (e) { result.set({ message: e.message, code: e.code }); }`)
     expect(r.result).toEqual({ code: 'peer_call_forbidden', message: `VM ${consumer} is not linked to alias a` })
     expect((await exec(consumer, 'ls /workspace/peers')).stdout).toBe('b\nindex.json\n')
+
+    // And added back after create, checked like at create.
+    const self = await mgr.request('POST', `/v1/vms/${consumer}/peers`, { alias: 'me', vmId: consumer })
+    expect(self.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks cannot self-reference' })
+    const dup = await mgr.request('POST', `/v1/vms/${consumer}/peers`, { alias: 'b', vmId: providerA })
+    expect(dup.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks aliases must be unique' })
+    const add = await mgr.request('POST', `/v1/vms/${consumer}/peers`, { alias: 'a2', vmId: providerA })
+    expect(add.status).toBe(200)
+    expect(add.body.peerLinks.map((l: { alias: string }) => l.alias)).toEqual(['b', 'a2'])
+    const again = await runTs(consumer, `import { greet } from "file:///workspace/peers/a2/proxy/sdk/greet.ts"; result.set(await greet("back"));`)
+    expect(again.result).toEqual({ text: 'hello back', tokenLength: A_TOKEN.length })
   })
 
   it('fails calls cleanly while the provider is stopped and once it is gone', async () => {

@@ -3,12 +3,25 @@ import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import type { VmService } from '../../services/vms.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
-import { PeerAliasParams, PeerLinksResponse, PeerPatchBody } from '../schemas/peers.ts'
+import { PeerAliasParams, PeerLinkInput, PeerLinksResponse, PeerPatchBody } from '../schemas/peers.ts'
 
 const tags = ['peers']
 const view = (links: PeerLinkRecord[]) => ({ peerLinks: links.map((l) => ({ alias: l.alias, vmId: l.providerVmId, sourceMode: l.sourceMode })) })
 
 export const vmPeerRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
+  app.post(
+    '/vms/:id/peers',
+    {
+      schema: {
+        tags,
+        summary: 'Add a peer link to a running VM: the provider must be RUNNING with a valid manifest (checked as at create); /workspace/peers is rewritten',
+        params: IdParams,
+        body: PeerLinkInput,
+        response: { 200: PeerLinksResponse, ...errorResponses(400, 404, 409) },
+      },
+    },
+    async (req) => view(await peers.link(await vms.get(req.params.id), req.body)),
+  )
   app.patch(
     '/vms/:id/peers/:alias',
     {

@@ -195,6 +195,20 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
       })
     },
 
+    /** Adds one link to a running consumer: checked like a link given at create, then the files are rewritten. */
+    async link(consumer: VmRecord, input: PeerLinkInput): Promise<PeerLinkRecord[]> {
+      return lock.run(consumer.id, async () => {
+        if (consumer.state !== 'RUNNING' || !deps.machines.get(consumer.id)) throw Errors.vmStateConflict(`VM must be RUNNING to add a peer link (state=${consumer.state})`)
+        const current = await links.listFor(consumer.id)
+        const [l] = validateInput([...current.map((c) => ({ alias: c.alias, vmId: c.providerVmId })), input]).slice(-1)
+        if (l!.vmId === consumer.id) throw Errors.invalidPeerLinks('peerLinks cannot self-reference')
+        const next = [...current, { alias: l!.alias, providerVmId: l!.vmId, sourceMode: l!.sourceMode, manifest: await inspect(l!.alias, l!.vmId), syncedAt: now() }]
+        await install(consumer.id, next)
+        await links.replaceFor(consumer.id, next)
+        return links.listFor(consumer.id)
+      })
+    },
+
     /**
      * Removes one link: calls under the alias are refused from now on (checked per call), and the
      * alias's files are removed from the consumer when it is running (else at its next sync).
