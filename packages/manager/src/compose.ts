@@ -44,7 +44,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const images = createImageService({ repo: repos.images, vms: repos.vms, paths })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, paths })
   const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs })
   const secrets = createSecretBox(config.vmSecretKey)
   const locks = new KeyedLock()
