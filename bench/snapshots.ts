@@ -130,22 +130,36 @@ async function main() {
       fs.rmSync(rawDir, { recursive: true, force: true })
     }
 
-    // --- a user snapshot of a running VM: pause, size ------------------------------------------
-    const busy = await create()
-    await exec(busy.id, 'head -c 64000000 /dev/urandom > /dev/shm/64mb; echo x > /workspace/x')
-    const pauses: number[] = []
-    const apiSnap: number[] = []
-    let sizes = { memoryBytes: 0, stateBytes: 0, diskBytes: 0 }
-    let userSnap = ''
-    for (let i = 0; i < RUNS; i++) {
-      const [t, r] = await timeIt(() => mgr.request('POST', `/v1/vms/${busy.id}/snapshots`))
-      if (r.status !== 201) throw new Error(`snapshot failed: ${JSON.stringify(r.body)}`)
-      pauses.push(r.body.pauseMs)
-      apiSnap.push(t)
-      sizes = r.body.sizes
-      if (userSnap) await mgr.request('DELETE', `/v1/snapshots/${userSnap}`)
-      userSnap = r.body.id
+    // --- snapshots of running VMs: one booted (RAM in its own file), one resumed from the seed ---
+    // A booted VM's RAM file is copied while the guest is paused; a clone maps its snapshot
+    // privately, so its own snapshot streams the RAM instead. Both are reported.
+    const snapshotRuns = async (vmId: string) => {
+      await exec(vmId, 'head -c 64000000 /dev/urandom > /dev/shm/64mb; echo x > /workspace/x')
+      const pauses: number[] = []
+      const calls: number[] = []
+      let sizes = { memoryBytes: 0, stateBytes: 0, diskBytes: 0 }
+      let last = ''
+      for (let i = 0; i < RUNS; i++) {
+        const [t, r] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/snapshots`))
+        if (r.status !== 201) throw new Error(`snapshot failed: ${JSON.stringify(r.body)}`)
+        pauses.push(r.body.pauseMs)
+        calls.push(t)
+        sizes = r.body.sizes
+        if (last) await mgr.request('DELETE', `/v1/snapshots/${last}`)
+        last = r.body.id
+      }
+      return { pauses, calls, sizes, last }
     }
+    // Another shape than the seed's, so this one boots cold and keeps its RAM in a file.
+    const booted = await create({ memMb: SHAPE.memMb + 64 })
+    if (booted.provisionMode !== 'boot') throw new Error('expected a cold-booted VM')
+    const fromBooted = await snapshotRuns(booted.id)
+    await remove(booted.id)
+    const clone = await create()
+    const fromClone = await snapshotRuns(clone.id)
+    await remove(clone.id)
+    await mgr.request('DELETE', `/v1/snapshots/${fromClone.last}`)
+    const userSnap = fromBooted.last
 
     // --- PSS per idle clone, and concurrent creates from one snapshot ---------------------------
     const pssOf = (ids: Set<string>) => {
@@ -156,13 +170,13 @@ async function main() {
       }
       return out
     }
-    await remove(busy.id)
-    const one = await create({ snapshotId: userSnap })
+    const cloneShape = { memMb: SHAPE.memMb + 64 }
+    const one = await create({ snapshotId: userSnap, ...cloneShape })
     await exec(one.id)
     await sleep(2000)
     const pss1 = pssOf(new Set([one.id]))
     await remove(one.id)
-    const [concurrentMs, many] = await timeIt(() => Promise.all(Array.from({ length: CLONES }, () => create({ snapshotId: userSnap }))))
+    const [concurrentMs, many] = await timeIt(() => Promise.all(Array.from({ length: CLONES }, () => create({ snapshotId: userSnap, ...cloneShape }))))
     await Promise.all(many.map((vm) => exec(vm.id)))
     await sleep(2000)
     const pssN = pssOf(new Set(many.map((v) => v.id)))
@@ -190,9 +204,12 @@ async function main() {
     say(`  warm pool:            ${stat(poolTimes)}  (${(median(coldTimes) / median(poolTimes)).toFixed(1)}x faster than cold)`)
     say(`  raw driver resume (floor, same seed files, no manager): ${stat(rawTimes)}`)
     say(`  API seed create / raw floor: ${(median(seedTimes) / median(rawTimes)).toFixed(2)}x`)
-    say(`snapshot of a running VM (64 MB in /dev/shm, ${RUNS} runs): guest paused ${stat(pauses)}; API call ${stat(apiSnap)}`)
-    say(`  sizes on disk: memory ${(sizes.memoryBytes / 1e6).toFixed(0)} MB, device state ${(sizes.stateBytes / 1e3).toFixed(0)} kB, overlay ${(sizes.diskBytes / 1e6).toFixed(1)} MB`)
-    say(`host memory (PSS) per idle clone: 1 clone ${median(pss1).toFixed(0)} MB; ${CLONES} clones median ${median(pssN).toFixed(0)} MB (sum ${pssN.reduce((a, b) => a + b, 0).toFixed(0)} MB)`)
+    const sized = (z: { memoryBytes: number; stateBytes: number; diskBytes: number }) =>
+      `memory file ${(z.memoryBytes / 1e6).toFixed(0)} MB, state ${(z.stateBytes / 1e6).toFixed(1)} MB, overlay ${(z.diskBytes / 1e6).toFixed(1)} MB`
+    say(`snapshot of a running VM with 64 MB in /dev/shm (${RUNS} runs):`)
+    say(`  booted VM (RAM file copied):   paused ${stat(fromBooted.pauses)}; API call ${stat(fromBooted.calls)}; ${sized(fromBooted.sizes)}`)
+    say(`  seed clone (RAM streamed):     paused ${stat(fromClone.pauses)}; API call ${stat(fromClone.calls)}; ${sized(fromClone.sizes)}`)
+    say(`host memory (PSS) per idle clone of the booted VM's snapshot: 1 clone ${median(pss1).toFixed(0)} MB; ${CLONES} clones median ${median(pssN).toFixed(0)} MB (sum ${pssN.reduce((a, b) => a + b, 0).toFixed(0)} MB)`)
     say(`${CLONES} concurrent creates from one snapshot: ${many.length}/${CLONES} succeeded, ${distinctIps} distinct addresses, total ${ms(concurrentMs)}`)
     console.log(lines.join('\n'))
   } finally {

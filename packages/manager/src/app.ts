@@ -48,7 +48,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(vmPeerRoutes(s.vms, s.peers))
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
-      await v1.register(imageRoutes(s.images))
+      await v1.register(imageRoutes(s.images, s.seeds))
       await v1.register(snapshotRoutes(s.snapshots))
       await v1.register(warmPoolRoutes(s.pool))
       if (s.config.testGuestRoot) await v1.register(testHookRoutes(s.vmExec))

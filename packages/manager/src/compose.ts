@@ -47,7 +47,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const images = createImageService({ repo: repos.images, vms: repos.vms, paths })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, paths })
   // Peers close a cycle (vms -> peers -> vm-exec -> vms): they are reached through getters.
   let peerCalls: PeerCalls | undefined
   let peers: PeerLinks | undefined

@@ -25,6 +25,7 @@ export const Errors = {
   noDefaultImage: () => new ApiError(400, 'no_default_image', 'No default image configured; upload an image and set it as default'),
   imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel, initrd or rootfs'),
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
+  imageHasSnapshots: (n: number) => new ApiError(409, 'image_has_snapshots', `Image has ${n} snapshot(s) that can only resume on it; delete them first`),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
   bodyTooLarge: (max: number) => new ApiError(413, 'body_too_large', `Body too large (limit ${max} bytes)`),

@@ -67,13 +67,13 @@ export function createSeedService(deps: {
     } finally {
       if (vmId) await vms!.removeInternal(vmId).catch(() => undefined)
     }
-    await collect()
+    await collect(true)
   }
 
   /** Seed snapshots no image points at any more go once no clone maps them. */
-  async function collect(): Promise<void> {
+  async function collect(fromBuild: boolean): Promise<void> {
     // Another build may hold a snapshot it has not recorded on its image yet.
-    if (building.size > 1) return
+    if (building.size > (fromBuild ? 1 : 0)) return
     const current = new Set((await imagesRepo.list()).map((i) => i.seedSnapshotId).filter(Boolean))
     for (const snap of await deps.snapshotsRepo.list(['image_seed'])) {
       if (!current.has(snap.id)) await snapshots.remove(snap.id).catch(() => undefined)
@@ -131,6 +131,15 @@ export function createSeedService(deps: {
       for (const img of await imagesRepo.list()) {
         if (await stale(img.id)) await ensure(img.id)
       }
+    },
+
+    /** An image's files were replaced or the image deleted: rebuild its seed, or drop it. */
+    imageChanged(imageId: string): void {
+      if (!config.enableImageSeed || closed) return
+      void (async () => {
+        if (await stale(imageId)) await ensure(imageId)
+        else if (!(await imagesRepo.get(imageId))) await collect(false)
+      })().catch((err: Error) => log.warn({ imageId, err: err.message }, 'image seed refresh failed'))
     },
 
     /** Waits for builds in progress (tests, shutdown) and starts no new ones. */

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
 import { Errors } from '../errors.ts'
 import type { ImageRecord, ImageSeed, ImagesRepo } from '../store/images-repo.ts'
+import type { SnapshotsRepo } from '../store/snapshots-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import { extractBundle } from './image-bundle.ts'
@@ -27,7 +28,7 @@ export interface BootFiles {
   rootfs: string
 }
 
-export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths: Paths }) {
+export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; paths: Paths }) {
   const { repo, vms, paths } = deps
 
   const noSeed: ImageSeed = { seedSnapshotId: null, seedStatus: null, seedUpdatedAt: null, seedError: null }
@@ -171,6 +172,9 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; paths
     async remove(id: string): Promise<void> {
       await mustGet(id)
       if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
+      // A user snapshot can only resume on its image; its seed snapshot goes with the image.
+      const userSnapshots = (await deps.snapshots.list(['user'])).filter((s) => s.imageId === id).length
+      if (userSnapshots > 0) throw Errors.imageHasSnapshots(userSnapshots)
       await repo.remove(id)
       await fsp.rm(paths.imageDir(id), { recursive: true, force: true })
     },

@@ -1,6 +1,8 @@
 // Fast create by default: the image seed snapshot (built once per image, in the background)
 // and the warm pool on top of it. One manager, restarted with other settings between phases so
 // the seed is built only once.
+import fs from 'node:fs'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ManagerProcess, qemuProcessesOf } from '../harness/manager-process.ts'
@@ -71,6 +73,37 @@ describe('image seed snapshot', () => {
     const cold = await create({ memMb: 320 })
     expect(cold.provisionMode).toBe('boot')
     for (const vm of [a, b, cold]) expect((await mgr.request('DELETE', `/v1/vms/${vm.id}`)).status).toBe(204)
+  })
+})
+
+describe('image changes', () => {
+  it('a new seed is built when the image files change; snapshots of the old files refuse to resume', async () => {
+    const img = await defaultImage()
+    const vm = await create()
+    const snap = await mgr.request('POST', `/v1/vms/${vm.id}/snapshots`)
+    expect(snap.status).toBe(201)
+    expect((await mgr.request('DELETE', `/v1/vms/${vm.id}`)).status).toBe(204)
+    // The same kernel bytes uploaded again are a new file: the guest cannot resume on it.
+    const kernel = fs.readFileSync(path.join(mgr.storageRoot, 'images', img.id, 'vmlinux'))
+    const put = await mgr.request('PUT', `/v1/images/${img.id}/kernel`, new Uint8Array(kernel), { 'content-type': 'application/octet-stream' })
+    expect(put.status).toBe(204)
+    const refused = await mgr.request('POST', '/v1/vms', { ...SHAPE, allowIps: [], snapshotId: snap.body.id })
+    expect(refused.status).toBe(409)
+    expect(refused.body.code).toBe('snapshot_image_changed')
+    const fresh = await waitFor('the rebuilt seed', async () => {
+      const i = await defaultImage()
+      return i.seedStatus === 'ready' && i.seedSnapshotId !== img.seedSnapshotId ? i : undefined
+    })
+    // The old seed goes right after the new one is recorded.
+    await waitFor('the old seed to go', async () => ((await mgr.request('GET', `/v1/snapshots/${img.seedSnapshotId}`)).status === 404 ? true : undefined), 30_000)
+    const again = await create()
+    expect(again.provisionMode).toBe('snapshot')
+    expect((await mgr.request('DELETE', `/v1/vms/${again.id}`)).status).toBe(204)
+    // The image keeps its user snapshot's files resumable only while it exists: deleting it waits for the snapshot.
+    const del = await mgr.request('DELETE', `/v1/images/${fresh.id}`)
+    expect(del.status).toBe(409)
+    expect(del.body.code).toBe('image_has_snapshots')
+    expect((await mgr.request('DELETE', `/v1/snapshots/${snap.body.id}`)).status).toBe(204)
   })
 })
 

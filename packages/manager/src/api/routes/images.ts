@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { Errors } from '../../errors.ts'
 import type { ImageService } from '../../services/images.ts'
+import type { SeedService } from '../../services/image-seeds.ts'
 import type { ImagePart } from '../../services/image-files.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateImageBody, ImagePublic } from '../schemas/image.ts'
@@ -11,7 +12,8 @@ import { acceptRawBodies, limitBytes } from '../raw-body.ts'
 const tags = ['images']
 const MAX_IMAGE_FILE_BYTES = 8 * 1024 ** 3
 
-export const imageRoutes = (images: ImageService): FastifyPluginAsyncTypebox => async (app) => {
+/** `seeds` hears of every change to an image's files: its seed snapshot is rebuilt or removed. */
+export const imageRoutes = (images: ImageService, seeds: SeedService): FastifyPluginAsyncTypebox => async (app) => {
   acceptRawBodies(app)
   app.get('/images', { schema: { tags, summary: 'List guest images', response: { 200: Type.Array(ImagePublic) } } }, () => images.list())
   app.post('/images', { schema: { tags, summary: 'Register a new (empty) image', body: CreateImageBody, response: { 201: ImagePublic, ...errorResponses(400) } } }, async (req, reply) =>
@@ -28,6 +30,7 @@ export const imageRoutes = (images: ImageService): FastifyPluginAsyncTypebox => 
       async (req, reply) => {
         if (!req.body) throw Errors.badRequest('a binary body (application/octet-stream) is required')
         await images.putPart(req.params.id, part, limitBytes(req.body as Readable, MAX_IMAGE_FILE_BYTES))
+        seeds.imageChanged(req.params.id)
         return reply.code(204).send(null)
       },
     )
@@ -46,11 +49,13 @@ export const imageRoutes = (images: ImageService): FastifyPluginAsyncTypebox => 
     async (req, reply) => {
       if (!req.body) throw Errors.badRequest('a zip or tar body is required')
       await images.putBundle(req.params.id, limitBytes(req.body as Readable, MAX_IMAGE_FILE_BYTES * 3))
+      seeds.imageChanged(req.params.id)
       return reply.code(204).send(null)
     },
   )
-  app.delete('/images/:id', { schema: { tags, summary: 'Delete an image (409 while a VM uses it)', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
+  app.delete('/images/:id', { schema: { tags, summary: 'Delete an image (409 while a VM or a user snapshot uses it; its seed snapshot goes with it)', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409) } } }, async (req, reply) => {
     await images.remove(req.params.id)
+    seeds.imageChanged(req.params.id)
     return reply.code(204).send(null)
   })
 }
