@@ -57,7 +57,7 @@ export function createSeedService(deps: {
       const vm = await vms!.createInternal('seed', { cpu: config.seedCpu, memMb: config.seedMemMb, imageId })
       vmId = vm.id
       await warmUp(vm.id)
-      const snap = await snapshots.take(vm.id, 'image_seed')
+      const snap = await snapshots.take(vm.id, 'image_seed', { quiesce: true })
       await imagesRepo.updateSeed(imageId, { seedSnapshotId: snap.id, seedStatus: 'ready', seedError: null })
       log.info({ imageId, snapshotId: snap.id, ms: Date.now() - started }, 'image seed snapshot ready')
     } catch (err) {

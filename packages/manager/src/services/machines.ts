@@ -151,9 +151,9 @@ export function createMachines(deps: {
     }
   }
 
-  function watch(id: string, m: Machine, health: Health): void {
+  function watch(id: string, m: Machine, agentUptimeMs: number): void {
     deps.onLive?.(id, m.handle)
-    m.agentUptimeMs = health.uptimeMs
+    m.agentUptimeMs = agentUptimeMs
     m.monitor = setInterval(() => void checkHealth(id, m), healthIntervalMs)
     m.monitor.unref()
     void m.handle.exited.then(async (exit) => {
@@ -177,7 +177,7 @@ export function createMachines(deps: {
      * Boots the VM's VMM (or resumes it from a saved state) and waits for its agent. On failure
      * nothing of the attempt is left running.
      */
-    async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number; health: Health }> {
+    async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number }> {
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
       await fsp.mkdir(paths.ramRoot, { recursive: true, mode: 0o700 })
@@ -192,11 +192,12 @@ export function createMachines(deps: {
       const { agent } = m
       try {
         await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
+        // A session exists only once the agent answered the init: that is the readiness check.
+        // Its uptime comes with the first health check (one guest round trip less per create).
         await agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive())
-        const health = await readHealth(agent)
         live.set(vm.id, m)
-        watch(vm.id, m, health)
-        return { bootMs: Date.now() - started, health }
+        watch(vm.id, m, 0)
+        return { bootMs: Date.now() - started }
       } catch (err) {
         retire(m)
         await handle.kill(500)
@@ -275,7 +276,7 @@ export function createMachines(deps: {
         // Its agent cannot answer until resumed; the session is made on first use after that.
         m.paused = true
         live.set(vm.id, m)
-        watch(vm.id, m, { uptimeMs: 0 } as Health)
+        watch(vm.id, m, 0)
         return true
       }
       let health: Health
@@ -289,7 +290,7 @@ export function createMachines(deps: {
         return false
       }
       live.set(vm.id, m)
-      watch(vm.id, m, health)
+      watch(vm.id, m, health.uptimeMs)
       return true
     },
 

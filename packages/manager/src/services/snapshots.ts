@@ -4,6 +4,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths } from '@rds/protocol'
 import { ApiError, Errors } from '../errors.ts'
@@ -24,6 +25,8 @@ const SNAPSHOT_ID = /^snap-[0-9a-f-]{36}$/
 
 /** The guest's dirty pages reach the overlay before the copy, so a cold boot from the disk alone finds a clean filesystem. */
 const GUEST_SYNC_TIMEOUT_MS = 10_000
+/** How long the guest agent needs to notice the host left and go back to polling its port. */
+const QUIESCE_MS = 300
 
 export function createSnapshotService(deps: {
   paths: Paths
@@ -53,7 +56,12 @@ export function createSnapshotService(deps: {
     }
   }
 
-  async function take(vmId: string, kind: SnapshotKind): Promise<SnapshotRecord> {
+  /**
+   * `quiesce` (image seeds): the agent session is closed before the copy point, so clones find
+   * their agent polling for a host instead of inside a session with a host that is gone, and
+   * connect sooner. Not for user snapshots: it would cut the caller's requests in flight.
+   */
+  async function take(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean } = {}): Promise<SnapshotRecord> {
     return deps.locks.run(vmId, async () => {
       const vm = await vms.get(vmId)
       if (!vm) throw Errors.vmNotFound(vmId)
@@ -69,6 +77,10 @@ export function createSnapshotService(deps: {
           await m.agent.json('POST', AgentPaths.exec, { cmd: 'sync', timeoutMs: GUEST_SYNC_TIMEOUT_MS }, GUEST_SYNC_TIMEOUT_MS + 2000).catch((err: Error) => {
             log.warn({ vmId, err: err.message }, 'guest sync before snapshot failed; the disk copy is crash-consistent only')
           })
+        }
+        if (opts.quiesce) {
+          m.agent.reset()
+          await sleep(QUIESCE_MS)
         }
         const result = await machines.snapshot(vmId, {
           stateFile: paths.snapshotState(id),
