@@ -1,4 +1,5 @@
 export * from './agent.ts'
 export * from './handshake.ts'
+export * from './json-lines.ts'
 export * from './peer-bridge.ts'
 export * from './peer-manifest.ts'

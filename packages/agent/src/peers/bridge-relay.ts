@@ -6,8 +6,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { StringDecoder } from 'node:string_decoder'
-import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, PeerLimits, type BridgeReplyFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, PeerLimits, readLines, type BridgeReplyFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
 import { log } from '../log.ts'
 import { awaitPreface } from '../transport/resync.ts'
 import { servePort } from '../transport/virtio-port.ts'
@@ -108,24 +107,6 @@ export class BridgeRelay {
       host.write(JSON.stringify({ ...req, id }) + '\n')
     })
   }
-}
-
-/** Splits a stream into lines; a line longer than `max` ends the stream (the peer is misbehaving). */
-function readLines(sock: net.Socket, max: number, onLine: (line: string) => void, onEnd: () => void): void {
-  let buf = ''
-  const decoder = new StringDecoder('utf8')
-  sock.on('data', (chunk: Buffer) => {
-    buf += decoder.write(chunk)
-    let nl: number
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      onLine(line)
-    }
-    if (buf.length > max) sock.destroy()
-  })
-  sock.on('close', onEnd)
-  sock.on('error', () => sock.destroy())
 }
 
 function parseRequest(line: string): PeerCallRequest | string {

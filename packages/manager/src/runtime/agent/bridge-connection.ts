@@ -4,9 +4,8 @@
 // this connection comes from this VM: that is the caller's identity. The connection is re-made
 // whenever it drops, until close() (the VM's process ended or the manager detaches).
 import type net from 'node:net'
-import { StringDecoder } from 'node:string_decoder'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BRIDGE_PREFACE, PeerLimits, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { BRIDGE_PREFACE, PeerLimits, readLines, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
 import { connectAndResync } from './resync.ts'
 
 const MIN_RETRY_MS = 100
@@ -66,25 +65,9 @@ export class BridgeConnection {
     }
   }
 
-  /** Resolves when the connection ends. */
+  /** Resolves when the connection ends; a guest that sends an endless line is cut off (the loop reconnects). */
   private serve(sock: net.Socket): Promise<void> {
-    return new Promise((resolve) => {
-      const decoder = new StringDecoder('utf8')
-      let buf = ''
-      sock.on('data', (chunk: Buffer) => {
-        buf += decoder.write(chunk)
-        let nl: number
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl)
-          buf = buf.slice(nl + 1)
-          this.dispatch(sock, line)
-        }
-        // A guest that sends an endless line is cut off; the loop reconnects.
-        if (buf.length > PeerLimits.maxFrameBytes) sock.destroy()
-      })
-      sock.on('error', () => sock.destroy())
-      sock.on('close', () => resolve())
-    })
+    return new Promise((resolve) => readLines(sock, PeerLimits.maxFrameBytes, (line) => this.dispatch(sock, line), resolve))
   }
 
   private dispatch(sock: net.Socket, line: string): void {
