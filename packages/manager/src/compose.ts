@@ -14,6 +14,7 @@ import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import { createImageService } from './services/images.ts'
 import { createMachines } from './services/machines.ts'
 import { createVmService } from './services/vms.ts'
+import { createVmCreation } from './services/vm-create.ts'
 import { createVmExecService } from './services/vm-exec.ts'
 import { HostNetwork } from './runtime/network/host-network.ts'
 import { createNetworkService } from './services/network.ts'
@@ -56,9 +57,10 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const locks = new KeyedLock()
   const snapshots = createSnapshotService({ paths, repo: repos.snapshots, vms: repos.vms, imagesRepo: repos.images, images, machines, locks, log })
   const seeds = createSeedService({ config, images, imagesRepo: repos.images, snapshots, snapshotsRepo: repos.snapshots, vmsRepo: repos.vms, machines, log })
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, secrets, snapshots, seeds, locks, driver, peers: () => peers!, log })
-  seeds.bind(vms)
-  const pool = createWarmPool({ config, vms, vmsRepo: repos.vms, images, log })
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, locks, driver, peers: () => peers! })
+  const creation = createVmCreation({ config, paths, repo: repos.vms, images, machines, network, secrets, snapshots, seeds, locks, peers: () => peers!, log })
+  seeds.bind(creation, vms)
+  const pool = createWarmPool({ config, creation, vms, vmsRepo: repos.vms, images, log })
   const vmExec = createVmExecService({ config, paths, vms, machines, secrets, execLogs: repos.execLogs })
   const peerLinksRepo = createPeerLinksRepo(db)
   // The manager's own VMs (seed, pool) are never providers or consumers.

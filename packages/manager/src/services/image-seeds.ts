@@ -11,6 +11,7 @@ import type { VmsRepo } from '../store/vms-repo.ts'
 import { imageStamp, type ImageService } from './images.ts'
 import type { Machines } from './machines.ts'
 import type { SnapshotService } from './snapshots.ts'
+import type { VmCreation } from './vm-create.ts'
 import type { VmService } from './vms.ts'
 
 /** What the seed runs once before its snapshot, so clones find these code paths warm. */
@@ -31,6 +32,7 @@ export function createSeedService(deps: {
   log: FastifyBaseLogger
 }) {
   const { config, imagesRepo, snapshots, log } = deps
+  let creation: VmCreation | undefined
   let vms: VmService | undefined
   const building = new Map<string, Promise<void>>()
   /** Image stamps a rebuild was already tried for in this process: a failing seed is not rebuilt in a loop. */
@@ -54,7 +56,7 @@ export function createSeedService(deps: {
     const started = Date.now()
     let vmId: string | undefined
     try {
-      const vm = await vms!.createInternal('seed', { cpu: config.seedCpu, memMb: config.seedMemMb, imageId })
+      const vm = await creation!.createInternal('seed', { cpu: config.seedCpu, memMb: config.seedMemMb, imageId })
       vmId = vm.id
       await warmUp(vm.id)
       const snap = await snapshots.take(vm.id, 'image_seed', { quiesce: true })
@@ -102,9 +104,10 @@ export function createSeedService(deps: {
   }
 
   return {
-    /** Wired after construction: the VM service needs this service and this one needs it. */
-    bind(service: VmService): void {
-      vms = service
+    /** Wired after construction: creating VMs needs this service and this one creates a VM. */
+    bind(c: VmCreation, v: VmService): void {
+      creation = c
+      vms = v
     },
 
     /** The seed a create of this shape resumes from, if one is ready; otherwise starts building one. */

@@ -7,19 +7,21 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ImageService } from './images.ts'
-import type { CreateVmInput, VmService } from './vms.ts'
+import type { CreateVmInput, VmCreation } from './vm-create.ts'
+import type { VmService } from './vms.ts'
 
 /** After a failed refill, wait before trying again (a broken image must not spin the host). */
 const RETRY_MS = 30_000
 
 export function createWarmPool(deps: {
   config: Pick<Config, 'enableWarmPool' | 'warmPoolTarget' | 'warmPoolMaxVms' | 'maxVms' | 'seedCpu' | 'seedMemMb'>
+  creation: VmCreation
   vms: VmService
   vmsRepo: VmsRepo
   images: ImageService
   log: FastifyBaseLogger
 }) {
-  const { config, vms, vmsRepo, log } = deps
+  const { config, creation, vms, vmsRepo, log } = deps
   const target = config.enableWarmPool ? Math.min(config.warmPoolTarget, config.warmPoolMaxVms) : 0
   let refilling: Promise<void> | undefined
   let retry: NodeJS.Timeout | undefined
@@ -40,7 +42,7 @@ export function createWarmPool(deps: {
       const pool = await vmsRepo.listByPurpose('pool')
       if (pool.length >= target) return
       // The pool never pushes the host past MAX_VMS (createInternal checks all VMs for a pool VM).
-      const vm = await vms.createInternal('pool', { cpu: config.seedCpu, memMb: config.seedMemMb })
+      const vm = await creation.createInternal('pool', { cpu: config.seedCpu, memMb: config.seedMemMb })
       log.info({ vmId: vm.id, mode: vm.provisionMode, bootMs: vm.bootMs }, 'warm pool VM ready')
     }
   }
@@ -66,18 +68,17 @@ export function createWarmPool(deps: {
     /** POST /v1/vms: a warm VM when one fits, otherwise a new one. */
     async create(input: CreateVmInput): Promise<VmRecord> {
       if (fits(input)) {
-        vms.validateCreate(input)
+        creation.validateCreate(input)
         const imageId = (await deps.images.resolveForBoot(input.imageId)).id
         for (const vm of await vmsRepo.listByPurpose('pool')) {
           if (vm.state !== 'RUNNING' || vm.imageId !== imageId) continue
-          const adopted = await vms.adopt(vm.id, input)
+          const adopted = await creation.adopt(vm.id, input)
           if (!adopted) continue
           void refill()
           return adopted
         }
       }
-      const vm = await vms.create(input)
-      return vm
+      return creation.create(input)
     },
 
     /** What GET /v1/warm-pool shows. */

@@ -1,0 +1,228 @@
+// Creating VMs: checking a request, choosing where the new VM's state comes from (a snapshot,
+// the image seed, or a cold boot), and provisioning it with an undo stack so a failure leaves
+// nothing behind. Also the manager's own VMs (seed, warm pool) and handing a warm VM out. The
+// verbs on existing VMs are in vms.ts; both take the same per-VM lock.
+import crypto from 'node:crypto'
+import fsp from 'node:fs/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.ts'
+import { Errors, ApiError } from '../errors.ts'
+import { Cleanup } from '../runtime/cleanup.ts'
+import { copySparse } from '../runtime/storage/copy.ts'
+import { createOverlay } from '../runtime/storage/overlay.ts'
+import type { Paths } from '../runtime/storage/paths.ts'
+import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
+import type { SnapshotRecord } from '../store/snapshots-repo.ts'
+import type { BootFiles, ImageService } from './images.ts'
+import type { KeyedLock } from './locks.ts'
+import type { Machines, RestorePoint } from './machines.ts'
+import type { SnapshotService } from './snapshots.ts'
+import type { NetworkService } from './network.ts'
+import type { PeerLinkInput, PeerLinks, PreparedLink } from './peers/peer-links.ts'
+import { parseSecretEnv, type SecretBox } from './secret-env.ts'
+
+export interface CreateVmInput {
+  cpu: number
+  memMb: number
+  allowIps: string[]
+  allowDomains?: string[]
+  secretEnv?: string[]
+  outboundInternet?: boolean
+  imageId?: string
+  peerLinks?: PeerLinkInput[]
+  snapshotId?: string
+  /** The original's name for snapshotId. */
+  userOverlaySnapshotId?: string
+}
+
+/** How a new VM gets its disk and whether it resumes from memory. */
+interface ProvisionPlan {
+  /** Overlay to copy (a snapshot's); a fresh empty overlay when absent. */
+  disk?: string
+  from?: RestorePoint
+}
+
+export function createVmCreation(deps: {
+  config: Config
+  paths: Paths
+  repo: VmsRepo
+  images: ImageService
+  machines: Machines
+  network: NetworkService
+  secrets: SecretBox
+  snapshots: SnapshotService
+  seeds: { usable(imageId: string, shape: { cpu: number; memMb: number }): Promise<SnapshotRecord | undefined>; failed(imageId: string, reason: string): Promise<void> }
+  locks: KeyedLock
+  /** A getter: linking runs code in providers through vm-exec, which itself looks VMs up in vms.ts. */
+  peers: () => PeerLinks
+  log: FastifyBaseLogger
+}) {
+  const { config, paths, repo, images, machines, network, snapshots, log } = deps
+  const lock = deps.locks
+  const reason = (err: unknown) => (err as Error).message
+
+  function validateResources(input: { cpu: number; memMb: number }): void {
+    if (!Number.isInteger(input.cpu) || input.cpu <= 0 || input.cpu > config.maxCpu) throw Errors.invalidCpu(config.maxCpu)
+    if (!Number.isInteger(input.memMb) || input.memMb < 128 || input.memMb > config.maxMemMb) throw Errors.invalidMemMb(config.maxMemMb)
+  }
+
+  function newRecord(id: string, input: CreateVmInput, imageId: string, extra: Pick<VmRecord, 'purpose' | 'secretEnv' | 'sourceSnapshotId' | 'memorySnapshotId'>): VmRecord {
+    return {
+      id,
+      state: 'CREATED',
+      cpu: input.cpu,
+      memMb: input.memMb,
+      imageId,
+      guestIp: null,
+      allowIps: input.allowIps,
+      allowDomains: input.allowDomains ?? [],
+      outboundInternet: input.outboundInternet ?? false,
+      provisionMode: null,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      bootMs: null,
+      lastError: null,
+      vmmPid: null,
+      vmmStartTime: null,
+      ...extra,
+    }
+  }
+
+  /**
+   * Gives an inserted VM its address, TAP, disk and a running VMM (booted or resumed). On
+   * failure everything it acquired is released, the row included.
+   */
+  async function provision(vm: VmRecord, files: BootFiles, plan: ProvisionPlan, peerLinks: PreparedLink[] = []): Promise<VmRecord> {
+    return lock.run(vm.id, async () => {
+      const undo = new Cleanup()
+      undo.add('database row', () => repo.remove(vm.id))
+      // Stage times go to the log: where a slow create spent its time.
+      const t0 = performance.now()
+      const stages: Record<string, number> = {}
+      const stage = (name: string) => (stages[`${name}Ms`] = Math.round(performance.now() - t0 - Object.values(stages).reduce((a, b) => a + b, 0)))
+      try {
+        vm.guestIp = await network.allocate(vm.id)
+        undo.add('TAP and rules', () => network.detach(vm))
+        const net = await network.attach(vm)
+        stage('network')
+        await fsp.mkdir(paths.vmDir(vm.id), { recursive: true, mode: 0o700 })
+        undo.add('VM directory', () => fsp.rm(paths.vmDir(vm.id), { recursive: true, force: true }))
+        if (plan.disk) await copySparse(plan.disk, paths.overlay(vm.id))
+        else await createOverlay(paths.overlay(vm.id), config.overlaySizeBytes)
+        stage('disk')
+        undo.add('VMM process', () => machines.kill(vm.id))
+        const { bootMs } = await machines.boot(vm, files, net, plan.from)
+        stage('vmm')
+        if (peerLinks.length) {
+          undo.add('peer links', () => deps.peers().forget(vm.id))
+          await deps.peers().attach(vm.id, peerLinks)
+          stage('peers')
+        }
+        const patch = { state: 'RUNNING' as const, provisionMode: plan.from ? ('snapshot' as const) : ('boot' as const), startedAt: new Date().toISOString(), bootMs }
+        await repo.update(vm.id, patch)
+        undo.commit()
+        log.info({ vmId: vm.id, mode: patch.provisionMode, purpose: vm.purpose, ...stages, totalMs: Math.round(performance.now() - t0) }, 'VM created')
+        return { ...vm, ...patch, vmmPid: machines.get(vm.id)?.handle.pid ?? null }
+      } catch (err) {
+        const leftovers = await undo.run()
+        log.error({ vmId: vm.id, err: reason(err), leftovers }, 'VM create failed; rolled back')
+        if (err instanceof ApiError) throw err
+        throw Errors.bootFailed(`${plan.from ? 'resume from snapshot failed: ' : ''}${reason(err)}`)
+      }
+    })
+  }
+
+  /**
+   * Where a new VM's state comes from: the requested snapshot (resumed when cpu/memMb match,
+   * else its disk cold-booted, as the original did), or else the image's seed snapshot when
+   * the shape matches, or else a cold boot.
+   */
+  async function planFor(input: CreateVmInput, files: BootFiles, imageId: string, snap: SnapshotRecord | undefined): Promise<{ plan: ProvisionPlan; source?: SnapshotRecord }> {
+    if (snap) {
+      const resume = snap.cpu === input.cpu && snap.memMb === input.memMb
+      const point = await snapshots.restorePoint(snap, files)
+      return { plan: { disk: paths.snapshotOverlay(snap.id), ...(resume ? { from: point } : {}) }, source: snap }
+    }
+    const seed = await deps.seeds.usable(imageId, input)
+    if (!seed) return { plan: {} }
+    try {
+      const from = await snapshots.restorePoint(seed, files)
+      return { plan: { disk: paths.snapshotOverlay(seed.id), from }, source: seed }
+    } catch (err) {
+      // A broken seed never breaks a create: boot cold and have the seed rebuilt.
+      await deps.seeds.failed(imageId, reason(err))
+      return { plan: {} }
+    }
+  }
+
+  /** Everything about a create request that can be checked without touching the host. */
+  function validateCreate(input: CreateVmInput): Record<string, string> {
+    validateResources(input)
+    network.validate({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
+    const secretEnv = parseSecretEnv(input.secretEnv ?? [])
+    if (Object.keys(secretEnv).length) deps.secrets.requireKey()
+    return secretEnv
+  }
+
+  return {
+    validateCreate,
+
+    async create(input: CreateVmInput): Promise<VmRecord> {
+      const secretEnv = validateCreate(input)
+      const snapshotId = input.snapshotId ?? input.userOverlaySnapshotId
+      const snap = snapshotId !== undefined ? await snapshots.get(snapshotId) : undefined
+      if (snap && snap.kind !== 'user') throw Errors.snapshotKindNotUsable()
+      if (snap && input.imageId !== undefined && input.imageId !== snap.imageId) throw Errors.snapshotImageMismatch(snap.imageId, input.imageId)
+      const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)
+      // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
+      const peerLinks = await deps.peers().prepare(input.peerLinks ?? [])
+      const { plan, source } = await planFor(input, image.files, image.id, snap)
+      const id = crypto.randomUUID()
+      const vm = newRecord(id, input, image.id, {
+        purpose: 'user',
+        secretEnv: Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null,
+        sourceSnapshotId: snap?.id ?? null,
+        // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
+        memorySnapshotId: plan.from?.memoryInFile ? source!.id : null,
+      })
+      if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
+      try {
+        return await provision(vm, image.files, plan, peerLinks)
+      } catch (err) {
+        if (plan.from && !snap) await deps.seeds.failed(image.id, reason(err))
+        throw err
+      }
+    },
+
+    /** A VM the manager keeps for itself (image seed, warm pool): no quota, not listed. */
+    async createInternal(purpose: 'seed' | 'pool', input: Pick<CreateVmInput, 'cpu' | 'memMb' | 'imageId'>): Promise<VmRecord> {
+      const image = await images.resolveForBoot(input.imageId)
+      const full: CreateVmInput = { ...input, allowIps: [], outboundInternet: false }
+      const { plan, source } = purpose === 'seed' ? { plan: {}, source: undefined } : await planFor(full, image.files, image.id, undefined)
+      const vm = newRecord(crypto.randomUUID(), full, image.id, { purpose, secretEnv: null, sourceSnapshotId: null, memorySnapshotId: plan.from?.memoryInFile ? source!.id : null })
+      if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
+      return provision(vm, image.files, plan)
+    },
+
+    /** Hands a warm VM to the caller: it becomes a user VM with the caller's policy and secrets. */
+    async adopt(id: string, input: CreateVmInput): Promise<VmRecord | undefined> {
+      return lock.run(id, async () => {
+        const vm = await repo.get(id)
+        if (!vm || vm.purpose !== 'pool' || vm.state !== 'RUNNING') return undefined
+        const secretEnv = parseSecretEnv(input.secretEnv ?? [])
+        const sealed = Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null
+        const policy = { allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false }
+        // Policy first: the VM is never the caller's while its rules are still the pool's.
+        const updated = await network.update(vm, policy)
+        const patch = { purpose: 'user' as const, secretEnv: sealed, provisionMode: 'pool' as const }
+        if ((await repo.adoptWithinQuota(id, patch, { maxVms: config.maxVms })) !== 'ok') {
+          await network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
+          throw Errors.quotaExceeded('maxVms', config.maxVms)
+        }
+        return { ...updated, ...patch }
+      })
+    },
+
+  }
+}
+export type VmCreation = ReturnType<typeof createVmCreation>
