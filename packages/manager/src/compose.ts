@@ -36,7 +36,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
-  const paths = createPaths(config.storageRoot, config.imagesDir, `/dev/shm/rds-${instance}`)
+  const paths = createPaths(config.storageRoot, config.imagesDir, config.vmRamDir ?? `/dev/shm/rds-${instance}`)
   // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave nothing there.
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })

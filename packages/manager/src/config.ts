@@ -49,6 +49,8 @@ export interface Config {
   /** Shape of image seeds and warm-pool VMs (creates of another shape boot cold). */
   seedCpu: number
   seedMemMb: number
+  /** Where booted VMs keep their RAM files (tmpfs); default /dev/shm/rds-<instance>. */
+  vmRamDir: string | undefined
   enableWarmPool: boolean
   warmPoolTarget: number
   warmPoolMaxVms: number
@@ -121,6 +123,7 @@ export function loadConfig(env: Env = process.env): Config {
     enableImageSeed: env.ENABLE_IMAGE_SEED !== 'false',
     seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),
     seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 512, 128),
+    vmRamDir: env.VM_RAM_DIR ? path.resolve(env.VM_RAM_DIR) : undefined,
     enableWarmPool: env.ENABLE_WARM_POOL === 'true',
     warmPoolTarget: int(env, 'WARM_POOL_TARGET', 1, 0),
     warmPoolMaxVms: int(env, 'WARM_POOL_MAX_VMS', 4, 0),

@@ -32,6 +32,8 @@ export const Errors = {
   notFound: () => new ApiError(404, 'not_found', 'Not Found'),
   addressPoolExhausted: (capacity: number) =>
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
+  ramExhausted: (dir: string, freeMb: number, memMb: number) =>
+    new ApiError(503, 'host_memory_exhausted', `Not enough room for guest memory: ${memMb} MiB needed, ${Math.max(0, freeMb)} MiB left in ${dir} (VM_RAM_DIR); stop or delete a VM, or give VM_RAM_DIR a larger tmpfs`),
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
   secretKeyMissing: () => new ApiError(500, 'secret_key_missing', 'VM_SECRET_KEY is required for peer secret env support'),
   secretEnvUnreadable: () => new ApiError(500, 'secret_env_unreadable', 'The VM\'s secretEnv cannot be decrypted (VM_SECRET_KEY changed, or the stored value was altered)'),

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     await s.network.close(vmsLeft).catch((err) => log.warn({ err: (err as Error).message }, 'network cleanup failed'))
     await s.db.destroy().catch(() => {})
     // Guest RAM files live as long as their VMs; an empty directory is not left on tmpfs.
-    if (vmsLeft === 0) await fsp.rmdir(s.paths.ramRoot).catch(() => {})
+    if (vmsLeft === 0 && !config.vmRamDir) await fsp.rmdir(s.paths.ramRoot).catch(() => {})
     process.exit(0)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))

@@ -2,6 +2,7 @@
 // is booted and stopped, and what happens when its process dies on its own. The VM
 // service (vms.ts) decides *when*; this module knows *how*.
 import crypto from 'node:crypto'
+import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
@@ -9,6 +10,7 @@ import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
 import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
 import type { BootSpec, SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
+import { Errors } from '../errors.ts'
 import type { BootFiles } from './images.ts'
 import type { BootNet } from './network.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
@@ -82,6 +84,28 @@ export function createMachines(deps: {
     if (from?.memoryInFile) return { file: from.memoryFile, shared: false }
     if (!from && vm.memorySnapshotId) return { file: paths.snapshotMemory(vm.memorySnapshotId), shared: false }
     return { file: paths.ramFile(vm.id), shared: true }
+  }
+
+  /**
+   * Creates a booted VM's RAM file at its full size, if the RAM directory can hold it next to
+   * the others: a guest touching a page of a full tmpfs would kill its QEMU (SIGBUS), so the
+   * sum of all RAM files never exceeds the filesystem. Synchronous, so two creates cannot both
+   * take the last room.
+   */
+  function reserveRam(file: string, memMb: number): void {
+    fs.mkdirSync(paths.ramRoot, { recursive: true, mode: 0o700 })
+    const st = fs.statfsSync(paths.ramRoot)
+    const capacity = st.blocks * st.bsize
+    let reserved = 0
+    for (const f of fs.readdirSync(paths.ramRoot)) reserved += fs.statSync(`${paths.ramRoot}/${f}`).size
+    const need = memMb * 1024 * 1024
+    if (reserved + need > capacity) throw Errors.ramExhausted(paths.ramRoot, Math.floor((capacity - reserved) / 1024 / 1024), memMb)
+    const fd = fs.openSync(file, 'w', 0o600)
+    try {
+      fs.ftruncateSync(fd, need)
+    } finally {
+      fs.closeSync(fd)
+    }
   }
 
   async function removeRuntimeFiles(id: string): Promise<void> {
@@ -180,10 +204,11 @@ export function createMachines(deps: {
     async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number }> {
       const started = Date.now()
       await removeRuntimeFiles(vm.id)
-      await fsp.mkdir(paths.ramRoot, { recursive: true, mode: 0o700 })
+      const spec = specFor(vm, files, net, from)
+      if (spec.memory.shared) reserveRam(spec.memory.file, vm.memMb)
       let handle: VmHandle
       try {
-        handle = await driver.boot(specFor(vm, files, net, from))
+        handle = await driver.boot(spec)
       } catch (err) {
         await removeRuntimeFiles(vm.id)
         throw err
