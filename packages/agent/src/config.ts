@@ -12,6 +12,8 @@ export interface AgentConfig {
   /** Same directory as `workspace` (bind mount), reachable under this second name. */
   home: string
   tmp: string
+  /** Writable for user code like /tmp (run-ts may use it, as in the original). */
+  varTmp: string
   /** Root-only runtime state (tmpfs): per-run wrapper dirs. */
   stateDir: string
   /** Root-only upload spool, on the VM's disk: an upload may be larger than guest memory. */
@@ -53,6 +55,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     workspace: str('RDS_AGENT_WORKSPACE', '/workspace'),
     home: str('RDS_AGENT_HOME', '/home/user'),
     tmp: str('RDS_AGENT_TMP', '/tmp'),
+    varTmp: str('RDS_AGENT_VAR_TMP', '/var/tmp'),
     stateDir: str('RDS_AGENT_STATE_DIR', '/run/rds'),
     spoolDir: str('RDS_AGENT_SPOOL_DIR', '/var/lib/rds/spool'),
     execHelper: str('RDS_AGENT_EXEC_HELPER', '/usr/lib/rds/rds-exec'),

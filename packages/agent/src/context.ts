@@ -8,9 +8,7 @@ import { realRoots, type PathRoots } from './sandbox/paths.ts'
 export interface AgentContext {
   config: AgentConfig
   cgroups: CgroupManager
-  /** exec cwd, upload dest, download path: the workspace (both names) and /tmp. */
-  userPaths: PathRoots
-  /** run `path`: the workspace only. */
+  /** Every path the API names (exec cwd, run path, upload dest, download path): /workspace only. */
   workspacePaths: PathRoots
   /** Root-only: per-run wrapper dirs (traversable by the user, not writable). */
   runsDir: string
@@ -28,13 +26,11 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
   ensureRootDir(runsDir, 0o711)
   ensureRootDir(path.dirname(spoolDir), 0o700)
   ensureRootDir(spoolDir, 0o700)
-  const [base] = await realRoots([config.workspace])
-  const ws = await realRoots([config.workspace, config.home])
   return {
     config,
     cgroups: new CgroupManager(config.cgroupRoot),
-    userPaths: { base: base ?? config.workspace, roots: [...ws, ...(await realRoots([config.tmp]))] },
-    workspacePaths: { base: base ?? config.workspace, roots: ws },
+    // base stays the public name: the lexical rule is about what the caller wrote.
+    workspacePaths: { base: config.workspace, roots: await realRoots([config.workspace, config.home]) },
     runsDir,
     spoolDir,
     startedAt: Date.now(),

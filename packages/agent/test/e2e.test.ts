@@ -97,6 +97,7 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
         RDS_AGENT_WORKSPACE: ws,
         RDS_AGENT_HOME: ws,
         RDS_AGENT_TMP: path.join(root, 'tmp'),
+        RDS_AGENT_VAR_TMP: path.join(root, 'tmp'),
         RDS_AGENT_STATE_DIR: path.join(root, 'state'),
         RDS_AGENT_SPOOL_DIR: path.join(root, 'spool-root', 'spool'),
         RDS_AGENT_EXEC_HELPER: helper,
@@ -167,7 +168,7 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: 'missing-dir' })).status).toBe(404)
     fs.mkdirSync(path.join(ws, 'sub'), { recursive: true })
     expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: 'sub' })).body.stdout).toBe(`${path.join(ws, 'sub')}\n`)
-    expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: '/tmp' })).status).toBe(400)
+    expect((await json(session, 'POST', '/exec', { cmd: 'pwd', cwd: '/tmp' })).body.code).toBe('path_not_allowed')
     expect((await json(session, 'POST', '/exec', { nope: 1 })).body.code).toBe('invalid_request')
   })
 
@@ -243,12 +244,12 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     })
   })
 
-  it('denies Deno env access without an env list and writes outside the workspace', async () => {
-    const r = await json(session, 'POST', '/run', {
-      runtime: 'deno',
-      code: "let e1, e2; try { Deno.env.get('HOME') } catch (e) { e1 = e.name }; try { Deno.writeTextFileSync('/etc/rds-x', 'x') } catch (e) { e2 = e.name }; result.set([e1, e2])",
-    })
-    expect(r.body.result).toEqual(['NotCapable', 'NotCapable'])
+  it('gives Deno a bare --allow-env without an env list, only the listed keys with one, and no writes outside', async () => {
+    const probe = "let e1, e2, v; try { v = [Deno.env.get('HOME'), Deno.env.get('RDS_UNSET')] } catch (e) { e1 = e.name }; try { Deno.writeTextFileSync('/etc/rds-x', 'x') } catch (e) { e2 = e.name }; result.set([v, e1, e2])"
+    const bare = await json(session, 'POST', '/run', { runtime: 'deno', code: probe })
+    expect(bare.body.result).toEqual([[ws, null], null, 'NotCapable'])
+    const listed = await json(session, 'POST', '/run', { runtime: 'deno', code: probe, env: ['FOO=1'] })
+    expect(listed.body.result).toEqual([null, 'NotCapable', 'NotCapable'])
   })
 
   it('uploads a validated archive as the user and downloads it back', async () => {

@@ -30,6 +30,6 @@ describe('env list parsing', () => {
 
   it('builds a login-like base environment', () => {
     const env = baseEnv(loadConfig({}))
-    expect(env).toMatchObject({ PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/home/user', USER: 'user', LANG: 'C.UTF-8', TMPDIR: '/tmp', TERM: 'dumb' })
+    expect(env).toMatchObject({ PATH: '/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin', HOME: '/home/user', USER: 'user', LANG: 'C.UTF-8', TMPDIR: '/tmp', TERM: 'dumb' })
   })
 })

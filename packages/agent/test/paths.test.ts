@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AgentFailure } from '../src/errors.ts'
-import { realRoots, resolveConfined, resolveExisting, type PathRoots } from '../src/sandbox/paths.ts'
+import { realRoots, resolveConfined, resolveExisting, workspaceRelative, type PathRoots } from '../src/sandbox/paths.ts'
 
 let dir: string
 let policy: PathRoots
@@ -24,7 +24,7 @@ beforeAll(async () => {
   fs.symlinkSync(outside, path.join(home, 'escape'))
   fs.symlinkSync(path.join(outside, 'not-yet'), path.join(home, 'dangling'))
   fs.symlinkSync(path.join(home, 'sub'), path.join(home, 'inner-link'))
-  policy = { base: ws, roots: await realRoots([ws, home, tmp]) }
+  policy = { base: ws, roots: await realRoots([ws, home]) }
 })
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
@@ -44,9 +44,12 @@ describe('path confinement', () => {
     expect(await resolveExisting('.', policy)).toBe(path.join(dir, 'home'))
   })
 
-  it('accepts the workspace under its second name (home alias)', async () => {
-    expect(await resolveExisting(path.join(dir, 'home', 'sub'), policy)).toBe(path.join(dir, 'home', 'sub'))
+  it('accepts absolute paths under the workspace name only, not its second name (home alias)', async () => {
     expect(await resolveExisting(path.join(ws, 'sub'), policy)).toBe(path.join(dir, 'home', 'sub'))
+    expect(await resolveExisting(ws, policy)).toBe(path.join(dir, 'home'))
+    // Same directory, but the original's contract names /workspace only; checked before existence.
+    expect(await code(resolveExisting(path.join(dir, 'home', 'sub'), policy))).toBe('path_not_allowed')
+    expect(await code(resolveExisting(path.join(dir, 'home', 'missing'), policy))).toBe('path_not_allowed')
   })
 
   it('follows symlinks that stay inside', async () => {
@@ -84,7 +87,37 @@ describe('path confinement', () => {
     expect(await code(resolveExisting('a\0b', policy))).toBe('invalid_request')
   })
 
-  it('allows the tmp root', async () => {
-    expect(await resolveConfined(path.join(dir, 'tmp', 'x'), policy)).toEqual({ path: path.join(dir, 'tmp', 'x'), exists: false })
+  it('refuses /tmp-like roots outside the workspace', async () => {
+    expect(await code(resolveConfined(path.join(dir, 'tmp', 'x'), policy))).toBe('path_not_allowed')
+  })
+})
+
+describe('the lexical /workspace rule', () => {
+  const rel = (p: string) => workspaceRelative(p, '/workspace')
+  const message = (p: string) => {
+    try {
+      rel(p)
+      return 'ok'
+    } catch (e) {
+      return (e as AgentFailure).message
+    }
+  }
+
+  it('maps /workspace paths and relative paths to the same relative path', () => {
+    expect(rel('/workspace')).toBe('')
+    expect(rel('/workspace/')).toBe('')
+    expect(rel(' /workspace/a/./b/ ')).toBe('a/b')
+    expect(rel('a/b')).toBe('a/b')
+    expect(rel('.')).toBe('')
+    expect(rel('a/../b')).toBe('b')
+  })
+
+  it('refuses other absolute paths with the original sentence, and escapes with the other', () => {
+    expect(message('/home/user/x')).toMatch(/^Only \/workspace paths are allowed/)
+    expect(message('/workspacex')).toMatch(/^Only \/workspace paths are allowed/)
+    expect(message('/tmp')).toMatch(/^Only \/workspace paths are allowed/)
+    expect(message('/workspace/../etc')).toMatch(/^Path escapes \/workspace/)
+    expect(message('../x')).toMatch(/^Path escapes \/workspace/)
+    expect(message('a/../../x')).toMatch(/^Path escapes \/workspace/)
   })
 })

@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { installErrorHandler } from './api/error-handler.ts'
+import { describeRawBodies } from './api/openapi-raw-bodies.ts'
 import { installValidation } from './api/validation.ts'
 import { requireApiKey } from './api/auth.ts'
 import { vmRoutes } from './api/routes/vms.ts'
@@ -27,7 +28,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
     requestTimeout: 0,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  installErrorHandler(app)
+  installErrorHandler(app, { exposeInternalErrors: s.config.exposeInternalErrors })
   installValidation(app)
 
   await app.register(swagger, {
@@ -37,8 +38,11 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       components: { securitySchemes: { ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
       security: [{ ApiKeyAuth: [] }],
     },
+    transform: describeRawBodies,
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
+  // The original served the same UI under /swagger; its users' bookmarks and scripts keep working.
+  await app.register(async (legacy) => legacy.register(swaggerUi, { routePrefix: '/swagger' }))
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(

@@ -43,7 +43,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db), snapshots: createSnapshotsRepo(db) }
   const plan = addressPlanOf(config)
   const hostNetwork = new HostNetwork(plan, instance, config.port)
-  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, log })
+  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, log })
   const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
@@ -61,7 +61,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const creation = createVmCreation({ config, paths, repo: repos.vms, images, machines, network, secrets, snapshots, seeds, locks, peers: () => peers!, log })
   seeds.bind(creation, vms)
   const pool = createWarmPool({ config, creation, vms, vmsRepo: repos.vms, images, log })
-  const vmExec = createVmExecService({ config, paths, vms, machines, secrets, execLogs: repos.execLogs })
+  const vmExec = createVmExecService({ config, paths, vms, machines, network, secrets, execLogs: repos.execLogs })
   const peerLinksRepo = createPeerLinksRepo(db)
   // The manager's own VMs (seed, pool) are never providers or consumers.
   const getVm = async (id: string) => {

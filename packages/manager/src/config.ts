@@ -12,6 +12,7 @@ export interface Config {
   storageRoot: string
   imagesDir: string
   cacheDir: string
+  /** DB_DIALECT=sqlite ignores it; postgres requires it. */
   databaseUrl: string | undefined
   sqlitePath: string
   vmSecretKey: string | undefined
@@ -20,6 +21,7 @@ export interface Config {
   maxVms: number
   maxCpu: number
   maxMemMb: number
+  maxAllowIps: number
   maxExecTimeoutMs: number
   maxRunTimeoutMs: number
   overlaySizeBytes: number
@@ -40,8 +42,12 @@ export interface Config {
   vmNetworkCidr: string
   /** The /30 between the host and the VM namespace. */
   vmLinkCidr: string
-  /** Where the VMs' DNS forwarder sends queries. */
+  /** Where the VMs' DNS forwarder sends queries (DNS_SERVER_IP, else DNS_UPSTREAM, else the host's). */
   dnsUpstreams: string[]
+  /** KERNEL_PATH + BASE_ROOTFS_PATH (+ INITRD_PATH): register these files as the default image instead of building one. */
+  builtinImage: { kernel: string; rootfs: string; initrd: string | undefined } | undefined
+  /** 500 answers carry the real message (EXPOSE_INTERNAL_ERRORS=true; for debugging only). */
+  exposeInternalErrors: boolean
   /** Test suites only: guests are booted so that exec can run as guest root (see test-hooks route). */
   testGuestRoot: boolean
   /** Build a booted, warmed snapshot per image and resume plain creates of its shape from it. */
@@ -85,6 +91,30 @@ function addresses(env: Env, name: string): string[] | undefined {
   return list
 }
 
+/** The original's single nameserver for VMs; here it answers the gateway forwarder's queries. */
+function dnsServer(env: Env): string[] | undefined {
+  const raw = env.DNS_SERVER_IP
+  if (raw === undefined || raw === '') return undefined
+  if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(raw)) throw new ConfigError(`DNS_SERVER_IP must be an IPv4 address (got "${raw}")`)
+  return [raw]
+}
+
+function builtinImage(env: Env): Config['builtinImage'] {
+  const kernel = env.KERNEL_PATH || undefined
+  const rootfs = env.BASE_ROOTFS_PATH || undefined
+  const initrd = env.INITRD_PATH || undefined
+  if (!kernel && !rootfs && !initrd) return undefined
+  if (!kernel || !rootfs) throw new ConfigError('KERNEL_PATH and BASE_ROOTFS_PATH go together (INITRD_PATH is optional): set both, or neither to build the default image')
+  return { kernel: path.resolve(kernel), rootfs: path.resolve(rootfs), initrd: initrd && path.resolve(initrd) }
+}
+
+function database(env: Env): string | undefined {
+  const dialect = oneOf(env, 'DB_DIALECT', ['sqlite', 'postgres'] as const, env.DATABASE_URL ? 'postgres' : 'sqlite')
+  if (dialect === 'sqlite') return undefined
+  if (!env.DATABASE_URL) throw new ConfigError('DATABASE_URL is required when DB_DIALECT=postgres')
+  return env.DATABASE_URL
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const storageRoot = path.resolve(env.STORAGE_ROOT || '/var/lib/run-dat-sheesh')
   return {
@@ -94,7 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
     storageRoot,
     imagesDir: path.resolve(env.IMAGES_DIR || path.join(storageRoot, 'images')),
     cacheDir: path.resolve(env.RDS_CACHE_DIR || '/var/cache/run-dat-sheesh'),
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl: database(env),
     sqlitePath: path.resolve(env.SQLITE_PATH || path.join(storageRoot, 'manager.db')),
     vmSecretKey: env.VM_SECRET_KEY || undefined,
     adminEmail: env.ADMIN_EMAIL || undefined,
@@ -102,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxVms: int(env, 'MAX_VMS', 20),
     maxCpu: int(env, 'MAX_CPU', 4),
     maxMemMb: int(env, 'MAX_MEM_MB', 2048),
+    maxAllowIps: int(env, 'MAX_ALLOW_IPS', 64),
     maxExecTimeoutMs: int(env, 'MAX_EXEC_TIMEOUT_MS', 120_000),
     maxRunTimeoutMs: int(env, 'MAX_RUNTS_TIMEOUT_MS', 120_000),
     overlaySizeBytes: int(env, 'OVERLAY_SIZE_BYTES', 512 * MiB, 64 * MiB),
@@ -109,7 +140,8 @@ export function loadConfig(env: Env = process.env): Config {
     bootTimeoutMs: int(env, 'BOOT_TIMEOUT_MS', 120_000),
     stopTimeoutMs: int(env, 'STOP_TIMEOUT_MS', 15_000),
     execOutputMaxBytes: int(env, 'EXEC_OUTPUT_MAX_BYTES', 1 * MiB),
-    uploadMaxBodyBytes: int(env, 'UPLOAD_MAX_BODY_BYTES', 512 * MiB),
+    // The original's 10 MiB; raise it for larger uploads.
+    uploadMaxBodyBytes: int(env, 'UPLOAD_MAX_BODY_BYTES', 10 * MiB),
     uploadMaxEntries: int(env, 'UPLOAD_MAX_ENTRIES', 10_000),
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 1024 * MiB),
     qemuBin: env.QEMU_BIN || 'qemu-system-x86_64',
@@ -118,7 +150,9 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     vmNetworkCidr: env.VM_NETWORK_CIDR || '172.16.0.0/24',
     vmLinkCidr: env.VM_LINK_CIDR || '169.254.100.0/30',
-    dnsUpstreams: addresses(env, 'DNS_UPSTREAM') ?? hostNameservers(),
+    dnsUpstreams: dnsServer(env) ?? addresses(env, 'DNS_UPSTREAM') ?? hostNameservers(),
+    builtinImage: builtinImage(env),
+    exposeInternalErrors: env.EXPOSE_INTERNAL_ERRORS === 'true',
     testGuestRoot: env.RDS_TEST_GUEST_ROOT === 'true',
     enableImageSeed: env.ENABLE_IMAGE_SEED !== 'false',
     seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),

@@ -3,10 +3,13 @@
 export class ApiError extends Error {
   readonly status: number
   readonly code: string
-  constructor(status: number, code: string, message: string) {
+  /** Machine-readable details sent beside code and message (e.g. the limit that was hit). */
+  readonly details: Record<string, unknown> | undefined
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
     super(message)
     this.status = status
     this.code = code
+    this.details = details
   }
 }
 
@@ -15,20 +18,33 @@ export const Errors = {
   invalidVmId: () => new ApiError(400, 'invalid_vm_id', 'Invalid VM id'),
   invalidCpu: (max: number) => new ApiError(400, 'invalid_cpu', `Invalid cpu (maxCpu=${max})`),
   invalidMemMb: (max: number) => new ApiError(400, 'invalid_mem_mb', `Invalid memMb (maxMemMb=${max})`),
+  invalidDiskSize: (message: string) => new ApiError(400, 'invalid_disk_size', message),
+  tooManyAllowIps: (max: number) => new ApiError(400, 'invalid_allow_ips', `Too many allowIps (maxAllowIps=${max})`),
   timeoutTooLarge: (field: string, max: number) => new ApiError(400, 'timeout_too_large', `timeoutMs exceeds ${field}=${max}`),
   invalidEnv: (message: string) => new ApiError(400, 'invalid_env', message),
   invalidAllowIps: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_ips', `Invalid allowIps entry ${JSON.stringify(entry)}: ${reason}`),
   invalidAllowDomains: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_domains', `Invalid allowDomains entry ${JSON.stringify(entry)}: ${reason}`),
   unauthorized: () => new ApiError(401, 'unauthorized', 'Unauthorized'),
-  vmNotFound: (id: string) => new ApiError(404, 'vm_not_found', `VM ${id} not found`),
+  /** Without an id: the original's wording on GET /v1/vms/:id and /exec-logs ("VM not found"). */
+  vmNotFound: (id?: string) => new ApiError(404, 'vm_not_found', id === undefined ? 'VM not found' : `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),
   noDefaultImage: () => new ApiError(400, 'no_default_image', 'No default image configured; upload an image and set it as default'),
-  imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel, initrd or rootfs'),
+  imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel or rootfs'),
+  imageNeedsInitrd: (id: string, missingDrivers: string[]) =>
+    new ApiError(
+      400,
+      'image_needs_initrd',
+      missingDrivers.length > 0
+        ? `Image ${id} has no initrd and its kernel does not have these drivers built in: ${missingDrivers.join(', ')}. Upload an initrd (PUT /v1/images/${id}/initrd) or a kernel with them built in`
+        : `Image ${id} has no initrd; booting without one is not supported yet. Upload an initrd (PUT /v1/images/${id}/initrd)`,
+      { missingDrivers },
+    ),
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
   imageHasSnapshots: (n: number) => new ApiError(409, 'image_has_snapshots', `Image has ${n} snapshot(s) that can only resume on it; delete them first`),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
-  bodyTooLarge: (max: number) => new ApiError(413, 'body_too_large', `Body too large (limit ${max} bytes)`),
+  /** The original's message, word for word; the limit travels as a field. */
+  payloadTooLarge: (limitBytes: number) => new ApiError(413, 'payload_too_large', 'Body too large', { limitBytes }),
   notFound: () => new ApiError(404, 'not_found', 'Not Found'),
   addressPoolExhausted: (capacity: number) =>
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
@@ -39,6 +55,7 @@ export const Errors = {
   secretEnvUnreadable: () => new ApiError(500, 'secret_env_unreadable', 'The VM\'s secretEnv cannot be decrypted (VM_SECRET_KEY changed, or the stored value was altered)'),
   invalidSnapshotId: () => new ApiError(400, 'invalid_snapshot_id', 'Invalid snapshot id'),
   snapshotNotFound: (id: string) => new ApiError(404, 'snapshot_not_found', `Snapshot ${id} not found`),
+  userSnapshotNotFound: () => new ApiError(404, 'snapshot_not_found', 'User overlay snapshot not found'),
   snapshotKindNotUsable: () => new ApiError(400, 'snapshot_kind_not_usable', 'Snapshot kind cannot be used as a user overlay baseline (image seeds are used automatically)'),
   snapshotImageMismatch: (snapshotImage: string, vmImage: string) => new ApiError(400, 'snapshot_image_mismatch', `Snapshot image mismatch: snapshot=${snapshotImage} vm=${vmImage}`),
   snapshotImageChanged: (id: string, imageId: string) =>
@@ -49,7 +66,7 @@ export const Errors = {
   snapshotFailed: (reason: string) => new ApiError(500, 'snapshot_failed', `Snapshot failed: ${reason}`),
   invalidPeerLinks: (message: string) => new ApiError(400, 'invalid_peer_links', message),
   invalidPeerManifest: (alias: string, message: string) => new ApiError(400, 'invalid_peer_manifest', `Peer alias ${alias}: ${message}`),
-  peerLinkNotFound: (vmId: string, alias: string) => new ApiError(404, 'peer_link_not_found', `VM ${vmId} has no peer link ${alias}`),
+  peerLinkNotFound: (vmId: string, alias: string) => new ApiError(404, 'peer_link_not_found', `Peer alias ${alias} not found for VM ${vmId}`),
   peerProviderNotRunning: (alias: string, vmId: string, state: string) => new ApiError(409, 'peer_provider_not_running', `Peer alias ${alias}: VM ${vmId} must be RUNNING (state=${state})`),
   peerProviderGone: (alias: string, vmId: string) => new ApiError(404, 'peer_provider_not_found', `Peer alias ${alias}: provider VM ${vmId} no longer exists`),
   peerCallForbidden: (message: string) => new ApiError(403, 'peer_call_forbidden', message),
@@ -67,6 +84,8 @@ export const Errors = {
 /** Codes the agent returns, mapped to the manager's catalogue (same code, status chosen here). */
 export function fromAgentError(status: number, code: string, message: string): ApiError {
   if (status === 413 || code === 'archive_too_large') return new ApiError(413, 'archive_too_large', message)
-  if (status >= 400 && status < 500) return new ApiError(status === 404 ? 404 : 400, code, message)
+  // A guest path that does not exist is a 400 as in the original (its clients test for it); the
+  // code still tells it apart from a refused path.
+  if (status >= 400 && status < 500) return new ApiError(400, code, message)
   return new ApiError(502, 'agent_error', `Agent error: ${message}`)
 }

@@ -7,7 +7,7 @@ import { buildApp } from './app.ts'
 import { resolveApiKey } from './api-key.ts'
 import { composeServices } from './compose.ts'
 import { ConfigError, loadConfig } from './config.ts'
-import { ensureDefaultImage } from './default-image.ts'
+import { ensureBuiltinImage, ensureDefaultImage } from './default-image.ts'
 import { chooseAccel } from './runtime/vmm/accel.ts'
 import { probeKvm } from './runtime/vmm/kvm-probe.ts'
 
@@ -34,7 +34,8 @@ async function main(): Promise<void> {
 
   if (config.testGuestRoot) log.warn('RDS_TEST_GUEST_ROOT=true: guests boot with a root exec hook for test suites; never use this in production')
   const s = await composeServices(config, log)
-  if (!config.skipDefaultImage) await ensureDefaultImage(s.images, config.cacheDir, log)
+  if (config.builtinImage) await ensureBuiltinImage(s.images, config.builtinImage, log)
+  else if (!config.skipDefaultImage) await ensureDefaultImage(s.images, config.cacheDir, log)
   // Chosen once per start, after the image exists: the KVM probe boots it.
   const { accel, reason } = await chooseAccel(config.accel, () => probeKvm(config, s.images, log))
   s.accel.value = accel

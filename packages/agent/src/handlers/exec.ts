@@ -25,8 +25,8 @@ export async function handleExec(ctx: AgentContext, body: unknown): Promise<Exec
 }
 
 export async function resolveCwd(ctx: AgentContext, cwd: string | undefined): Promise<string> {
-  if (cwd === undefined) return ctx.userPaths.base
-  const dir = await resolveExisting(cwd, ctx.userPaths, 'cwd')
+  if (cwd === undefined) return ctx.workspacePaths.base
+  const dir = await resolveExisting(cwd, ctx.workspacePaths, 'cwd')
   if (!fs.statSync(dir).isDirectory()) throw new AgentFailure('invalid_request', `cwd ${JSON.stringify(cwd)} is not a directory`)
   return dir
 }

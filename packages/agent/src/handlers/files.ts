@@ -38,7 +38,7 @@ function queryObject(q: URLSearchParams, keys: string[], ints: string[]): Record
 export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, query: URLSearchParams): Promise<void> {
   const q = checkUpload(queryObject(query, ['dest'], ['maxEntries', 'maxBytes']))
   const limits = { maxEntries: q.maxEntries ?? DEFAULT_UPLOAD_MAX_ENTRIES, maxBytes: q.maxBytes ?? DEFAULT_UPLOAD_MAX_BYTES }
-  const dest = await resolveConfined(q.dest, ctx.userPaths, 'dest')
+  const dest = await resolveConfined(q.dest, ctx.workspacePaths, 'dest')
   if (dest.exists && !fs.statSync(dest.path).isDirectory()) {
     throw new AgentFailure('invalid_request', `dest ${JSON.stringify(q.dest)} is not a directory`)
   }
@@ -73,7 +73,7 @@ async function extractAsUser(ctx: AgentContext, spool: string, dest: string): Pr
     const proc = spawnAsUser(ctx.config, ctx.cgroups, {
       argv: [ctx.config.sh, '-c', script, 'rds-extract', dest],
       env: baseEnv(ctx.config),
-      cwd: ctx.userPaths.base,
+      cwd: ctx.workspacePaths.base,
       stdinFd: fd,
     })
     const c = await collect(proc, { timeoutMs: EXTRACT_TIMEOUT_MS, maxOutputBytes: TOOL_STDERR_LIMIT })
@@ -88,7 +88,7 @@ async function extractAsUser(ctx: AgentContext, spool: string, dest: string): Pr
 
 export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse, query: URLSearchParams): Promise<void> {
   const q = checkDownload(queryObject(query, ['path'], []))
-  const target = await resolveExisting(q.path, ctx.userPaths, 'path')
+  const target = await resolveExisting(q.path, ctx.workspacePaths, 'path')
   const st = fs.statSync(target)
   let args: string[]
   if (st.isDirectory()) args = ['-C', target, '.']
@@ -98,7 +98,7 @@ export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse
   const proc = spawnAsUser(ctx.config, ctx.cgroups, {
     argv: [ctx.config.tar, '-czf', '-', ...args],
     env: baseEnv(ctx.config),
-    cwd: ctx.userPaths.base,
+    cwd: ctx.workspacePaths.base,
   })
   const { child } = proc
   let stderr = ''

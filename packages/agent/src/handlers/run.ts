@@ -49,7 +49,7 @@ export async function handleRun(ctx: AgentContext, body: unknown): Promise<RunRe
 
     const argv = req.runtime === 'deno' ? denoArgv(ctx, req, runDir, wrapper, [...userEnv.keys()]) : [ctx.config.node, ...(req.flags ?? []), wrapper, ...(req.args ?? [])]
     const env: Record<string, string> = { ...baseEnv(ctx.config) }
-    if (req.runtime === 'deno') Object.assign(env, { DENO_DIR: path.join(ctx.config.home, '.cache', 'deno'), NO_COLOR: '1' })
+    if (req.runtime === 'deno') Object.assign(env, { DENO_DIR: path.join(ctx.config.workspace, '.deno'), NO_COLOR: '1' })
     for (const [k, v] of userEnv) env[k] = v
 
     const pipe = await createResultPipe(runDir, ctx.config.uid, ctx.config.gid, ctx.config.mkfifo)
@@ -71,22 +71,29 @@ export async function handleRun(ctx: AgentContext, body: unknown): Promise<RunRe
   }
 }
 
+/** Files outside the writable dirs that network code needs (name resolution, TLS roots). */
+const DENO_READ_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl/certs/ca-certificates.crt']
+
+// The original's permission set: /workspace, /tmp and /var/tmp readable and writable (never the
+// workspace's other name, /home/user), bare --allow-env unless an env list names the keys, and
+// the network whenever the VM has any egress. Beyond it: the run dir holding the wrapper, the
+// result pipe on fd 3 and the peer bridge socket.
 function denoArgv(ctx: AgentContext, req: RunRequest, runDir: string, wrapper: string, envKeys: string[]): string[] {
-  const { workspace, home, tmp } = ctx.config
+  const { workspace, tmp, varTmp, peerBridgeSocket } = ctx.config
+  const dirs = [workspace, tmp, varTmp]
   const argv = [
     ctx.config.deno,
     'run',
     '--quiet',
     '--no-prompt',
-    // The peer bridge socket: Deno asks for read+write to connect to a Unix socket (peer proxies).
-    `--allow-read=${[workspace, home, tmp, runDir, ctx.config.peerBridgeSocket].join(',')}`,
-    // fd 3 is the result pipe (see run/result-pipe.ts).
-    `--allow-write=${[workspace, home, tmp, '/proc/self/fd/3', ctx.config.peerBridgeSocket].join(',')}`,
+    // Deno asks for read+write to connect to a Unix socket (peer proxies).
+    `--allow-read=${[...dirs, ...DENO_READ_FILES, runDir, peerBridgeSocket].join(',')}`,
+    `--allow-write=${[...dirs, '/proc/self/fd/3', peerBridgeSocket].join(',')}`,
+    envKeys.length ? `--allow-env=${envKeys.join(',')}` : '--allow-env',
+    // Without general network access the peer bridge socket stays reachable (Deno checks net,
+    // read and write permissions for a Unix socket connect).
+    req.allowNet ? '--allow-net' : `--allow-net=unix:${peerBridgeSocket}`,
   ]
-  if (envKeys.length) argv.push(`--allow-env=${envKeys.join(',')}`)
-  // Without general network access, the peer bridge socket is still reachable (Deno checks net,
-  // read and write permissions for a Unix socket connect).
-  argv.push(req.allowNet ? '--allow-net' : `--allow-net=unix:${ctx.config.peerBridgeSocket}`)
   argv.push(...(req.flags ?? []), wrapper, ...(req.args ?? []))
   return argv
 }

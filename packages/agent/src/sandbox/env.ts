@@ -4,7 +4,7 @@ import type { AgentConfig } from '../config.ts'
 /** What a login shell of `user` would have; the agent's own environment is never inherited. */
 export function baseEnv(config: AgentConfig): Record<string, string> {
   return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
+    PATH: '/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin',
     HOME: config.home,
     USER: 'user',
     LOGNAME: 'user',

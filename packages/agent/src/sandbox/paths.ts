@@ -1,17 +1,39 @@
-// Path policy. Paths are resolved with realpath (symlinks followed) and must land inside one of
-// the allowed roots. This is a policy check for clear errors, not the security boundary: every
-// operation on a user path afterwards runs as the unprivileged user (rds-exec), so a component
-// swapped for a symlink after the check only reaches what the user could reach anyway. Root
-// itself only ever stat()s/realpath()s user paths.
+// Path policy, in two steps. First the original run-dat-sheesh's lexical contract: a path names
+// /workspace (absolute, or relative to it) and never escapes it, so `/home/user/x` or `/tmp/x` is
+// refused even where it is the same directory. Then the path is resolved with realpath (symlinks
+// followed) and must still land in the workspace. Both are checks for clear errors, not the
+// security boundary: every operation on a user path afterwards runs as the unprivileged user
+// (rds-exec), so a component swapped for a symlink after the check only reaches what the user
+// could reach anyway. Root itself only ever stat()s/realpath()s user paths.
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { AgentFailure } from '../errors.ts'
 
 export interface PathRoots {
-  /** Relative paths are taken relative to this (the workspace). */
+  /** The workspace as user code names it (/workspace): API paths are under it or relative to it. */
   base: string
-  /** Allowed roots; they are realpath'd by the caller once (see `realRoots`). */
+  /** Where paths may resolve to: the workspace under its names, realpath'd once (see `realRoots`). */
   roots: readonly string[]
+}
+
+/**
+ * The original's lexical rule, checked before the filesystem is looked at, so a refused path is
+ * always a 400 and never depends on what exists. Returns the path relative to the workspace.
+ */
+export function workspaceRelative(input: string, base: string, what = 'path'): string {
+  const trimmed = input.trim()
+  if (trimmed === '' || trimmed.includes('\0')) throw new AgentFailure('invalid_request', `${what} must be a non-empty path`)
+  let rel: string
+  if (trimmed.startsWith('/')) {
+    if (trimmed !== base && !trimmed.startsWith(`${base}/`)) {
+      throw new AgentFailure('path_not_allowed', `Only /workspace paths are allowed (${what} ${JSON.stringify(input)})`)
+    }
+    rel = path.posix.relative(base, path.posix.normalize(trimmed))
+  } else {
+    rel = path.posix.normalize(trimmed)
+  }
+  if (rel === '..' || rel.startsWith('../')) throw new AgentFailure('path_not_allowed', `Path escapes /workspace (${what} ${JSON.stringify(input)})`)
+  return rel === '.' ? '' : rel
 }
 
 export async function realRoots(roots: readonly string[]): Promise<string[]> {
@@ -42,12 +64,10 @@ export interface Resolved {
  * longest existing prefix, so `dest` of an upload may name a directory still to be created.
  */
 export async function resolveConfined(input: string, policy: PathRoots, what = 'path'): Promise<Resolved> {
-  const trimmed = input.trim()
-  if (trimmed === '' || trimmed.includes('\0')) throw new AgentFailure('invalid_request', `${what} must be a non-empty path`)
-  const lexical = path.resolve(policy.base, trimmed)
+  const lexical = path.join(policy.base, workspaceRelative(input, policy.base, what))
   const resolved = await realpathLongestPrefix(lexical)
   if (!policy.roots.some((r) => isInside(resolved.path, r))) {
-    throw new AgentFailure('path_not_allowed', `${what} ${JSON.stringify(input)} is outside the allowed directories`)
+    throw new AgentFailure('path_not_allowed', `${what} ${JSON.stringify(input)} leads out of /workspace through a symbolic link`)
   }
   return resolved
 }

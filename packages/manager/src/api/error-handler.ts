@@ -5,7 +5,7 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import { ApiError } from '../errors.ts'
 
 const FASTIFY_CODES: Record<string, string> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
@@ -13,11 +13,13 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_VALIDATION: 'validation_failed',
 }
 
-export function installErrorHandler(app: FastifyInstance): void {
+export function installErrorHandler(app: FastifyInstance, o: { exposeInternalErrors?: boolean } = {}): void {
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) {
       if (err.status >= 500) req.log.error({ err }, err.message)
-      return reply.code(err.status).send({ code: err.code, message: err.message })
+      // The rest of a refused body is not read: the client must not send its next request on this connection.
+      if (err.code === 'payload_too_large') reply.header('connection', 'close')
+      return reply.code(err.status).send({ ...err.details, code: err.code, message: err.message })
     }
     const status = err.statusCode ?? 500
     if (err.validation) return reply.code(400).send({ code: 'validation_failed', message: `Invalid request: ${err.message}` })
@@ -26,7 +28,8 @@ export function installErrorHandler(app: FastifyInstance): void {
       return reply.code(status).send({ code, message: err.message })
     }
     req.log.error({ err }, 'unhandled error')
-    return reply.code(500).send({ code: 'internal', message: 'Internal Server Error', requestId: req.id })
+    // EXPOSE_INTERNAL_ERRORS (the original's switch) is for debugging: messages may name host paths.
+    return reply.code(500).send({ code: 'internal', message: o.exposeInternalErrors ? err.message : 'Internal Server Error', requestId: req.id })
   })
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'not_found', message: 'Not Found' }))

@@ -1,13 +1,15 @@
 // Validation and JSON parsing rules of the API. Bodies are validated strictly (a number is
 // never silently turned into a string); query strings and path params are coerced, since on
-// the wire they are always strings.
+// the wire they are always strings. Unknown body fields are dropped, not refused: the original's
+// validator did that, and its clients send fields we do not know (a misspelt required field
+// still fails, as it is then missing).
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifyInstance } from 'fastify'
 import { ApiError } from '../errors.ts'
 
 function ajv(coerce: boolean) {
-  const a = new Ajv({ coerceTypes: coerce ? 'array' : false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false })
+  const a = new Ajv({ coerceTypes: coerce ? 'array' : false, useDefaults: true, removeAdditional: true, allErrors: false, strict: false })
   addFormats.default(a)
   return a
 }

@@ -39,7 +39,7 @@ export async function extractBundle(file: string, dir: string): Promise<Map<Imag
     for (const tmp of found.values()) await fsp.rm(tmp, { force: true })
     throw Errors.badRequest(`Bundle is not a readable zip or tar archive: ${(err as Error).message}`)
   }
-  if (found.size === 0) throw Errors.badRequest('Bundle must contain vmlinux, initrd and/or rootfs.ext4')
+  if (found.size === 0) throw Errors.badRequest('Zip must contain vmlinux and/or rootfs.ext4 (initrd optional)')
   return found
 }
 

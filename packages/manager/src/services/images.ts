@@ -11,6 +11,7 @@ import type { SnapshotsRepo } from '../store/snapshots-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import { extractBundle } from './image-bundle.ts'
+import { missingBuiltinDrivers } from '../runtime/vmm/kernel-drivers.ts'
 
 import { IMAGE_FILES, type ImagePart } from './image-files.ts'
 
@@ -96,22 +97,29 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       return toPublic(img, await repo.getDefaultId())
     },
 
-    /** Registers an image built on this host (the default image): files are hard-linked in. */
-    async importBuilt(srcDir: string, manifest: Record<string, unknown>, name: string): Promise<ImagePublic> {
+    /**
+     * Registers image files that already exist on this host (the image built here, or the files
+     * KERNEL_PATH / BASE_ROOTFS_PATH name): hard-linked in where possible, copied otherwise.
+     */
+    async importFiles(files: { kernel: string; rootfs: string; initrd?: string }, o: { manifest: Record<string, unknown>; name: string; description: string }): Promise<ImagePublic> {
       const id = `img-${crypto.randomUUID()}`
       const dir = paths.imageDir(id)
       await fsp.mkdir(dir, { recursive: true, mode: 0o755 })
       try {
-        for (const file of Object.values(IMAGE_FILES)) await linkOrCopy(path.join(srcDir, file), path.join(dir, file))
+        for (const part of ['kernel', 'initrd', 'rootfs'] as const) {
+          const src = files[part]
+          if (src) await linkOrCopy(src, path.join(dir, IMAGE_FILES[part]))
+        }
+        const { manifest } = o
         await fsp.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2))
         const now = new Date().toISOString()
         const img: ImageRecord = {
           id,
-          name,
-          description: `Built on this host from Debian packages (recipe ${String(manifest.recipe ?? '').slice(0, 12)})`,
+          name: o.name,
+          description: o.description,
           createdAt: now,
           kernelFilename: IMAGE_FILES.kernel,
-          initrdFilename: IMAGE_FILES.initrd,
+          initrdFilename: files.initrd ? IMAGE_FILES.initrd : null,
           rootfsFilename: IMAGE_FILES.rootfs,
           baseRootfsBytes: (await fsp.stat(path.join(dir, IMAGE_FILES.rootfs))).size,
           kernelUploadedAt: now,
@@ -184,8 +192,10 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       const id = imageId ?? (await repo.getDefaultId())
       if (!id) throw Errors.noDefaultImage()
       const img = await mustGet(id)
-      if (!img.kernelFilename || !img.initrdFilename || !img.rootfsFilename) throw Errors.imageIncomplete()
+      if (!img.kernelFilename || !img.rootfsFilename) throw Errors.imageIncomplete()
       const dir = paths.imageDir(id)
+      // The original's images are kernel + rootfs; our guest needs its drivers before the rootfs.
+      if (!img.initrdFilename) throw Errors.imageNeedsInitrd(id, await missingBuiltinDrivers(path.join(dir, img.kernelFilename)))
       return { id, files: { kernel: path.join(dir, img.kernelFilename), initrd: path.join(dir, img.initrdFilename), rootfs: path.join(dir, img.rootfsFilename) } }
     },
 

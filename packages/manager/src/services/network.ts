@@ -37,11 +37,16 @@ export interface VmNetworkView {
 
 type PolicyFields = Pick<VmRecord, 'allowIps' | 'allowDomains' | 'outboundInternet'>
 
-export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; log: FastifyBaseLogger }) {
+export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; maxAllowIps: number; log: FastifyBaseLogger }) {
   const { plan, host, repo, log } = deps
   /** VM address -> what the DNS forwarder does for it; read for every query. */
   const dnsByAddress = new Map<string, DnsAccess>()
   let forwarder: DnsForwarder | undefined
+
+  /** Only what a request names is counted: lowering MAX_ALLOW_IPS breaks no stored VM. */
+  function checkCount(allowIps: string[] | undefined): void {
+    if (allowIps && allowIps.length > deps.maxAllowIps) throw Errors.tooManyAllowIps(deps.maxAllowIps)
+  }
 
   function parse(vm: PolicyFields): { cidrs: Cidr[]; domains: string[] } {
     const ips = parseAllowIps(vm.allowIps, plan)
@@ -89,7 +94,10 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
   return {
     plan,
     /** Validates a create request's policy before anything is created (400 invalid_allow_ips / invalid_allow_domains). */
-    validate: (input: PolicyFields) => void parse(input),
+    validate: (input: PolicyFields) => {
+      checkCount(input.allowIps)
+      parse(input)
+    },
 
     /** Startup: namespace and host rules in place, exactly these VMs attached, DNS listening. */
     async start(vms: VmRecord[]): Promise<{ removedTaps: string[] }> {
@@ -128,11 +136,15 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     /** Changes the policy of a VM at once; returns the stored record. */
     async update(vm: VmRecord, input: NetworkPolicyInput): Promise<VmRecord> {
       const next = { ...vm, allowIps: input.allowIps ?? vm.allowIps, allowDomains: input.allowDomains ?? vm.allowDomains, outboundInternet: input.outboundInternet ?? vm.outboundInternet }
+      checkCount(input.allowIps)
       policyOf(next)
       await repo.update(vm.id, { allowIps: next.allowIps, allowDomains: next.allowDomains, outboundInternet: next.outboundInternet })
       if (next.guestIp) await host.update(attachment(next))
       return next
     },
+
+    /** Whether the VM may send anything at all (run-ts then gets --allow-net, as in the original). */
+    hasEgress: (vm: PolicyFields): boolean => policyOf(vm).mode !== 'none',
 
     view(vm: VmRecord): VmNetworkView {
       const p = policyOf(vm)

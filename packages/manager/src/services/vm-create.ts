@@ -29,6 +29,7 @@ export interface CreateVmInput {
   secretEnv?: string[]
   outboundInternet?: boolean
   imageId?: string
+  diskSizeMb?: number
   peerLinks?: PeerLinkInput[]
   snapshotId?: string
   /** The original's name for snapshotId. */
@@ -61,9 +62,12 @@ export function createVmCreation(deps: {
   const lock = deps.locks
   const reason = (err: unknown) => (err as Error).message
 
-  function validateResources(input: { cpu: number; memMb: number }): void {
+  function validateResources(input: { cpu: number; memMb: number; diskSizeMb?: number }): void {
     if (!Number.isInteger(input.cpu) || input.cpu <= 0 || input.cpu > config.maxCpu) throw Errors.invalidCpu(config.maxCpu)
     if (!Number.isInteger(input.memMb) || input.memMb < 128 || input.memMb > config.maxMemMb) throw Errors.invalidMemMb(config.maxMemMb)
+    // Checked with the original's messages, though the overlay size is OVERLAY_SIZE_BYTES (as there).
+    if (input.diskSizeMb !== undefined && !(Number.isFinite(input.diskSizeMb) && input.diskSizeMb > 0)) throw Errors.invalidDiskSize('Invalid diskSizeMb')
+    if (input.diskSizeMb !== undefined && input.diskSizeMb > 1_048_576) throw Errors.invalidDiskSize('diskSizeMb too large')
   }
 
   function newRecord(id: string, input: CreateVmInput, imageId: string, extra: Pick<VmRecord, 'purpose' | 'secretEnv' | 'sourceSnapshotId' | 'memorySnapshotId'>): VmRecord {
@@ -155,6 +159,16 @@ export function createVmCreation(deps: {
     }
   }
 
+  /** The original's sentence for a create from a snapshot that does not exist. */
+  async function userSnapshot(id: string): Promise<SnapshotRecord> {
+    try {
+      return await snapshots.get(id)
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'snapshot_not_found') throw Errors.userSnapshotNotFound()
+      throw err
+    }
+  }
+
   /** Everything about a create request that can be checked without touching the host. */
   function validateCreate(input: CreateVmInput): Record<string, string> {
     validateResources(input)
@@ -170,7 +184,7 @@ export function createVmCreation(deps: {
     async create(input: CreateVmInput): Promise<VmRecord> {
       const secretEnv = validateCreate(input)
       const snapshotId = input.snapshotId ?? input.userOverlaySnapshotId
-      const snap = snapshotId !== undefined ? await snapshots.get(snapshotId) : undefined
+      const snap = snapshotId !== undefined ? await userSnapshot(snapshotId) : undefined
       if (snap && snap.kind !== 'user') throw Errors.snapshotKindNotUsable()
       if (snap && input.imageId !== undefined && input.imageId !== snap.imageId) throw Errors.snapshotImageMismatch(snap.imageId, input.imageId)
       const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)

@@ -11,6 +11,7 @@ import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
 import { parseEnvList, toEnvList } from './env-list.ts'
 import type { Machines } from './machines.ts'
+import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
 import { assertState } from './vm-states.ts'
 import type { VmRecord } from '../store/vms-repo.ts'
@@ -48,7 +49,7 @@ export const LOG_TYPE_ALIASES: Record<string, LogType> = {
   'firecracker.stderr.log': 'vmm.log',
 }
 
-export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; secrets: SecretBox; execLogs: ExecLogsRepo }) {
+export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
   const { config, vms, machines, execLogs } = deps
 
   /** The VM's secretEnv, decrypted for one call (secrets win over the caller's env, as in the original). */
@@ -104,7 +105,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const secrets = secretsOf(vm)
     const env = toEnvList({ ...callerEnv, ...secrets })
     const started = Date.now()
-    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: vm.outboundInternet || vm.allowIps.length > 0, maxOutputBytes: config.execOutputMaxBytes }
+    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes: config.execOutputMaxBytes }
     const result = await call<RunResult>(id, () => agent.json('POST', AgentPaths.run, body, timeoutMs + REPLY_GRACE_MS))
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.

@@ -142,7 +142,9 @@ describe('a running VM', () => {
     const dotdot = await mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/../etc/passwd`)
     expect(dotdot.status).toBe(400)
     const missing = await mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/nope`)
-    expect(missing.status).toBe(404)
+    // 400 as in the original; the code says what it was.
+    expect(missing.status).toBe(400)
+    expect(missing.body.code).toBe('path_not_found')
     const garbage = await mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace`, new Uint8Array([1, 2, 3]), { 'content-type': 'application/gzip' })
     expect(garbage.status).toBe(400)
     expect(garbage.body.code).toBe('archive_invalid')

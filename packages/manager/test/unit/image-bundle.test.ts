@@ -86,7 +86,7 @@ it('refuses a bundle without known parts or that is no archive, leaving nothing'
   const id = await newImage()
   const empty = await put(`/v1/images/${id}/bundle`, zip({ 'other.txt': 'x' }), 'application/zip')
   expect(empty.statusCode).toBe(400)
-  expect(empty.json().message).toBe('Bundle must contain vmlinux, initrd and/or rootfs.ext4')
+  expect(empty.json().message).toBe('Zip must contain vmlinux and/or rootfs.ext4 (initrd optional)')
   const junk = await put(`/v1/images/${id}/bundle`, Buffer.from('PK\x03\x04garbage'), 'application/zip')
   expect(junk.statusCode).toBe(400)
   expect(fs.readdirSync(path.join(root, 'images', id))).toEqual([])

@@ -3,6 +3,7 @@ import { Type } from 'typebox'
 import { Errors } from '../../errors.ts'
 import { LOG_TYPE_ALIASES, LOG_TYPES, type LogType, type VmExecService } from '../../services/vm-exec.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
+import { withShortVmNotFound } from '../not-found.ts'
 import { ExecBody, ExecLogsQuery, ExecLogsResponse, ExecResponse, LogsQuery, RunJsBody, RunResponse, RunTsBody } from '../schemas/exec.ts'
 
 const tags = ['exec']
@@ -23,9 +24,10 @@ export const vmExecRoutes = (svc: VmExecService): FastifyPluginAsyncTypebox => a
     const raw = req.query.type ?? 'console.log'
     const type = (LOG_TYPES as readonly string[]).includes(raw) ? (raw as LogType) : LOG_TYPE_ALIASES[raw]
     if (!type) throw Errors.badRequest('Invalid log type')
-    return svc.logs(req.params.id, type, clamp(req.query.tail ?? 200, 1, 1000))
+    // Answered under the name asked for, so a client of the original sees its own type back.
+    return { ...(await svc.logs(req.params.id, type, clamp(req.query.tail ?? 200, 1, 1000))), type: raw }
   })
   app.get('/vms/:id/exec-logs', { schema: { tags, summary: 'History of exec / run-ts / run-js (newest first)', params: IdParams, querystring: ExecLogsQuery, response: { 200: ExecLogsResponse, ...errorResponses(404) } } }, async (req) =>
-    svc.execLogs(req.params.id, clamp(req.query.limit ?? 50, 1, 200), req.query.type ?? 'all'),
+    withShortVmNotFound(svc.execLogs(req.params.id, clamp(req.query.limit ?? 50, 1, 200), req.query.type ?? 'all')),
   )
 }

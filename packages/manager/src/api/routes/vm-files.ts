@@ -5,7 +5,7 @@ import { Errors } from '../../errors.ts'
 import type { VmExecService } from '../../services/vm-exec.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { DownloadQuery, UploadQuery } from '../schemas/files.ts'
-import { acceptRawBodies, limitBytes } from '../raw-body.ts'
+import { acceptRawBodies, checkDeclaredLength, limitBytes } from '../raw-body.ts'
 
 const tags = ['files']
 
@@ -17,16 +17,18 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
       schema: {
         tags,
         summary: 'Upload a tar.gz and extract it under dest (as uid 1000)',
-        description: 'Body: tar.gz stream. Absolute paths, `..`, links, devices and fifos are refused before anything is written.',
+        description: 'Body: tar.gz stream, at most UPLOAD_MAX_BODY_BYTES (default 10 MiB, as the original; 413 payload_too_large). dest names /workspace (absolute or relative to it). Absolute paths, `..`, links, devices and fifos in the archive are refused before anything is written.',
         params: IdParams,
         querystring: UploadQuery,
-        consumes: ['application/gzip', 'application/octet-stream'],
+        consumes: ['application/gzip', 'application/x-gzip', 'application/octet-stream'],
         response: { 204: Type.Null(), ...errorResponses(400, 404, 409, 413) },
       },
     },
     async (req, reply) => {
       if (!req.query.dest) throw Errors.badRequest('dest is required')
       if (!req.body) throw Errors.badRequest('a tar.gz body is required')
+      // Node discards the unread rest of a refused body, so nothing of it is held in memory.
+      checkDeclaredLength(req.headers, o.uploadMaxBodyBytes)
       await svc.upload(req.params.id, req.query.dest, limitBytes(req.body as Readable, o.uploadMaxBodyBytes), 'application/gzip')
       return reply.code(204).send(null)
     },

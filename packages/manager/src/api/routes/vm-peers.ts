@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import type { VmService } from '../../services/vms.ts'
@@ -28,12 +29,16 @@ export const vmPeerRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsy
       schema: {
         tags,
         summary: 'Switch a peer link between hidden and mounted source; rewrites /workspace/peers (provider must be RUNNING for mounted)',
+        description: '204 as in the original; GET /v1/vms/{id} shows the links.',
         params: PeerAliasParams,
         body: PeerPatchBody,
-        response: { 200: PeerLinksResponse, ...errorResponses(400, 404, 409) },
+        response: { 204: Type.Null(), ...errorResponses(400, 404, 409) },
       },
     },
-    async (req) => view(await peers.setSourceMode(await vms.get(req.params.id), req.params.alias, req.body.sourceMode)),
+    async (req, reply) => {
+      await peers.setSourceMode(await vms.get(req.params.id), req.params.alias, req.body.sourceMode)
+      return reply.code(204).send(null)
+    },
   )
   app.delete(
     '/vms/:id/peers/:alias',
@@ -53,11 +58,14 @@ export const vmPeerRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsy
       schema: {
         tags,
         summary: 'Re-read every provider (manifest validated, exports checked callable) and rewrite /workspace/peers; all-or-nothing',
-        description: 'Calls are checked against the manifest stored at the last link/sync, so a provider change takes effect for consumers only after this.',
+        description: 'Calls are checked against the manifest stored at the last link/sync, so a provider change takes effect for consumers only after this. 204 as in the original.',
         params: IdParams,
-        response: { 200: PeerLinksResponse, ...errorResponses(400, 404, 409) },
+        response: { 204: Type.Null(), ...errorResponses(400, 404, 409) },
       },
     },
-    async (req) => view(await peers.sync(await vms.get(req.params.id))),
+    async (req, reply) => {
+      await peers.sync(await vms.get(req.params.id))
+      return reply.code(204).send(null)
+    },
   )
 }

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 
-const AllowIps = Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
-  maxItems: 64,
+// Count and entry checks are the service's, with the original's messages (MAX_ALLOW_IPS).
+const AllowIps = Type.Array(Type.String(), {
   description:
     'Egress allowlist: IPv4 addresses or CIDRs. Non-empty: the VM may reach only these. Empty: `outboundInternet` decides (everything or nothing). ' +
     'Other VMs are never reachable; the host only through the gateway address and only when an entry inside the VM network names it (e.g. "172.16.0.1/32"); ' +

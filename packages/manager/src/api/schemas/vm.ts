@@ -34,7 +34,7 @@ export const CreateVmBody = Type.Object(
           'Provider VMs this VM may call, each under an alias. Every provider must exist and be RUNNING and have a valid /workspace/.rds-peer/manifest.json whose declared exports are callable (checked now, inside the provider); otherwise the create fails and nothing is left. The VM gets read-only /workspace/peers (index.json, <alias>/manifest.json, README.md, proxy/<module path>).',
       }),
     ),
-    diskSizeMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1048576, description: 'Accepted for compatibility; the overlay size is OVERLAY_SIZE_BYTES.' })),
+    diskSizeMb: Type.Optional(Type.Number({ description: 'Accepted for compatibility (checked: > 0, at most 1048576); the overlay size is OVERLAY_SIZE_BYTES, as in the original.' })),
   },
   { additionalProperties: false },
 )

@@ -103,10 +103,19 @@ export class AgentClient {
   /** Streams `body` to the agent (backpressure via pipe) and reads a JSON (or empty) reply. */
   async upload<T>(path: string, body: Readable, contentType: string, timeoutMs: number): Promise<AgentResponse<T>> {
     const req = await this.stream('POST', path, { 'content-type': contentType })
-    return this.collect<T>(req, timeoutMs, () => {
-      body.on('error', (err) => req.destroy(err))
-      body.pipe(req)
-    })
+    let bodyError: Error | undefined
+    try {
+      return await this.collect<T>(req, timeoutMs, () => {
+        body.on('error', (err) => {
+          bodyError = err
+          req.close(http2.constants.NGHTTP2_CANCEL)
+        })
+        body.pipe(req)
+      })
+    } catch (err) {
+      // A body that failed (over its size limit, client gone) is the caller's error, not the agent's.
+      throw bodyError ?? err
+    }
   }
 
   /** Opens a streamed download; the caller reads the stream when status is 200. */

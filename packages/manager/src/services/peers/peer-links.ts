@@ -214,6 +214,9 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
      * alias's files are removed from the consumer when it is running (else at its next sync).
      */
     async unlink(consumer: VmRecord, alias: string): Promise<PeerLinkRecord[]> {
+      // The original's checks, in its order: empty, malformed, unknown.
+      if (alias.trim() === '') throw Errors.invalidPeerLinks('Invalid peer alias')
+      if (!ALIAS.test(alias)) throw Errors.invalidPeerLinks('Invalid peerLinks alias')
       return lock.run(consumer.id, async () => {
         const current = await links.listFor(consumer.id)
         if (!current.some((l) => l.alias === alias)) throw Errors.peerLinkNotFound(consumer.id, alias)
@@ -233,6 +236,9 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     },
 
     async setSourceMode(consumer: VmRecord, alias: string, sourceMode: SourceMode): Promise<PeerLinkRecord[]> {
+      // The original's checks, in its order: empty, malformed, unknown.
+      if (alias.trim() === '') throw Errors.invalidPeerLinks('Invalid peer alias')
+      if (!ALIAS.test(alias)) throw Errors.invalidPeerLinks('Invalid peerLinks alias')
       return lock.run(consumer.id, async () => {
         const current = await links.listFor(consumer.id)
         if (!current.some((l) => l.alias === alias)) throw Errors.peerLinkNotFound(consumer.id, alias)
