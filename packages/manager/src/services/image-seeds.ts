@@ -88,7 +88,7 @@ export function createSeedService(deps: {
         // No room next to the running VMs: no seed this time, and the shape's next cold boot may try again.
         tried.delete(key)
         await seedsRepo.remove(imageId, shape)
-        log.info({ imageId, ...shape }, 'image seed not built: no room in VM_RAM_DIR')
+        log.warn({ imageId, ...shape }, 'image seed not built: no room in VM_RAM_DIR')
       } else {
         const message = (err as Error).message.slice(0, 4000)
         log.warn({ imageId, ...shape, err: message }, 'image seed snapshot failed; creates of this shape boot cold')
