@@ -121,3 +121,17 @@ it('keeps the seeds across a manager restart: the next create of a seeded shape 
   expect((await guestExec(mgr, vm.id, 'echo ok')).stdout).toBe('ok\n')
   await remove(vm.id)
 })
+
+it('a seed that fails to resume costs the create a cold boot, not an error, and is rebuilt', async () => {
+  const broken = seedOf(await image(), B)
+  fs.truncateSync(path.join(mgr.storageRoot, 'snapshots', broken.snapshotId, 'state.bin'), 1000)
+  const vm = await create(B)
+  expect(vm.provisionMode).toBe('boot')
+  expect((await guestExec(mgr, vm.id, 'echo ok')).stdout).toBe('ok\n')
+  expect(seedOf(await image(), B).snapshotId).not.toBe(broken.snapshotId)
+  await remove(vm.id)
+  // The restart forgot which image files were tried, so the shape is built once more.
+  const rebuilt = await seedReady(B)
+  expect(rebuilt.snapshotId).not.toBe(broken.snapshotId)
+  await waitFor('the broken seed snapshot to go', async () => ((await mgr.request('GET', `/v1/snapshots/${broken.snapshotId}`)).status === 404 ? true : undefined), 60_000)
+})
