@@ -9,6 +9,7 @@ import { createVmsRepo } from './store/vms-repo.ts'
 import { createImagesRepo } from './store/images-repo.ts'
 import { createExecLogsRepo } from './store/exec-logs-repo.ts'
 import { createSnapshotsRepo } from './store/snapshots-repo.ts'
+import { createImageSeedsRepo } from './store/image-seeds-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import { createImageService } from './services/images.ts'
@@ -40,7 +41,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave nothing there.
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db), snapshots: createSnapshotsRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db) }
   const plan = addressPlanOf(config)
   const hostNetwork = new HostNetwork(plan, instance, config.port)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, log })
@@ -48,16 +49,16 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, paths })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths })
   // Peers close a cycle (vms -> peers -> vm-exec -> vms): they are reached through getters.
   let peerCalls: PeerCalls | undefined
   let peers: PeerLinks | undefined
   const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
   const secrets = createSecretBox(config.vmSecretKey)
   const locks = new KeyedLock()
-  const snapshots = createSnapshotService({ paths, repo: repos.snapshots, vms: repos.vms, imagesRepo: repos.images, images, machines, locks, log })
-  const seeds = createSeedService({ config, images, imagesRepo: repos.images, snapshots, snapshotsRepo: repos.snapshots, vmsRepo: repos.vms, machines, log })
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, locks, driver, peers: () => peers! })
+  const snapshots = createSnapshotService({ paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines, locks, log })
+  const seeds = createSeedService({ config, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, machines, log })
+  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, locks, driver, peers: () => peers!, onMemoryReleased: (id) => seeds.released(id) })
   const creation = createVmCreation({ config, paths, repo: repos.vms, images, machines, network, secrets, snapshots, seeds, locks, peers: () => peers!, log })
   seeds.bind(creation, vms)
   const pool = createWarmPool({ config, creation, vms, vmsRepo: repos.vms, images, log })

@@ -52,9 +52,11 @@ export interface Config {
   testGuestRoot: boolean
   /** Build a booted, warmed snapshot per image and resume plain creates of its shape from it. */
   enableImageSeed: boolean
-  /** Shape of image seeds and warm-pool VMs (creates of another shape boot cold). */
+  /** The template shape: seeded at start for every image, and the shape of warm-pool VMs. */
   seedCpu: number
   seedMemMb: number
+  /** Seeds per image, the template's included; other shapes are seeded after their first cold boot. */
+  seedShapesMax: number
   /** Where booted VMs keep their RAM files (tmpfs); default /dev/shm/rds-<instance>. */
   vmRamDir: string | undefined
   enableWarmPool: boolean
@@ -156,7 +158,8 @@ export function loadConfig(env: Env = process.env): Config {
     testGuestRoot: env.RDS_TEST_GUEST_ROOT === 'true',
     enableImageSeed: env.ENABLE_IMAGE_SEED !== 'false',
     seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),
-    seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 512, 128),
+    seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 256, 128),
+    seedShapesMax: int(env, 'SEED_SHAPES_MAX', 4),
     vmRamDir: env.VM_RAM_DIR ? path.resolve(env.VM_RAM_DIR) : undefined,
     enableWarmPool: env.ENABLE_WARM_POOL === 'true',
     warmPoolTarget: int(env, 'WARM_POOL_TARGET', 1, 0),

@@ -1,17 +1,21 @@
-// Image seed snapshots: per image, one VM booted once, its agent and runtimes warmed, then
-// snapshotted. A plain create of the seed's shape resumes from it instead of booting a kernel.
+// Image seed snapshots: per image and VM shape, one VM booted once, its agent and runtimes
+// warmed, then snapshotted. A plain create of that shape resumes from it instead of booting a
+// kernel. The template shape (SNAPSHOT_TEMPLATE_*) is seeded at start; any other shape after
+// its first cold boot, up to SEED_SHAPES_MAX per image (least recently used dropped first).
 // Seeds are rebuilt when the image files change; a broken seed only costs speed (the create
 // boots cold), never a failed create.
 import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths } from '@rds/protocol'
 import type { Config } from '../config.ts'
+import { ApiError } from '../errors.ts'
 import type { ImagesRepo } from '../store/images-repo.ts'
-import type { SnapshotRecord, SnapshotsRepo } from '../store/snapshots-repo.ts'
-import type { VmsRepo } from '../store/vms-repo.ts'
+import type { ImageSeedsRepo, SeedShape } from '../store/image-seeds-repo.ts'
+import type { SnapshotsRepo } from '../store/snapshots-repo.ts'
 import { imageStamp, type ImageService } from './images.ts'
 import type { Machines } from './machines.ts'
+import { sameShape, seedKey, seedsToDrop } from './seed-eviction.ts'
 import type { SnapshotService } from './snapshots.ts'
-import type { VmCreation } from './vm-create.ts'
+import type { SeedSource, VmCreation } from './vm-create.ts'
 import type { VmService } from './vms.ts'
 
 /** What the seed runs once before its snapshot, so clones find these code paths warm. */
@@ -22,22 +26,36 @@ const WARM_UP = [
 ] as const
 
 export function createSeedService(deps: {
-  config: Pick<Config, 'enableImageSeed' | 'seedCpu' | 'seedMemMb'>
+  config: Pick<Config, 'enableImageSeed' | 'seedCpu' | 'seedMemMb' | 'seedShapesMax'>
   images: ImageService
   imagesRepo: ImagesRepo
+  seedsRepo: ImageSeedsRepo
   snapshots: SnapshotService
   snapshotsRepo: SnapshotsRepo
-  vmsRepo: VmsRepo
   machines: Machines
   log: FastifyBaseLogger
 }) {
-  const { config, imagesRepo, snapshots, log } = deps
+  const { config, imagesRepo, seedsRepo, snapshots, log } = deps
+  const template: SeedShape = { cpu: config.seedCpu, memMb: config.seedMemMb }
   let creation: VmCreation | undefined
   let vms: VmService | undefined
-  const building = new Map<string, Promise<void>>()
-  /** Image stamps a rebuild was already tried for in this process: a failing seed is not rebuilt in a loop. */
+  /** Builds queued or running, by image and shape. */
+  const building = new Map<string, { imageId: string; shape: SeedShape; done: Promise<void> }>()
+  /** Image stamps a build was already tried for in this process, by image and shape: a failing seed is not rebuilt in a loop. */
   const tried = new Map<string, string>()
+  let queue: Promise<void> = Promise.resolve()
   let closed = false
+
+  /**
+   * Builds and collections run one at a time. Two builds at once would share the host's cores
+   * and take twice the guest RAM from user VMs, and a collection must never see a new seed
+   * snapshot before its build has recorded it.
+   */
+  function serially(task: () => Promise<void>): Promise<void> {
+    const run = queue.then(() => (closed ? undefined : task()))
+    queue = run.catch(() => undefined)
+    return run
+  }
 
   async function warmUp(vmId: string): Promise<void> {
     const agent = deps.machines.get(vmId)?.agent
@@ -48,110 +66,184 @@ export function createSeedService(deps: {
     }
   }
 
-  async function build(imageId: string): Promise<void> {
+  async function build(imageId: string, shape: SeedShape): Promise<void> {
+    const key = seedKey(imageId, shape)
     const image = await deps.images.resolveForBoot(imageId)
-    tried.set(imageId, await imageStamp(image.files))
-    const previous = (await imagesRepo.get(imageId))?.seedSnapshotId ?? null
-    await imagesRepo.updateSeed(imageId, { seedSnapshotId: previous, seedStatus: 'pending', seedError: null })
+    tried.set(key, await imageStamp(image.files))
+    const previous = await seedsRepo.get(imageId, shape)
+    await seedsRepo.put(imageId, shape, { status: 'pending', snapshotId: previous?.snapshotId ?? null, error: null })
     const started = Date.now()
     let vmId: string | undefined
+    let built = false
     try {
-      const vm = await creation!.createInternal('seed', { cpu: config.seedCpu, memMb: config.seedMemMb, imageId })
+      const vm = await creation!.createInternal('seed', { ...shape, imageId })
       vmId = vm.id
       await warmUp(vm.id)
       const snap = await snapshots.take(vm.id, 'image_seed', { quiesce: true })
-      await imagesRepo.updateSeed(imageId, { seedSnapshotId: snap.id, seedStatus: 'ready', seedError: null })
-      log.info({ imageId, snapshotId: snap.id, ms: Date.now() - started }, 'image seed snapshot ready')
+      await seedsRepo.put(imageId, shape, { status: 'ready', snapshotId: snap.id, error: null }, { used: true })
+      built = true
+      log.info({ imageId, ...shape, snapshotId: snap.id, ms: Date.now() - started }, 'image seed snapshot ready')
     } catch (err) {
-      const message = (err as Error).message.slice(0, 4000)
-      log.warn({ imageId, err: message }, 'image seed snapshot failed; creates of this image boot cold')
-      await imagesRepo.updateSeed(imageId, { seedSnapshotId: null, seedStatus: 'failed', seedError: message })
+      if (err instanceof ApiError && err.code === 'host_memory_exhausted') {
+        // No room next to the running VMs: no seed this time, and the shape's next cold boot may try again.
+        tried.delete(key)
+        await seedsRepo.remove(imageId, shape)
+        log.warn({ imageId, ...shape }, 'image seed not built: no room in VM_RAM_DIR')
+      } else {
+        const message = (err as Error).message.slice(0, 4000)
+        log.warn({ imageId, ...shape, err: message }, 'image seed snapshot failed; creates of this shape boot cold')
+        await seedsRepo.put(imageId, shape, { status: 'failed', snapshotId: null, error: message })
+      }
     } finally {
       if (vmId) await vms!.removeInternal(vmId).catch(() => undefined)
     }
-    await collect(true)
+    await prune(imageId, shape, !built)
+    await collect()
   }
 
-  /** Seed snapshots no image points at any more go once no clone maps them. */
-  async function collect(fromBuild: boolean): Promise<void> {
-    // Another build may hold a snapshot it has not recorded on its image yet.
-    if (building.size > (fromBuild ? 1 : 0)) return
-    const current = new Set((await imagesRepo.list()).map((i) => i.seedSnapshotId).filter(Boolean))
+  /** Drops other shapes' seeds beyond SEED_SHAPES_MAX; their snapshots go in the next collection. */
+  async function prune(imageId: string, justBuilt: SeedShape | undefined, onlyUnusable: boolean): Promise<void> {
+    const keep = [...(justBuilt ? [justBuilt] : []), ...[...building.values()].filter((b) => b.imageId === imageId).map((b) => b.shape)]
+    for (const shape of seedsToDrop(await seedsRepo.list(imageId), { template, max: config.seedShapesMax, keep, onlyUnusable })) {
+      await seedsRepo.remove(imageId, shape)
+      // Asked for again later, the shape is seeded again.
+      tried.delete(seedKey(imageId, shape))
+      log.info({ imageId, ...shape }, 'image seed dropped: SEED_SHAPES_MAX reached and this shape was used least recently')
+    }
+  }
+
+  /** Seed snapshots no shape points at any more go once no clone maps them. Runs serially only. */
+  async function collect(): Promise<void> {
+    await seedsRepo.removeOrphans()
+    const current = new Set((await seedsRepo.list()).map((s) => s.snapshotId).filter(Boolean))
     for (const snap of await deps.snapshotsRepo.list(['image_seed'])) {
+      // Refused while a clone maps its memory: tried again when a VM lets go of it (released).
       if (!current.has(snap.id)) await snapshots.remove(snap.id).catch(() => undefined)
     }
   }
 
-  function ensure(imageId: string): Promise<void> {
+  function ensure(imageId: string, shape: SeedShape): Promise<void> {
     if (closed) return Promise.resolve()
-    let p = building.get(imageId)
-    if (!p) {
-      p = build(imageId).finally(() => building.delete(imageId))
-      building.set(imageId, p)
+    const key = seedKey(imageId, shape)
+    let entry = building.get(key)
+    if (!entry) {
+      const done = serially(() => build(imageId, shape))
+        .catch((err: Error) => log.warn({ imageId, ...shape, err: err.message }, 'image seed build did not start'))
+        .finally(() => building.delete(key))
+      entry = { imageId, shape: { cpu: shape.cpu, memMb: shape.memMb }, done }
+      building.set(key, entry)
     }
-    return p
+    return entry.done
   }
 
-  /** Does this image need a (new) seed: none yet, or its files changed since the last attempt? */
-  async function stale(imageId: string): Promise<boolean> {
+  /** Does this shape need a (new) seed: none yet, or the image files changed since the last attempt? */
+  async function needsBuild(imageId: string, shape: SeedShape): Promise<boolean> {
+    if (!config.enableImageSeed || closed) return false
+    if (!sameShape(shape, template) && config.seedShapesMax < 2) return false
     const img = await imagesRepo.get(imageId)
     if (!img?.kernelFilename || !img.initrdFilename || !img.rootfsFilename) return false
     const stamp = await imageStamp((await deps.images.resolveForBoot(imageId)).files).catch(() => undefined)
-    if (!stamp || tried.get(imageId) === stamp) return false
-    if (img.seedStatus !== 'ready' || !img.seedSnapshotId) return true
-    const snap = await deps.snapshotsRepo.get(img.seedSnapshotId)
+    if (!stamp || tried.get(seedKey(imageId, shape)) === stamp) return false
+    const seed = await seedsRepo.get(imageId, shape)
+    if (seed?.status !== 'ready' || !seed.snapshotId) return true
+    const snap = await deps.snapshotsRepo.get(seed.snapshotId)
     return !snap || snap.imageStamp !== stamp
   }
 
+  /** The template first, then the other shapes the image has seeds for, most recently used first. */
+  async function shapesOf(imageId: string): Promise<SeedShape[]> {
+    const others = (await seedsRepo.list(imageId)).filter((s) => !sameShape(s, template))
+    others.sort((a, b) => (b.lastUsedAt ?? '').localeCompare(a.lastUsedAt ?? ''))
+    return [template, ...others.map(({ cpu, memMb }) => ({ cpu, memMb }))]
+  }
+
+  const warn = (what: string) => (err: Error) => log.warn({ err: err.message }, what)
+
+  const source: SeedSource = {
+    /** The seed a create of this shape resumes from, if one is ready. */
+    async usable(imageId, shape) {
+      if (!config.enableImageSeed) return undefined
+      const seed = await seedsRepo.get(imageId, shape)
+      if (seed?.status !== 'ready' || !seed.snapshotId) return undefined
+      return deps.snapshotsRepo.get(seed.snapshotId)
+    },
+
+    /** A create resumed from the shape's seed: it is the last one an image gives up. */
+    used(imageId, shape) {
+      void seedsRepo.touch(imageId, shape).catch(warn('recording an image seed use failed'))
+    },
+
+    /** A plain create of this shape booted cold: seed the shape so the next one resumes. */
+    coldBooted(imageId, shape) {
+      void (async () => {
+        if (await needsBuild(imageId, shape)) void ensure(imageId, shape)
+      })().catch(warn('starting an image seed build failed'))
+    },
+
+    /** A resume from the seed failed: record why, and rebuild once if the image files changed. */
+    async failed(imageId, shape, reason) {
+      await seedsRepo.put(imageId, shape, { status: 'failed', snapshotId: null, error: reason.slice(0, 4000) })
+      if (await needsBuild(imageId, shape)) void ensure(imageId, shape)
+    },
+  }
+
   return {
+    ...source,
+
     /** Wired after construction: creating VMs needs this service and this one creates a VM. */
     bind(c: VmCreation, v: VmService): void {
       creation = c
       vms = v
     },
 
-    /** The seed a create of this shape resumes from, if one is ready; otherwise starts building one. */
-    async usable(imageId: string, shape: { cpu: number; memMb: number }): Promise<SnapshotRecord | undefined> {
-      if (!config.enableImageSeed || shape.cpu !== config.seedCpu || shape.memMb !== config.seedMemMb) return undefined
-      const img = await imagesRepo.get(imageId)
-      if (img?.seedStatus === 'ready' && img.seedSnapshotId) {
-        const snap = await deps.snapshotsRepo.get(img.seedSnapshotId)
-        if (snap) return snap
-      }
-      if (await stale(imageId)) void ensure(imageId)
-      return undefined
-    },
-
-    /** A resume from the seed failed: record why, and rebuild once if the image files changed. */
-    async failed(imageId: string, reason: string): Promise<void> {
-      await imagesRepo.updateSeed(imageId, { seedSnapshotId: null, seedStatus: 'failed', seedError: reason.slice(0, 4000) })
-      if (await stale(imageId)) void ensure(imageId)
-    },
-
-    /** Manager start: build seeds that are missing or stale, one image after another. */
+    /**
+     * Manager start: a lowered SEED_SHAPES_MAX takes effect, then the template seeds that are
+     * missing or stale are built (resolves when they are), then the other shapes' (in the background).
+     */
     async start(): Promise<void> {
       if (!config.enableImageSeed) return
-      for (const img of await imagesRepo.list()) {
-        if (await stale(img.id)) await ensure(img.id)
+      const images = await imagesRepo.list()
+      await serially(async () => {
+        for (const img of images) await prune(img.id, undefined, false)
+        await collect()
+      })
+      for (const img of images) {
+        if (await needsBuild(img.id, template)) await ensure(img.id, template)
+      }
+      for (const img of images) {
+        for (const shape of (await shapesOf(img.id)).slice(1)) {
+          if (await needsBuild(img.id, shape)) void ensure(img.id, shape)
+        }
       }
     },
 
-    /** An image's files were replaced or the image deleted: rebuild its seed, or drop it. */
+    /** An image's files were replaced or the image deleted: rebuild its seeds, or drop them. */
     imageChanged(imageId: string): void {
       if (!config.enableImageSeed || closed) return
       void (async () => {
-        if (await stale(imageId)) await ensure(imageId)
-        else if (!(await imagesRepo.get(imageId))) await collect(false)
-      })().catch((err: Error) => log.warn({ imageId, err: err.message }, 'image seed refresh failed'))
+        if (!(await imagesRepo.get(imageId))) return serially(collect)
+        for (const shape of await shapesOf(imageId)) {
+          if (await needsBuild(imageId, shape)) void ensure(imageId, shape)
+        }
+      })().catch(warn('image seed refresh failed'))
     },
 
-    /** Waits for builds in progress (tests, shutdown) and starts no new ones. */
+    /** A VM stopped mapping a snapshot's memory: if that was a dropped seed, it can go now. */
+    released(snapshotId: string): void {
+      if (!config.enableImageSeed || closed) return
+      void (async () => {
+        if ((await deps.snapshotsRepo.get(snapshotId))?.kind !== 'image_seed') return
+        if ((await seedsRepo.list()).some((s) => s.snapshotId === snapshotId)) return
+        await serially(collect)
+      })().catch(warn('removing a dropped image seed failed'))
+    },
+
+    /** Waits for the build in progress (tests, shutdown); queued ones and new ones never start. */
     async close(): Promise<void> {
       closed = true
-      await Promise.allSettled([...building.values()])
+      await Promise.allSettled([...building.values()].map((b) => b.done))
+      await queue
     },
-
-    ensure,
   }
 }
 export type SeedService = ReturnType<typeof createSeedService>

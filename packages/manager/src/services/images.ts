@@ -6,7 +6,8 @@ import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
 import { Errors } from '../errors.ts'
-import type { ImageRecord, ImageSeed, ImagesRepo } from '../store/images-repo.ts'
+import type { ImageRecord, ImagesRepo } from '../store/images-repo.ts'
+import type { ImageSeedRecord, ImageSeedsRepo, SeedShape } from '../store/image-seeds-repo.ts'
 import type { SnapshotsRepo } from '../store/snapshots-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
@@ -15,12 +16,24 @@ import { missingBuiltinDrivers } from '../runtime/vmm/kernel-drivers.ts'
 
 import { IMAGE_FILES, type ImagePart } from './image-files.ts'
 
+/** The original's per-image seed fields: they describe the seed of the template shape. */
+export interface ImageSeed {
+  seedSnapshotId: string | null
+  seedStatus: ImageSeedRecord['status'] | null
+  seedUpdatedAt: string | null
+  seedError: string | null
+}
+
+export type SeedPublic = Omit<ImageSeedRecord, 'imageId'>
+
 /** What the API shows of an image: the stored record plus derived facts. */
 export interface ImagePublic extends ImageRecord, ImageSeed {
   isDefault: boolean
   hasKernel: boolean
   hasInitrd: boolean
   hasRootfs: boolean
+  /** Every shape's seed, the template's included. */
+  seeds: SeedPublic[]
 }
 
 export interface BootFiles {
@@ -29,18 +42,24 @@ export interface BootFiles {
   rootfs: string
 }
 
-export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; paths: Paths }) {
-  const { repo, vms, paths } = deps
+export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; seeds: ImageSeedsRepo; template: SeedShape; paths: Paths }) {
+  const { repo, vms, paths, template } = deps
 
-  const noSeed: ImageSeed = { seedSnapshotId: null, seedStatus: null, seedUpdatedAt: null, seedError: null }
-  const toPublic = (img: ImageRecord & Partial<ImageSeed>, defaultId: string | undefined): ImagePublic => ({
-    ...noSeed,
-    ...img,
-    isDefault: img.id === defaultId,
-    hasKernel: img.kernelFilename !== null,
-    hasInitrd: img.initrdFilename !== null,
-    hasRootfs: img.rootfsFilename !== null,
-  })
+  const toPublic = (img: ImageRecord, defaultId: string | undefined, seeds: ImageSeedRecord[]): ImagePublic => {
+    const t = seeds.find((s) => s.cpu === template.cpu && s.memMb === template.memMb)
+    return {
+      ...img,
+      seedSnapshotId: t?.snapshotId ?? null,
+      seedStatus: t?.status ?? null,
+      seedUpdatedAt: t?.updatedAt ?? null,
+      seedError: t?.error ?? null,
+      isDefault: img.id === defaultId,
+      hasKernel: img.kernelFilename !== null,
+      hasInitrd: img.initrdFilename !== null,
+      hasRootfs: img.rootfsFilename !== null,
+      seeds: seeds.map(({ imageId: _, ...seed }) => seed),
+    }
+  }
 
   /** An image's files may change only while no VM boots from them. */
   async function writableImageDir(id: string): Promise<string> {
@@ -68,11 +87,12 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
   return {
     async list(): Promise<ImagePublic[]> {
       const defaultId = await repo.getDefaultId()
-      return (await repo.list()).map((i) => toPublic(i, defaultId))
+      const seeds = await deps.seeds.list()
+      return (await repo.list()).map((i) => toPublic(i, defaultId, seeds.filter((s) => s.imageId === i.id)))
     },
 
     async get(id: string): Promise<ImagePublic> {
-      return toPublic(await mustGet(id), await repo.getDefaultId())
+      return toPublic(await mustGet(id), await repo.getDefaultId(), await deps.seeds.list(id))
     },
 
     async create(input: { name: string; description: string }): Promise<ImagePublic> {
@@ -94,7 +114,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       }
       await fsp.mkdir(paths.imageDir(img.id), { recursive: true, mode: 0o755 })
       await repo.insert(img)
-      return toPublic(img, await repo.getDefaultId())
+      return toPublic(img, await repo.getDefaultId(), [])
     },
 
     /**
@@ -127,7 +147,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
           manifest,
         }
         await repo.insert(img)
-        return toPublic(img, await repo.getDefaultId())
+        return toPublic(img, await repo.getDefaultId(), [])
       } catch (err) {
         await fsp.rm(dir, { recursive: true, force: true })
         throw err
@@ -142,7 +162,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
     async getDefault(): Promise<ImagePublic | undefined> {
       const id = await repo.getDefaultId()
       const img = id ? await repo.get(id) : undefined
-      return img && toPublic(img, id)
+      return img && toPublic(img, id, await deps.seeds.list(img.id))
     },
 
     /** Streams one part to a temp file beside its final name and renames it: readers never see half a file. */
@@ -199,7 +219,6 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       return { id, files: { kernel: path.join(dir, img.kernelFilename), initrd: path.join(dir, img.initrdFilename), rootfs: path.join(dir, img.rootfsFilename) } }
     },
 
-    updateSeed: (id: string, seed: Omit<ImageSeed, 'seedUpdatedAt'>) => repo.updateSeed(id, seed),
   }
 }
 

@@ -11,7 +11,7 @@ import { ApiError, Errors } from '../errors.ts'
 import { copySparse } from '../runtime/storage/copy.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { SnapshotKind, SnapshotRecord, SnapshotsRepo } from '../store/snapshots-repo.ts'
-import type { ImagesRepo } from '../store/images-repo.ts'
+import type { ImageSeedsRepo } from '../store/image-seeds-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import { imageStamp, type ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
@@ -32,7 +32,7 @@ export function createSnapshotService(deps: {
   paths: Paths
   repo: SnapshotsRepo
   vms: VmsRepo
-  imagesRepo: ImagesRepo
+  seedsRepo: ImageSeedsRepo
   images: ImageService
   machines: Machines
   locks: KeyedLock
@@ -125,9 +125,7 @@ export function createSnapshotService(deps: {
       if (mapping > 0) throw Errors.snapshotInUse(id, mapping)
       await repo.remove(id)
       await fsp.rm(paths.snapshotDir(snap.id), { recursive: true, force: true })
-      for (const img of await deps.imagesRepo.list()) {
-        if (img.seedSnapshotId === id) await deps.imagesRepo.updateSeed(img.id, { seedSnapshotId: null, seedStatus: null, seedError: null })
-      }
+      await deps.seedsRepo.forgetSnapshot(id)
     },
 
     /**

@@ -1,5 +1,5 @@
 // Creating VMs: checking a request, choosing where the new VM's state comes from (a snapshot,
-// the image seed, or a cold boot), and provisioning it with an undo stack so a failure leaves
+// an image seed of its shape, or a cold boot), and provisioning it with an undo stack so a failure leaves
 // nothing behind. Also the manager's own VMs (seed, warm pool) and handing a warm VM out. The
 // verbs on existing VMs are in vms.ts; both take the same per-VM lock.
 import crypto from 'node:crypto'
@@ -13,6 +13,7 @@ import { createOverlay } from '../runtime/storage/overlay.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { SnapshotRecord } from '../store/snapshots-repo.ts'
+import type { SeedShape } from '../store/image-seeds-repo.ts'
 import type { BootFiles, ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { Machines, RestorePoint } from './machines.ts'
@@ -36,6 +37,14 @@ export interface CreateVmInput {
   userOverlaySnapshotId?: string
 }
 
+/** What creating a VM needs of the image seeds (image-seeds.ts, which itself creates VMs). */
+export interface SeedSource {
+  usable(imageId: string, shape: SeedShape): Promise<SnapshotRecord | undefined>
+  used(imageId: string, shape: SeedShape): void
+  coldBooted(imageId: string, shape: SeedShape): void
+  failed(imageId: string, shape: SeedShape, reason: string): Promise<void>
+}
+
 /** How a new VM gets its disk and whether it resumes from memory. */
 interface ProvisionPlan {
   /** Overlay to copy (a snapshot's); a fresh empty overlay when absent. */
@@ -52,7 +61,7 @@ export function createVmCreation(deps: {
   network: NetworkService
   secrets: SecretBox
   snapshots: SnapshotService
-  seeds: { usable(imageId: string, shape: { cpu: number; memMb: number }): Promise<SnapshotRecord | undefined>; failed(imageId: string, reason: string): Promise<void> }
+  seeds: SeedSource
   locks: KeyedLock
   /** A getter: linking runs code in providers through vm-exec, which itself looks VMs up in vms.ts. */
   peers: () => PeerLinks
@@ -139,7 +148,7 @@ export function createVmCreation(deps: {
   /**
    * Where a new VM's state comes from: the requested snapshot (resumed when cpu/memMb match,
    * else its disk cold-booted, as the original did), or else the image's seed snapshot when
-   * the shape matches, or else a cold boot.
+   * one of the image's seeds has this shape, or else a cold boot.
    */
   async function planFor(input: CreateVmInput, files: BootFiles, imageId: string, snap: SnapshotRecord | undefined): Promise<{ plan: ProvisionPlan; source?: SnapshotRecord }> {
     if (snap) {
@@ -147,14 +156,15 @@ export function createVmCreation(deps: {
       const point = await snapshots.restorePoint(snap, files)
       return { plan: { disk: paths.snapshotOverlay(snap.id), ...(resume ? { from: point } : {}) }, source: snap }
     }
-    const seed = await deps.seeds.usable(imageId, input)
+    const shape = { cpu: input.cpu, memMb: input.memMb }
+    const seed = await deps.seeds.usable(imageId, shape)
     if (!seed) return { plan: {} }
     try {
       const from = await snapshots.restorePoint(seed, files)
       return { plan: { disk: paths.snapshotOverlay(seed.id), from }, source: seed }
     } catch (err) {
       // A broken seed never breaks a create: boot cold and have the seed rebuilt.
-      await deps.seeds.failed(imageId, reason(err))
+      await deps.seeds.failed(imageId, shape, reason(err))
       return { plan: {} }
     }
   }
@@ -192,20 +202,34 @@ export function createVmCreation(deps: {
       const peerLinks = await deps.peers().prepare(input.peerLinks ?? [])
       const { plan, source } = await planFor(input, image.files, image.id, snap)
       const id = crypto.randomUUID()
-      const vm = newRecord(id, input, image.id, {
-        purpose: 'user',
-        secretEnv: Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null,
-        sourceSnapshotId: snap?.id ?? null,
-        // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
-        memorySnapshotId: plan.from?.memoryInFile ? source!.id : null,
-      })
-      if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
-      try {
-        return await provision(vm, image.files, plan, peerLinks)
-      } catch (err) {
-        if (plan.from && !snap) await deps.seeds.failed(image.id, reason(err))
-        throw err
+      const sealed = Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null
+      const insert = async (p: ProvisionPlan) => {
+        const vm = newRecord(id, input, image.id, {
+          purpose: 'user',
+          secretEnv: sealed,
+          sourceSnapshotId: snap?.id ?? null,
+          // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
+          memorySnapshotId: p.from?.memoryInFile ? source!.id : null,
+        })
+        if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
+        return vm
       }
+      const shape = { cpu: input.cpu, memMb: input.memMb }
+      let created: VmRecord
+      try {
+        created = await provision(await insert(plan), image.files, plan, peerLinks)
+      } catch (err) {
+        // Only a resume from a seed is retried; its own errors (quota, addresses) would come back.
+        if (!plan.from || snap || !(err instanceof ApiError) || err.code !== 'vm_boot_failed') throw err
+        await deps.seeds.failed(image.id, shape, reason(err))
+        // A broken seed costs speed, never the create: the same VM again, booted cold.
+        created = await provision(await insert({}), image.files, {}, peerLinks)
+      }
+      if (!snap) {
+        if (created.provisionMode === 'snapshot') deps.seeds.used(image.id, shape)
+        else deps.seeds.coldBooted(image.id, shape)
+      }
+      return created
     },
 
     /** A VM the manager keeps for itself (image seed, warm pool): no quota, not listed. */
@@ -215,7 +239,9 @@ export function createVmCreation(deps: {
       const { plan, source } = purpose === 'seed' ? { plan: {}, source: undefined } : await planFor(full, image.files, image.id, undefined)
       const vm = newRecord(crypto.randomUUID(), full, image.id, { purpose, secretEnv: null, sourceSnapshotId: null, memorySnapshotId: plan.from?.memoryInFile ? source!.id : null })
       if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
-      return provision(vm, image.files, plan)
+      const created = await provision(vm, image.files, plan)
+      if (plan.from) deps.seeds.used(image.id, input)
+      return created
     },
 
     /** Hands a warm VM to the caller: it becomes a user VM with the caller's policy and secrets. */

@@ -28,6 +28,8 @@ export function createVmService(deps: {
   driver: VmmDriver
   /** A getter: links are forgotten with their VM (peer-links needs this service itself). */
   peers: () => PeerLinks
+  /** A VM stopped mapping a snapshot's memory file (a dropped image seed may be removed now). */
+  onMemoryReleased?: (snapshotId: string) => void
 }) {
   const { config, paths, repo, images, machines, network } = deps
   const lock = deps.locks
@@ -51,6 +53,7 @@ export function createVmService(deps: {
     await deps.execLogs.removeForVm(vm.id)
     await deps.peers().forget(vm.id)
     await repo.remove(vm.id)
+    if (vm.memorySnapshotId) deps.onMemoryReleased?.(vm.memorySnapshotId)
   }
 
   return {
@@ -70,6 +73,7 @@ export function createVmService(deps: {
           // A start is a cold boot from the disk: the VM stops mapping any snapshot's memory.
           if (vm.memorySnapshotId) {
             await repo.update(id, { memorySnapshotId: null })
+            deps.onMemoryReleased?.(vm.memorySnapshotId)
             vm.memorySnapshotId = null
           }
           // VMs created before networking existed get their address on their next start.
@@ -94,6 +98,7 @@ export function createVmService(deps: {
         await repo.update(id, { state: 'STOPPING' })
         await machines.stop(id, config.stopTimeoutMs)
         await repo.update(id, { state: 'STOPPED', vmmPid: null, vmmStartTime: null, memorySnapshotId: null })
+        if (vm.memorySnapshotId) deps.onMemoryReleased?.(vm.memorySnapshotId)
       })
     },
 

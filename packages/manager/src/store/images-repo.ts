@@ -17,22 +17,7 @@ export interface ImageRecord {
   manifest: Record<string, unknown> | null
 }
 
-export interface ImageSeed {
-  seedSnapshotId: string | null
-  seedStatus: 'pending' | 'ready' | 'failed' | null
-  seedUpdatedAt: string | null
-  seedError: string | null
-}
-
-const seedFromRow = (r: Selectable<ImagesTable>): ImageSeed => ({
-  seedSnapshotId: r.seed_snapshot_id,
-  seedStatus: r.seed_status as ImageSeed['seedStatus'],
-  seedUpdatedAt: r.seed_updated_at,
-  seedError: r.seed_error,
-})
-
-const fromRow = (r: Selectable<ImagesTable>): ImageRecord & ImageSeed => ({
-  ...seedFromRow(r),
+const fromRow = (r: Selectable<ImagesTable>): ImageRecord => ({
   id: r.id,
   name: r.name,
   description: r.description,
@@ -50,11 +35,11 @@ const DEFAULT_IMAGE_KEY = 'defaultGuestImageId'
 
 export function createImagesRepo(db: Db) {
   return {
-    async get(id: string): Promise<(ImageRecord & ImageSeed) | undefined> {
+    async get(id: string): Promise<ImageRecord | undefined> {
       const r = await db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst()
       return r && fromRow(r)
     },
-    async list(): Promise<Array<ImageRecord & ImageSeed>> {
+    async list(): Promise<ImageRecord[]> {
       return (await db.selectFrom('images').selectAll().orderBy('created_at').execute()).map(fromRow)
     },
     async insert(img: ImageRecord): Promise<void> {
@@ -85,16 +70,11 @@ export function createImagesRepo(db: Db) {
       if (patch.rootfsUploadedAt !== undefined) set.rootfs_uploaded_at = patch.rootfsUploadedAt
       await db.updateTable('images').set(set).where('id', '=', id).execute()
     },
-    async updateSeed(id: string, seed: Omit<ImageSeed, 'seedUpdatedAt'>): Promise<void> {
-      await db
-        .updateTable('images')
-        .set({ seed_snapshot_id: seed.seedSnapshotId, seed_status: seed.seedStatus, seed_error: seed.seedError, seed_updated_at: new Date().toISOString() })
-        .where('id', '=', id)
-        .execute()
-    },
     async remove(id: string): Promise<void> {
       await db.transaction().execute(async (tx) => {
         await tx.deleteFrom('images').where('id', '=', id).execute()
+        // Its seed snapshots become unreferenced and are collected once no clone maps them.
+        await tx.deleteFrom('image_seeds').where('image_id', '=', id).execute()
         await tx.deleteFrom('settings').where('key', '=', DEFAULT_IMAGE_KEY).where('value', '=', id).execute()
       })
     },

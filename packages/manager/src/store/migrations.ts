@@ -123,6 +123,38 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.createIndex('vm_peer_links_provider_idx').on('vm_peer_links').column('provider_vm_id').execute()
     },
   },
+  '0008_image_seeds': {
+    // From one seed per image (columns on images) to one per shape. A ready seed keeps working
+    // as the seed of its own shape, whatever SNAPSHOT_TEMPLATE_* says now.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('image_seeds')
+        .addColumn('image_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('cpu', 'integer', (c) => c.notNull())
+        .addColumn('mem_mb', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('snapshot_id', 'varchar(64)')
+        .addColumn('error', 'text')
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('last_used_at', 'varchar(32)')
+        .addPrimaryKeyConstraint('image_seeds_pk', ['image_id', 'cpu', 'mem_mb'])
+        .execute()
+      await db
+        .insertInto('image_seeds')
+        .columns(['image_id', 'cpu', 'mem_mb', 'status', 'snapshot_id', 'error', 'updated_at', 'last_used_at'])
+        .expression(
+          db
+            .selectFrom('images as i')
+            .innerJoin('snapshots as s', 's.id', 'i.seed_snapshot_id')
+            .where('i.seed_status', '=', 'ready')
+            .select(['i.id', 's.cpu', 's.mem_mb', 'i.seed_status', 'i.seed_snapshot_id', 'i.seed_error', 's.created_at', 's.created_at as used']),
+        )
+        .execute()
+      for (const col of ['seed_snapshot_id', 'seed_status', 'seed_updated_at', 'seed_error']) {
+        await db.schema.alterTable('images').dropColumn(col).execute()
+      }
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

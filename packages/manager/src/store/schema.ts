@@ -57,10 +57,19 @@ export interface ImagesTable {
   kernel_uploaded_at: string | null
   rootfs_uploaded_at: string | null
   manifest_json: string | null
-  seed_snapshot_id: string | null
-  seed_status: string | null
-  seed_updated_at: string | null
-  seed_error: string | null
+}
+
+/** One seed snapshot per (image, cpu, mem_mb): the shapes users create, resumed instead of booted. */
+export interface ImageSeedsTable {
+  image_id: string
+  cpu: number
+  mem_mb: number
+  status: string
+  snapshot_id: string | null
+  error: string | null
+  updated_at: string
+  /** Last build or resume: the least recently used shape is dropped first when SEED_SHAPES_MAX is reached. */
+  last_used_at: string | null
 }
 
 export interface SettingsTable {
@@ -94,6 +103,7 @@ export interface Database {
   vm_peer_links: PeerLinksTable
   vms: VmsTable
   images: ImagesTable
+  image_seeds: ImageSeedsTable
   settings: SettingsTable
   exec_logs: ExecLogsTable
   snapshots: SnapshotsTable

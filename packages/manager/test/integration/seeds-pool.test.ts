@@ -36,7 +36,8 @@ const vmms = () => qemuProcessesOf(mgr.storageRoot).length
 const poolReady = async (n: number) => ((await mgr.request('GET', '/v1/warm-pool')).body.ready === n ? true : undefined)
 
 beforeAll(async () => {
-  mgr = new ManagerProcess({ ENABLE_IMAGE_SEED: 'true', SNAPSHOT_TEMPLATE_CPU: '1', SNAPSHOT_TEMPLATE_MEM_MB: '256', VM_SECRET_KEY: 'seed-pool-suite' })
+  // One seed per image (the template's): other shapes stay cold here; seeds-shapes.test.ts seeds them.
+  mgr = new ManagerProcess({ ENABLE_IMAGE_SEED: 'true', SNAPSHOT_TEMPLATE_CPU: '1', SNAPSHOT_TEMPLATE_MEM_MB: '256', SEED_SHAPES_MAX: '1', VM_SECRET_KEY: 'seed-pool-suite' })
   await mgr.start()
 }, 300_000)
 
@@ -73,6 +74,11 @@ describe('image seed snapshot', () => {
     const cold = await create({ memMb: 320 })
     expect(cold.provisionMode).toBe('boot')
     for (const vm of [a, b, cold]) expect((await mgr.request('DELETE', `/v1/vms/${vm.id}`)).status).toBe(204)
+    // SEED_SHAPES_MAX=1: no seed is built for the other shape, so a second create of it boots too.
+    const again = await create({ memMb: 320 })
+    expect(again.provisionMode).toBe('boot')
+    expect((await defaultImage()).seeds.map((s: { memMb: number }) => s.memMb)).toEqual([256])
+    expect((await mgr.request('DELETE', `/v1/vms/${again.id}`)).status).toBe(204)
   })
 })
 

@@ -9,6 +9,11 @@ import { createVmsRepo, type VmRecord } from '../../src/store/vms-repo.ts'
 import { createImagesRepo } from '../../src/store/images-repo.ts'
 import { createExecLogsRepo } from '../../src/store/exec-logs-repo.ts'
 import { createPeerLinksRepo } from '../../src/store/peer-links-repo.ts'
+import { createImageSeedsRepo } from '../../src/store/image-seeds-repo.ts'
+import { migrationProvider } from '../../src/store/migrations.ts'
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import { openSqlite } from '../../src/store/sqlite-node.ts'
+import { Migrator } from 'kysely/migration'
 import { startPostgres, type TestPostgres } from '../harness/postgres.ts'
 import { createAddressPlan } from '../../src/runtime/network/address-plan.ts'
 
@@ -49,6 +54,16 @@ const vm = (id: string): VmRecord => ({
   memorySnapshotId: null,
   sourceSnapshotId: null,
 })
+
+/** A database as the previous release left it: migrated up to 0007, one seed per image on its row. */
+async function openAt0007(dialect: 'sqlite' | 'postgres', url: string | undefined, file: string): Promise<Kysely<any>> {
+  const db = url
+    ? new Kysely<any>({ dialect: new PostgresDialect({ pool: new (await import('pg')).default.Pool({ connectionString: url, max: 1 }) }) })
+    : new Kysely<any>({ dialect: new SqliteDialect({ database: openSqlite(file) }) })
+  const { error } = await new Migrator({ db, provider: migrationProvider(dialect) }).migrateTo('0007_peer_links')
+  if (error) throw error
+  return db
+}
 
 describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
   it('migrates idempotently', async () => {
@@ -103,6 +118,69 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     await repo.remove('img-b')
     expect(await repo.getDefaultId()).toBeUndefined()
     expect((await repo.list()).map((i) => i.id)).toEqual(['img-a'])
+  })
+
+  it('keeps one seed per image and shape, with its last use; drops them with the image or their snapshot', async () => {
+    const images = createImagesRepo(dbs[dialect])
+    const repo = createImageSeedsRepo(dbs[dialect])
+    const base = { name: 'n', description: 'd', createdAt: new Date().toISOString(), kernelFilename: null, initrdFilename: null, rootfsFilename: null, baseRootfsBytes: null, kernelUploadedAt: null, rootfsUploadedAt: null, manifest: null }
+    await images.insert({ ...base, id: 'img-s1' })
+    await images.insert({ ...base, id: 'img-s2' })
+    const small = { cpu: 1, memMb: 256 }
+    const big = { cpu: 2, memMb: 1024 }
+    await repo.put('img-s1', big, { status: 'pending', snapshotId: null, error: null })
+    expect(await repo.get('img-s1', big)).toMatchObject({ status: 'pending', snapshotId: null, lastUsedAt: null })
+    await repo.put('img-s1', big, { status: 'ready', snapshotId: 'snap-big', error: null }, { used: true })
+    const built = (await repo.get('img-s1', big))!
+    expect(built.lastUsedAt).toBe(built.updatedAt)
+    // A rebuild keeps the last use; a resume moves it on.
+    await repo.put('img-s1', big, { status: 'pending', snapshotId: 'snap-big', error: null })
+    expect((await repo.get('img-s1', big))!.lastUsedAt).toBe(built.lastUsedAt)
+    await new Promise((r) => setTimeout(r, 5))
+    await repo.touch('img-s1', big)
+    expect((await repo.get('img-s1', big))!.lastUsedAt! > built.lastUsedAt!).toBe(true)
+    await repo.put('img-s1', small, { status: 'failed', snapshotId: null, error: 'no' })
+    await repo.put('img-s2', small, { status: 'ready', snapshotId: 'snap-s2', error: null }, { used: true })
+    expect((await repo.list('img-s1')).map((s) => [s.cpu, s.memMb, s.status])).toEqual([[1, 256, 'failed'], [2, 1024, 'pending']])
+    expect(await repo.list()).toHaveLength(3)
+    await repo.forgetSnapshot('snap-big')
+    expect((await repo.list('img-s1')).map((s) => s.memMb)).toEqual([256])
+    await images.remove('img-s1')
+    expect((await repo.list()).map((s) => s.imageId)).toEqual(['img-s2'])
+    // A build that outlived its image leaves a row nothing shows; it is cleaned up.
+    await repo.put('img-gone', small, { status: 'ready', snapshotId: 'snap-gone', error: null })
+    await repo.removeOrphans()
+    expect((await repo.list()).map((s) => s.imageId)).toEqual(['img-s2'])
+    await repo.remove('img-s2', small)
+    await images.remove('img-s2')
+    expect(await repo.list()).toEqual([])
+  })
+
+  it('an upgrade carries the single seed of an image over as the seed of its shape (0008)', async () => {
+    let url: string | undefined
+    let file = ''
+    if (dialect === 'postgres') {
+      await sql`create database rds_upgrade`.execute(dbs.postgres)
+      url = pg.url.replace('/postgres?', '/rds_upgrade?')
+    } else {
+      file = path.join(sqliteDir, 'upgrade.db')
+    }
+    const old = await openAt0007(dialect as 'sqlite' | 'postgres', url, file)
+    const now = new Date().toISOString()
+    const image = (id: string, seed: [string | null, string | null, string | null]) => ({ id, name: 'n', description: 'd', created_at: now, seed_snapshot_id: seed[0], seed_status: seed[1], seed_updated_at: now, seed_error: seed[2] })
+    await old.insertInto('images').values([image('img-ready', ['snap-old', 'ready', null]), image('img-failed', [null, 'failed', 'boom']), image('img-pending', ['snap-gone', 'pending', null])]).execute()
+    const snapshot = { kind: 'image_seed', source_vm_id: null, image_id: 'img-ready', image_stamp: 's', cpu: 1, mem_mb: 512, memory_in_file: 1, state_bytes: 1, memory_bytes: 1, disk_bytes: 1, pause_ms: 1, created_at: now }
+    await old.insertInto('snapshots').values({ id: 'snap-old', ...snapshot }).execute()
+    await old.destroy()
+    const { db } = await openDatabase(url ? { databaseUrl: url, sqlitePath: '' } : { sqlitePath: file })
+    try {
+      // Only a ready seed is carried over, under the shape of its snapshot (not today's template).
+      expect(await createImageSeedsRepo(db).list()).toEqual([{ imageId: 'img-ready', cpu: 1, memMb: 512, status: 'ready', snapshotId: 'snap-old', error: null, updatedAt: now, lastUsedAt: now }])
+      const row = await db.selectFrom('images').selectAll().where('id', '=', 'img-ready').executeTakeFirstOrThrow()
+      expect(Object.keys(row).filter((k) => k.startsWith('seed_'))).toEqual([])
+    } finally {
+      await db.destroy()
+    }
   })
 
   it('keeps the exec history newest first, per VM and type', async () => {
