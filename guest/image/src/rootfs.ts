@@ -7,10 +7,11 @@ import { run, toolEnv } from './proc.ts';
 
 export const SUITE = 'bookworm';
 /** What user code may expect to find: a shell and git, plus the everyday tools of agents and
- * scripts (curl, jq, unzip) and Python with pip and venv (venv brings ensurepip's wheels). */
+ * scripts (curl, jq, unzip, patch, as the original's image had) and Python with pip and venv
+ * (venv brings ensurepip's wheels). */
 export const PACKAGES = [
   'bash', 'coreutils', 'git', 'ca-certificates', 'iproute2', 'tar', 'gzip', 'procps',
-  'curl', 'jq', 'unzip', 'python3', 'python3-pip', 'python3-venv',
+  'curl', 'jq', 'unzip', 'patch', 'python3', 'python3-pip', 'python3-venv',
 ];
 /** debootstrap prints about this many lines (Retrieving/Validating/Extracting/Unpacking/
  * Configuring per package) for the list above; only used to scale progress. */

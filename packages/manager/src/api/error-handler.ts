@@ -17,8 +17,6 @@ export function installErrorHandler(app: FastifyInstance, o: { exposeInternalErr
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) {
       if (err.status >= 500) req.log.error({ err }, err.message)
-      // The rest of a refused body is not read: the client must not send its next request on this connection.
-      if (err.code === 'payload_too_large') reply.header('connection', 'close')
       return reply.code(err.status).send({ ...err.details, code: err.code, message: err.message })
     }
     const status = err.statusCode ?? 500

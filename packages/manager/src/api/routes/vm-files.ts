@@ -27,7 +27,7 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
     async (req, reply) => {
       if (!req.query.dest) throw Errors.badRequest('dest is required')
       if (!req.body) throw Errors.badRequest('a tar.gz body is required')
-      // Node discards the unread rest of a refused body, so nothing of it is held in memory.
+      // Node discards the unread rest of a refused body (drained, as the original did): nothing of it is kept.
       checkDeclaredLength(req.headers, o.uploadMaxBodyBytes)
       await svc.upload(req.params.id, req.query.dest, limitBytes(req.body as Readable, o.uploadMaxBodyBytes), 'application/gzip')
       return reply.code(204).send(null)

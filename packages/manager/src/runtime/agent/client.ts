@@ -104,8 +104,9 @@ export class AgentClient {
   async upload<T>(path: string, body: Readable, contentType: string, timeoutMs: number): Promise<AgentResponse<T>> {
     const req = await this.stream('POST', path, { 'content-type': contentType })
     let bodyError: Error | undefined
+    let reply: AgentResponse<T>
     try {
-      return await this.collect<T>(req, timeoutMs, () => {
+      reply = await this.collect<T>(req, timeoutMs, () => {
         body.on('error', (err) => {
           bodyError = err
           req.close(http2.constants.NGHTTP2_CANCEL)
@@ -116,6 +117,8 @@ export class AgentClient {
       // A body that failed (over its size limit, client gone) is the caller's error, not the agent's.
       throw bodyError ?? err
     }
+    if (bodyError) throw bodyError
+    return reply
   }
 
   /** Opens a streamed download; the caller reads the stream when status is 200. */
@@ -152,6 +155,7 @@ export class AgentClient {
       req.once('response', (h) => (status = Number(h[':status'])))
       req.on('data', (c: Buffer) => chunks.push(c))
       req.once('end', () => {
+        if (!status) return reject(new AgentUnavailableError('agent closed the stream without a reply'))
         const text = Buffer.concat(chunks).toString('utf8')
         try {
           resolve({ status, body: (text ? JSON.parse(text) : undefined) as T })
