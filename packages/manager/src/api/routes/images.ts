@@ -7,7 +7,7 @@ import type { SeedService } from '../../services/image-seeds.ts'
 import type { ImagePart } from '../../services/image-files.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { CreateImageBody, ImagePublic } from '../schemas/image.ts'
-import { acceptRawBodies, limitBytes } from '../raw-body.ts'
+import { acceptRawBodies, withBodyLimit } from '../raw-body.ts'
 
 const tags = ['images']
 const MAX_IMAGE_FILE_BYTES = 8 * 1024 ** 3
@@ -29,7 +29,8 @@ export const imageRoutes = (images: ImageService, seeds: SeedService): FastifyPl
       { schema: { tags, summary: `Upload the image's ${part} (streamed)`, params: IdParams, consumes: ['application/octet-stream'], response: { 204: Type.Null(), ...errorResponses(400, 404, 409, 413) } } },
       async (req, reply) => {
         if (!req.body) throw Errors.badRequest('a binary body (application/octet-stream) is required')
-        await images.putPart(req.params.id, part, limitBytes(req.body as Readable, MAX_IMAGE_FILE_BYTES))
+        const { id } = req.params
+        await withBodyLimit(req.body as Readable, req.headers['content-length'], MAX_IMAGE_FILE_BYTES, (body) => images.putPart(id, part, body))
         seeds.imageChanged(req.params.id)
         return reply.code(204).send(null)
       },
@@ -48,7 +49,8 @@ export const imageRoutes = (images: ImageService, seeds: SeedService): FastifyPl
     },
     async (req, reply) => {
       if (!req.body) throw Errors.badRequest('a zip or tar body is required')
-      await images.putBundle(req.params.id, limitBytes(req.body as Readable, MAX_IMAGE_FILE_BYTES * 3))
+      const { id } = req.params
+      await withBodyLimit(req.body as Readable, req.headers['content-length'], MAX_IMAGE_FILE_BYTES * 3, async (body) => void (await images.putBundle(id, body)))
       seeds.imageChanged(req.params.id)
       return reply.code(204).send(null)
     },

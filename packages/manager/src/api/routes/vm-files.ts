@@ -5,7 +5,7 @@ import { Errors } from '../../errors.ts'
 import type { VmExecService } from '../../services/vm-exec.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { DownloadQuery, UploadQuery } from '../schemas/files.ts'
-import { acceptRawBodies, checkDeclaredLength, limitBytes } from '../raw-body.ts'
+import { acceptRawBodies, withBodyLimit } from '../raw-body.ts'
 
 const tags = ['files']
 
@@ -27,9 +27,9 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
     async (req, reply) => {
       if (!req.query.dest) throw Errors.badRequest('dest is required')
       if (!req.body) throw Errors.badRequest('a tar.gz body is required')
-      // Node discards the unread rest of a refused body (drained, as the original did): nothing of it is kept.
-      checkDeclaredLength(req.headers, o.uploadMaxBodyBytes)
-      await svc.upload(req.params.id, req.query.dest, limitBytes(req.body as Readable, o.uploadMaxBodyBytes), 'application/gzip')
+      const { id } = req.params
+      const dest = req.query.dest
+      await withBodyLimit(req.body as Readable, req.headers['content-length'], o.uploadMaxBodyBytes, (body) => svc.upload(id, dest, body, 'application/gzip'))
       return reply.code(204).send(null)
     },
   )
