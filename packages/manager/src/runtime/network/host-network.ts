@@ -168,6 +168,21 @@ export class HostNetwork {
   }
 
   private async setUp(): Promise<void> {
+    // Before anything is created: a manager that cannot run here must leave nothing behind.
+    await this.checkRouteConflicts()
+    const created = !fs.existsSync(this.netnsPath)
+    try {
+      await this.build()
+    } catch (err) {
+      if (created) {
+        await this.ip(['netns', 'del', this.netns]).catch(() => {})
+        await run('nft', ['-f', '-'], { input: deleteHostTable(this.instance) }).catch(() => {})
+      }
+      throw err
+    }
+  }
+
+  private async build(): Promise<void> {
     const p = this.plan
     if (!fs.existsSync(this.netnsPath)) await this.ip(['netns', 'add', this.netns])
     const hostLinks = JSON.parse(await this.ip(['-j', 'link', 'show'])) as LinkInfo[]
@@ -175,7 +190,6 @@ export class HostNetwork {
       await this.ip(['-n', this.netns, 'link', 'del', UPLINK]).catch(() => {})
       await this.ip(['link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', UPLINK, 'netns', this.netns])
     }
-    await this.checkRouteConflicts()
     // Namespace first: forwarding, strict reverse-path filtering (a second anti-spoof layer), no IPv6.
     await run('nsenter', [`--net=${this.netnsPath}`, 'sysctl', '-q', '-e', '-w',
       'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=1', 'net.ipv4.conf.default.rp_filter=1',
