@@ -3,7 +3,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
-import { addressPlanOf, type Config } from './config.ts'
+import { addressPlanOf, ConfigError, type Config } from './config.ts'
 import { openDatabase, type Db } from './store/db.ts'
 import { createVmsRepo } from './store/vms-repo.ts'
 import { createImagesRepo } from './store/images-repo.ts'
@@ -11,6 +11,7 @@ import { createExecLogsRepo } from './store/exec-logs-repo.ts'
 import { createSnapshotsRepo } from './store/snapshots-repo.ts'
 import { createImageSeedsRepo } from './store/image-seeds-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
+import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import { createImageService } from './services/images.ts'
 import { createMachines } from './services/machines.ts'
@@ -38,10 +39,13 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
   const paths = createPaths(config.storageRoot, config.imagesDir, config.vmRamDir ?? `/dev/shm/rds-${instance}`)
-  // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave nothing there.
+  // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave
+  // nothing there. One that exists already must be ours (machines.ts checks again at each boot).
+  const ramProblem = ramDirProblem(paths.ramRoot)
+  if (ramProblem) throw new ConfigError(ramDirAdvice(ramProblem))
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db) }
   const plan = addressPlanOf(config)
   const hostNetwork = new HostNetwork(plan, instance, config.port)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, log })
@@ -56,7 +60,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
   const secrets = createSecretBox(config.vmSecretKey)
   const locks = new KeyedLock()
-  const snapshots = createSnapshotService({ paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines, locks, log })
+  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines, locks, log })
   const seeds = createSeedService({ config, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, machines, log })
   const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, locks, driver, peers: () => peers!, onMemoryReleased: (id) => seeds.released(id) })
   const creation = createVmCreation({ config, paths, repo: repos.vms, images, machines, network, secrets, snapshots, seeds, locks, peers: () => peers!, log })

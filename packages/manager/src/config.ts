@@ -9,6 +9,10 @@ export interface Config {
   host: string
   /** Undefined means "generate one and keep it under storageRoot" (see api-key.ts). */
   apiKey: string | undefined
+  /** Exec history entries kept per VM; the oldest go as new ones come. */
+  execLogMaxEntries: number
+  /** User snapshots in total (image seeds are not counted: SEED_SHAPES_MAX bounds those). */
+  maxSnapshots: number
   storageRoot: string
   imagesDir: string
   cacheDir: string
@@ -117,12 +121,24 @@ function database(env: Env): string | undefined {
   return env.DATABASE_URL
 }
 
+/** A key short enough to guess is refused, never shortened or padded; the key itself is never repeated. */
+export const API_KEY_MIN_LENGTH = 16
+
+function apiKey(env: Env): string | undefined {
+  const raw = env.API_KEY
+  if (raw === undefined || raw === '') return undefined
+  if (raw.length < API_KEY_MIN_LENGTH) throw new ConfigError(`API_KEY must be at least ${API_KEY_MIN_LENGTH} characters (got ${raw.length}); unset it to have a strong key generated`)
+  return raw
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const storageRoot = path.resolve(env.STORAGE_ROOT || '/var/lib/run-dat-sheesh')
   return {
     port: int(env, 'PORT', 3000, 0),
     host: env.HOST || '127.0.0.1',
-    apiKey: env.API_KEY || undefined,
+    apiKey: apiKey(env),
+    execLogMaxEntries: int(env, 'EXEC_LOG_MAX_ENTRIES', 1000),
+    maxSnapshots: int(env, 'MAX_SNAPSHOTS', 100),
     storageRoot,
     imagesDir: path.resolve(env.IMAGES_DIR || path.join(storageRoot, 'images')),
     cacheDir: path.resolve(env.RDS_CACHE_DIR || '/var/cache/run-dat-sheesh'),

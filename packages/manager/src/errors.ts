@@ -36,6 +36,7 @@ export const Errors = {
   imageHasSnapshots: (n: number) => new ApiError(409, 'image_has_snapshots', `Image has ${n} snapshot(s) that can only resume on it; delete them first`),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
+  snapshotQuotaExceeded: (max: number) => new ApiError(429, 'snapshot_quota_exceeded', `Snapshot quota exceeded (maxSnapshots=${max}): delete a snapshot first`, { maxSnapshots: max }),
   /** The original's message, word for word; the limit travels as a field. */
   payloadTooLarge: (limitBytes: number) => new ApiError(413, 'payload_too_large', 'Body too large', { limitBytes }),
   notFound: () => new ApiError(404, 'not_found', 'Not Found'),
@@ -43,6 +44,7 @@ export const Errors = {
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   ramExhausted: (dir: string, freeMb: number, memMb: number) =>
     new ApiError(503, 'host_memory_exhausted', `Not enough room for guest memory: ${memMb} MiB needed, ${Math.max(0, freeMb)} MiB left in ${dir} (VM_RAM_DIR); stop or delete a VM, or give VM_RAM_DIR a larger tmpfs`),
+  ramDirUnsafe: (problem: string) => new ApiError(500, 'ram_dir_unsafe', `VM cannot boot: ${problem}`),
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
   secretKeyMissing: () => new ApiError(500, 'secret_key_missing', 'VM_SECRET_KEY is required for peer secret env support'),
   secretEnvUnreadable: () => new ApiError(500, 'secret_env_unreadable', 'The VM\'s secretEnv cannot be decrypted (VM_SECRET_KEY changed, or the stored value was altered)'),

@@ -77,6 +77,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  // Checks made while composing (address plan, RAM directory) are configuration errors too.
+  if (err instanceof ConfigError) {
+    process.stderr.write(`configuration error: ${err.message}\n`)
+    process.exit(2)
+  }
   process.stderr.write(`manager failed to start: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

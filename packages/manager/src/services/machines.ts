@@ -10,6 +10,7 @@ import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
 import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
 import type { BootSpec, SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
+import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../runtime/storage/ram-dir.ts'
 import { Errors } from '../errors.ts'
 import type { BootFiles } from './images.ts'
 import type { BootNet } from './network.ts'
@@ -93,7 +94,6 @@ export function createMachines(deps: {
    * take the last room.
    */
   function reserveRam(file: string, memMb: number): void {
-    fs.mkdirSync(paths.ramRoot, { recursive: true, mode: 0o700 })
     const st = fs.statfsSync(paths.ramRoot)
     const capacity = st.blocks * st.bsize
     let reserved = 0
@@ -109,7 +109,9 @@ export function createMachines(deps: {
   }
 
   async function removeRuntimeFiles(id: string): Promise<void> {
-    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id), paths.ramFile(id)]) await fsp.rm(f, { force: true })
+    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
+    // Not even an unlink through a RAM directory that is not ours.
+    if (!ramDirProblem(paths.ramRoot)) await fsp.rm(paths.ramFile(id), { force: true })
   }
 
   /**
@@ -203,6 +205,10 @@ export function createMachines(deps: {
      */
     async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number }> {
       const started = Date.now()
+      // Checked on every boot, not only at start: the directory is made lazily, and until then
+      // anyone could make it.
+      const ramProblem = ensureRamDir(paths.ramRoot)
+      if (ramProblem) throw Errors.ramDirUnsafe(ramDirAdvice(ramProblem))
       await removeRuntimeFiles(vm.id)
       const spec = specFor(vm, files, net, from)
       if (spec.memory.shared) reserveRam(spec.memory.file, vm.memMb)

@@ -29,6 +29,7 @@ const GUEST_SYNC_TIMEOUT_MS = 10_000
 const QUIESCE_MS = 300
 
 export function createSnapshotService(deps: {
+  maxUserSnapshots: number
   paths: Paths
   repo: SnapshotsRepo
   vms: VmsRepo
@@ -39,6 +40,8 @@ export function createSnapshotService(deps: {
   log: FastifyBaseLogger
 }) {
   const { paths, repo, vms, machines, log } = deps
+  /** User snapshots being taken now: counted with the stored ones so that concurrent takes cannot pass the quota together. */
+  let userInFlight = 0
 
   async function mustGet(id: string): Promise<SnapshotRecord> {
     if (!SNAPSHOT_ID.test(id)) throw Errors.invalidSnapshotId()
@@ -62,6 +65,20 @@ export function createSnapshotService(deps: {
    * connect sooner. Not for user snapshots: it would cut the caller's requests in flight.
    */
   async function take(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean } = {}): Promise<SnapshotRecord> {
+    if (kind !== 'user') return takeUnchecked(vmId, kind, opts)
+    // An unknown VM is a 404 even at the quota.
+    if (!(await vms.get(vmId))) throw Errors.vmNotFound(vmId)
+    // Reserved before the first await, so a concurrent take already sees this one.
+    userInFlight++
+    try {
+      if ((await repo.count('user')) + userInFlight > deps.maxUserSnapshots) throw Errors.snapshotQuotaExceeded(deps.maxUserSnapshots)
+      return await takeUnchecked(vmId, kind, opts)
+    } finally {
+      userInFlight--
+    }
+  }
+
+  async function takeUnchecked(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean }): Promise<SnapshotRecord> {
     return deps.locks.run(vmId, async () => {
       const vm = await vms.get(vmId)
       if (!vm) throw Errors.vmNotFound(vmId)

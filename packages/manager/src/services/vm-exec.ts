@@ -38,7 +38,7 @@ export interface RunInput {
 const DEFAULT_TIMEOUT_MS = 30_000
 /** Beyond the run's own timeout, how long the manager waits for the agent's answer. */
 const REPLY_GRACE_MS = 15_000
-/** Exec history keeps this much of each output stream. */
+/** Exec history keeps this much of each output stream, of command or code text, and of the JSON of any other value. */
 const LOG_OUTPUT_CAP = 16 * 1024
 export const LOG_TYPES = ['console.log', 'vmm.log'] as const
 export type LogType = (typeof LOG_TYPES)[number]
@@ -47,6 +47,32 @@ export const LOG_TYPE_ALIASES: Record<string, LogType> = {
   'firecracker.log': 'console.log',
   'firecracker.stdout.log': 'vmm.log',
   'firecracker.stderr.log': 'vmm.log',
+}
+
+/**
+ * What the exec history stores of one call. It is stored and shown again: secret values are
+ * masked in it, before anything is cut, so that no cut leaves part of a secret behind.
+ */
+export function historyOf(input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, secrets: Record<string, string>): { input: Record<string, unknown>; result: Record<string, unknown> } {
+  const masked = maskSecrets({ input, result: { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, result: result.result, error: result.error, timedOut: result.timedOut } }, secrets)
+  return { input: cappedFields(masked.input), result: cappedFields(masked.result) }
+}
+
+/** Strings are cut at the cap; any other value whose JSON is over it is kept as the cut JSON text, flagged. */
+export function cappedFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value === 'string') {
+      out[key] = value.length > LOG_OUTPUT_CAP ? `${value.slice(0, LOG_OUTPUT_CAP)}…[truncated]` : value
+      continue
+    }
+    const json = value === undefined ? undefined : JSON.stringify(value)
+    if (json !== undefined && json.length > LOG_OUTPUT_CAP) {
+      out[key] = `${json.slice(0, LOG_OUTPUT_CAP)}…[truncated]`
+      out[`${key}Truncated`] = true
+    } else out[key] = value
+  }
+  return out
 }
 
 export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
@@ -81,23 +107,14 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     return timeoutMs ?? Math.min(DEFAULT_TIMEOUT_MS, max)
   }
 
-  const capped = (s: string) => (s.length > LOG_OUTPUT_CAP ? `${s.slice(0, LOG_OUTPUT_CAP)}…[truncated]` : s)
-
   async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number, secrets: Record<string, string>) {
-    // The history is stored and shown again: secret values a program printed are masked in it.
-    const mask = <T>(v: T): T => maskSecrets(v, secrets)
     await execLogs
-      .append(vmId, {
-        timestamp: new Date(startedAt).toISOString(),
-        type,
-        input: mask(input),
-        result: mask({ exitCode: result.exitCode, stdout: capped(result.stdout), stderr: capped(result.stderr), result: result.result, error: result.error, timedOut: result.timedOut }),
-        durationMs: Date.now() - startedAt,
-      })
+      .append(vmId, { timestamp: new Date(startedAt).toISOString(), type, ...historyOf(input, result, secrets), durationMs: Date.now() - startedAt })
       .catch(() => {})
   }
 
-  async function run(id: string, runtime: 'deno' | 'node', input: RunInput): Promise<RunResult> {
+  /** `history`: what the exec history records as the input instead of the request (peer calls). */
+  async function run(id: string, runtime: 'deno' | 'node', input: RunInput, history?: Record<string, unknown>): Promise<RunResult> {
     if (input.code === undefined && input.path === undefined) throw Errors.badRequest('code or path is required')
     const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
     const callerEnv = parseEnvList(input.env ?? [])
@@ -110,7 +127,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
     const logged = { code: input.code, path: input.path, args: input.args, env: Object.keys(parseEnvList(input.env ?? [])), timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
-    await record(id, type, logged, result, started, secrets)
+    await record(id, type, history ?? logged, result, started, secrets)
     return result
   }
 
@@ -127,8 +144,8 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
       return result
     },
 
-    runTs: (id: string, input: RunInput) => run(id, 'deno', input),
-    runJs: (id: string, input: RunInput) => run(id, 'node', input),
+    runTs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'deno', input, history),
+    runJs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'node', input, history),
 
     async upload(id: string, dest: string, body: Readable, contentType: string): Promise<void> {
       const { agent } = await agentFor(id, 'files')
@@ -190,15 +207,31 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
 }
 export type VmExecService = ReturnType<typeof createVmExecService>
 
-/** Replaces every secret value in every string inside `v` with a marker naming its key. */
+/** Shorter values are masked only where a whole string or key equals them (docs/security.md, "Secrets"). */
+export const MASK_ANYWHERE_MIN_LENGTH = 4
+
+/**
+ * Replaces secret values with a marker naming their key, in every string and every object key
+ * inside `v`: a value of MASK_ANYWHERE_MIN_LENGTH characters or more wherever it occurs, a
+ * shorter one only where it is the whole string or key (masking "1" inside every number printed
+ * would ruin the output and hide nothing). Empty values are never masked.
+ */
 export function maskSecrets<T>(v: T, secrets: Record<string, string>): T {
-  // Very short values would mask ordinary output; they are not credentials anyway.
-  const pairs = Object.entries(secrets).filter(([, value]) => value.length >= 4)
-  if (pairs.length === 0) return v
+  const entries = Object.entries(secrets).filter(([, value]) => value.length > 0)
+  if (entries.length === 0) return v
+  const keyOf = new Map<string, string>()
+  for (const [key, value] of entries) if (!keyOf.has(value)) keyOf.set(value, key)
+  const marker = (value: string) => `[secret ${keyOf.get(value)}]`
+  // One pass with the longest values first: a secret containing another is masked whole, and a
+  // marker already written is never searched again.
+  const long = [...keyOf.keys()].filter((value) => value.length >= MASK_ANYWHERE_MIN_LENGTH).sort((a, b) => b.length - a.length)
+  const pattern = long.length > 0 ? new RegExp(long.map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g') : undefined
+  const text = (x: string) => (keyOf.has(x) ? marker(x) : pattern ? x.replace(pattern, marker) : x)
   const walk = (x: unknown): unknown => {
-    if (typeof x === 'string') return pairs.reduce((s, [key, value]) => s.split(value).join(`[secret ${key}]`), x)
+    if (typeof x === 'string') return text(x)
     if (Array.isArray(x)) return x.map(walk)
-    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, val]) => [k, walk(val)]))
+    // fromEntries defines own properties: a "__proto__" key stays a key, never a prototype.
+    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, val]) => [text(k), walk(val)]))
     return x
   }
   return walk(v) as T

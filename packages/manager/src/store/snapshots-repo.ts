@@ -49,6 +49,10 @@ export function createSnapshotsRepo(db: Db) {
       if (kinds.length === 0) return []
       return (await db.selectFrom('snapshots').selectAll().where('kind', 'in', kinds).orderBy('created_at').execute()).map(fromRow)
     },
+    async count(kind: SnapshotKind): Promise<number> {
+      const r = await db.selectFrom('snapshots').select((eb) => eb.fn.countAll<number | string>().as('n')).where('kind', '=', kind).executeTakeFirstOrThrow()
+      return Number(r.n)
+    },
     async insert(s: SnapshotRecord): Promise<void> {
       await db
         .insertInto('snapshots')

@@ -42,10 +42,14 @@ export interface ApiResponse<T = any> {
 
 export class ManagerProcess {
   readonly storageRoot: string
-  readonly apiKey = `test-${Math.random().toString(36).slice(2)}`
+  // API_KEY must be 16 characters or more.
+  readonly apiKey = `test-${crypto.randomBytes(12).toString('hex')}`
   port = 0
   private child: ChildProcess | undefined
   output = ''
+  /** The manager's stdout alone: its JSON log lines. */
+  stdout = ''
+  stderr = ''
   private readonly env: Record<string, string>
 
   constructor(env: Record<string, string> = {}) {
@@ -75,8 +79,14 @@ export class ManagerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.child = child
-    child.stdout!.on('data', (d) => (this.output += d))
-    child.stderr!.on('data', (d) => (this.output += d))
+    child.stdout!.on('data', (d) => {
+      this.output += d
+      this.stdout += d
+    })
+    child.stderr!.on('data', (d) => {
+      this.output += d
+      this.stderr += d
+    })
     const deadline = Date.now() + 300_000
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${this.output}`)
@@ -89,6 +99,14 @@ export class ManagerProcess {
       await sleep(100)
     }
     throw new Error(`manager did not start:\n${this.output}`)
+  }
+
+  /** For a manager expected to refuse to start: its exit code, once all of its output is in. */
+  async exitCode(): Promise<number | null> {
+    const c = this.child
+    if (!c) throw new Error('not started')
+    if (c.stdout!.readableEnded && c.stderr!.readableEnded && c.exitCode !== null) return c.exitCode
+    return new Promise((resolve) => c.once('close', (code) => resolve(code)))
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

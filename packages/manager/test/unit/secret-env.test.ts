@@ -41,12 +41,13 @@ describe('secret box', () => {
   })
 
   it('masks secret values in stored history, deep inside results too', () => {
+    // Short values only as whole strings (docs/security.md, "Secrets"); more in exec-history.test.ts.
     const secrets = { TOKEN: 'tok-abc-123', PIN: '12' }
-    expect(maskSecrets({ stdout: 'x tok-abc-123 y', result: { nested: ['tok-abc-123'] }, n: 1, pin: '12' }, secrets)).toEqual({
-      stdout: 'x [secret TOKEN] y',
+    expect(maskSecrets({ stdout: 'x tok-abc-123 y 12', result: { nested: ['tok-abc-123'] }, n: 1, pin: '12' }, secrets)).toEqual({
+      stdout: 'x [secret TOKEN] y 12',
       result: { nested: ['[secret TOKEN]'] },
       n: 1,
-      pin: '12',
+      pin: '[secret PIN]',
     })
   })
 })

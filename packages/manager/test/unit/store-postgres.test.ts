@@ -194,6 +194,23 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     expect((await repo.list('vm-x', { limit: 10 })).entries).toEqual([])
   })
 
+  it('keeps at most the newest N entries per VM, dropping the oldest on insert', async () => {
+    const repo = createExecLogsRepo(dbs[dialect], 3)
+    const add = (vmId: string, i: number) => repo.append(vmId, { timestamp: new Date().toISOString(), type: 'exec', input: { i }, result: { exitCode: 0 }, durationMs: i })
+    for (let i = 0; i < 5; i++) await add('vm-cap', i)
+    await add('vm-other', 0)
+    const kept = await repo.list('vm-cap', { limit: 10 })
+    expect(kept.entries.map((e) => e.input.i)).toEqual([4, 3, 2])
+    expect(kept.hasMore).toBe(false)
+    expect((await repo.list('vm-other', { limit: 10 })).entries).toHaveLength(1)
+    // A lower cap (a restart with a smaller EXEC_LOG_MAX_ENTRIES) applies on the next insert.
+    await createExecLogsRepo(dbs[dialect], 1).append('vm-cap', { timestamp: new Date().toISOString(), type: 'exec', input: { i: 5 }, result: {}, durationMs: 0 })
+    expect((await repo.list('vm-cap', { limit: 10 })).entries.map((e) => e.input.i)).toEqual([5])
+    const rows = await dbs[dialect].selectFrom('exec_logs').select('id').where('vm_id', '=', 'vm-cap').execute()
+    expect(rows).toHaveLength(1)
+    for (const vmId of ['vm-cap', 'vm-other']) await repo.removeForVm(vmId)
+  })
+
   it('keeps peer links in order with their manifests, replaced and removed per consumer', async () => {
     const repo = createPeerLinksRepo(dbs[dialect])
     const manifest = { sdk: { name: 's', description: 'd' }, modules: [] }

@@ -33,7 +33,7 @@ export const snapshotRoutes = (snapshots: SnapshotService): FastifyPluginAsyncTy
         tags,
         summary: 'Snapshot a running (or paused) VM: memory, device state and disk; the VM is paused for the copy point and goes on running',
         params: IdParams,
-        response: { 201: SnapshotMeta, ...errorResponses(404, 409, 500) },
+        response: { 201: SnapshotMeta, ...errorResponses(404, 409, 429, 500) },
       },
     },
     async (req, reply) => reply.code(201).send(toMeta(await snapshots.take(req.params.id, 'user'))),

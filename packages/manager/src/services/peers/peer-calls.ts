@@ -15,12 +15,17 @@ import type { SecretBox } from '../secret-env.ts'
 import { maskSecrets, type VmExecService } from '../vm-exec.ts'
 import { fileUrl, runtimeFor } from './peer-links.ts'
 
-/** The code run in the provider for one call: arguments are embedded as a JSON literal. */
-const callSource = (rel: string, exportName: string, args: unknown[]) => `
+/**
+ * The code run in the provider for one call. The arguments travel as a string that the provider
+ * parses: JSON text pasted as code would be an object literal, where a "__proto__" key sets the
+ * object's prototype instead of being the key the consumer sent.
+ */
+const callSource = (rel: string, exportName: string, argsJson: string) => `
 const mod = await import(${JSON.stringify(fileUrl(rel))});
 const fn = ${exportName === 'default' ? 'mod.default' : `mod[${JSON.stringify(exportName)}]`};
 if (typeof fn !== 'function') throw new Error(${JSON.stringify(`Export ${exportName} is not callable`)});
-result.set(await fn(...${JSON.stringify(args)}));
+const args = JSON.parse(${JSON.stringify(argsJson)});
+result.set(await fn(...args));
 `
 
 /** Per-link limits, in this manager process (documented in docs/peers.md). */
@@ -73,11 +78,14 @@ export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string
       if (provider.state !== 'RUNNING') throw Errors.peerProviderNotRunning(alias, provider.id, provider.state)
       const secrets = provider.secretEnv ? deps.secrets.open(provider.id, provider.secretEnv) : {}
       const rel = req.modulePath.slice('/workspace/'.length)
-      const input = { code: callSource(rel, req.exportName, req.args), timeoutMs }
+      const input = { code: callSource(rel, req.exportName, argsJson), timeoutMs }
+      // The generated code holds the consumer's arguments: the provider's history records which
+      // call ran, never what was passed.
+      const history = { peerCall: { consumerVmId: consumerId, alias, modulePath: req.modulePath, exportName: req.exportName }, args: `[not stored: ${Buffer.byteLength(argsJson)} bytes]`, timeoutMs }
       let r: RunResult
       try {
         const exec = deps.vmExec()
-        r = await (runtimeFor(rel) === 'deno' ? exec.runTs(provider.id, input) : exec.runJs(provider.id, input))
+        r = await (runtimeFor(rel) === 'deno' ? exec.runTs(provider.id, input, history) : exec.runJs(provider.id, input, history))
       } catch (e) {
         // The provider vanished or stopped between the check and the run.
         if (e instanceof ApiError && e.code === 'vm_not_found') throw Errors.peerProviderGone(alias, provider.id)
