@@ -47,8 +47,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
   const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db) }
   const plan = addressPlanOf(config)
-  const hostNetwork = new HostNetwork(plan, instance, config.port)
-  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, log })
+  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits })
+  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
   const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],

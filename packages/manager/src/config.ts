@@ -3,6 +3,9 @@
 import path from 'node:path'
 import { AddressPlanError, createAddressPlan } from './runtime/network/address-plan.ts'
 import { hostNameservers } from './runtime/network/dns-forwarder.ts'
+import { parseExcluded } from './runtime/network/egress-policy.ts'
+import type { Cidr } from './runtime/network/ipv4.ts'
+import type { ConnectionLimits } from './runtime/network/nft-ruleset.ts'
 
 export interface Config {
   port: number
@@ -48,6 +51,10 @@ export interface Config {
   vmLinkCidr: string
   /** Where the VMs' DNS forwarder sends queries (DNS_SERVER_IP, else DNS_UPSTREAM, else the host's). */
   dnsUpstreams: string[]
+  /** Not "the internet" for outboundInternet, broad allowIps and DNS answers (EGRESS_EXCLUDED_CIDRS). */
+  egressExcluded: Cidr[]
+  /** Per-VM conntrack bounds (VM_MAX_CONNECTIONS, VM_NEW_CONNECTIONS_PER_SECOND, VM_NEW_CONNECTIONS_BURST). */
+  vmConnectionLimits: ConnectionLimits
   /** KERNEL_PATH + BASE_ROOTFS_PATH (+ INITRD_PATH): register these files as the default image instead of building one. */
   builtinImage: { kernel: string; rootfs: string; initrd: string | undefined } | undefined
   /** 500 answers carry the real message (EXPOSE_INTERNAL_ERRORS=true; for debugging only). */
@@ -95,6 +102,17 @@ function addresses(env: Env, name: string): string[] | undefined {
   const list = raw.split(/[\s,]+/).filter(Boolean)
   if (!list.every((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a))) throw new ConfigError(`${name} must be a comma-separated list of IPv4 addresses (got "${raw}")`)
   return list
+}
+
+function excludedCidrs(env: Env): Cidr[] {
+  const r = parseExcluded(env.EGRESS_EXCLUDED_CIDRS)
+  if ('entry' in r) throw new ConfigError(`EGRESS_EXCLUDED_CIDRS: ${JSON.stringify(r.entry)} ${r.reason}`)
+  return r.cidrs
+}
+
+function connectionLimits(env: Env): ConnectionLimits {
+  const newPerSecond = int(env, 'VM_NEW_CONNECTIONS_PER_SECOND', 100)
+  return { maxConnections: int(env, 'VM_MAX_CONNECTIONS', 512), newPerSecond, newBurst: int(env, 'VM_NEW_CONNECTIONS_BURST', 2 * newPerSecond) }
 }
 
 /** The original's single nameserver for VMs; here it answers the gateway forwarder's queries. */
@@ -169,6 +187,8 @@ export function loadConfig(env: Env = process.env): Config {
     vmNetworkCidr: env.VM_NETWORK_CIDR || '172.16.0.0/24',
     vmLinkCidr: env.VM_LINK_CIDR || '169.254.100.0/30',
     dnsUpstreams: dnsServer(env) ?? addresses(env, 'DNS_UPSTREAM') ?? hostNameservers(),
+    egressExcluded: excludedCidrs(env),
+    vmConnectionLimits: connectionLimits(env),
     builtinImage: builtinImage(env),
     exposeInternalErrors: env.EXPOSE_INTERNAL_ERRORS === 'true',
     testGuestRoot: env.RDS_TEST_GUEST_ROOT === 'true',

@@ -46,6 +46,7 @@ export const Errors = {
     new ApiError(503, 'host_memory_exhausted', `Not enough room for guest memory: ${memMb} MiB needed, ${Math.max(0, freeMb)} MiB left in ${dir} (VM_RAM_DIR); stop or delete a VM, or give VM_RAM_DIR a larger tmpfs`),
   ramDirUnsafe: (problem: string) => new ApiError(500, 'ram_dir_unsafe', `VM cannot boot: ${problem}`),
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
+  networkPolicyNotApplied: () => new ApiError(500, 'network_failed', 'The host could not apply the new network policy; nothing was changed (the old policy is still in force, the reason is in the manager log)'),
   secretKeyMissing: () => new ApiError(500, 'secret_key_missing', 'VM_SECRET_KEY is required for peer secret env support'),
   secretEnvUnreadable: () => new ApiError(500, 'secret_env_unreadable', 'The VM\'s secretEnv cannot be decrypted (VM_SECRET_KEY changed, or the stored value was altered)'),
   invalidSnapshotId: () => new ApiError(400, 'invalid_snapshot_id', 'Invalid snapshot id'),

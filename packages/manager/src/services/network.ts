@@ -7,7 +7,7 @@ import type { GuestNetwork } from '@rds/protocol'
 import { Errors } from '../errors.ts'
 import { macFor, type AddressPlan } from '../runtime/network/address-plan.ts'
 import { DnsForwarder, type DnsAccess } from '../runtime/network/dns-forwarder.ts'
-import { compilePolicy, domainAllowed, parseAllowDomains, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
+import { compilePolicy, domainAllowed, isExcluded, parseAllowDomains, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
 import { tapName, type HostNetwork } from '../runtime/network/host-network.ts'
 import type { Cidr } from '../runtime/network/ipv4.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
@@ -37,7 +37,7 @@ export interface VmNetworkView {
 
 type PolicyFields = Pick<VmRecord, 'allowIps' | 'allowDomains' | 'outboundInternet'>
 
-export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; maxAllowIps: number; log: FastifyBaseLogger }) {
+export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; maxAllowIps: number; excluded: readonly Cidr[]; log: FastifyBaseLogger }) {
   const { plan, host, repo, log } = deps
   /** VM address -> what the DNS forwarder does for it; read for every query. */
   const dnsByAddress = new Map<string, DnsAccess>()
@@ -58,13 +58,19 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
 
   function policyOf(vm: PolicyFields): EgressPolicy {
     const { cidrs, domains } = parse(vm)
-    return compilePolicy(cidrs, vm.outboundInternet, plan, domains)
+    return compilePolicy(cidrs, vm.outboundInternet, plan, domains, deps.excluded)
   }
 
   function dnsAccess(vmId: string, policy: EgressPolicy): DnsAccess {
     if (policy.dns === 'none') return { kind: 'refuse' }
     if (policy.dns === 'all') return { kind: 'any' }
-    return { kind: 'listed', allowed: (name) => domainAllowed(policy.domains, name), onAnswer: (addresses, ttlS) => host.allowResolved(vmId, addresses, ttlS) }
+    const onAnswer = (addresses: string[], ttlS: number) => {
+      // DNS rebinding: a listed name answering with metadata or a LAN address opens nothing.
+      const refused = addresses.filter((a) => isExcluded(a, deps.excluded))
+      if (refused.length) log.warn({ vmId, addresses: refused }, 'allowDomains answer points into EGRESS_EXCLUDED_CIDRS (private, link-local or special-purpose); not opened')
+      return host.allowResolved(vmId, addresses.filter((a) => !refused.includes(a)), ttlS)
+    }
+    return { kind: 'listed', allowed: (name) => domainAllowed(policy.domains, name), onAnswer }
   }
 
   function attachment(vm: VmRecord) {
@@ -133,13 +139,22 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
       await host.detach(vm.id)
     },
 
-    /** Changes the policy of a VM at once; returns the stored record. */
+    /**
+     * Changes the policy of a VM at once; returns the stored record. The rules go first: a
+     * stored policy the host does not enforce would be a lie to the caller (fail open), so when
+     * they cannot be loaded nothing is stored and the old rules stay (500 network_failed).
+     */
     async update(vm: VmRecord, input: NetworkPolicyInput): Promise<VmRecord> {
       const next = { ...vm, allowIps: input.allowIps ?? vm.allowIps, allowDomains: input.allowDomains ?? vm.allowDomains, outboundInternet: input.outboundInternet ?? vm.outboundInternet }
       checkCount(input.allowIps)
       policyOf(next)
-      await repo.update(vm.id, { allowIps: next.allowIps, allowDomains: next.allowDomains, outboundInternet: next.outboundInternet })
-      if (next.guestIp) await host.update(attachment(next))
+      if (next.guestIp) await applyPolicy(next)
+      try {
+        await repo.update(vm.id, { allowIps: next.allowIps, allowDomains: next.allowDomains, outboundInternet: next.outboundInternet })
+      } catch (err) {
+        if (vm.guestIp) await applyPolicy(vm).catch((undo) => log.error({ vmId: vm.id, err: (undo as Error).message }, 'policy not stored and the old rules could not be restored'))
+        throw err
+      }
       return next
     },
 
@@ -167,6 +182,19 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     },
 
     taps: () => host.taps(),
+  }
+
+  async function applyPolicy(vm: VmRecord): Promise<void> {
+    const policy = policyOf(vm)
+    try {
+      await host.update({ vmId: vm.id, address: vm.guestIp!, policy })
+    } catch (err) {
+      // The reason names host paths and commands: the log gets it, the client does not.
+      log.error({ vmId: vm.id, err: (err as Error).message }, 'network policy not applied')
+      throw Errors.networkPolicyNotApplied()
+    }
+    // The resolver follows the rules, never leads them.
+    dnsByAddress.set(vm.guestIp!, dnsAccess(vm.id, policy))
   }
 
   function bootNet(vm: VmRecord): BootNet {

@@ -1,7 +1,7 @@
 // Runs inside the test's "outside world" namespace (see world.ts): an HTTP server on each given
 // address that says who it is and who called, can stream bytes, and can swallow uploads; and a
 // DNS server that answers A queries for names under `.test`: names whose first label is "b" get
-// the second address, all others the first.
+// the second address, "private" the third (when given), all others the first.
 import dgram from 'node:dgram'
 import http from 'node:http'
 import { Readable } from 'node:stream'
@@ -50,7 +50,7 @@ dns.on('message', (q, r) => {
   head.writeUInt16BE(ok ? 1 : 0, 6)
   head.writeUInt16BE(0, 8)
   head.writeUInt16BE(0, 10)
-  const target = labels[0] === 'b' ? httpAddresses[1] : httpAddresses[0]
+  const target = labels[0] === 'b' ? httpAddresses[1] : labels[0] === 'private' && httpAddresses[2] ? httpAddresses[2] : httpAddresses[0]
   const answer = ok ? Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...target.split('.').map(Number)]) : Buffer.alloc(0)
   dns.send(Buffer.concat([head, answer]), r.port, r.address)
 })

@@ -44,7 +44,7 @@ beforeAll(async () => {
   hostService = http.createServer((_q, res) => res.end('host'))
   await new Promise<void>((r) => hostService.listen(0, '0.0.0.0', () => r()))
   hostPort = (hostService.address() as AddressInfo).port
-  mgr = new ManagerProcess({ DNS_SERVER_IP: world.dns, RDS_TEST_GUEST_ROOT: 'true' })
+  mgr = new ManagerProcess({ ...world.managerEnv(), RDS_TEST_GUEST_ROOT: 'true' })
   await mgr.start()
   ;[a, b] = await Promise.all([createVm({ allowIps: [world.serverA] }), createVm({ allowIps: [], outboundInternet: false })])
   gateway = (await mgr.request('GET', `/v1/vms/${a.id}/network`)).body.gateway

@@ -3,7 +3,8 @@
 // with real VMs and nftables in integration/network.test.ts.
 import { describe, expect, it } from 'vitest'
 import { createAddressPlan, macFor } from '../../src/runtime/network/address-plan.ts'
-import { compilePolicy, domainAllowed, parseAllowDomains, parseAllowIps } from '../../src/runtime/network/egress-policy.ts'
+import { compilePolicy, DEFAULT_EXCLUDED_CIDRS, domainAllowed, EXCLUDED_DEFAULT, isExcluded, parseAllowDomains, parseAllowIps, parseExcluded } from '../../src/runtime/network/egress-policy.ts'
+import { forwardingGuard, hostRuleset, namespaceRuleset } from '../../src/runtime/network/nft-ruleset.ts'
 import { formatCidr, parseCidr } from '../../src/runtime/network/ipv4.ts'
 import { refusedAnswer } from '../../src/runtime/network/dns-forwarder.ts'
 
@@ -12,7 +13,7 @@ const compile = (allowIps: string[], outboundInternet: boolean) => {
   const r = parseAllowIps(allowIps, plan)
   if ('entry' in r) throw new Error(r.reason)
   const p = compilePolicy(r.cidrs, outboundInternet, plan)
-  return { ...p, allow: p.allow.map(formatCidr), reservedAllowed: p.reservedAllowed.map(formatCidr) }
+  return { ...p, allow: p.allow.map(formatCidr), excludedAllowed: p.excludedAllowed.map(formatCidr) }
 }
 
 describe('address plan', () => {
@@ -49,17 +50,89 @@ describe('egress policy', () => {
     expect(compile(['172.16.0.1/32'], false)).toMatchObject({ mode: 'list', gateway: true, allow: [] })
     expect(compile(['172.16.0.0/24'], false)).toMatchObject({ gateway: true })
     expect(compile(['0.0.0.0/0'], true)).toMatchObject({ gateway: false, allow: ['0.0.0.0/0'] })
-    expect(compile(['172.16.0.0/12'], false)).toMatchObject({ gateway: false, allow: ['172.16.0.0/12'] })
+    expect(compile(['172.16.0.0/12'], false)).toMatchObject({ gateway: false, allow: [], excludedAllowed: ['172.16.0.0/12'] })
   })
 
-  it('keeps reserved ranges closed unless an entry lies inside one', () => {
-    expect(compile(['0.0.0.0/0'], false).reservedAllowed).toEqual([])
-    expect(compile(['169.254.169.254'], false)).toMatchObject({ reservedAllowed: ['169.254.169.254/32'], allow: [] })
-  })
 
   it('refuses entries naming other VMs, and malformed ones, with the entry and a reason', () => {
     expect(parseAllowIps(['172.16.0.7'], plan)).toEqual({ entry: '172.16.0.7', reason: expect.stringContaining('VMs can never reach each other') })
     expect(parseAllowIps(['10.0.0.0/8', 'x'], plan)).toEqual({ entry: 'x', reason: expect.stringContaining('not an IPv4') })
+  })
+})
+
+describe('"internet" means public unicast (issue 13, finding 6)', () => {
+  const ex = (entries: string[]) => compile(entries, true).excludedAllowed
+
+  it('excludes private, CGNAT, link-local, loopback, multicast and the IANA special ranges by default', () => {
+    for (const a of ['10.1.2.3', '172.31.255.1', '192.168.1.1', '100.64.0.1', '100.127.255.254', '169.254.169.254', '127.0.0.1', '0.1.2.3', '224.0.0.251', '239.255.255.250',
+      '240.0.0.1', '255.255.255.255', '192.0.0.8', '192.0.2.10', '198.18.0.1', '198.19.255.255', '198.51.100.10', '203.0.113.10', '192.88.99.1']) {
+      expect(isExcluded(a, DEFAULT_EXCLUDED_CIDRS), a).toBe(true)
+    }
+    for (const a of ['1.1.1.1', '8.8.8.8', '100.63.255.255', '100.128.0.0', '172.15.255.255', '172.32.0.0', '192.169.0.1', '198.17.255.255', '198.20.0.0', '223.255.255.255', '9.255.255.255', '11.0.0.0']) {
+      expect(isExcluded(a, DEFAULT_EXCLUDED_CIDRS), a).toBe(false)
+    }
+    expect(isExcluded('not an address', DEFAULT_EXCLUDED_CIDRS)).toBe(true)
+  })
+
+  it('opens an excluded range only for an entry wholly inside it, never for a broad one', () => {
+    expect(ex(['0.0.0.0/0'])).toEqual([])
+    expect(compile(['0.0.0.0/0'], true).allow).toEqual(['0.0.0.0/0'])
+    // The classic "two halves of the default route" trick is as broad as 0/0.
+    expect(ex(['0.0.0.0/1', '128.0.0.0/1'])).toEqual([])
+    // Wider than 172.16/12, so not "inside" it: only its public part.
+    expect(ex(['172.0.0.0/8'])).toEqual([])
+    expect(ex(['169.254.169.254', '10.0.0.0/8', '10.9.8.7/32', '100.64.0.0/10', '198.51.100.0/24'])).toEqual(['169.254.169.254/32', '10.0.0.0/8', '10.9.8.7/32', '100.64.0.0/10', '198.51.100.0/24'])
+    expect(compile(['169.254.169.254'], false)).toMatchObject({ mode: 'list', excludedAllowed: ['169.254.169.254/32'], allow: [] })
+  })
+
+  it('reads EGRESS_EXCLUDED_CIDRS: a list replaces the default set, empty keeps it, nonsense and 0/0 are refused', () => {
+    expect(parseExcluded(undefined)).toEqual({ cidrs: DEFAULT_EXCLUDED_CIDRS })
+    expect(parseExcluded(' ')).toEqual({ cidrs: DEFAULT_EXCLUDED_CIDRS })
+    expect(parseExcluded('10.0.0.0/8, 169.254.0.0/16')).toEqual({ cidrs: [parseCidr('10.0.0.0/8'), parseCidr('169.254.0.0/16')] })
+    expect(parseExcluded('10.0.0.0/8,nope')).toEqual({ entry: 'nope', reason: expect.stringContaining('not an IPv4 CIDR') })
+    expect(parseExcluded('0.0.0.0/0')).toEqual({ entry: '0.0.0.0/0', reason: expect.stringContaining('every address') })
+    const withoutTestNet2 = parseExcluded(EXCLUDED_DEFAULT.filter((c) => c !== '198.51.100.0/24').join(','))
+    expect('cidrs' in withoutTestNet2 && isExcluded('198.51.100.2', withoutTestNet2.cidrs)).toBe(false)
+    // A set from the operator decides the policy too.
+    const r = parseAllowIps(['10.0.0.0/8'], plan)
+    expect('cidrs' in r && compilePolicy(r.cidrs, true, plan, [], [parseCidr('192.168.0.0/16')!]).excludedAllowed).toEqual([])
+  })
+
+  it('puts the excluded set before the broad accepts in every VM chain', () => {
+    const r = parseAllowIps(['0.0.0.0/0', '10.1.0.0/16'], plan)
+    if ('entry' in r) throw new Error(r.reason)
+    const policy = compilePolicy(r.cidrs, true, plan, ['api.example.com'])
+    const text = namespaceRuleset(plan, [{ key: 'k', tap: 'vmk', address: '172.16.0.2', policy, mark: 7, resolved: [] }], DEFAULT_EXCLUDED_CIDRS)
+    const chain = text.slice(text.indexOf('chain vm-k'))
+    const at = (needle: string) => chain.indexOf(needle)
+    expect(at('@allow-excluded-k accept')).toBeGreaterThan(0)
+    expect(at('@allow-excluded-k accept')).toBeLessThan(at('@excluded reject'))
+    expect(at('@excluded reject')).toBeLessThan(at('@allow-k accept'))
+    expect(at('@excluded reject')).toBeLessThan(at('@resolved-k'))
+    expect(text).toMatch(/set allow-excluded-k \{[^}]*elements = \{ 10\.1\.0\.0\/16 \}/)
+    expect(text).toContain('169.254.0.0/16')
+  })
+})
+
+describe('host rules (issue 13, findings 8 and 16)', () => {
+  const limits = { maxConnections: 512, newPerSecond: 100, newBurst: 200 }
+
+  it('counts and rate-limits new connections per VM address, for forwarding and gateway services alike', () => {
+    const text = hostRuleset(plan, 'abc', 'rdsabc', 3000, limits)
+    expect(text).toContain('add @conns { ip saddr ct count over 512 } reject')
+    expect(text).toContain('add @newconns { ip saddr limit rate over 100/second burst 200 packets } reject')
+    expect(text.match(/jump vm_limits/g)).toHaveLength(2)
+    // Limits come before the accepts they guard.
+    const fwd = text.slice(text.indexOf('chain forward'))
+    expect(fwd.indexOf('jump vm_limits')).toBeLessThan(fwd.indexOf('172.16.0.0/24 accept'))
+  })
+
+  it('lets interfaces whose forwarding a manager turned on forward replies only', () => {
+    const text = forwardingGuard(['eth0', 'wan1'])
+    expect(text).toContain('elements = { "eth0", "wan1" }')
+    expect(text).toContain('iifname @turned_on ct direction original drop')
+    expect(text).toContain('iifname @turned_on ct state invalid,untracked drop')
+    expect(forwardingGuard([])).not.toContain('elements')
   })
 })
 

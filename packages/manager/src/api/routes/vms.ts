@@ -53,7 +53,7 @@ export const vmRoutes = (vms: VmService, pool: WarmPool, peers: PeerLinks): Fast
   app.get('/vms/:id/network', { schema: { tags, summary: 'The VM\'s address and the egress policy the host enforces', params: IdParams, response: { 200: VmNetwork, ...errorResponses(404) } } }, async (req) =>
     vms.network(req.params.id),
   )
-  app.patch('/vms/:id/network', { schema: { tags, summary: 'Change allowIps / outboundInternet; applies at once, also to open connections', params: IdParams, body: NetworkPatchBody, response: { 200: VmNetwork, ...errorResponses(400, 404) } } }, async (req) =>
+  app.patch('/vms/:id/network', { schema: { tags, summary: 'Change allowIps / outboundInternet; applies at once, also to open connections (500 network_failed: not applied, nothing changed)', params: IdParams, body: NetworkPatchBody, response: { 200: VmNetwork, ...errorResponses(400, 404, 500) } } }, async (req) =>
     vms.updateNetwork(req.params.id, req.body),
   )
   app.delete('/vms/:id', { schema: { tags, summary: 'Delete a VM and everything it has on the host', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404) } } }, async (req, reply) => {

@@ -8,8 +8,8 @@ import fs from 'node:fs'
 import { run } from '../process/run.ts'
 import type { AddressPlan } from './address-plan.ts'
 import type { EgressPolicy } from './egress-policy.ts'
-import { formatCidr, overlaps, parseCidr } from './ipv4.ts'
-import { addResolved, deleteHostTable, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm } from './nft-ruleset.ts'
+import { formatCidr, overlaps, parseCidr, type Cidr } from './ipv4.ts'
+import { addResolved, deleteHostTable, FORWARDING_GUARD, forwardingGuard, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm, type ConnectionLimits } from './nft-ruleset.ts'
 
 /** Every TAP carries this MAC: each is its own link, and a clone's cached gateway entry stays valid. */
 export const GATEWAY_MAC = '02:72:00:00:00:01'
@@ -21,6 +21,16 @@ export interface VmAttachment {
 }
 
 export class NetworkSetupError extends Error {}
+
+export interface HostNetworkOptions {
+  /** Not "the internet" (EGRESS_EXCLUDED_CIDRS). */
+  excluded: readonly Cidr[]
+  limits: ConnectionLimits
+}
+
+/** The host end of any manager's veth (`rds` + 10 hex): its own manager turns its forwarding on. */
+const MANAGER_VETH = /^rds[0-9a-f]{10}$/
+const forwardingPath = (ifname: string) => `/proc/sys/net/ipv4/conf/${ifname}/forwarding`
 
 export const tapKey = (vmId: string) => crypto.createHash('sha256').update(vmId).digest('hex').slice(0, 12)
 export const tapName = (vmId: string) => `${TAP_PREFIX}${tapKey(vmId)}`
@@ -44,11 +54,13 @@ export class HostNetwork {
   private readonly instance: string
 
   private readonly managerPort: number
+  private readonly o: HostNetworkOptions
 
-  constructor(plan: AddressPlan, instance: string, managerPort: number) {
+  constructor(plan: AddressPlan, instance: string, managerPort: number, o: HostNetworkOptions) {
     this.plan = plan
     this.instance = instance
     this.managerPort = managerPort
+    this.o = o
     this.netns = `rds-${instance}`
     this.netnsPath = `/run/netns/${this.netns}`
     this.hostIf = `rds${instance}`.slice(0, 15)
@@ -82,13 +94,25 @@ export class HostNetwork {
     })
   }
 
-  /** Replaces the VM's policy at once (rules are evaluated per packet, existing flows included). */
+  /**
+   * Replaces the VM's policy at once (rules are evaluated per packet, existing flows included).
+   * When the ruleset cannot be loaded, the old one stays in force and so does the old policy
+   * here: the next reload of any other VM must not quietly apply a policy that was refused.
+   */
   async update(vm: VmAttachment): Promise<void> {
     await this.ensure()
     await this.serial(async () => {
+      const before = { attached: this.attached.get(vm.vmId), resolved: this.resolved.get(vm.vmId) }
       this.resolved.delete(vm.vmId)
       this.attached.set(vm.vmId, this.toAttached(vm))
-      await this.loadRules()
+      try {
+        await this.loadRules()
+      } catch (err) {
+        if (before.attached) this.attached.set(vm.vmId, before.attached)
+        else this.attached.delete(vm.vmId)
+        if (before.resolved) this.resolved.set(vm.vmId, before.resolved)
+        throw err
+      }
     })
   }
 
@@ -144,6 +168,7 @@ export class HostNetwork {
       this.attached.clear()
       if (fs.existsSync(this.netnsPath)) await this.ip(['netns', 'del', this.netns])
       await run('nft', ['-f', '-'], { input: deleteHostTable(this.instance) })
+      await this.releaseForwarding()
       this.ready = undefined
     })
   }
@@ -201,10 +226,51 @@ export class HostNetwork {
       // IPv6 disabled on the host altogether
     }
     await this.ipBatch([`addr replace ${p.hostLink}/30 dev ${this.hostIf}`, `link set dev ${this.hostIf} up`, `route replace ${formatCidr(p.vmNet)} via ${p.nsLink} dev ${this.hostIf}`], false)
-    // Egress leaves through the host's own routing; see docs/operations.md.
-    fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')
-    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf, this.managerPort) })
+    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf, this.managerPort, this.o.limits) })
+    // Egress leaves through the host's own routing, but never host-wide net.ipv4.ip_forward:
+    // that would make the host a router for its LAN (see forwardingGuard, docs/operations.md).
+    fs.writeFileSync(forwardingPath(this.hostIf), '1')
+    await this.enableUplinkForwarding()
     await this.loadRules()
+  }
+
+  /**
+   * Forwarding on the interfaces that VM replies come back by: every interface with a route
+   * (the VM path may use any of them). Those where it was off are put in the guard first, so
+   * there is no moment at which they forward anything but replies.
+   */
+  private async enableUplinkForwarding(): Promise<void> {
+    const routes = JSON.parse(await this.ip(['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dev?: string; type?: string }>
+    const devs = new Set(routes.filter((r) => r.dev && (!r.type || r.type === 'unicast')).map((r) => r.dev!))
+    const off = [...devs].filter((d) => d !== 'lo' && d !== this.hostIf && !MANAGER_VETH.test(d) && readSysctl(forwardingPath(d)) === '0')
+    if (off.length === 0) return
+    // Names of interfaces that are gone are dropped: a new one by that name starts unguarded and off.
+    const guarded = (await this.guardedInterfaces()).filter((d) => readSysctl(forwardingPath(d)) !== undefined)
+    await run('nft', ['-f', '-'], { input: forwardingGuard([...new Set([...guarded, ...off])]) })
+    for (const d of off) fs.writeFileSync(forwardingPath(d), '1')
+  }
+
+  /** The last manager on the host to go turns off the forwarding that managers turned on. */
+  private async releaseForwarding(): Promise<void> {
+    const tables = JSON.parse(await run('nft', ['-j', 'list', 'tables', 'ip'])) as { nftables: Array<{ table?: { name: string } }> }
+    if (tables.nftables.some((e) => e.table && /^rds_[0-9a-f]{10}$/.test(e.table.name))) return
+    for (const d of await this.guardedInterfaces()) {
+      try {
+        fs.writeFileSync(forwardingPath(d), '0')
+      } catch {
+        // the interface is gone
+      }
+    }
+    await run('nft', ['-f', '-'], { input: `add table ip ${FORWARDING_GUARD}\ndelete table ip ${FORWARDING_GUARD}\n` })
+  }
+
+  private async guardedInterfaces(): Promise<string[]> {
+    try {
+      const r = JSON.parse(await run('nft', ['-j', 'list', 'set', 'ip', FORWARDING_GUARD, 'turned_on'])) as { nftables: Array<{ set?: { elem?: string[] } }> }
+      return r.nftables.flatMap((e) => e.set?.elem ?? [])
+    } catch {
+      return []
+    }
   }
 
   /** A host route to (part of) the VM network through another device would steal the VMs' traffic. */
@@ -225,7 +291,7 @@ export class HostNetwork {
       ...a,
       resolved: [...(this.resolved.get(vmId) ?? new Map<string, number>())].filter(([, exp]) => exp > now + 1000).map(([address, exp]) => ({ address, timeoutS: Math.ceil((exp - now) / 1000) })),
     }))
-    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms) })
+    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms, this.o.excluded) })
   }
 
   private async links(): Promise<LinkInfo[]> {
@@ -238,5 +304,13 @@ export class HostNetwork {
 
   private ipBatch(cmds: string[], inNamespace: boolean): Promise<string> {
     return run('ip', [...(inNamespace ? ['-n', this.netns] : []), '-batch', '-'], { input: cmds.join('\n') + '\n' })
+  }
+}
+
+function readSysctl(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim()
+  } catch {
+    return undefined
   }
 }

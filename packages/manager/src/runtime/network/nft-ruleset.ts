@@ -9,7 +9,6 @@
 // of waiting for a timeout.
 import type { AddressPlan } from './address-plan.ts'
 import type { EgressPolicy } from './egress-policy.ts'
-import { RESERVED } from './egress-policy.ts'
 import { formatCidr, type Cidr } from './ipv4.ts'
 
 export interface AttachedVm {
@@ -45,17 +44,19 @@ function vmChain(vm: AttachedVm, plan: AddressPlan): string[] {
     ...(p.dns !== 'none' && !p.gateway ? [`ip daddr ${plan.hostLink} udp dport 53 accept`, `ip daddr ${plan.hostLink} tcp dport 53 accept`] : []),
     `ip daddr ${formatCidr(plan.linkNet)} ${REJECT}`,
     `ip daddr ${formatCidr(plan.vmNet)} ${REJECT}`,
-    ...(p.reservedAllowed.length ? [`ip daddr @allow-reserved-${vm.key} accept`] : []),
-    `ip daddr @reserved ${REJECT}`,
+    ...(p.excludedAllowed.length ? [`ip daddr @allow-excluded-${vm.key} accept`] : []),
+    // Not "the internet": whatever outboundInternet, a broad allowIps entry or a DNS answer says.
+    `ip daddr @excluded ${REJECT}`,
     ...(p.mode === 'all' ? ['accept'] : p.mode === 'list' && p.allow.length ? [`ip daddr @allow-${vm.key} accept`] : []),
-    // After the rejects above: a name resolving to the host, another VM or metadata gains nothing.
+    // After the rejects above: a name resolving to the host, another VM or metadata gains nothing
+    // (the service does not add such answers either: two layers).
     ...(p.domains.length ? [`ip daddr @resolved-${vm.key} ct mark set ${vm.mark} accept`] : []),
     REJECT,
   ]
   const resolved = vm.resolved.map((r) => `${r.address} timeout ${r.timeoutS}s`)
   return [
     `  set allow-${vm.key} { type ipv4_addr; flags interval; auto-merge;${elements(p.allow)} }`,
-    `  set allow-reserved-${vm.key} { type ipv4_addr; flags interval; auto-merge;${elements(p.reservedAllowed)} }`,
+    `  set allow-excluded-${vm.key} { type ipv4_addr; flags interval; auto-merge;${elements(p.excludedAllowed)} }`,
     `  set resolved-${vm.key} { type ipv4_addr; flags timeout;${resolved.length ? ` elements = { ${resolved.join(', ')} }` : ''} }`,
     `  chain vm-${vm.key} {`,
     ...rules.map((r) => `    ${r}`),
@@ -64,12 +65,12 @@ function vmChain(vm: AttachedVm, plan: AddressPlan): string[] {
 }
 
 /** The whole ruleset of the VM namespace. */
-export function namespaceRuleset(plan: AddressPlan, vms: AttachedVm[]): string {
+export function namespaceRuleset(plan: AddressPlan, vms: AttachedVm[], excluded: readonly Cidr[]): string {
   const ports = vms.map((v) => `"${v.tap}" : jump vm-${v.key}`)
   return [
     'flush ruleset',
     'table inet rds {',
-    `  set reserved { type ipv4_addr; flags interval;${elements([...RESERVED])} }`,
+    `  set excluded { type ipv4_addr; flags interval; auto-merge;${elements([...excluded])} }`,
     `  map vm_ports { type ifname : verdict;${ports.length ? ` elements = { ${ports.join(', ')} }` : ''} }`,
     ...vms.flatMap((v) => vmChain(v, plan)),
     '  chain prerouting {',
@@ -92,28 +93,54 @@ export function namespaceRuleset(plan: AddressPlan, vms: AttachedVm[]): string {
 
 export const hostTableName = (instance: string) => `rds_${instance}`
 
+/** Per-VM connection limits, enforced on the host (see hostRuleset). */
+export interface ConnectionLimits {
+  /** Connections a VM may have tracked at once (VM_MAX_CONNECTIONS). */
+  maxConnections: number
+  /** New connections per second a VM may open (VM_NEW_CONNECTIONS_PER_SECOND)… */
+  newPerSecond: number
+  /** …after a burst of this many (VM_NEW_CONNECTIONS_BURST). */
+  newBurst: number
+}
+
 /**
  * The host side: traffic from the VM namespace may reach the host only at the link address
  * (gateway services and DNS, already filtered per VM in the namespace), may be forwarded out
  * (masqueraded), and nothing from outside may open a connection towards the VMs.
+ *
+ * Connection limits live here, keyed by source address (the namespace drops spoofed sources, so
+ * the address is the VM), and not in the namespace: its ruleset is reloaded whole on every VM
+ * change, which would empty the counts, while this table is loaded once per manager start. Each
+ * VM connection that gets here is one entry in the host's conntrack table (and one in the
+ * namespace's), so a VM can never hold more than maxConnections of either.
  */
-export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string, managerPort: number): string {
+export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string, managerPort: number, limits: ConnectionLimits): string {
   const t = hostTableName(instance)
+  const fromVms = `iifname "${hostIf}" ip saddr ${formatCidr(plan.vmNet)}`
   return [
     `add table ip ${t}`,
     `delete table ip ${t}`,
     `table ip ${t} {`,
+    '  set conns { type ipv4_addr; size 65535; flags dynamic; }',
+    '  set newconns { type ipv4_addr; size 65535; flags dynamic,timeout; timeout 60s; }',
+    '  chain vm_limits {',
+    '    ct state != new return',
+    `    add @conns { ip saddr ct count over ${limits.maxConnections} } ${REJECT}`,
+    `    add @newconns { ip saddr limit rate over ${limits.newPerSecond}/second burst ${limits.newBurst} packets } ${REJECT}`,
+    '  }',
     '  chain input {',
     '    type filter hook input priority filter; policy accept;',
     // The manager's own API is never a "gateway service", whatever a VM's policy says.
     `    iifname "${hostIf}" tcp dport ${managerPort} drop`,
+    `    ${fromVms} ip daddr ${plan.hostLink} jump vm_limits`,
     `    iifname "${hostIf}" ip daddr ${plan.hostLink} accept`,
     `    iifname "${hostIf}" ct state established,related accept`,
     `    iifname "${hostIf}" drop`,
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
-    `    iifname "${hostIf}" ip saddr ${formatCidr(plan.vmNet)} accept`,
+    `    ${fromVms} jump vm_limits`,
+    `    ${fromVms} accept`,
     `    iifname "${hostIf}" drop`,
     `    oifname "${hostIf}" ct state established,related accept`,
     `    oifname "${hostIf}" drop`,
@@ -121,6 +148,33 @@ export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string,
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     `    ip saddr ${formatCidr(plan.vmNet)} oifname != "${hostIf}" masquerade`,
+    '  }',
+    '}',
+    '',
+  ].join('\n')
+}
+
+/** Shared by every manager on the host: it outlives any one of them (see forwardingGuard). */
+export const FORWARDING_GUARD = 'rds_forwarding'
+
+/**
+ * VM egress needs IPv4 forwarding on the interface it arrives by (the veth) and on those its
+ * replies arrive by (the uplinks), and the kernel has no "replies only" setting. So on every
+ * interface where a manager had to turn forwarding on, this table lets only replies (and their
+ * ICMP errors) be forwarded: the host routes nothing for its LAN, however packets come in.
+ * Interfaces where forwarding was already on were made routers by the operator and are left be.
+ */
+export function forwardingGuard(turnedOn: string[]): string {
+  const names = turnedOn.map((n) => `"${n}"`).join(', ')
+  return [
+    `add table ip ${FORWARDING_GUARD}`,
+    `delete table ip ${FORWARDING_GUARD}`,
+    `table ip ${FORWARDING_GUARD} {`,
+    `  set turned_on { type ifname;${names ? ` elements = { ${names} };` : ''} }`,
+    '  chain forward {',
+    '    type filter hook forward priority filter - 1; policy accept;',
+    '    iifname @turned_on ct state invalid,untracked drop',
+    '    iifname @turned_on ct direction original drop',
     '  }',
     '}',
     '',
