@@ -129,6 +129,34 @@ export class ManagerProcess {
     return { status: r.status, body: data as T, headers: r.headers }
   }
 
+  /** A shell command in a VM as uid 1000; anything but 200 throws with the API's answer. */
+  async exec(vmId: string, cmd: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const r = await this.request('POST', `/v1/vms/${vmId}/exec`, { cmd })
+    if (r.status !== 200) throw new Error(`exec failed: ${JSON.stringify(r.body)}`)
+    return r.body
+  }
+
+  /** Writes a file in a VM as uid 1000 (any bytes: they travel base64-encoded). */
+  writeFile(vmId: string, file: string, content: string) {
+    return this.exec(vmId, `mkdir -p "$(dirname ${file})" && printf '%s' '${Buffer.from(content).toString('base64')}' | base64 -d > ${file}`)
+  }
+
+  /** Polls until `check` returns a value; the bound only keeps a broken manager from hanging the suite. */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined>, boundMs = 300_000): Promise<T> {
+    const deadline = Date.now() + boundMs
+    while (Date.now() < deadline) {
+      const v = await check()
+      if (v !== undefined) return v
+      await sleep(250)
+    }
+    throw new Error(`gave up waiting for ${what}\n${this.output.slice(-3000)}`)
+  }
+
+  /** GET /v1/images' default image. */
+  async defaultImage(): Promise<any> {
+    return (await this.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
+  }
+
   async cleanup(): Promise<void> {
     await this.stop()
     for (const pid of qemuProcessesOf(this.storageRoot)) {

@@ -31,13 +31,8 @@ export function big(n: number) { return 'x'.repeat(n) }
 `
 const TOOL_MJS = `export async function whoami() { return { provider: 'b', tokenLength: (process.env.B_TOKEN ?? '').length } }\n`
 
-async function exec(vmId: string, cmd: string) {
-  const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd })
-  if (r.status !== 200) throw new Error(`exec failed: ${JSON.stringify(r.body)}`)
-  return r.body as { exitCode: number; stdout: string; stderr: string }
-}
-const writeFile = (vmId: string, file: string, content: string) =>
-  exec(vmId, `mkdir -p "$(dirname ${file})" && printf '%s' '${Buffer.from(content).toString('base64')}' | base64 -d > ${file}`)
+const exec = (vmId: string, cmd: string) => mgr.exec(vmId, cmd)
+const writeFile = (vmId: string, file: string, content: string) => mgr.writeFile(vmId, file, content)
 const runTs = async (vmId: string, code: string) => (await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code })).body
 const runJs = async (vmId: string, code: string) => (await mgr.request('POST', `/v1/vms/${vmId}/run-js`, { code })).body
 

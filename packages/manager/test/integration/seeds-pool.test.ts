@@ -11,20 +11,7 @@ import { guestExec } from '../harness/guest-probe.ts'
 const SHAPE = { cpu: 1, memMb: 256 }
 let mgr: ManagerProcess
 
-/** Polls until `check` returns a value; the bound only keeps a broken build from hanging the suite. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, boundMs = 300_000): Promise<T> {
-  const deadline = Date.now() + boundMs
-  while (Date.now() < deadline) {
-    const v = await check()
-    if (v !== undefined) return v
-    await sleep(250)
-  }
-  throw new Error(`gave up waiting for ${what}\n${mgr.output.slice(-3000)}`)
-}
 
-async function defaultImage(): Promise<any> {
-  return (await mgr.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
-}
 
 async function create(body: Record<string, unknown> = {}): Promise<any> {
   const r = await mgr.request('POST', '/v1/vms', { ...SHAPE, allowIps: [], ...body })
@@ -47,9 +34,9 @@ afterAll(async () => {
 
 describe('image seed snapshot', () => {
   it('is built in the background and shown on the image', async () => {
-    expect(['pending', 'ready', null]).toContain((await defaultImage()).seedStatus)
-    const img = await waitFor('the seed', async () => {
-      const i = await defaultImage()
+    expect(['pending', 'ready', null]).toContain((await mgr.defaultImage()).seedStatus)
+    const img = await mgr.waitFor('the seed', async () => {
+      const i = await mgr.defaultImage()
       if (i.seedStatus === 'failed') throw new Error(`seed failed: ${i.seedError}`)
       return i.seedStatus === 'ready' ? i : undefined
     })
@@ -77,14 +64,14 @@ describe('image seed snapshot', () => {
     // SEED_SHAPES_MAX=1: no seed is built for the other shape, so a second create of it boots too.
     const again = await create({ memMb: 320 })
     expect(again.provisionMode).toBe('boot')
-    expect((await defaultImage()).seeds.map((s: { memMb: number }) => s.memMb)).toEqual([256])
+    expect((await mgr.defaultImage()).seeds.map((s: { memMb: number }) => s.memMb)).toEqual([256])
     expect((await mgr.request('DELETE', `/v1/vms/${again.id}`)).status).toBe(204)
   })
 })
 
 describe('image changes', () => {
   it('a new seed is built when the image files change; snapshots of the old files refuse to resume', async () => {
-    const img = await defaultImage()
+    const img = await mgr.defaultImage()
     const vm = await create()
     const snap = await mgr.request('POST', `/v1/vms/${vm.id}/snapshots`)
     expect(snap.status).toBe(201)
@@ -96,12 +83,12 @@ describe('image changes', () => {
     const refused = await mgr.request('POST', '/v1/vms', { ...SHAPE, allowIps: [], snapshotId: snap.body.id })
     expect(refused.status).toBe(409)
     expect(refused.body.code).toBe('snapshot_image_changed')
-    const fresh = await waitFor('the rebuilt seed', async () => {
-      const i = await defaultImage()
+    const fresh = await mgr.waitFor('the rebuilt seed', async () => {
+      const i = await mgr.defaultImage()
       return i.seedStatus === 'ready' && i.seedSnapshotId !== img.seedSnapshotId ? i : undefined
     })
     // The old seed goes right after the new one is recorded.
-    await waitFor('the old seed to go', async () => ((await mgr.request('GET', `/v1/snapshots/${img.seedSnapshotId}`)).status === 404 ? true : undefined), 30_000)
+    await mgr.waitFor('the old seed to go', async () => ((await mgr.request('GET', `/v1/snapshots/${img.seedSnapshotId}`)).status === 404 ? true : undefined), 30_000)
     const again = await create()
     expect(again.provisionMode).toBe('snapshot')
     expect((await mgr.request('DELETE', `/v1/vms/${again.id}`)).status).toBe(204)
@@ -118,7 +105,7 @@ describe('warm pool', () => {
     await mgr.stop()
     mgr.setEnv({ ENABLE_WARM_POOL: 'true', WARM_POOL_TARGET: '3', WARM_POOL_MAX_VMS: '1' })
     await mgr.start()
-    await waitFor('the pool', () => poolReady(1))
+    await mgr.waitFor('the pool', () => poolReady(1))
     expect(vmms()).toBe(1)
     expect((await mgr.request('GET', '/v1/warm-pool')).body).toEqual({ enabled: true, target: 1, ready: 1, starting: 0, refilling: false })
     expect((await mgr.request('GET', '/v1/vms')).body).toEqual([])
@@ -131,7 +118,7 @@ describe('warm pool', () => {
     expect((await mgr.request('GET', `/v1/vms/${vm.id}/network`)).body.effective).toMatchObject({ egress: 'all' })
     expect((await guestExec(mgr, vm.id, 'echo "[$POOL_SECRET]"')).stdout).toBe('[mine]\n')
     expect((await mgr.request('GET', '/v1/vms')).body.map((v: { id: string }) => v.id)).toEqual([vm.id])
-    await waitFor('the refill', () => poolReady(1))
+    await mgr.waitFor('the refill', () => poolReady(1))
     expect(vmms()).toBe(2)
     // A create that does not fit the pool's shape leaves the pool alone.
     const other = await create({ memMb: 320 })

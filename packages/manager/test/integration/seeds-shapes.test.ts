@@ -4,7 +4,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { ManagerProcess } from '../harness/manager-process.ts'
 import { guestExec } from '../harness/guest-probe.ts'
 
@@ -15,26 +14,13 @@ const B = { cpu: 1, memMb: 288 }
 type Shape = { cpu: number; memMb: number }
 let mgr: ManagerProcess
 
-/** Polls until `check` returns a value; the bound only keeps a broken build from hanging the suite. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, boundMs = 300_000): Promise<T> {
-  const deadline = Date.now() + boundMs
-  while (Date.now() < deadline) {
-    const v = await check()
-    if (v !== undefined) return v
-    await sleep(250)
-  }
-  throw new Error(`gave up waiting for ${what}\n${mgr.output.slice(-3000)}`)
-}
 
-async function image(): Promise<any> {
-  return (await mgr.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
-}
 
 const seedOf = (img: any, shape: Shape) => img.seeds.find((s: Shape) => s.cpu === shape.cpu && s.memMb === shape.memMb)
 
 async function seedReady(shape: Shape): Promise<any> {
-  return waitFor(`the seed of ${shape.cpu}/${shape.memMb}`, async () => {
-    const seed = seedOf(await image(), shape)
+  return mgr.waitFor(`the seed of ${shape.cpu}/${shape.memMb}`, async () => {
+    const seed = seedOf(await mgr.defaultImage(), shape)
     if (seed?.status === 'failed') throw new Error(`seed failed: ${seed.error}`)
     return seed?.status === 'ready' ? seed : undefined
   })
@@ -64,7 +50,7 @@ let seedA: any
 
 it('seeds the template shape, 1 vCPU / 256 MiB by default, at start', async () => {
   const seed = await seedReady(TEMPLATE)
-  const img = await image()
+  const img = await mgr.defaultImage()
   expect(img.seeds).toEqual([{ ...TEMPLATE, status: 'ready', snapshotId: expect.stringMatching(/^snap-/), error: null, updatedAt: expect.any(String), lastUsedAt: expect.any(String) }])
   // The original's per-image fields describe the template's seed.
   expect(img).toMatchObject({ seedStatus: 'ready', seedSnapshotId: seed.snapshotId, seedError: null })
@@ -86,15 +72,15 @@ it('boots the first create of a new shape, seeds it in the background, and resum
   expect((await guestExec(mgr, resumedFromA.id, 'echo ok')).stdout).toBe('ok\n')
   console.log(`second create of ${A.cpu} vCPU / ${A.memMb} MiB: provisionMode ${resumedFromA.provisionMode}, ${ms} ms`)
   // A resume is a use: it moves the shape away from being dropped next.
-  expect(seedOf(await image(), A).lastUsedAt > seedA.lastUsedAt).toBe(true)
+  expect(seedOf(await mgr.defaultImage(), A).lastUsedAt > seedA.lastUsedAt).toBe(true)
 })
 
 it('drops the least recently used other shape when a third would exceed SEED_SHAPES_MAX=2; its snapshot goes once no VM maps it', async () => {
   const first = await create(B)
   expect(first.provisionMode).toBe('boot')
   await seedReady(B)
-  const img = await waitFor('the seed of A to be dropped', async () => {
-    const i = await image()
+  const img = await mgr.waitFor('the seed of A to be dropped', async () => {
+    const i = await mgr.defaultImage()
     return seedOf(i, A) ? undefined : i
   })
   expect(img.seeds.map((s: Shape & { status: string }) => [s.cpu, s.memMb, s.status])).toEqual([[1, 256, 'ready'], [1, 288, 'ready']])
@@ -106,16 +92,16 @@ it('drops the least recently used other shape when a third would exceed SEED_SHA
   await remove(resumedFromA.id)
   // The row goes first, then the files (a crash in between leaves a directory the next start removes).
   const gone = async () => (await mgr.request('GET', `/v1/snapshots/${seedA.snapshotId}`)).status === 404 && !fs.existsSync(dir)
-  await waitFor('the dropped seed snapshot to go', async () => ((await gone()) ? true : undefined), 60_000)
+  await mgr.waitFor('the dropped seed snapshot to go', async () => ((await gone()) ? true : undefined), 60_000)
   expect((await mgr.request('GET', '/v1/snapshots?scope=internal')).body.map((s: { id: string }) => s.id).sort()).toEqual(img.seeds.map((s: { snapshotId: string }) => s.snapshotId).sort())
   await remove(first.id)
 })
 
 it('keeps the seeds across a manager restart: the next create of a seeded shape resumes', async () => {
-  const before = (await image()).seeds
+  const before = (await mgr.defaultImage()).seeds
   await mgr.stop()
   await mgr.start()
-  expect((await image()).seeds).toEqual(before)
+  expect((await mgr.defaultImage()).seeds).toEqual(before)
   const vm = await create(B)
   expect(vm.provisionMode).toBe('snapshot')
   expect((await guestExec(mgr, vm.id, 'echo ok')).stdout).toBe('ok\n')
@@ -123,15 +109,15 @@ it('keeps the seeds across a manager restart: the next create of a seeded shape 
 })
 
 it('a seed that fails to resume costs the create a cold boot, not an error, and is rebuilt', async () => {
-  const broken = seedOf(await image(), B)
+  const broken = seedOf(await mgr.defaultImage(), B)
   fs.truncateSync(path.join(mgr.storageRoot, 'snapshots', broken.snapshotId, 'state.bin'), 1000)
   const vm = await create(B)
   expect(vm.provisionMode).toBe('boot')
   expect((await guestExec(mgr, vm.id, 'echo ok')).stdout).toBe('ok\n')
-  expect(seedOf(await image(), B).snapshotId).not.toBe(broken.snapshotId)
+  expect(seedOf(await mgr.defaultImage(), B).snapshotId).not.toBe(broken.snapshotId)
   await remove(vm.id)
   // The restart forgot which image files were tried, so the shape is built once more.
   const rebuilt = await seedReady(B)
   expect(rebuilt.snapshotId).not.toBe(broken.snapshotId)
-  await waitFor('the broken seed snapshot to go', async () => ((await mgr.request('GET', `/v1/snapshots/${broken.snapshotId}`)).status === 404 ? true : undefined), 60_000)
+  await mgr.waitFor('the broken seed snapshot to go', async () => ((await mgr.request('GET', `/v1/snapshots/${broken.snapshotId}`)).status === 404 ? true : undefined), 60_000)
 })

@@ -30,13 +30,8 @@ let mgr: ManagerProcess
 let provider: string
 let consumer: string
 
-async function exec(vmId: string, cmd: string) {
-  const r = await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd })
-  if (r.status !== 200) throw new Error(`exec failed: ${JSON.stringify(r.body)}`)
-  return r.body as { exitCode: number; stdout: string; stderr: string }
-}
-const writeFile = (vmId: string, file: string, content: string) =>
-  exec(vmId, `mkdir -p "$(dirname ${file})" && printf '%s' '${Buffer.from(content).toString('base64')}' | base64 -d > ${file}`)
+const exec = (vmId: string, cmd: string) => mgr.exec(vmId, cmd)
+const writeFile = (vmId: string, file: string, content: string) => mgr.writeFile(vmId, file, content)
 const history = async (vmId: string) => (await mgr.request('GET', `/v1/vms/${vmId}/exec-logs?limit=200`)).body as { entries: { type: string; input: Record<string, unknown>; result: Record<string, unknown> }[]; hasMore: boolean }
 
 describe('with VMs', () => {
