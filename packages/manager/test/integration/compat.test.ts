@@ -306,6 +306,10 @@ describe('§3 the sandbox', () => {
     expect(pathVar!.split(':')).toEqual(expect.arrayContaining(['/usr/local/bin', '/usr/bin', '/usr/sbin', '/bin', '/sbin']))
   })
 
+  it('leaves /workspace to the user on a VM without peer links (no empty /workspace/peers, a deliberate difference)', async () => {
+    expect((await exec('test -e /workspace/peers; echo $?')).stdout).toBe('1\n')
+  })
+
   it('has a world-writable sticky /var/tmp', async () => {
     const r = await exec('stat -c %a /var/tmp && echo x > /var/tmp/user-file && cat /var/tmp/user-file')
     expect(r.stdout).toBe('1777\nx\n')
