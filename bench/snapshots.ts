@@ -109,7 +109,7 @@ async function main() {
             bridgeSocket: path.join(d, 'b.sock'),
             qmpSocket: path.join(d, 'q.sock'),
             pidFile: path.join(d, 'pid'),
-            consoleLog: path.join(d, 'console.log'),
+            consoleSocket: path.join(d, 'con.sock'),
             vmmLog: path.join(d, 'vmm.log'),
             net: { tap, mac: '02:00:00:00:be:01' },
             memory: { file: path.join(snapDir, 'memory.raw'), shared: false },

@@ -57,7 +57,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   // Peers close a cycle (vms -> peers -> vm-exec -> vms): they are reached through getters.
   let peerCalls: PeerCalls | undefined
   let peers: PeerLinks | undefined
-  const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
+  const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
   const secrets = createSecretBox(config.vmSecretKey)
   const locks = new KeyedLock()
   const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines, locks, log })

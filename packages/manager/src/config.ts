@@ -36,6 +36,10 @@ export interface Config {
   bootTimeoutMs: number
   stopTimeoutMs: number
   execOutputMaxBytes: number
+  /** Largest JSON reply the manager reads from a guest agent; a hostile agent ignores every guest-side limit. */
+  agentReplyMaxBytes: number
+  /** Disk a VM's console log may use: console.log plus one rotated console.log.1. */
+  consoleLogMaxBytes: number
   uploadMaxBodyBytes: number
   uploadMaxEntries: number
   uploadMaxBytes: number
@@ -176,6 +180,8 @@ export function loadConfig(env: Env = process.env): Config {
     bootTimeoutMs: int(env, 'BOOT_TIMEOUT_MS', 120_000),
     stopTimeoutMs: int(env, 'STOP_TIMEOUT_MS', 15_000),
     execOutputMaxBytes: int(env, 'EXEC_OUTPUT_MAX_BYTES', 1 * MiB),
+    agentReplyMaxBytes: int(env, 'AGENT_REPLY_MAX_BYTES', 64 * MiB, 1 * MiB),
+    consoleLogMaxBytes: int(env, 'CONSOLE_LOG_MAX_BYTES', 4 * MiB, 64 * 1024),
     // The original's 10 MiB; raise it for larger uploads.
     uploadMaxBodyBytes: int(env, 'UPLOAD_MAX_BODY_BYTES', 10 * MiB),
     uploadMaxEntries: int(env, 'UPLOAD_MAX_ENTRIES', 10_000),

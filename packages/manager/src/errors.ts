@@ -75,6 +75,8 @@ export const Errors = {
   peerCallFailed: (message: string) => new ApiError(502, 'peer_call_failed', message),
   bootFailed: (reason: string) => new ApiError(500, 'vm_boot_failed', `VM failed to boot: ${reason}`),
   agentUnavailable: (id: string, reason: string) => new ApiError(502, 'agent_unavailable', `Agent of VM ${id} is not reachable: ${reason}`),
+  agentReplyTooLarge: (id: string, maxBytes: number) =>
+    new ApiError(502, 'agent_reply_too_large', `Agent of VM ${id} sent a reply larger than ${maxBytes} bytes (AGENT_REPLY_MAX_BYTES); the request was cancelled`, { maxBytes }),
 } as const
 
 /** Codes the agent returns, mapped to the manager's catalogue (same code, status chosen here). */

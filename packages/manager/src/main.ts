@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     throw err
   }
   const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]'] })
+  keepRunningOnStrayErrors(log)
   if (process.getuid?.() !== 0) log.warn('not running as root: VM networking and some host setup need root')
 
   const { key: apiKey, source } = resolveApiKey(config.apiKey, path.join(config.storageRoot, 'api-key'))
@@ -74,6 +75,20 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
+}
+
+/**
+ * Last resort. Every guest channel has its own error handling and limits (agent/*.ts,
+ * console-capture.ts); an error that still escapes a listener concerns one VM's channel, and one
+ * VM must not end the process that serves all the others. Errors raised for a VM carry its id.
+ */
+function keepRunningOnStrayErrors(log: pino.Logger): void {
+  const report = (kind: string) => (err: unknown) => {
+    const vmId = (err as { vmId?: unknown } | null)?.vmId
+    log.error({ err, ...(typeof vmId === 'string' ? { vmId } : {}) }, `${kind}: the manager keeps running`)
+  }
+  process.on('uncaughtException', report('uncaught exception'))
+  process.on('unhandledRejection', report('unhandled promise rejection'))
 }
 
 main().catch((err) => {

@@ -1,20 +1,31 @@
 // The peer bridge's framing, used on both ends: one JSON document per line. A peer that sends a
-// line longer than `max` bytes is misbehaving and its stream is ended.
+// line longer than `max` bytes (or never ends one) is misbehaving and its stream is destroyed:
+// at most `max` bytes of an unfinished line are ever held, counted in bytes, not characters.
 import type net from 'node:net'
-import { StringDecoder } from 'node:string_decoder'
+
+const NEWLINE = 0x0a
 
 export function readLines(sock: net.Socket, max: number, onLine: (line: string) => void, onEnd: () => void): void {
-  let buf = ''
-  const decoder = new StringDecoder('utf8')
+  let partial: Buffer[] = []
+  let partialBytes = 0
   sock.on('data', (chunk: Buffer) => {
-    buf += decoder.write(chunk)
+    let start = 0
     let nl: number
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl)
-      buf = buf.slice(nl + 1)
-      onLine(line)
+    while ((nl = chunk.indexOf(NEWLINE, start)) >= 0) {
+      if (partialBytes + nl - start > max) return void sock.destroy()
+      const tail = chunk.subarray(start, nl)
+      const line = partialBytes > 0 ? Buffer.concat([...partial, tail]) : tail
+      partial = []
+      partialBytes = 0
+      start = nl + 1
+      onLine(line.toString('utf8'))
+      if (sock.destroyed) return
     }
-    if (buf.length > max) sock.destroy()
+    if (start === chunk.length) return
+    partialBytes += chunk.length - start
+    if (partialBytes > max) return void sock.destroy()
+    // A copy: a view would keep the whole chunk alive for a few bytes of it.
+    partial.push(Buffer.from(chunk.subarray(start)))
   })
   sock.on('close', onEnd)
   sock.on('error', () => sock.destroy())

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
 import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
+import { ConsoleCapture } from '../runtime/vmm/console-capture.ts'
 import type { BootSpec, SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../runtime/storage/ram-dir.ts'
@@ -19,6 +20,8 @@ import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 export interface Machine {
   handle: VmHandle
   agent: AgentClient
+  /** Reads the guest console into the VM's bounded console log while the process lives. */
+  console: ConsoleCapture
   net: BootNet | undefined
   /** Set before an intended stop/kill so the exit watcher does not report a crash. */
   expectedExit: boolean
@@ -45,6 +48,8 @@ const HEALTH_FAILURES_FOR_ERROR = 4
 /** The agent client a machine uses; replaceable so tests can simulate agent faults that cannot be caused from outside the guest. */
 export type AgentFactory = (socket: string, onConnect: (json: JsonCall) => Promise<void>) => AgentClient
 
+const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
+
 export function createMachines(deps: {
   driver: VmmDriver
   paths: Paths
@@ -53,12 +58,17 @@ export function createMachines(deps: {
   bootTimeoutMs: number
   healthIntervalMs?: number
   agentFactory?: AgentFactory
+  /** AGENT_REPLY_MAX_BYTES: the agent client's cap on one reply. */
+  agentReplyMaxBytes?: number
+  /** CONSOLE_LOG_MAX_BYTES: disk of console.log + console.log.1 per VM. */
+  consoleLogMaxBytes?: number
   /** Called whenever a VM's process becomes live in this manager (boot, re-attach): the peer bridge attaches here. */
   onLive?: (vmId: string, handle: VmHandle) => void
 }) {
   const { driver, paths, repo, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
-  const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect))
+  const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect, { maxReplyBytes: deps.agentReplyMaxBytes }))
+  const consoleLogMaxBytes = deps.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES
   const live = new Map<string, Machine>()
 
   const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb' | 'memorySnapshotId'>, files: BootFiles, net: BootNet | undefined, from?: RestorePoint): BootSpec => ({
@@ -73,7 +83,7 @@ export function createMachines(deps: {
     bridgeSocket: paths.bridgeSocket(vm.id),
     qmpSocket: paths.qmpSocket(vm.id),
     pidFile: paths.pidFile(vm.id),
-    consoleLog: paths.consoleLog(vm.id),
+    consoleSocket: paths.consoleSocket(vm.id),
     vmmLog: paths.vmmLog(vm.id),
     ...(net ? { net: { tap: net.tap, mac: net.mac } } : {}),
     memory: memoryOf(vm, from),
@@ -109,7 +119,7 @@ export function createMachines(deps: {
   }
 
   async function removeRuntimeFiles(id: string): Promise<void> {
-    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
+    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.consoleSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
     // Not even an unlink through a RAM directory that is not ours.
     if (!ramDirProblem(paths.ramRoot)) await fsp.rm(paths.ramFile(id), { force: true })
   }
@@ -124,21 +134,27 @@ export function createMachines(deps: {
     if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}: ${JSON.stringify(r.body)}`)
   }
 
-  const newMachine = (handle: VmHandle, net: BootNet | undefined): Machine => ({
-    handle,
-    agent: agentFactory(handle.channels.control, (json) => pushInit(json, net?.guest)),
-    net,
+  const newMachine = (id: string, handle: VmHandle, net: BootNet | undefined): Machine => {
+    const capture = new ConsoleCapture(handle.channels.console, paths.consoleLog(id), consoleLogMaxBytes)
+    capture.start()
+    return {
+      handle,
+      agent: agentFactory(handle.channels.control, (json) => pushInit(json, net?.guest)),
+      console: capture,
+      net,
     expectedExit: false,
     agentUptimeMs: 0,
-    failedChecks: 0,
-    paused: false,
-  })
+      failedChecks: 0,
+      paused: false,
+    }
+  }
 
   /** Marks an exit as intended, stops monitoring and closes the agent session. */
   function retire(m: Machine): void {
     m.expectedExit = true
     clearInterval(m.monitor)
     m.agent.close()
+    void m.console.close()
   }
 
   async function readHealth(agent: AgentClient, timeoutMs = 15_000): Promise<Health> {
@@ -185,6 +201,7 @@ export function createMachines(deps: {
     void m.handle.exited.then(async (exit) => {
       clearInterval(m.monitor)
       m.agent.close()
+      void m.console.close()
       if (live.get(id) !== m) return
       live.delete(id)
       if (m.expectedExit) return
@@ -219,7 +236,7 @@ export function createMachines(deps: {
         await removeRuntimeFiles(vm.id)
         throw err
       }
-      const m = newMachine(handle, net)
+      const m = newMachine(vm.id, handle, net)
       const { agent } = m
       try {
         await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
@@ -282,6 +299,7 @@ export function createMachines(deps: {
         await m.handle.kill(1000)
       }
       m.agent.close()
+      void m.console.close()
       live.delete(id)
       await removeRuntimeFiles(id)
     },
@@ -301,7 +319,7 @@ export function createMachines(deps: {
       if (!vm.vmmPid || !vm.vmmStartTime) return false
       const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files, net) })
       if (!handle) return false
-      const m = newMachine(handle, net)
+      const m = newMachine(vm.id, handle, net)
       const { agent } = m
       if (vm.state === 'PAUSED') {
         // Its agent cannot answer until resumed; the session is made on first use after that.

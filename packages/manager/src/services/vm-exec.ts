@@ -1,12 +1,12 @@
 // Work inside a running VM: exec, run-ts, run-js, file transfer, and the logs about it.
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
-import fs from 'node:fs'
 import type { Readable } from 'node:stream'
 import { AgentPaths, type AgentError, type ExecResult, type RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import { Errors, fromAgentError } from '../errors.ts'
-import { AgentUnavailableError } from '../runtime/agent/client.ts'
+import { agentFault } from './agent-fault.ts'
+import { readTail } from '../runtime/logs/rotating-log.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
 import { parseEnvList, toEnvList } from './env-list.ts'
@@ -40,6 +40,8 @@ const DEFAULT_TIMEOUT_MS = 30_000
 const REPLY_GRACE_MS = 15_000
 /** Exec history keeps this much of each output stream, of command or code text, and of the JSON of any other value. */
 const LOG_OUTPUT_CAP = 16 * 1024
+/** GET /logs reads at most this much of the end of a log (across its rotation). */
+const LOG_TAIL_WINDOW = 256 * 1024
 export const LOG_TYPES = ['console.log', 'vmm.log'] as const
 export type LogType = (typeof LOG_TYPES)[number]
 /** The original's names, so its clients keep working. */
@@ -94,8 +96,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     try {
       r = await f()
     } catch (err) {
-      if (err instanceof AgentUnavailableError) throw Errors.agentUnavailable(id, err.message)
-      throw err
+      throw agentFault(id, err)
     }
     if (r.status >= 200 && r.status < 300) return r.body as T
     const e = (r.body ?? {}) as Partial<AgentError>
@@ -159,44 +160,23 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
       try {
         r = await agent.download(`${AgentPaths.download}?${new URLSearchParams({ path })}`, 60_000)
       } catch (err) {
-        if (err instanceof AgentUnavailableError) throw Errors.agentUnavailable(id, err.message)
-        throw err
+        throw agentFault(id, err)
       }
-      if (r.status === 200) return r.stream
-      const chunks: Buffer[] = []
-      for await (const c of r.stream) chunks.push(c as Buffer)
-      let e: Partial<AgentError> = {}
-      try {
-        e = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-      } catch {
-        // non-JSON error body: keep the generic message
-      }
+      if ('stream' in r) return r.stream
+      const e = (r.error ?? {}) as Partial<AgentError>
       throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
     },
 
     async logs(id: string, type: LogType, tailLines: number): Promise<{ type: LogType; lines: string[]; truncated: boolean; updatedAt?: string }> {
       await vms.get(id)
       const file = type === 'console.log' ? deps.paths.consoleLog(id) : deps.paths.vmmLog(id)
-      const WINDOW = 256 * 1024
-      let fh
-      try {
-        fh = await fs.promises.open(file, 'r')
-      } catch {
-        return { type, lines: [], truncated: false }
-      }
-      try {
-        const st = await fh.stat()
-        const start = Math.max(0, st.size - WINDOW)
-        const buf = Buffer.alloc(st.size - start)
-        await fh.read(buf, 0, buf.length, start)
-        let lines = buf.toString('utf8').split('\n')
-        if (start > 0) lines = lines.slice(1) // first line is partial
-        if (lines.at(-1) === '') lines.pop()
-        const truncated = start > 0 || lines.length > tailLines
-        return { type, lines: lines.slice(-tailLines), truncated, updatedAt: st.mtime.toISOString() }
-      } finally {
-        await fh.close()
-      }
+      const { data, truncated: cut, mtime } = await readTail(file, LOG_TAIL_WINDOW)
+      if (!mtime) return { type, lines: [], truncated: false }
+      let lines = data.toString('utf8').split('\n')
+      if (cut) lines = lines.slice(1) // first line is partial
+      if (lines.at(-1) === '') lines.pop()
+      const truncated = cut || lines.length > tailLines
+      return { type, lines: lines.slice(-tailLines), truncated, updatedAt: mtime.toISOString() }
     },
 
     async execLogs(id: string, limit: number, type: ExecLogType | 'all') {

@@ -68,6 +68,11 @@ export class ManagerProcess {
     return `rds-${crypto.createHash('sha256').update(this.storageRoot).digest('hex').slice(0, 10)}`
   }
 
+  /** The manager's process id while it runs (memory figures of the security suite). */
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
   get baseUrl(): string {
     return `http://127.0.0.1:${this.port}`
   }

@@ -46,7 +46,7 @@ function scriptedAgent(script: Array<number | 'silent'>, resets: { n: number }):
 const handle: VmHandle = {
   pid: 1,
   startTime: '1',
-  channels: { control: '/nonexistent', bridge: '/nonexistent' },
+  channels: { control: '/nonexistent', bridge: '/nonexistent', console: '/nonexistent' },
   exited: new Promise(() => {}),
   isAlive: () => true,
   pause: async () => {},

@@ -3,8 +3,12 @@
 // preface, then reads one JSON request per line and writes one JSON reply per line. Every frame on
 // this connection comes from this VM: that is the caller's identity. The connection is re-made
 // whenever it drops, until close() (the VM's process ended or the manager detaches).
+// A guest that sends requests and never reads the replies gets backpressure: while replies are
+// not drained the manager stops reading its requests, and past MAX_QUEUED_BYTES of unsent
+// replies the connection is dropped, so the manager's memory does not follow the guest's writes.
 import type net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
 import { BRIDGE_PREFACE, PeerLimits, readLines, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
 import { connectAndResync } from './resync.ts'
 
@@ -18,6 +22,12 @@ const MAX_RETRY_MS = 3000
 const PREFACE_REPEAT_MS = 2000
 /** Calls one VM may have in flight on its bridge, whatever their links: bounds what a guest can make the manager do. */
 const MAX_IN_FLIGHT = 32
+/**
+ * Replies waiting for the guest to read them: a few maximal frames (a peer result may be as large
+ * as a frame). Reading stops long before this while the guest does not drain; only replies already
+ * being computed (MAX_IN_FLIGHT) and those of the chunk being parsed can still add to it.
+ */
+export const MAX_QUEUED_BYTES = 4 * PeerLimits.maxFrameBytes
 
 export type BridgeCallHandler = (req: PeerCallRequest) => Promise<PeerCallReply>
 
@@ -27,10 +37,14 @@ export class BridgeConnection {
   private inFlight = 0
   private readonly socketPath: string
   private readonly onCall: BridgeCallHandler
+  private readonly vmId: string
+  private readonly log: FastifyBaseLogger
 
-  constructor(socketPath: string, onCall: BridgeCallHandler) {
+  constructor(socketPath: string, onCall: BridgeCallHandler, o: { vmId: string; log: FastifyBaseLogger }) {
     this.socketPath = socketPath
     this.onCall = onCall
+    this.vmId = o.vmId
+    this.log = o.log
   }
 
   start(): void {
@@ -53,7 +67,8 @@ export class BridgeConnection {
         }
         this.sock = sock
         sock.write(BRIDGE_PREFACE)
-        const repeat = setInterval(() => sock.write(BRIDGE_PREFACE), PREFACE_REPEAT_MS)
+        // A heartbeat only matters to a guest that reads; one that does not gets no more bytes queued.
+        const repeat = setInterval(() => sock.writableLength === 0 && sock.write(BRIDGE_PREFACE), PREFACE_REPEAT_MS)
         retry = MIN_RETRY_MS
         await this.serve(sock).finally(() => clearInterval(repeat))
       } catch {
@@ -67,7 +82,18 @@ export class BridgeConnection {
 
   /** Resolves when the connection ends; a guest that sends an endless line is cut off (the loop reconnects). */
   private serve(sock: net.Socket): Promise<void> {
+    sock.on('drain', () => sock.resume())
     return new Promise((resolve) => readLines(sock, PeerLimits.maxFrameBytes, (line) => this.dispatch(sock, line), resolve))
+  }
+
+  /** Writes one reply; stops reading while the guest does not take replies, drops it past the cap. */
+  private reply(sock: net.Socket, text: string): void {
+    if (sock.destroyed) return
+    if (!sock.write(text)) sock.pause()
+    if (sock.writableLength > MAX_QUEUED_BYTES) {
+      this.log.error({ vmId: this.vmId, queuedBytes: sock.writableLength, maxQueuedBytes: MAX_QUEUED_BYTES }, 'peer bridge: the guest does not read its replies; dropping its bridge connection')
+      sock.destroy()
+    }
   }
 
   private dispatch(sock: net.Socket, line: string): void {
@@ -79,9 +105,7 @@ export class BridgeConnection {
     }
     if (typeof frame !== 'object' || frame === null || !Number.isSafeInteger(frame.id)) return
     const { id, ...req } = frame
-    const send = (reply: PeerCallReply) => {
-      if (!sock.destroyed) sock.write(JSON.stringify({ ...reply, id }) + '\n')
-    }
+    const send = (reply: PeerCallReply) => this.reply(sock, JSON.stringify({ ...reply, id }) + '\n')
     if (this.inFlight >= MAX_IN_FLIGHT) {
       send({ ok: false, code: 'peer_concurrency_limited', message: `more than ${MAX_IN_FLIGHT} peer calls in flight from this VM` })
       return

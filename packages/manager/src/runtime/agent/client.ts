@@ -7,8 +7,29 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { connectAndResync } from './resync.ts'
 
 const WINDOW = 4 * 1024 * 1024
+/** A hostile agent may answer with any size; JSON replies are parsed whole, so they are capped. */
+export const DEFAULT_REPLY_MAX_BYTES = 64 * 1024 * 1024
+/** An error reply of a download is a short JSON document; more is not worth reading. */
+const ERROR_BODY_MAX_BYTES = 64 * 1024
 
 export class AgentUnavailableError extends Error {}
+
+/** An agent fault too (the subclass keeps every existing agent-fault path), reported with its own code. */
+export class AgentReplyTooLargeError extends AgentUnavailableError {
+  readonly maxBytes: number
+  constructor(maxBytes: number) {
+    super(`agent reply exceeds ${maxBytes} bytes`)
+    this.maxBytes = maxBytes
+  }
+}
+
+export interface AgentClientOptions {
+  /** Largest JSON reply read from the agent (AGENT_REPLY_MAX_BYTES). */
+  maxReplyBytes?: number
+}
+
+/** A download either streams (200) or failed with the agent's (bounded) JSON error body. */
+export type DownloadReply = { status: 200; contentType: string; stream: Readable } | { status: number; contentType: string; error: unknown }
 
 export type JsonCall = <T>(method: string, path: string, body: unknown, timeoutMs: number) => Promise<AgentResponse<T>>
 
@@ -22,12 +43,14 @@ export class AgentClient {
   private readonly onConnect: ((json: JsonCall) => Promise<void>) | undefined
   private session: http2.ClientHttp2Session | undefined
   private connecting: Promise<http2.ClientHttp2Session> | undefined
+  private readonly maxReplyBytes: number
   private closed = false
 
   /** `onConnect` runs after every new session (first connect and each reconnect), before any other request. */
-  constructor(socketPath: string, onConnect?: (json: JsonCall) => Promise<void>) {
+  constructor(socketPath: string, onConnect?: (json: JsonCall) => Promise<void>, options: AgentClientOptions = {}) {
     this.socketPath = socketPath
     this.onConnect = onConnect
+    this.maxReplyBytes = options.maxReplyBytes ?? DEFAULT_REPLY_MAX_BYTES
   }
 
   /** Connects, retrying until the deadline: during boot the agent is not up yet. */
@@ -55,7 +78,8 @@ export class AgentClient {
         const sock = await connectAndResync(this.socketPath, resyncTimeoutMs)
         const session = http2.connect('http://agent', {
           createConnection: () => sock,
-          settings: { initialWindowSize: WINDOW },
+          // Pushed streams would be bytes the guest makes us hold that no request asked for.
+          settings: { initialWindowSize: WINDOW, enablePush: false },
         })
         await new Promise<void>((resolve, reject) => {
           session.once('connect', () => resolve())
@@ -97,7 +121,7 @@ export class AgentClient {
 
   private jsonOn<T>(session: http2.ClientHttp2Session, method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
     const req = session.request({ ':method': method, ':path': path, ...(body === undefined ? {} : { 'content-type': 'application/json' }) })
-    return this.collect<T>(req, timeoutMs, () => req.end(body === undefined ? undefined : JSON.stringify(body)))
+    return this.collect<T>(req, timeoutMs, this.maxReplyBytes, () => req.end(body === undefined ? undefined : JSON.stringify(body)))
   }
 
   /** Streams `body` to the agent (backpressure via pipe) and reads a JSON (or empty) reply. */
@@ -106,7 +130,7 @@ export class AgentClient {
     let bodyError: Error | undefined
     let reply: AgentResponse<T>
     try {
-      reply = await this.collect<T>(req, timeoutMs, () => {
+      reply = await this.collect<T>(req, timeoutMs, this.maxReplyBytes, () => {
         body.on('error', (err) => {
           bodyError = err
           req.close(http2.constants.NGHTTP2_CANCEL)
@@ -121,19 +145,16 @@ export class AgentClient {
     return reply
   }
 
-  /** Opens a streamed download; the caller reads the stream when status is 200. */
-  async download(path: string, timeoutMs: number): Promise<{ status: number; contentType: string; stream: Readable }> {
+  /**
+   * Opens a streamed download: the caller reads `stream` (flow-controlled by HTTP/2, so the
+   * guest cannot push faster than the caller consumes). Any other status comes with the agent's
+   * error body, read here under the same deadline and a small cap.
+   */
+  async download(path: string, timeoutMs: number): Promise<DownloadReply> {
     const req = await this.stream('GET', path)
-    req.end()
-    const headers = await withTimeout(
-      new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-        req.once('response', resolve)
-        req.once('error', reject)
-      }),
-      timeoutMs,
-      () => req.close(http2.constants.NGHTTP2_CANCEL),
-    )
-    return { status: Number(headers[':status']), contentType: String(headers['content-type'] ?? ''), stream: req }
+    const r = await this.collect<unknown>(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === 200)
+    if (r.status === 200) return { status: 200, contentType: r.contentType, stream: req }
+    return { status: r.status, contentType: r.contentType, error: r.body }
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
@@ -148,17 +169,41 @@ export class AgentClient {
     this.session = undefined
   }
 
-  private collect<T>(req: http2.ClientHttp2Stream, timeoutMs: number, send: () => void): Promise<AgentResponse<T>> {
-    const done = new Promise<AgentResponse<T>>((resolve, reject) => {
+  /**
+   * Reads one reply of at most `maxBytes` within `timeoutMs`. Past either limit the stream is
+   * cancelled (the session and its other streams stay usable) and the call fails; nothing the
+   * agent sends on this stream can throw outside the returned promise. When `handOver` accepts
+   * the status, the reply resolves at its headers and the caller reads the (paused) stream itself.
+   */
+  private collect<T>(req: http2.ClientHttp2Stream, timeoutMs: number, maxBytes: number, send: () => void, handOver?: (status: number) => boolean): Promise<AgentResponse<T> & { contentType: string }> {
+    const done = new Promise<AgentResponse<T> & { contentType: string }>((resolve, reject) => {
       let status = 0
-      const chunks: Buffer[] = []
-      req.once('response', (h) => (status = Number(h[':status'])))
-      req.on('data', (c: Buffer) => chunks.push(c))
+      let contentType = ''
+      let size = 0
+      let chunks: Buffer[] = []
+      const onData = (c: Buffer) => {
+        size += c.length
+        if (size <= maxBytes) return void chunks.push(c)
+        chunks = []
+        req.off('data', onData)
+        req.close(http2.constants.NGHTTP2_CANCEL)
+        reject(new AgentReplyTooLargeError(maxBytes))
+      }
+      req.once('response', (h) => {
+        status = Number(h[':status'])
+        contentType = String(h['content-type'] ?? '')
+        if (handOver?.(status)) {
+          req.off('data', onData)
+          req.pause()
+          resolve({ status, contentType, body: undefined as T })
+        }
+      })
+      req.on('data', onData)
       req.once('end', () => {
         if (!status) return reject(new AgentUnavailableError('agent closed the stream without a reply'))
-        const text = Buffer.concat(chunks).toString('utf8')
         try {
-          resolve({ status, body: (text ? JSON.parse(text) : undefined) as T })
+          const text = Buffer.concat(chunks).toString('utf8')
+          resolve({ status, contentType, body: (text ? JSON.parse(text) : undefined) as T })
         } catch {
           reject(new AgentUnavailableError(`agent sent a non-JSON reply (status ${status})`))
         }

@@ -37,6 +37,7 @@ export function createPaths(storageRoot: string, imagesDir: string, ramRoot: str
     qmpSocket: (id: string) => path.join(vmDir(id), 'qmp.sock'),
     pidFile: (id: string) => path.join(vmDir(id), 'vmm.pid'),
     consoleLog: (id: string) => path.join(vmDir(id), 'console.log'),
+    consoleSocket: (id: string) => path.join(vmDir(id), 'console.sock'),
     vmmLog: (id: string) => path.join(vmDir(id), 'vmm.log'),
     imageDir: (id: string) => path.join(imagesDir, safe(id)),
     apiKeyFile: path.join(storageRoot, 'api-key'),

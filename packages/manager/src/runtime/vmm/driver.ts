@@ -32,7 +32,8 @@ export interface BootSpec {
   bridgeSocket: string
   qmpSocket: string
   pidFile: string
-  consoleLog: string
+  /** QEMU serves the guest console here; the manager reads it (console-capture.ts). */
+  consoleSocket: string
   vmmLog: string
   /** The VM's NIC: a TAP that already exists in the driver's network namespace. */
   net?: { tap: string; mac: string }
@@ -64,7 +65,7 @@ export interface VmHandle {
   readonly pid: number
   /** /proc start time of the VMM process; with the pid it identifies the process after a restart. */
   readonly startTime: string
-  readonly channels: { control: string; bridge: string }
+  readonly channels: { control: string; bridge: string; console: string }
   /** Resolves when the VMM process is gone, however it ended. */
   readonly exited: Promise<VmExit>
   isAlive(): boolean

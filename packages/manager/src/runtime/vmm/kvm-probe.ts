@@ -37,7 +37,8 @@ export async function probeKvm(config: Config, images: ImageService, log: Fastif
       memory: { file: path.join(dir, 'memory.ram'), shared: false },
       qmpSocket: path.join(dir, 'q.sock'),
       pidFile: path.join(dir, 'pid'),
-      consoleLog: path.join(dir, 'console.log'),
+      // Nobody reads it: QEMU drops console output without a reader.
+      consoleSocket: path.join(dir, 'con.sock'),
       vmmLog: path.join(dir, 'vmm.log'),
     })
     agent = new AgentClient(path.join(dir, 'c.sock'))

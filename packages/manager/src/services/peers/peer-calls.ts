@@ -121,7 +121,7 @@ export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string
     /** A VM's process is live (boot or re-attach after a manager restart): serve its bridge until the process ends. */
     attachBridge(vmId: string, vmHandle: VmHandle): void {
       bridges.get(vmId)?.close()
-      const conn = new BridgeConnection(vmHandle.channels.bridge, (req) => handle(vmId, req))
+      const conn = new BridgeConnection(vmHandle.channels.bridge, (req) => handle(vmId, req), { vmId, log: deps.log })
       bridges.set(vmId, conn)
       conn.start()
       void vmHandle.exited.then(() => {

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream'
 import { AgentPaths, PEER_MANIFEST_PATH, PeerManifestError, parsePeerManifest, type AgentError, type PeerManifest, type RunResult } from '@rds/protocol'
 import { ApiError, Errors, fromAgentError } from '../../errors.ts'
-import { AgentUnavailableError } from '../../runtime/agent/client.ts'
+import { agentFault } from '../agent-fault.ts'
 import type { PeerLinkRecord, PeerLinksRepo, SourceMode } from '../../store/peer-links-repo.ts'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { KeyedLock } from '../locks.ts'
@@ -151,8 +151,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     try {
       r = await m.agent.upload<AgentError | undefined>(AgentPaths.peersInstall, Readable.from([body]), 'application/gzip', 120_000)
     } catch (e) {
-      if (e instanceof AgentUnavailableError) throw Errors.agentUnavailable(consumerId, e.message)
-      throw e
+      throw agentFault(consumerId, e)
     }
     if (r.status >= 300) throw fromAgentError(r.status, r.body?.code ?? 'agent_error', r.body?.message ?? `agent replied ${r.status}`)
   }

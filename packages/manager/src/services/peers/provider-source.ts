@@ -18,6 +18,8 @@ import tar from 'tar-stream'
 const MAX_SOURCE_BYTES = 32 * 1024 * 1024
 const MAX_FILE_BYTES = 4 * 1024 * 1024
 const MAX_ENTRIES = 20_000
+/** The provider's agent streams the archive; one that trickles forever must not hold a link request forever. */
+const ARCHIVE_DEADLINE_MS = 120_000
 
 const SECRET_NAME = /(^id_(rsa|dsa|ecdsa|ed25519))|(\.(env|pem|key|p12|pfx|jks|keystore)$)|secret|credential|token/i
 
@@ -45,7 +47,16 @@ async function readAll(stream: AsyncIterable<Buffer>, max: number): Promise<Buff
 }
 
 /** Parses a tar.gz and hands each regular file (name without "./") to `onFile`. */
-export async function eachTarFile(input: Readable, onFile: (name: string, size: number, read: () => Promise<Buffer | undefined>) => Promise<void>, maxEntries = MAX_ENTRIES): Promise<void> {
+export async function eachTarFile(input: Readable, onFile: (name: string, size: number, read: () => Promise<Buffer | undefined>) => Promise<void>, maxEntries = MAX_ENTRIES, deadlineMs = ARCHIVE_DEADLINE_MS): Promise<void> {
+  const late = setTimeout(() => input.destroy(new Error(`provider archive not read within ${deadlineMs} ms`)), deadlineMs)
+  try {
+    await readTar(input, onFile, maxEntries)
+  } finally {
+    clearTimeout(late)
+  }
+}
+
+async function readTar(input: Readable, onFile: (name: string, size: number, read: () => Promise<Buffer | undefined>) => Promise<void>, maxEntries: number): Promise<void> {
   const extract = tar.extract()
   const feeding = pipeline(input, zlib.createGunzip(), extract).catch((e: unknown) => e)
   let entries = 0

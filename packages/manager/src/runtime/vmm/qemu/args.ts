@@ -47,7 +47,7 @@ export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: st
     '-drive', `id=ovl,file=${spec.overlay},format=raw,if=none,cache=unsafe`,
     '-device', 'virtio-blk-device,drive=ovl',
     '-device', 'virtio-serial-device,max_ports=4',
-    '-chardev', `file,id=con0,path=${spec.consoleLog}`,
+    '-chardev', `socket,id=con0,path=${spec.consoleSocket},server=on,wait=off`,
     '-device', 'virtconsole,chardev=con0',
     '-chardev', `socket,id=ctl,path=${spec.controlSocket},server=on,wait=off`,
     '-device', `virtserialport,chardev=ctl,name=${CONTROL_PORT_NAME}`,

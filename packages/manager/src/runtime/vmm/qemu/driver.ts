@@ -30,7 +30,7 @@ const STATE_TIMEOUT_MS = 120_000
 class QemuHandle implements VmHandle {
   readonly pid: number
   readonly startTime: string
-  readonly channels: { control: string; bridge: string }
+  readonly channels: { control: string; bridge: string; console: string }
   readonly exited: Promise<VmExit>
   private qmp: QmpClient | undefined
   private readonly qmpSocket: string
@@ -40,7 +40,7 @@ class QemuHandle implements VmHandle {
   constructor(pid: number, startTime: string, spec: BootSpec, childExit?: Promise<VmExit>) {
     this.pid = pid
     this.startTime = startTime
-    this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket }
+    this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = spec.qmpSocket
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
