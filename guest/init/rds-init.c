@@ -1,9 +1,10 @@
 /*
  * rds-init: PID 1 of a run-dat-sheesh microVM.
  *
- * Runs from the initramfs, builds the root filesystem (read-only image + writable
- * overlay disk), switches into it while staying PID 1, then starts and supervises the
- * guest agent. It powers the VM off on SIGTERM/SIGINT/SIGUSR2 and on any fatal error
+ * Runs from the initramfs, or straight from the read-only rootfs when the kernel has its
+ * drivers built in (no /modules.load then), builds the root filesystem (read-only image +
+ * writable overlay disk), switches into it while staying PID 1, then starts and supervises
+ * the guest agent. It powers the VM off on SIGTERM/SIGINT/SIGUSR2 and on any fatal error
  * before the agent starts, so the host always sees QEMU exit instead of a hung guest.
  *
  * Built with: musl-gcc -static -Os -Wall -Wextra
@@ -35,7 +36,16 @@
 #define BACKOFF_MAX_MS 5000
 #define BACKOFF_RESET_MS 30000
 
-static int old_root_fd = -1; /* the initramfs root, kept so shutdown can reach /upper again */
+/* Where the layers are mounted in the first root: the initramfs, or the rootfs image when
+ * the kernel mounted it itself (the image builder creates the /rds directories). */
+#define INITRAMFS_UPPER "/upper"
+#define DIRECT_UPPER "/rds/upper"
+#define DIRECT_NEWROOT "/rds/root"
+#define DIRECT_PUT_OLD "rds/oldroot" /* relative to the new root, as pivot_root wants it */
+
+static int old_root_fd = -1; /* the first root, kept so shutdown can reach the overlay disk again */
+static const char *upper_dir = INITRAMFS_UPPER;
+static int from_initramfs = 1;
 static int have_console;      /* fds 1 and 2 point at /dev/console */
 
 /* Before virtio_console is loaded there is no console, so early messages go to the
@@ -185,6 +195,39 @@ static void wait_disks(void)
 		errno = ENOENT;
 		fatal("wait for /dev/vdb");
 	}
+}
+
+/* Booted with root=/dev/vda ro: the kernel already mounted the image as /, so it is the
+ * lower layer itself; the overlay disk and the merged root go on directories inside it. */
+static void mount_overlay_root_direct(void)
+{
+	if (mount("/dev/vdb", DIRECT_UPPER, "ext4", MS_NOATIME, NULL) < 0)
+		fatal("mount /dev/vdb on " DIRECT_UPPER);
+	mkdir_p(DIRECT_UPPER "/upper", 0755);
+	mkdir_p(DIRECT_UPPER "/work", 0755);
+	if (mount("overlay", DIRECT_NEWROOT, "overlay", 0,
+		  "lowerdir=/,upperdir=" DIRECT_UPPER "/upper,workdir=" DIRECT_UPPER "/work") < 0)
+		fatal("mount overlay on " DIRECT_NEWROOT);
+}
+
+/* The image root is a real mount, not the initramfs, so pivot_root works and puts it under
+ * the new root, where it stays mounted (shutdown needs the overlay disk's mount in our
+ * namespace to remount it read-only); /rds is 0700, so only root can see it there. */
+static void pivot_root_direct(void)
+{
+	old_root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (old_root_fd < 0)
+		fatal("open image root");
+	if (mount("/dev", DIRECT_NEWROOT "/dev", NULL, MS_MOVE, NULL) < 0)
+		fatal("move /dev");
+	umount2("/proc", MNT_DETACH);
+	umount2("/sys", MNT_DETACH);
+	if (chdir(DIRECT_NEWROOT) < 0)
+		fatal("chdir " DIRECT_NEWROOT);
+	if (syscall(SYS_pivot_root, ".", DIRECT_PUT_OLD) < 0)
+		fatal("pivot_root");
+	if (chdir("/") < 0)
+		fatal("chdir /");
 }
 
 static void mount_overlay_root(void)
@@ -345,16 +388,18 @@ static void shutdown_vm(int sig)
 	umount2("/sys/fs/cgroup", MNT_DETACH);
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 		logmsg("remount / ro: %s", strerror(errno));
-	/* The overlay disk's ext4 sits under the overlay, reachable only from the initramfs
-	 * root. Remounting it read-only writes a clean superblock (no journal to replay). */
+	/* The overlay disk's ext4 sits under the overlay, reachable only from the first root
+	 * (initramfs or image). Remounting it read-only writes a clean superblock (no journal
+	 * to replay). */
 	if (old_root_fd >= 0 && fchdir(old_root_fd) == 0 && chroot(".") == 0) {
 		sync();
-		if (mount(NULL, "/upper", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
-			logmsg("remount /upper ro: %s", strerror(errno));
-		umount2("/upper", MNT_DETACH);
-		umount2("/lower", MNT_DETACH);
+		if (mount(NULL, upper_dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			logmsg("remount %s ro: %s", upper_dir, strerror(errno));
+		umount2(upper_dir, MNT_DETACH);
+		if (from_initramfs)
+			umount2("/lower", MNT_DETACH);
 	} else {
-		logmsg("cannot return to initramfs root: %s", strerror(errno));
+		logmsg("cannot return to the first root: %s", strerror(errno));
 	}
 	power_off();
 }
@@ -437,11 +482,21 @@ int main(void)
 	reboot(RB_DISABLE_CAD);
 	umask(022);
 	early_mounts();
-	load_modules();
+	/* The image builder puts /modules.load only into the initramfs. */
+	from_initramfs = access("/modules.load", F_OK) == 0;
+	if (from_initramfs)
+		load_modules();
 	open_console();
 	wait_disks();
-	mount_overlay_root();
-	switch_root();
+	if (from_initramfs) {
+		mount_overlay_root();
+		switch_root();
+	} else {
+		upper_dir = DIRECT_UPPER;
+		logmsg("no initramfs: building the root from the booted image");
+		mount_overlay_root_direct();
+		pivot_root_direct();
+	}
 	root_mounts();
 	setup_network();
 	supervise();

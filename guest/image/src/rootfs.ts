@@ -105,6 +105,12 @@ export async function stageRootfs(s: StageInputs): Promise<void> {
   chmodSync(at('usr/lib/rds/rds-exec'), 0o755);
   copyFileSync(s.rdsInit, at('sbin/rds-init'));
   chmodSync(at('sbin/rds-init'), 0o755);
+  // Mount points for a boot without initramfs (rds-init then builds the root from here, and
+  // the image root stays mounted on oldroot): a read-only root cannot get them at boot.
+  // 0700 so uid 1000 cannot walk into the layers under the merged root.
+  mkdirSync(at('rds'), { mode: 0o700 });
+  chmodSync(at('rds'), 0o700);
+  for (const d of ['upper', 'root', 'oldroot']) mkdirSync(at(`rds/${d}`), { mode: 0o755 });
 
   addUser(s.stage);
   mkdirSync(at('workspace'), { mode: 0o755 });

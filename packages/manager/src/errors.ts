@@ -31,7 +31,7 @@ export const Errors = {
   noDefaultImage: () => new ApiError(400, 'no_default_image', 'No default image configured; upload an image and set it as default'),
   imageIncomplete: () => new ApiError(400, 'image_incomplete', 'Image is missing kernel or rootfs'),
   imageNeedsInitrd: (id: string, missingDrivers: string[]) =>
-    new ApiError(400, 'image_needs_initrd', `Image ${id} has no initrd${missingDrivers.length > 0 ? ` and its kernel does not have these drivers built in: ${missingDrivers.join(', ')}` : '; booting without one is not supported yet'}. Upload an initrd (PUT /v1/images/${id}/initrd)`, { missingDrivers }),
+    new ApiError(400, 'image_needs_initrd', `Image ${id} has no initrd and its kernel does not have these drivers built in: ${missingDrivers.join(', ')}. Upload an initrd (PUT /v1/images/${id}/initrd) or a kernel with them built in`, { missingDrivers }),
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
   imageHasSnapshots: (n: number) => new ApiError(409, 'image_has_snapshots', `Image has ${n} snapshot(s) that can only resume on it; delete them first`),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),

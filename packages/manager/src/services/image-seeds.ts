@@ -141,7 +141,8 @@ export function createSeedService(deps: {
     if (!config.enableImageSeed || closed) return false
     if (!sameShape(shape, template) && config.seedShapesMax < 2) return false
     const img = await imagesRepo.get(imageId)
-    if (!img?.kernelFilename || !img.initrdFilename || !img.rootfsFilename) return false
+    // Without an initrd, resolveForBoot decides (it refuses a kernel that needs one).
+    if (!img?.kernelFilename || !img.rootfsFilename) return false
     const stamp = await imageStamp((await deps.images.resolveForBoot(imageId)).files).catch(() => undefined)
     if (!stamp || tried.get(seedKey(imageId, shape)) === stamp) return false
     const seed = await seedsRepo.get(imageId, shape)

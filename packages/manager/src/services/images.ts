@@ -38,7 +38,8 @@ export interface ImagePublic extends ImageRecord, ImageSeed {
 
 export interface BootFiles {
   kernel: string
-  initrd: string
+  /** Absent: the kernel has the guest's drivers built in and mounts the rootfs itself. */
+  initrd?: string
   rootfs: string
 }
 
@@ -214,9 +215,14 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       const img = await mustGet(id)
       if (!img.kernelFilename || !img.rootfsFilename) throw Errors.imageIncomplete()
       const dir = paths.imageDir(id)
-      // The original's images are kernel + rootfs; our guest needs its drivers before the rootfs.
-      if (!img.initrdFilename) throw Errors.imageNeedsInitrd(id, await missingBuiltinDrivers(path.join(dir, img.kernelFilename)))
-      return { id, files: { kernel: path.join(dir, img.kernelFilename), initrd: path.join(dir, img.initrdFilename), rootfs: path.join(dir, img.rootfsFilename) } }
+      const kernel = path.join(dir, img.kernelFilename)
+      const rootfs = path.join(dir, img.rootfsFilename)
+      if (img.initrdFilename) return { id, files: { kernel, initrd: path.join(dir, img.initrdFilename), rootfs } }
+      // The original's images are kernel + rootfs: they boot as they are when the kernel can
+      // reach the rootfs and build the overlay without loading a module.
+      const missing = await missingBuiltinDrivers(kernel)
+      if (missing.length > 0) throw Errors.imageNeedsInitrd(id, missing)
+      return { id, files: { kernel, rootfs } }
     },
 
   }
@@ -230,6 +236,11 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
 export async function imageStamp(files: BootFiles): Promise<string> {
   const parts: string[] = []
   for (const f of [files.kernel, files.initrd, files.rootfs]) {
+    // A placeholder keeps the positions, so adding or removing an initrd changes the stamp.
+    if (f === undefined) {
+      parts.push('-')
+      continue
+    }
     const st = await fsp.stat(f)
     parts.push(`${st.ino}:${st.size}:${Math.trunc(st.mtimeMs)}`)
   }

@@ -23,7 +23,8 @@ export interface BootSpec {
   cpu: number
   memMb: number
   kernel: string
-  initrd: string
+  /** Absent: the kernel mounts the rootfs itself and runs rds-init from it. */
+  initrd?: string
   /** Shared base rootfs, attached read-only. */
   rootfs: string
   /** The VM's own writable disk. */

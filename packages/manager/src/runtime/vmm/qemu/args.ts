@@ -28,8 +28,14 @@ export function kernelCmdline(tscKhz: number | undefined, extra: string[] = []):
   ].join(' ')
 }
 
+/** Without an initrd the kernel mounts the image itself: read-only (it is shared between
+ * VMs; noload as rds-init mounts it from an initrd), then starts rds-init from it. */
+export const DIRECT_ROOT_ARGS = ['root=/dev/vda', 'ro', 'rootfstype=ext4', 'rootflags=noload', 'init=/sbin/rds-init']
+
 export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined; kernelArgs?: string[] }): string[] {
   const cpu = o.accel === 'kvm' ? 'host' : 'max'
+  const initrd = spec.initrd ? ['-initrd', spec.initrd] : []
+  const extra = spec.initrd ? (o.kernelArgs ?? []) : [...DIRECT_ROOT_ARGS, ...(o.kernelArgs ?? [])]
   return [
     '-name', processName(o.instance, spec.vmId),
     '-accel', o.accel,
@@ -40,8 +46,8 @@ export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: st
     '-smp', String(spec.cpu),
     '-nodefaults', '-no-user-config', '-nographic', '-display', 'none', '-no-reboot',
     '-kernel', spec.kernel,
-    '-initrd', spec.initrd,
-    '-append', kernelCmdline(o.accel === 'tcg' ? o.tscKhz : undefined, o.kernelArgs),
+    ...initrd,
+    '-append', kernelCmdline(o.accel === 'tcg' ? o.tscKhz : undefined, extra),
     '-drive', `id=root,file=${spec.rootfs},format=raw,if=none,readonly=on`,
     '-device', 'virtio-blk-device,drive=root',
     '-drive', `id=ovl,file=${spec.overlay},format=raw,if=none,cache=unsafe`,
