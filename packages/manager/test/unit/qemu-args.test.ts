@@ -8,7 +8,7 @@ import { imageStamp } from '../../src/services/images.ts'
 
 const spec = (over: Partial<BootSpec> = {}): BootSpec => ({
   vmId: 'vm-1', cpu: 1, memMb: 256, kernel: '/img/vmlinux', initrd: '/img/initrd', rootfs: '/img/rootfs.ext4', overlay: '/vm/overlay.ext4',
-  controlSocket: '/vm/c.sock', bridgeSocket: '/vm/b.sock', qmpSocket: '/vm/q.sock', pidFile: '/vm/pid', consoleLog: '/vm/con', vmmLog: '/vm/log',
+  controlSocket: '/vm/c.sock', bridgeSocket: '/vm/b.sock', qmpSocket: '/vm/q.sock', pidFile: '/vm/pid', consoleSocket: '/vm/con.sock', vmmLog: '/vm/log',
   memory: { file: '/shm/ram', shared: true },
   ...over,
 })
