@@ -1,6 +1,9 @@
 // One cgroup per exec/run, so a timeout can kill everything the user started (background jobs,
 // setsid'd daemons) with one write to cgroup.kill. Without cgroup2 the agent still works but
-// falls back to killing the process group, which a second setsid() escapes.
+// falls back to killing the process group, which a second setsid() escapes. All of them live in
+// one parent group whose limits bound the user's code as a whole: a fork or memory bomb runs
+// into those (and the OOM killer picks inside the group), while the agent, outside it, keeps
+// its memory, its processes and most of the CPU.
 import fs from 'node:fs'
 import path from 'node:path'
 import { log } from '../log.ts'
@@ -23,6 +26,7 @@ export class CgroupManager {
       if (this.#available === undefined) {
         fs.mkdirSync(this.#parent, { recursive: true, mode: 0o755 })
         if (!fs.existsSync(path.join(this.#parent, 'cgroup.procs'))) throw new Error(`${this.#parent} is not a cgroup2 directory`)
+        applyUserLimits(this.#parent, userLimits())
         this.#available = true
       }
       const dir = path.join(this.#parent, `exec-${id}`)
@@ -78,6 +82,49 @@ export class CgroupManager {
       }
     }, 5_000)
     this.#sweepTimer.unref()
+  }
+}
+
+export interface UserLimits {
+  pidsMax: number
+  memoryMaxBytes: number | undefined
+  /** Relative to the agent's 100 (cgroup v2 default): user code gets the CPU the agent leaves. */
+  cpuWeight: number
+}
+
+/** Processes all user code may have at once: far above real workloads, far below exhaustion. */
+const USER_PIDS_MAX = 1024
+/** Memory kept for the kernel, the agent (~55 MB) and its runs' bookkeeping, beyond 5 % of the VM. */
+const AGENT_RESERVE_BYTES = 64 * 1024 * 1024
+
+export function userLimits(meminfo: string = readFile('/proc/meminfo')): UserLimits {
+  const kib = Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1])
+  const total = Number.isFinite(kib) && kib > 0 ? kib * 1024 : undefined
+  const memoryMaxBytes = total === undefined ? undefined : Math.max(32 * 1024 * 1024, Math.floor(total - AGENT_RESERVE_BYTES - total * 0.05))
+  return { pidsMax: USER_PIDS_MAX, memoryMaxBytes, cpuWeight: 20 }
+}
+
+function applyUserLimits(parent: string, limits: UserLimits): void {
+  const settings: Array<[string, string | undefined]> = [
+    ['pids.max', String(limits.pidsMax)],
+    ['memory.max', limits.memoryMaxBytes === undefined ? undefined : String(limits.memoryMaxBytes)],
+    ['cpu.weight', String(limits.cpuWeight)],
+  ]
+  for (const [file, value] of settings) {
+    if (value === undefined) continue
+    try {
+      fs.writeFileSync(path.join(parent, file), value)
+    } catch (e) {
+      log.warn(`cannot set ${file} on ${parent}: ${(e as Error).message}`)
+    }
+  }
+}
+
+function readFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch {
+    return ''
   }
 }
 
