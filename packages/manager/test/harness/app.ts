@@ -18,6 +18,8 @@ export async function testApp(apiKey: string): Promise<{ app: FastifyInstance; r
     root,
     close: async () => {
       await app.close()
+      // No VM ever runs here, but a request may have set up the network namespace: never leave it.
+      await s.network.close(0).catch(() => {})
       await s.db.destroy()
       fs.rmSync(root, { recursive: true, force: true })
     },
