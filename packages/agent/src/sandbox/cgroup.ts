@@ -92,7 +92,14 @@ export interface UserLimits {
   cpuWeight: number
 }
 
-/** Processes all user code may have at once: far above real workloads, far below exhaustion. */
+/**
+ * Processes all user code may have at once, scaled to its memory: measured in a 256 MiB VM, a fork
+ * bomb capped at 128 or 256 processes dies at its timeout with the agent answering at once, while
+ * at 1024 the processes' kernel memory and reclaim starve the agent for over a minute. One per
+ * 512 KiB of the group's memory (288 in a 256 MiB VM), at most 1024: far above real workloads.
+ */
+const PIDS_PER_BYTES = 512 * 1024
+const USER_PIDS_MIN = 64
 const USER_PIDS_MAX = 1024
 /** Memory kept for the kernel, the agent (~55 MB) and its runs' bookkeeping, beyond 5 % of the VM. */
 const AGENT_RESERVE_BYTES = 64 * 1024 * 1024
@@ -101,7 +108,8 @@ export function userLimits(meminfo: string = readFile('/proc/meminfo')): UserLim
   const kib = Number(/^MemTotal:\s+(\d+) kB/m.exec(meminfo)?.[1])
   const total = Number.isFinite(kib) && kib > 0 ? kib * 1024 : undefined
   const memoryMaxBytes = total === undefined ? undefined : Math.max(32 * 1024 * 1024, Math.floor(total - AGENT_RESERVE_BYTES - total * 0.05))
-  return { pidsMax: USER_PIDS_MAX, memoryMaxBytes, cpuWeight: 20 }
+  const pidsMax = memoryMaxBytes === undefined ? USER_PIDS_MAX : Math.min(USER_PIDS_MAX, Math.max(USER_PIDS_MIN, Math.floor(memoryMaxBytes / PIDS_PER_BYTES)))
+  return { pidsMax, memoryMaxBytes, cpuWeight: 20 }
 }
 
 function applyUserLimits(parent: string, limits: UserLimits): void {
