@@ -1,6 +1,7 @@
 // Builds (or finds cached) the guest image: node scripts/build-image.ts [--force] [--cache-dir DIR]
 import { parseArgs } from 'node:util';
-import { ensureImage, type BuildProgress } from '../guest/image/src/index.ts';
+import { ensureImage } from '../guest/image/src/index.ts';
+import { progressLines } from './progress.ts';
 
 const { values } = parseArgs({
   options: {
@@ -11,16 +12,7 @@ const { values } = parseArgs({
 });
 const cacheDir = values['cache-dir'] ?? process.env.RDS_CACHE_DIR ?? '/var/cache/run-dat-sheesh';
 
-// One line per step change or 5% step, so CI logs stay readable.
-let lastStep = '';
-let lastPercent = -5;
-function show(p: BuildProgress): void {
-  if (p.step === lastStep && p.percent < lastPercent + 5) return;
-  lastStep = p.step;
-  lastPercent = p.percent;
-  const pct = String(p.percent).padStart(3);
-  console.log(`[${pct}%] (${p.index}/${p.total}) ${p.step}${p.detail ? `: ${p.detail}` : ''}`);
-}
+const show = progressLines();
 
 const t0 = performance.now();
 try {

@@ -1,8 +1,8 @@
 // Builds (or finds cached) the all-built-in guest kernel the no-initrd tests boot:
 // node scripts/build-test-kernel.ts [--force] [--cache-dir DIR]
 import { parseArgs } from 'node:util';
-import type { BuildProgress } from '../guest/image/src/index.ts';
 import { ensureTestKernel } from '../guest/kernel/build.ts';
+import { progressLines } from './progress.ts';
 import { missingBuiltinDrivers } from '../packages/manager/src/runtime/vmm/kernel-drivers.ts';
 
 const { values } = parseArgs({
@@ -13,15 +13,7 @@ const { values } = parseArgs({
 });
 const cacheDir = values['cache-dir'] ?? process.env.RDS_CACHE_DIR ?? '/var/cache/run-dat-sheesh';
 
-// Same cadence as build-image: a line per step change or 5 %, so CI logs stay short over a long compile.
-let lastStep = '';
-let lastPercent = -5;
-function show(p: BuildProgress): void {
-  if (p.step === lastStep && p.percent < lastPercent + 5) return;
-  lastStep = p.step;
-  lastPercent = p.percent;
-  console.log(`[${String(p.percent).padStart(3)}%] (${p.index}/${p.total}) ${p.step}${p.detail ? `: ${p.detail}` : ''}`);
-}
+const show = progressLines();
 
 const t0 = performance.now();
 try {

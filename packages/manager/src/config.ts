@@ -100,11 +100,13 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 
 const MiB = 1024 * 1024
 
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/
+
 function addresses(env: Env, name: string): string[] | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
   const list = raw.split(/[\s,]+/).filter(Boolean)
-  if (!list.every((a) => /^\d{1,3}(\.\d{1,3}){3}$/.test(a))) throw new ConfigError(`${name} must be a comma-separated list of IPv4 addresses (got "${raw}")`)
+  if (!list.every((a) => IPV4.test(a))) throw new ConfigError(`${name} must be a comma-separated list of IPv4 addresses (got "${raw}")`)
   return list
 }
 
@@ -123,7 +125,7 @@ function connectionLimits(env: Env): ConnectionLimits {
 function dnsServer(env: Env): string[] | undefined {
   const raw = env.DNS_SERVER_IP
   if (raw === undefined || raw === '') return undefined
-  if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(raw)) throw new ConfigError(`DNS_SERVER_IP must be an IPv4 address (got "${raw}")`)
+  if (!IPV4.test(raw)) throw new ConfigError(`DNS_SERVER_IP must be an IPv4 address (got "${raw}")`)
   return [raw]
 }
 

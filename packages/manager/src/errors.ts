@@ -79,6 +79,16 @@ export const Errors = {
     new ApiError(502, 'agent_reply_too_large', `Agent of VM ${id} sent a reply larger than ${maxBytes} bytes (AGENT_REPLY_MAX_BYTES); the request was cancelled`, { maxBytes }),
 } as const
 
+/** Answers one failure of `p` (by code) with another error: where the original had its own sentence for a shared case. */
+export async function recode<T>(p: Promise<T>, code: string, to: () => ApiError): Promise<T> {
+  try {
+    return await p
+  } catch (err) {
+    if (err instanceof ApiError && err.code === code) throw to()
+    throw err
+  }
+}
+
 /** Codes the agent returns, mapped to the manager's catalogue (same code, status chosen here). */
 export function fromAgentError(status: number, code: string, message: string): ApiError {
   if (status === 413 || code === 'archive_too_large') return new ApiError(413, 'archive_too_large', message)

@@ -16,7 +16,7 @@ export function acceptRawBodies(app: FastifyInstance): void {
  * Streams `body` through `use` with the byte limit applied. Over the limit nothing more reaches
  * `use`, and the rest of the body is read and discarded before the 413 goes out (the original
  * drained it too): a client still sending would otherwise see its connection reset instead of
- * the answer, and reuse a connection the server is about to drop. Past `drainMaxBytes` the
+ * the answer, and reuse a connection the server is about to drop. Past DRAIN_MAX_BYTES the
  * connection is cut instead, so a client cannot make the manager read without end.
  */
 export async function withBodyLimit(body: Readable, declaredLength: string | undefined, maxBytes: number, use: (limited: Readable) => Promise<void>): Promise<void> {

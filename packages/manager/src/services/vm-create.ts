@@ -6,7 +6,7 @@ import crypto from 'node:crypto'
 import fsp from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
-import { Errors, ApiError } from '../errors.ts'
+import { Errors, ApiError, recode } from '../errors.ts'
 import { Cleanup } from '../runtime/cleanup.ts'
 import { copySparse } from '../runtime/storage/copy.ts'
 import { createOverlay } from '../runtime/storage/overlay.ts'
@@ -170,14 +170,7 @@ export function createVmCreation(deps: {
   }
 
   /** The original's sentence for a create from a snapshot that does not exist. */
-  async function userSnapshot(id: string): Promise<SnapshotRecord> {
-    try {
-      return await snapshots.get(id)
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 'snapshot_not_found') throw Errors.userSnapshotNotFound()
-      throw err
-    }
-  }
+  const userSnapshot = (id: string): Promise<SnapshotRecord> => recode(snapshots.get(id), 'snapshot_not_found', Errors.userSnapshotNotFound)
 
   /** Everything about a create request that can be checked without touching the host. */
   function validateCreate(input: CreateVmInput): Record<string, string> {

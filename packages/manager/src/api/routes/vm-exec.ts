@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { Errors } from '../../errors.ts'
 import { LOG_TYPE_ALIASES, LOG_TYPES, type LogType, type VmExecService } from '../../services/vm-exec.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
-import { withShortVmNotFound } from '../not-found.ts'
+import { shortVmNotFound } from '../not-found.ts'
 import { ExecBody, ExecLogsQuery, ExecLogsResponse, ExecResponse, LogsQuery, RunJsBody, RunResponse, RunTsBody } from '../schemas/exec.ts'
 
 const tags = ['exec']
@@ -28,6 +28,6 @@ export const vmExecRoutes = (svc: VmExecService): FastifyPluginAsyncTypebox => a
     return { ...(await svc.logs(req.params.id, type, clamp(req.query.tail ?? 200, 1, 1000))), type: raw }
   })
   app.get('/vms/:id/exec-logs', { schema: { tags, summary: 'History of exec / run-ts / run-js (newest first)', params: IdParams, querystring: ExecLogsQuery, response: { 200: ExecLogsResponse, ...errorResponses(404) } } }, async (req) =>
-    withShortVmNotFound(svc.execLogs(req.params.id, clamp(req.query.limit ?? 50, 1, 200), req.query.type ?? 'all')),
+    shortVmNotFound(svc.execLogs(req.params.id, clamp(req.query.limit ?? 50, 1, 200), req.query.type ?? 'all')),
   )
 }

@@ -4,7 +4,7 @@ import type { VmService } from '../../services/vms.ts'
 import type { WarmPool } from '../../services/warm-pool.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
-import { withShortVmNotFound } from '../not-found.ts'
+import { shortVmNotFound } from '../not-found.ts'
 import { CreateVmBody, toVmPublic, VmPublic } from '../schemas/vm.ts'
 import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
@@ -31,7 +31,7 @@ export const vmRoutes = (vms: VmService, pool: WarmPool, peers: PeerLinks): Fast
     return (await vms.list()).map((vm) => toVmPublic(vm, all.filter((l) => l.consumerVmId === vm.id)))
   })
   app.get('/vms/:id', { schema: { tags, summary: 'Get a VM', params: IdParams, response: { 200: VmPublic, ...errorResponses(404) } } }, async (req) => {
-    const vm = await withShortVmNotFound(vms.get(req.params.id))
+    const vm = await shortVmNotFound(vms.get(req.params.id))
     return toVmPublic(vm, await peers.list(vm.id))
   })
   app.post('/vms/:id/start', { schema: { tags, summary: 'Boot a stopped VM with its disk', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404, 409, 500) } } }, async (req, reply) => {
