@@ -54,7 +54,7 @@ async function main() {
       fs.mkdirSync(d)
       await createOverlay(path.join(d, 'overlay.ext4'), 512 * 1024 * 1024)
       const t0 = performance.now()
-      const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), qmpSocket: path.join(d, 'q.sock'), pidFile: path.join(d, 'pid'), consoleSocket: path.join(d, 'con.sock'), vmmLog: path.join(d, 'vmm.log'), memory: { file: `/dev/shm/rds-bench-raw${i}.ram`, shared: true } })
+      const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), workDir: d, consoleSocket: path.join(d, 'con.sock'), vmmLog: path.join(d, 'vmm.log'), memory: { file: `/dev/shm/rds-bench-raw${i}.ram`, shared: true } })
       const agent = new AgentClient(path.join(d, 'c.sock'))
       await agent.waitReady(120_000, () => h.isAlive())
       await agent.json('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)

@@ -98,7 +98,7 @@ async function main() {
         fs.mkdirSync(d)
         const [t, h] = await timeIt(async () => {
           await copySparse(path.join(snapDir, 'overlay.ext4'), path.join(d, 'overlay.ext4'))
-          const h = await driver.boot({
+          const h = await driver.restore({
             vmId: `raw${i}`,
             ...SHAPE,
             kernel: path.join(imgDir, 'vmlinux'),
@@ -107,14 +107,12 @@ async function main() {
             overlay: path.join(d, 'overlay.ext4'),
             controlSocket: path.join(d, 'c.sock'),
             bridgeSocket: path.join(d, 'b.sock'),
-            qmpSocket: path.join(d, 'q.sock'),
-            pidFile: path.join(d, 'pid'),
+            workDir: d,
             consoleSocket: path.join(d, 'con.sock'),
             vmmLog: path.join(d, 'vmm.log'),
             net: { tap, mac: '02:00:00:00:be:01' },
             memory: { file: path.join(snapDir, 'memory.raw'), shared: false },
-            incoming: { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true },
-          })
+          }, { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true })
           const agent = new AgentClient(path.join(d, 'c.sock'))
           await agent.waitReady(60_000, () => h.isAlive())
           const r = await agent.json<{ exitCode: number }>('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)

@@ -48,7 +48,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(
     async (v1) => {
       requireApiKey(v1, o.apiKey)
-      await v1.register(vmRoutes(s.vms, s.pool, s.peers))
+      await v1.register(vmRoutes(s.vms, s.peers))
       await v1.register(vmPeerRoutes(s.vms, s.peers))
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))

@@ -13,11 +13,16 @@ import { createImageSeedsRepo } from './store/image-seeds-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
 import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
+import type { VmmDriver } from './runtime/vmm/driver.ts'
+import { createSupervisor } from './runtime/supervisor/supervisor.ts'
 import { createImageService } from './services/images.ts'
-import { createMachines } from './services/machines.ts'
 import { createVmService } from './services/vms.ts'
 import { createVmCreation } from './services/vm-create.ts'
 import { createVmExecService } from './services/vm-exec.ts'
+import { createVmLookup } from './services/vm-lookup.ts'
+import { createLifecycle } from './services/vm-lifecycle.ts'
+import { createProvisioner } from './services/vm-provision.ts'
+import { reconcileAtStartup } from './services/startup-reconcile.ts'
 import { HostNetwork } from './runtime/network/host-network.ts'
 import { createNetworkService } from './services/network.ts'
 import { createSecretBox } from './services/secret-env.ts'
@@ -26,55 +31,59 @@ import { createSnapshotService } from './services/snapshots.ts'
 import { createSeedService } from './services/image-seeds.ts'
 import { createWarmPool } from './services/warm-pool.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
-import { createPeerLinks, type PeerLinks } from './services/peers/peer-links.ts'
-import { createPeerCalls, type PeerCalls } from './services/peers/peer-calls.ts'
+import { createPeerLinks } from './services/peers/peer-links.ts'
+import { createPeerCalls } from './services/peers/peer-calls.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
 }
 
-export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }) {
+/** `overrides.driver`: another VMM driver (the service tests run on a fake one). */
+export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }, overrides: { driver?: VmmDriver } = {}) {
   fs.mkdirSync(config.storageRoot, { recursive: true, mode: 0o700 })
   fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
   const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
   const paths = createPaths(config.storageRoot, config.imagesDir, config.vmRamDir ?? `/dev/shm/rds-${instance}`)
   // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave
-  // nothing there. One that exists already must be ours (machines.ts checks again at each boot).
+  // nothing there. One that exists already must be ours (the supervisor checks again at each boot).
   const ramProblem = ramDirProblem(paths.ramRoot)
   if (ramProblem) throw new ConfigError(ramDirAdvice(ramProblem))
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db) }
+
+  // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
   const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits })
-  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
-  const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
+  const driver = overrides.driver ?? createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths })
-  // Peers close a cycle (vms -> peers -> vm-exec -> vms): they are reached through getters.
-  let peerCalls: PeerCalls | undefined
-  let peers: PeerLinks | undefined
-  const machines = createMachines({ driver, paths, repo: repos.vms, log, bootTimeoutMs: config.bootTimeoutMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, onLive: (id, handle) => peerCalls?.attachBridge(id, handle) })
-  const secrets = createSecretBox(config.vmSecretKey)
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
+
+  // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()
-  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines, locks, log })
-  const seeds = createSeedService({ config, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, machines, log })
-  const vms = createVmService({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, machines, network, locks, driver, peers: () => peers!, onMemoryReleased: (id) => seeds.released(id) })
-  const creation = createVmCreation({ config, paths, repo: repos.vms, images, machines, network, secrets, snapshots, seeds, locks, peers: () => peers!, log })
-  seeds.bind(creation, vms)
-  const pool = createWarmPool({ config, creation, vms, vmsRepo: repos.vms, images, log })
-  const vmExec = createVmExecService({ config, paths, vms, machines, network, secrets, execLogs: repos.execLogs })
-  const peerLinksRepo = createPeerLinksRepo(db)
-  // The manager's own VMs (seed, pool) are never providers or consumers.
-  const getVm = async (id: string) => {
-    const vm = await repos.vms.get(id)
-    return vm?.purpose === 'user' ? vm : undefined
-  }
-  peers = createPeerLinks({ links: peerLinksRepo, getVm, vmExec: () => vmExec, machines, secrets })
-  peerCalls = createPeerCalls({ links: peerLinksRepo, getVm, vmExec: () => vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
-  return { config, accel, db: db as Db, dialect, paths, driver, images, machines, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls }
+  const secrets = createSecretBox(config.vmSecretKey)
+  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths })
+  const lifecycle = createLifecycle({ repo: repos.vms, locks, log })
+  lifecycle.follow(supervisor)
+  const lookup = createVmLookup(repos.vms)
+  const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs })
+  const peers = createPeerLinks({ links: repos.peerLinks, getVm: lookup.find, vmExec, machines: supervisor, secrets })
+  const peerCalls = createPeerCalls({ links: repos.peerLinks, getVm: lookup.find, vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
+  supervisor.subscribe((e) => {
+    if (e.type === 'live') peerCalls.attachBridge(e.vmId, e.handle)
+  })
+  const provisioner = createProvisioner({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, supervisor, lifecycle, network, peers, locks, log })
+  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, log })
+  const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, log })
+  lifecycle.onMemoryReleased((id) => seeds.released(id))
+  const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
+  const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
+  const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
+  const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
+  return { config, accel, db: db as Db, dialect, paths, driver, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>

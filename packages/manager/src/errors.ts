@@ -1,3 +1,5 @@
+import { VmmError } from './runtime/vmm/vmm-error.ts'
+
 // The one catalogue of API errors. A service throws one of these; api/error-handler.ts is the
 // only place that turns it into an HTTP response. docs/errors.md lists every code (a test checks).
 export class ApiError extends Error {
@@ -74,6 +76,7 @@ export const Errors = {
   peerCallTimeout: (alias: string, ms: number) => new ApiError(504, 'peer_call_timeout', `Peer alias ${alias}: the call did not finish within ${ms} ms`),
   peerCallFailed: (message: string) => new ApiError(502, 'peer_call_failed', message),
   bootFailed: (reason: string) => new ApiError(500, 'vm_boot_failed', `VM failed to boot: ${reason}`),
+  vmmControlFailed: (reason: string) => new ApiError(500, 'vmm_control_failed', `The VMM did not carry out the request: ${reason}`),
   agentUnavailable: (id: string, reason: string) => new ApiError(502, 'agent_unavailable', `Agent of VM ${id} is not reachable: ${reason}`),
   agentReplyTooLarge: (id: string, maxBytes: number) =>
     new ApiError(502, 'agent_reply_too_large', `Agent of VM ${id} sent a reply larger than ${maxBytes} bytes (AGENT_REPLY_MAX_BYTES); the request was cancelled`, { maxBytes }),
@@ -87,6 +90,33 @@ export async function recode<T>(p: Promise<T>, code: string, to: () => ApiError)
     if (err instanceof ApiError && err.code === code) throw to()
     throw err
   }
+}
+
+/** The one mapping of what went wrong below the services (runtime/vmm/vmm-error.ts) to the API. */
+export function fromVmmError(e: VmmError): ApiError {
+  switch (e.kind) {
+    case 'start_failed':
+      return Errors.bootFailed(e.message)
+    case 'restore_failed':
+      return Errors.bootFailed(`resume from snapshot failed: ${e.message}`)
+    case 'snapshot_failed':
+      return Errors.snapshotFailed(e.message)
+    case 'control_failed':
+      return Errors.vmmControlFailed(e.message)
+    case 'not_running':
+      return Errors.vmStateConflict(e.message)
+    case 'ram_exhausted':
+      return Errors.ramExhausted(String(e.details.dir), Number(e.details.freeMb), Number(e.details.memMb))
+    case 'ram_dir_unsafe':
+      return Errors.ramDirUnsafe(e.message)
+  }
+}
+
+/** The API error of anything a service may throw, when it has a known kind (undefined: a bug, a 500). */
+export function knownApiError(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err
+  if (err instanceof VmmError) return fromVmmError(err)
+  return undefined
 }
 
 /** Codes the agent returns, mapped to the manager's catalogue (same code, status chosen here). */

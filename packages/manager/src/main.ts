@@ -38,11 +38,11 @@ async function main(): Promise<void> {
   if (config.builtinImage) await ensureBuiltinImage(s.images, config.builtinImage, log)
   else if (!config.skipDefaultImage) await ensureDefaultImage(s.images, config.cacheDir, log)
   // Chosen once per start, after the image exists: the KVM probe boots it.
-  const { accel, reason } = await chooseAccel(config.accel, () => probeKvm(config, s.images, log))
+  const { accel, reason } = await chooseAccel(config.accel, async () => probeKvm({ qemuBin: config.qemuBin, storageRoot: config.storageRoot, files: (await s.images.resolveForBoot(undefined).catch(() => undefined))?.files, log }))
   s.accel.value = accel
   log.info({ accel, reason }, 'VMM accelerator')
 
-  const summary = await s.vms.reconcile()
+  const summary = await s.reconcile()
   const removedSnapshotDirs = await s.snapshots.reconcile()
   log.info({ ...summary, removedSnapshotDirs }, 'startup reconciliation done')
   // Seeds, then the pool (whose VMs resume from the seed): in the background, the API serves meanwhile.
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     void s.pool.close()
     // A seed build in progress is abandoned; the next start removes its VM and builds again.
     void s.seeds.close()
-    s.machines.detachAll()
+    s.supervisor.detachAll()
     s.peerCalls.closeAll()
     // Running VMs keep their TAPs and rules; with no VM left nothing of ours stays on the host.
     const vmsLeft = await s.vms.countAll().catch(() => 1)

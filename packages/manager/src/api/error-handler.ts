@@ -2,7 +2,7 @@
 // code; Fastify's own 4xx (schema, body size, content type) get a stable code here; anything
 // else is a 500 whose details stay in the log.
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { ApiError } from '../errors.ts'
+import { ApiError, knownApiError } from '../errors.ts'
 
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
@@ -14,7 +14,9 @@ const FASTIFY_CODES: Record<string, string> = {
 }
 
 export function installErrorHandler(app: FastifyInstance, o: { exposeInternalErrors?: boolean } = {}): void {
-  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+  app.setErrorHandler((thrown: FastifyError | ApiError, req, reply) => {
+    // A runtime error a service let through keeps its kind (a VMM that is gone is a 409, not a 500).
+    const err = knownApiError(thrown) ?? thrown
     if (err instanceof ApiError) {
       if (err.status >= 500) req.log.error({ err }, err.message)
       return reply.code(err.status).send({ ...err.details, code: err.code, message: err.message })

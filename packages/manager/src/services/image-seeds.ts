@@ -8,15 +8,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import { ApiError } from '../errors.ts'
+import type { Paths } from '../runtime/storage/paths.ts'
 import type { ImagesRepo } from '../store/images-repo.ts'
 import type { ImageSeedsRepo, SeedShape } from '../store/image-seeds-repo.ts'
 import type { SnapshotsRepo } from '../store/snapshots-repo.ts'
 import { imageStamp, type ImageService } from './images.ts'
-import type { Machines } from './machines.ts'
+import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
 import { sameShape, seedKey, seedsToDrop } from './seed-eviction.ts'
 import type { SnapshotService } from './snapshots.ts'
-import type { SeedSource, VmCreation } from './vm-create.ts'
-import type { VmService } from './vms.ts'
+import type { SeedSource } from './vm-create.ts'
+import type { Provisioner } from './vm-provision.ts'
 
 /** What the seed runs once before its snapshot, so clones find these code paths warm. */
 const WARM_UP = [
@@ -28,17 +29,17 @@ const WARM_UP = [
 export function createSeedService(deps: {
   config: Pick<Config, 'enableImageSeed' | 'seedCpu' | 'seedMemMb' | 'seedShapesMax'>
   images: ImageService
+  paths: Paths
   imagesRepo: ImagesRepo
   seedsRepo: ImageSeedsRepo
   snapshots: SnapshotService
   snapshotsRepo: SnapshotsRepo
-  machines: Machines
+  supervisor: Supervisor
+  provisioner: Provisioner
   log: FastifyBaseLogger
 }) {
-  const { config, imagesRepo, seedsRepo, snapshots, log } = deps
+  const { config, imagesRepo, seedsRepo, snapshots, provisioner, log } = deps
   const template: SeedShape = { cpu: config.seedCpu, memMb: config.seedMemMb }
-  let creation: VmCreation | undefined
-  let vms: VmService | undefined
   /** Builds queued or running, by image and shape. */
   const building = new Map<string, { imageId: string; shape: SeedShape; done: Promise<void> }>()
   /** Image stamps a build was already tried for in this process, by image and shape: a failing seed is not rebuilt in a loop. */
@@ -58,7 +59,7 @@ export function createSeedService(deps: {
   }
 
   async function warmUp(vmId: string): Promise<void> {
-    const agent = deps.machines.get(vmId)?.agent
+    const agent = deps.supervisor.get(vmId)?.agent
     if (!agent) throw new Error('seed VM has no agent session')
     for (const step of WARM_UP) {
       const r = await agent.json<{ exitCode?: number }>('POST', step.path, step.body, step.body.timeoutMs + 5000)
@@ -76,7 +77,8 @@ export function createSeedService(deps: {
     let vmId: string | undefined
     let built = false
     try {
-      const vm = await creation!.createInternal('seed', { ...shape, imageId })
+      // Always a cold boot: a seed made from a seed would carry its clock and entropy on.
+      const vm = await provisioner.create({ ...shape, imageId, purpose: 'seed' }, image.files, {})
       vmId = vm.id
       await warmUp(vm.id)
       const snap = await snapshots.take(vm.id, 'image_seed', { quiesce: true })
@@ -95,7 +97,7 @@ export function createSeedService(deps: {
         await seedsRepo.put(imageId, shape, { status: 'failed', snapshotId: null, error: message })
       }
     } finally {
-      if (vmId) await vms!.removeInternal(vmId).catch(() => undefined)
+      if (vmId) await provisioner.destroyById(vmId).catch(() => undefined)
     }
     await prune(imageId, shape, !built)
     await collect()
@@ -161,12 +163,21 @@ export function createSeedService(deps: {
   const warn = (what: string) => (err: Error) => log.warn({ err: err.message }, what)
 
   const source: SeedSource = {
-    /** The seed a create of this shape resumes from, if one is ready. */
-    async usable(imageId, shape) {
+    /** How a create of this shape resumes from its seed, if one is ready and its files are sound. */
+    async restorePlan(imageId, shape, files) {
       if (!config.enableImageSeed) return undefined
       const seed = await seedsRepo.get(imageId, shape)
       if (seed?.status !== 'ready' || !seed.snapshotId) return undefined
-      return deps.snapshotsRepo.get(seed.snapshotId)
+      const snap = await deps.snapshotsRepo.get(seed.snapshotId)
+      if (!snap) return undefined
+      try {
+        const from = await snapshots.restorePoint(snap, files)
+        return { disk: deps.paths.snapshotOverlay(snap.id), from, memorySnapshotId: snap.id }
+      } catch (err) {
+        // A broken seed never breaks a create: boot cold and have the seed rebuilt.
+        await source.failed(imageId, shape, (err as Error).message)
+        return undefined
+      }
     },
 
     /** A create resumed from the shape's seed: it is the last one an image gives up. */
@@ -190,12 +201,6 @@ export function createSeedService(deps: {
 
   return {
     ...source,
-
-    /** Wired after construction: creating VMs needs this service and this one creates a VM. */
-    bind(c: VmCreation, v: VmService): void {
-      creation = c
-      vms = v
-    },
 
     /**
      * Manager start: a lowered SEED_SHAPES_MAX takes effect, then the template seeds that are

@@ -15,6 +15,7 @@ import { extractBundle } from './image-bundle.ts'
 import { missingBuiltinDrivers } from '../runtime/vmm/kernel-drivers.ts'
 
 import { IMAGE_FILES, type ImagePart } from './image-files.ts'
+import type { BootFiles } from '../runtime/vmm/driver.ts'
 
 /** The original's per-image seed fields: they describe the seed of the template shape. */
 export interface ImageSeed {
@@ -36,12 +37,7 @@ export interface ImagePublic extends ImageRecord, ImageSeed {
   seeds: SeedPublic[]
 }
 
-export interface BootFiles {
-  kernel: string
-  /** Absent: the kernel has the guest's drivers built in and mounts the rootfs itself. */
-  initrd?: string
-  rootfs: string
-}
+export type { BootFiles }
 
 export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; seeds: ImageSeedsRepo; template: SeedShape; paths: Paths }) {
   const { repo, vms, paths, template } = deps

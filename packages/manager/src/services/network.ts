@@ -10,14 +10,11 @@ import { DnsForwarder, type DnsAccess } from '../runtime/network/dns-forwarder.t
 import { compilePolicy, domainAllowed, isExcluded, parseAllowDomains, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
 import { tapName, type HostNetwork } from '../runtime/network/host-network.ts'
 import type { Cidr } from '../runtime/network/ipv4.ts'
+import type { VmNet } from '../runtime/supervisor/supervisor.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 
-/** What the VMM and the guest need to bring the VM's NIC up. */
-export interface BootNet {
-  tap: string
-  mac: string
-  guest: GuestNetwork
-}
+/** What the VMM and the guest need to bring the VM's NIC up (the supervisor's VmNet). */
+export type BootNet = VmNet
 
 export interface NetworkPolicyInput {
   allowIps?: string[]

@@ -15,8 +15,8 @@ import type { ImageSeedsRepo } from '../store/image-seeds-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import { imageStamp, type ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
-import type { Machines, RestorePoint } from './machines.ts'
-import { assertState } from './vm-states.ts'
+import type { RestorePoint, Supervisor } from '../runtime/supervisor/supervisor.ts'
+import { assertState } from './vm-lifecycle.ts'
 
 export type SnapshotScope = 'user' | 'internal' | 'all'
 
@@ -35,7 +35,7 @@ export function createSnapshotService(deps: {
   vms: VmsRepo
   seedsRepo: ImageSeedsRepo
   images: ImageService
-  machines: Machines
+  machines: Supervisor
   locks: KeyedLock
   log: FastifyBaseLogger
 }) {

@@ -10,12 +10,12 @@ import { readTail } from '../runtime/logs/rotating-log.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
 import { parseEnvList, toEnvList } from './env-list.ts'
-import type { Machines } from './machines.ts'
+import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
 import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
-import { assertState } from './vm-states.ts'
+import { assertState } from './vm-lifecycle.ts'
 import type { VmRecord } from '../store/vms-repo.ts'
-import type { VmService } from './vms.ts'
+import type { VmLookup } from './vm-lookup.ts'
 
 export interface ExecInput {
   cmd: string
@@ -77,7 +77,7 @@ export function cappedFields(fields: Record<string, unknown>): Record<string, un
   return out
 }
 
-export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
+export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmLookup; machines: Supervisor; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
   const { config, vms, machines, execLogs } = deps
 
   /** The VM's secretEnv, decrypted for one call (secrets win over the caller's env, as in the original). */

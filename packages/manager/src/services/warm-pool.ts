@@ -1,27 +1,34 @@
 // The warm pool: VMs booted ahead of demand (ENABLE_WARM_POOL, WARM_POOL_TARGET,
-// WARM_POOL_MAX_VMS). A create of the pool's shape takes one, has the caller's network policy
-// and secrets applied, and returns it; the pool refills in the background. Pool VMs are
-// ordinary VM rows with purpose "pool", so a manager restart re-attaches or removes them like
-// any other VM and never counts a stale one.
+// WARM_POOL_MAX_VMS), a source a user's create asks first (vm-create.ts). A create of the
+// pool's shape takes one, has the caller's network policy and secrets applied, and returns
+// it; the pool refills in the background. Pool VMs are ordinary VM rows with purpose "pool",
+// so a manager restart re-attaches or removes them like any other VM and never counts a stale one.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
+import { Errors } from '../errors.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ImageService } from './images.ts'
-import type { CreateVmInput, VmCreation } from './vm-create.ts'
-import type { VmService } from './vms.ts'
+import type { KeyedLock } from './locks.ts'
+import type { NetworkService } from './network.ts'
+import { parseSecretEnv, type SecretBox } from './secret-env.ts'
+import type { CreateVmInput, SeedSource, WarmSource } from './vm-create.ts'
+import type { Provisioner } from './vm-provision.ts'
 
 /** After a failed refill, wait before trying again (a broken image must not spin the host). */
 const RETRY_MS = 30_000
 
 export function createWarmPool(deps: {
   config: Pick<Config, 'enableWarmPool' | 'warmPoolTarget' | 'warmPoolMaxVms' | 'maxVms' | 'seedCpu' | 'seedMemMb'>
-  creation: VmCreation
-  vms: VmService
+  provisioner: Provisioner
+  seeds: SeedSource
   vmsRepo: VmsRepo
   images: ImageService
+  network: NetworkService
+  secrets: SecretBox
+  locks: KeyedLock
   log: FastifyBaseLogger
 }) {
-  const { config, creation, vms, vmsRepo, log } = deps
+  const { config, provisioner, vmsRepo, log } = deps
   const target = config.enableWarmPool ? Math.min(config.warmPoolTarget, config.warmPoolMaxVms) : 0
   let refilling: Promise<void> | undefined
   let retry: NodeJS.Timeout | undefined
@@ -32,17 +39,46 @@ export function createWarmPool(deps: {
     return target > 0 && !input.peerLinks?.length && input.snapshotId === undefined && input.userOverlaySnapshotId === undefined && input.cpu === config.seedCpu && input.memMb === config.seedMemMb
   }
 
+  /** A pool VM resumes from the image seed of its shape when there is one. */
+  async function createOne(imageId: string): Promise<VmRecord> {
+    const shape = { cpu: config.seedCpu, memMb: config.seedMemMb }
+    const { files } = await deps.images.resolveForBoot(imageId)
+    const plan = (await deps.seeds.restorePlan(imageId, shape, files)) ?? {}
+    const vm = await provisioner.create({ ...shape, imageId, purpose: 'pool' }, files, plan)
+    if (plan.from) deps.seeds.used(imageId, shape)
+    return vm
+  }
+
+  /** Hands a warm VM to the caller: it becomes a user VM with the caller's policy and secrets. */
+  async function adopt(id: string, input: CreateVmInput): Promise<VmRecord | undefined> {
+    return deps.locks.run(id, async () => {
+      const vm = await vmsRepo.get(id)
+      if (!vm || vm.purpose !== 'pool' || vm.state !== 'RUNNING') return undefined
+      const secretEnv = parseSecretEnv(input.secretEnv ?? [])
+      const sealed = Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null
+      const policy = { allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false }
+      // Policy first: the VM is never the caller's while its rules are still the pool's.
+      const updated = await deps.network.update(vm, policy)
+      const patch = { purpose: 'user' as const, secretEnv: sealed, provisionMode: 'pool' as const }
+      if ((await vmsRepo.adoptWithinQuota(id, patch, { maxVms: config.maxVms })) !== 'ok') {
+        await deps.network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
+        throw Errors.quotaExceeded('maxVms', config.maxVms)
+      }
+      return { ...updated, ...patch }
+    })
+  }
+
   async function fillOnce(): Promise<void> {
     while (!closed) {
       // VMs of an image that is no longer the default would never be handed out.
       const imageId = (await deps.images.resolveForBoot(undefined)).id
       for (const vm of await vmsRepo.listByPurpose('pool')) {
-        if (vm.imageId !== imageId || vm.state === 'ERROR') await vms.removeInternal(vm.id)
+        if (vm.imageId !== imageId || vm.state === 'ERROR') await provisioner.destroyById(vm.id)
       }
       const pool = await vmsRepo.listByPurpose('pool')
       if (pool.length >= target) return
-      // The pool never pushes the host past MAX_VMS (createInternal checks all VMs for a pool VM).
-      const vm = await creation.createInternal('pool', { cpu: config.seedCpu, memMb: config.seedMemMb })
+      // The pool never pushes the host past MAX_VMS (the quota counts all VMs for a pool VM).
+      const vm = await createOne(imageId)
       log.info({ vmId: vm.id, mode: vm.provisionMode, bootMs: vm.bootMs }, 'warm pool VM ready')
     }
   }
@@ -62,24 +98,25 @@ export function createWarmPool(deps: {
     return refilling
   }
 
-  return {
-    target,
-
-    /** POST /v1/vms: a warm VM when one fits, otherwise a new one. */
-    async create(input: CreateVmInput): Promise<VmRecord> {
-      if (fits(input)) {
-        creation.validateCreate(input)
-        const imageId = (await deps.images.resolveForBoot(input.imageId)).id
-        for (const vm of await vmsRepo.listByPurpose('pool')) {
-          if (vm.state !== 'RUNNING' || vm.imageId !== imageId) continue
-          const adopted = await creation.adopt(vm.id, input)
-          if (!adopted) continue
-          void refill()
-          return adopted
-        }
+  const source: WarmSource = {
+    /** A warm VM for this (already validated) create, when one fits; the pool refills behind it. */
+    async take(input) {
+      if (!fits(input)) return undefined
+      const imageId = (await deps.images.resolveForBoot(input.imageId)).id
+      for (const vm of await vmsRepo.listByPurpose('pool')) {
+        if (vm.state !== 'RUNNING' || vm.imageId !== imageId) continue
+        const adopted = await adopt(vm.id, input)
+        if (!adopted) continue
+        void refill()
+        return adopted
       }
-      return creation.create(input)
+      return undefined
     },
+  }
+
+  return {
+    ...source,
+    target,
 
     /** What GET /v1/warm-pool shows. */
     async status(): Promise<{ enabled: boolean; target: number; ready: number; starting: number; refilling: boolean }> {

@@ -4,7 +4,10 @@ import { sql, type Selectable } from 'kysely'
 import type { SqlDialect } from './migrations.ts'
 import type { Db } from './db.ts'
 import type { VmsTable } from './schema.ts'
-import type { VmState } from '../services/vm-states.ts'
+
+/** The states a VM row can be in; which change to which is services/vm-lifecycle.ts's table. */
+export const VM_STATES = ['CREATED', 'STARTING', 'RUNNING', 'PAUSED', 'STOPPING', 'STOPPED', 'ERROR'] as const
+export type VmState = (typeof VM_STATES)[number]
 
 export interface VmRecord {
   id: string
@@ -58,9 +61,10 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   sourceSnapshotId: r.source_snapshot_id,
 })
 
-export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt'>>
+/** Fields written beside a state change or on their own; `state` itself only through setState. */
+export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt' | 'state'>>
 
-const toColumns = (p: VmPatch): Partial<VmsTable> => {
+const toColumns = (p: VmPatch & { state?: VmState }): Partial<VmsTable> => {
   const c: Partial<VmsTable> = {}
   if (p.state !== undefined) c.state = p.state
   if (p.cpu !== undefined) c.cpu = p.cpu
@@ -140,6 +144,14 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
     },
     async update(id: string, patch: VmPatch): Promise<void> {
       await db.updateTable('vms').set({ ...toColumns(patch), updated_at: new Date().toISOString() }).where('id', '=', id).execute()
+    },
+    /**
+     * Compare-and-set of the state (with `patch` in the same row write): applied only while the
+     * row is still in `from`. Returns whether it was. Callers: services/vm-lifecycle.ts only.
+     */
+    async setState(id: string, from: VmState, to: VmState, patch: VmPatch = {}): Promise<boolean> {
+      const r = await db.updateTable('vms').set({ ...toColumns({ ...patch, state: to }), updated_at: new Date().toISOString() }).where('id', '=', id).where('state', '=', from).executeTakeFirst()
+      return Number(r.numUpdatedRows) === 1
     },
     async remove(id: string): Promise<void> {
       await db.deleteFrom('vms').where('id', '=', id).execute()

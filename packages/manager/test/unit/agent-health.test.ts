@@ -1,7 +1,8 @@
 // The host notices a guest agent that was restarted by the guest init, and one that stops
 // answering (VM -> ERROR, then back to RUNNING). The agent runs as root in the guest and
 // nothing outside the guest can kill it, so this one fault is simulated with a scripted agent
-// client; the database, the state changes and the monitor are the real ones.
+// client; the database, the state changes (through the one transition function, under the
+// VM's lock) and the monitor are the real ones.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -10,7 +11,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import pino from 'pino'
 import { openDatabase, type Db } from '../../src/store/db.ts'
 import { createVmsRepo, type VmRecord, type VmsRepo } from '../../src/store/vms-repo.ts'
-import { createMachines, type AgentFactory } from '../../src/services/machines.ts'
+import { createSupervisor, type AgentFactory } from '../../src/runtime/supervisor/supervisor.ts'
+import { createLifecycle } from '../../src/services/vm-lifecycle.ts'
+import { KeyedLock } from '../../src/services/locks.ts'
 import { createPaths } from '../../src/runtime/storage/paths.ts'
 import type { AgentClient } from '../../src/runtime/agent/client.ts'
 import type { VmHandle, VmmDriver } from '../../src/runtime/vmm/driver.ts'
@@ -54,7 +57,7 @@ const handle: VmHandle = {
   snapshot: async () => ({ pauseMs: 0, memoryInFile: true }),
   kill: async () => {},
 }
-const driver = { kind: 'qemu', accel: 'tcg', boot: async () => handle, reattach: async () => undefined, findOwnProcesses: () => [] } as VmmDriver
+const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], boot: async () => handle, restore: async () => handle, reattach: async () => undefined, findOwnProcesses: () => [] }
 
 async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRecord> {
   for (let i = 0; i < 500; i++) {
@@ -68,11 +71,17 @@ async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRec
 it('reports an agent restart, then ERROR while it is silent, then RUNNING again', async () => {
   const resets = { n: 0 }
   const script: Array<number | 'silent'> = [10_000, 15_000, 200, 'silent', 'silent', 'silent', 'silent', 300]
-  const machines = createMachines({ driver, paths: createPaths(root, root, root), repo, log: pino({ level: 'silent' }), bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
+  const log = pino({ level: 'silent' })
+  const supervisor = createSupervisor({ driver, paths: createPaths(root, root, path.join(root, 'ram')), log, bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
+  const locks = new KeyedLock()
+  const lifecycle = createLifecycle({ repo, locks, log })
+  lifecycle.follow(supervisor)
   const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null }
   await repo.insertWithinQuota(vm, { maxVms: 10 })
-  await machines.boot(vm, { kernel: 'k', initrd: 'i', rootfs: 'r' })
-  await repo.update(vm.id, { state: 'RUNNING' })
+  await locks.run(vm.id, async () => {
+    await supervisor.boot({ id: vm.id, cpu: 1, memMb: 256, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { onProcess: async () => void (await lifecycle.transition(vm.id, 'STARTING')) })
+    await lifecycle.transition(vm.id, 'RUNNING')
+  })
 
   expect((await until((v) => v.lastError?.includes('restarted') ?? false, vm.id)).state).toBe('RUNNING')
   const down = await until((v) => v.state === 'ERROR', vm.id)
@@ -80,5 +89,5 @@ it('reports an agent restart, then ERROR while it is silent, then RUNNING again'
   expect(resets.n).toBeGreaterThan(0) // the silent session was dropped so a reconnect can reach a new agent
   const back = await until((v) => v.state === 'RUNNING', vm.id)
   expect(back.lastError).toContain('answers again')
-  await machines.kill(vm.id)
+  await supervisor.kill(vm.id)
 })

@@ -2,12 +2,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { DIRECT_ROOT_ARGS, qemuArgs } from '../../src/runtime/vmm/qemu/args.ts'
-import type { BootSpec } from '../../src/runtime/vmm/driver.ts'
+import { DIRECT_ROOT_ARGS, qemuArgs, type QemuLaunch } from '../../src/runtime/vmm/qemu/args.ts'
 import { imageStamp } from '../../src/services/images.ts'
 
-const spec = (over: Partial<BootSpec> = {}): BootSpec => ({
-  vmId: 'vm-1', cpu: 1, memMb: 256, kernel: '/img/vmlinux', initrd: '/img/initrd', rootfs: '/img/rootfs.ext4', overlay: '/vm/overlay.ext4',
+const spec = (over: Partial<QemuLaunch> = {}): QemuLaunch => ({
+  vmId: 'vm-1', cpu: 1, memMb: 256, kernel: '/img/vmlinux', initrd: '/img/initrd', rootfs: '/img/rootfs.ext4', overlay: '/vm/overlay.ext4', workDir: '/vm',
   controlSocket: '/vm/c.sock', bridgeSocket: '/vm/b.sock', qmpSocket: '/vm/q.sock', pidFile: '/vm/pid', consoleSocket: '/vm/con.sock', vmmLog: '/vm/log',
   memory: { file: '/shm/ram', shared: true },
   ...over,

@@ -78,7 +78,9 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     const all = await repo.list()
     expect(all).toHaveLength(4)
     const id = all[0].id
-    await repo.update(id, { state: 'RUNNING', vmmPid: 123, vmmStartTime: '456', bootMs: 789 })
+    // The state is a compare-and-set: applied from the state the row is in, never from another.
+    expect(await repo.setState(id, 'STOPPED', 'RUNNING')).toBe(false)
+    expect(await repo.setState(id, 'CREATED', 'RUNNING', { vmmPid: 123, vmmStartTime: '456', bootMs: 789 })).toBe(true)
     expect(await repo.get(id)).toMatchObject({ state: 'RUNNING', vmmPid: 123, vmmStartTime: '456', bootMs: 789, allowIps: ['10.0.0.1/32'], outboundInternet: true })
     expect((await repo.listInStates(['RUNNING'])).map((v) => v.id)).toEqual([id])
     expect(await repo.countUsingImage('img-1')).toBe(4)

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { VmService } from '../../services/vms.ts'
-import type { WarmPool } from '../../services/warm-pool.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { shortVmNotFound } from '../not-found.ts'
@@ -10,7 +9,7 @@ import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
 const tags = ['vms']
 
-export const vmRoutes = (vms: VmService, pool: WarmPool, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
+export const vmRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTypebox => async (app) => {
   app.post(
     '/vms',
     {
@@ -22,7 +21,7 @@ export const vmRoutes = (vms: VmService, pool: WarmPool, peers: PeerLinks): Fast
       },
     },
     async (req, reply) => {
-      const vm = await pool.create(req.body)
+      const vm = await vms.create(req.body)
       return reply.code(201).send(toVmPublic(vm, await peers.list(vm.id)))
     },
   )

@@ -2,7 +2,7 @@ import { Type, type Static } from 'typebox'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
 import { PeerLink, PeerLinkInput } from './peers.ts'
-import { VM_STATES, type VmState } from '../../services/vm-states.ts'
+import { VM_STATES, type VmState } from '../../services/vm-lifecycle.ts'
 import { AllowDomains, AllowIps } from './network.ts'
 
 export const CreateVmBody = Type.Object(

@@ -1,5 +1,7 @@
-// The VMM driver interface. Everything above it (services) talks to a VM through a handle
-// and never knows which VMM runs it.
+// The VMM driver interface: the only thing the supervisor (runtime/supervisor/) knows of a
+// VMM. Nothing here is QEMU's: a Firecracker driver implements the same verbs (boot, restore,
+// reattach, describe; pause, resume, snapshot and kill on the handle) and keeps its own files
+// (API socket, pidfile) under the spec's workDir.
 
 /**
  * Guest RAM lives in a file so a snapshot needs no memory stream: a booted VM maps its own
@@ -11,11 +13,19 @@ export interface GuestMemory {
   shared: boolean
 }
 
-/** Resume from a saved device state instead of booting the kernel. */
-export interface IncomingState {
+/** A saved device state to resume from instead of booting the kernel. */
+export interface SavedState {
   stateFile: string
   /** The state was saved without RAM (it is in the memory file already). */
   withoutRam: boolean
+}
+
+/** The image files a VM boots from. */
+export interface BootFiles {
+  kernel: string
+  /** Absent: the kernel mounts the rootfs itself and runs rds-init from it. */
+  initrd?: string
+  rootfs: string
 }
 
 export interface BootSpec {
@@ -29,17 +39,16 @@ export interface BootSpec {
   rootfs: string
   /** The VM's own writable disk. */
   overlay: string
+  /** The VM's own directory: the driver keeps its private files here (see VmmDriver.runFiles). */
+  workDir: string
   controlSocket: string
   bridgeSocket: string
-  qmpSocket: string
-  pidFile: string
   /** QEMU serves the guest console here; the manager reads it (console-capture.ts). */
   consoleSocket: string
   vmmLog: string
   /** The VM's NIC: a TAP that already exists in the driver's network namespace. */
   net?: { tap: string; mac: string }
   memory: GuestMemory
-  incoming?: IncomingState
 }
 
 export interface SnapshotTarget {
@@ -85,11 +94,20 @@ export interface SavedVmm {
   spec: BootSpec
 }
 
+export interface VmmDescription {
+  /** Which VMM: 'qemu', 'firecracker', 'fake' (tests). */
+  vmm: string
+  accel: 'kvm' | 'tcg'
+}
+
 export interface VmmDriver {
-  readonly kind: 'qemu'
-  readonly accel: 'kvm' | 'tcg'
-  /** Starts the VMM: a cold boot, or a resume from `spec.incoming` (running once this resolves). */
+  describe(): VmmDescription
+  /** Files (names inside spec.workDir) the driver keeps while a VMM lives; removed with its run. */
+  readonly runFiles: readonly string[]
+  /** Starts the VMM with a cold kernel boot. Failures are VmmError('start_failed'). */
   boot(spec: BootSpec): Promise<VmHandle>
+  /** Starts the VMM from a saved state: running once this resolves. Failures are VmmError('restore_failed'). */
+  restore(spec: BootSpec, state: SavedState): Promise<VmHandle>
   /** After a manager restart: the live VMM of this VM, or undefined if it is gone (caller reaps). */
   reattach(saved: SavedVmm): Promise<VmHandle | undefined>
   /** Pids of VMM processes this manager instance started (found by marker), for the startup sweep. */

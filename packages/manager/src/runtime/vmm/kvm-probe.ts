@@ -5,23 +5,23 @@ import crypto from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Config } from '../../config.ts'
-import type { ImageService } from '../../services/images.ts'
 import { createOverlay } from '../storage/overlay.ts'
 import { AgentClient } from '../agent/client.ts'
+import type { BootFiles } from './driver.ts'
 import { createQemuDriver } from './qemu/driver.ts'
 
 const PROBE_TIMEOUT_MS = 20_000
 
-export async function probeKvm(config: Config, images: ImageService, log: FastifyBaseLogger): Promise<boolean> {
-  const img = await images.resolveForBoot(undefined).catch(() => undefined)
-  if (!img) {
+/** `files`: the default image, if there is one yet (without it there is nothing to boot). */
+export async function probeKvm(o: { qemuBin: string; storageRoot: string; files: BootFiles | undefined; log: FastifyBaseLogger }): Promise<boolean> {
+  const { log } = o
+  if (!o.files) {
     log.info('no default image to probe KVM with; using TCG for this run')
     return false
   }
-  const dir = path.join(config.storageRoot, `kvm-probe-${crypto.randomUUID().slice(0, 8)}`)
+  const dir = path.join(o.storageRoot, `kvm-probe-${crypto.randomUUID().slice(0, 8)}`)
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
-  const driver = createQemuDriver({ qemuBin: config.qemuBin, accel: () => 'kvm', instance: 'kvm-probe' })
+  const driver = createQemuDriver({ qemuBin: o.qemuBin, accel: () => 'kvm', instance: 'kvm-probe' })
   let agent: AgentClient | undefined
   try {
     await createOverlay(path.join(dir, 'overlay.ext4'), 64 * 1024 * 1024)
@@ -29,14 +29,13 @@ export async function probeKvm(config: Config, images: ImageService, log: Fastif
       vmId: 'probe',
       cpu: 1,
       memMb: 256,
-      ...img.files,
+      ...o.files,
       overlay: path.join(dir, 'overlay.ext4'),
+      workDir: dir,
       controlSocket: path.join(dir, 'c.sock'),
       bridgeSocket: path.join(dir, 'b.sock'),
       // Private: the probe's RAM is never snapshotted, so it need not be a shared file.
       memory: { file: path.join(dir, 'memory.ram'), shared: false },
-      qmpSocket: path.join(dir, 'q.sock'),
-      pidFile: path.join(dir, 'pid'),
       // Nobody reads it: QEMU drops console output without a reader.
       consoleSocket: path.join(dir, 'con.sock'),
       vmmLog: path.join(dir, 'vmm.log'),

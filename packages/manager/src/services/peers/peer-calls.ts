@@ -51,7 +51,7 @@ export class LinkLimiter {
   }
 }
 
-export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: () => VmExecService; secrets: SecretBox; maxRunTimeoutMs: number; log: FastifyBaseLogger }) {
+export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: VmExecService; secrets: SecretBox; maxRunTimeoutMs: number; log: FastifyBaseLogger }) {
   const limiter = new LinkLimiter()
   const bridges = new Map<string, BridgeConnection>()
 
@@ -84,7 +84,7 @@ export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string
       const history = { peerCall: { consumerVmId: consumerId, alias, modulePath: req.modulePath, exportName: req.exportName }, args: `[not stored: ${Buffer.byteLength(argsJson)} bytes]`, timeoutMs }
       let r: RunResult
       try {
-        const exec = deps.vmExec()
+        const exec = deps.vmExec
         r = await (runtimeFor(rel) === 'deno' ? exec.runTs(provider.id, input, history) : exec.runJs(provider.id, input, history))
       } catch (e) {
         // The provider vanished or stopped between the check and the run.

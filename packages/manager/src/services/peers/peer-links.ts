@@ -9,7 +9,7 @@ import { agentFault } from '../agent-fault.ts'
 import type { PeerLinkRecord, PeerLinksRepo, SourceMode } from '../../store/peer-links-repo.ts'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { KeyedLock } from '../locks.ts'
-import type { Machines } from '../machines.ts'
+import type { Supervisor } from '../../runtime/supervisor/supervisor.ts'
 import type { SecretBox } from '../secret-env.ts'
 import { maskSecrets, type VmExecService } from '../vm-exec.ts'
 import { consumerFiles } from './consumer-files.ts'
@@ -57,7 +57,7 @@ result.set(out);
 
 type Inspection = Record<string, { missing?: boolean; exports?: string[]; error?: string }>
 
-export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: () => VmExecService; machines: Machines; secrets: SecretBox }) {
+export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: VmExecService; machines: Supervisor; secrets: SecretBox }) {
   const { links } = deps
   const lock = new KeyedLock()
   const secretsOf = (vm: VmRecord): Record<string, string> => (vm.secretEnv ? deps.secrets.open(vm.id, vm.secretEnv) : {})
@@ -72,7 +72,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
   async function readManifestText(provider: VmRecord): Promise<string | undefined> {
     let stream: Readable
     try {
-      stream = await deps.vmExec().download(provider.id, PEER_MANIFEST_PATH)
+      stream = await deps.vmExec.download(provider.id, PEER_MANIFEST_PATH)
     } catch (e) {
       if (e instanceof ApiError && e.code === 'path_not_found') return undefined
       throw e
@@ -91,7 +91,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
       const mods = manifest.modules.filter((m) => runtimeFor(m.path) === runtime)
       if (mods.length === 0) continue
       const code = inspectSource(mods.map((m) => m.path))
-      const exec = deps.vmExec()
+      const exec = deps.vmExec
       const r: RunResult = await (runtime === 'deno' ? exec.runTs(provider.id, { code, timeoutMs: INSPECT_TIMEOUT_MS }) : exec.runJs(provider.id, { code, timeoutMs: INSPECT_TIMEOUT_MS }))
       const found = (r.result ?? {}) as Inspection
       for (const m of mods) {
@@ -141,7 +141,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     const files = new Map<string, string | Buffer>(consumerFiles(prepared))
     for (const l of prepared.filter((p) => p.sourceMode === 'mounted')) {
       const provider = await runningProvider(l.alias, l.providerVmId)
-      const source = await sanitizedSource(await deps.vmExec().download(provider.id, '/workspace'), Object.values(secretsOf(provider)))
+      const source = await sanitizedSource(await deps.vmExec.download(provider.id, '/workspace'), Object.values(secretsOf(provider)))
       for (const [rel, data] of source) files.set(`${l.alias}/source/${rel}`, data)
     }
     const m = deps.machines.get(consumerId)

@@ -1,6 +1,6 @@
 // The QEMU command line of a VM: the microvm machine tuned as measured in FACTS.md (PVH
 // vmlinux, no option ROMs or ISA serial, RTC on, preset TSC/lpj to skip calibration).
-import type { BootSpec } from '../driver.ts'
+import type { BootSpec, SavedState } from '../driver.ts'
 import { BRIDGE_PORT_NAME, CONTROL_PORT_NAME } from '@rds/protocol'
 
 /** Marks our processes in `ps`/`/proc/<pid>/cmdline` so the startup sweep can find them. */
@@ -32,7 +32,14 @@ export function kernelCmdline(tscKhz: number | undefined, extra: string[] = []):
  * VMs; noload as rds-init mounts it from an initrd), then starts rds-init from it. */
 export const DIRECT_ROOT_ARGS = ['root=/dev/vda', 'ro', 'rootfstype=ext4', 'rootflags=noload', 'init=/sbin/rds-init']
 
-export function qemuArgs(spec: BootSpec, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined; kernelArgs?: string[] }): string[] {
+/** A BootSpec with what only QEMU has: its QMP socket and pidfile, and a state to load. */
+export interface QemuLaunch extends BootSpec {
+  qmpSocket: string
+  pidFile: string
+  incoming?: SavedState
+}
+
+export function qemuArgs(spec: QemuLaunch, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined; kernelArgs?: string[] }): string[] {
   const cpu = o.accel === 'kvm' ? 'host' : 'max'
   const initrd = spec.initrd ? ['-initrd', spec.initrd] : []
   const extra = spec.initrd ? (o.kernelArgs ?? []) : [...DIRECT_ROOT_ARGS, ...(o.kernelArgs ?? [])]

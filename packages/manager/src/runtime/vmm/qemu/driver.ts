@@ -4,11 +4,13 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { BootSpec, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
+import path from 'node:path'
+import type { BootSpec, SavedState, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
+import { asVmmError, VmmError } from '../vmm-error.ts'
 import { QmpClient } from './qmp.ts'
 import { loadState, saveState } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
-import { hostTscKhz, processName, qemuArgs } from './args.ts'
+import { hostTscKhz, processName, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
 
 export interface QemuDriverOptions {
@@ -27,6 +29,16 @@ const EXIT_POLL_MS = 250
 /** Saving or loading state moves at most a few hundred MB through a pipe. */
 const STATE_TIMEOUT_MS = 120_000
 
+/** QEMU's own files in the VM's directory (names kept stable: running VMs are re-attached across upgrades). */
+const QMP_SOCKET = 'qmp.sock'
+const PID_FILE = 'vmm.pid'
+const launchOf = (spec: BootSpec, incoming?: SavedState): QemuLaunch => ({
+  ...spec,
+  qmpSocket: path.join(spec.workDir, QMP_SOCKET),
+  pidFile: path.join(spec.workDir, PID_FILE),
+  ...(incoming ? { incoming } : {}),
+})
+
 class QemuHandle implements VmHandle {
   readonly pid: number
   readonly startTime: string
@@ -41,7 +53,7 @@ class QemuHandle implements VmHandle {
     this.pid = pid
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
-    this.qmpSocket = spec.qmpSocket
+    this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
     const polled = new Promise<VmExit>((resolve) => {
@@ -71,6 +83,10 @@ class QemuHandle implements VmHandle {
   }
 
   async snapshot(target: SnapshotTarget): Promise<SnapshotResult> {
+    return this.snapshotOrThrow(target).catch((err: unknown) => Promise.reject(asVmmError(err, 'snapshot_failed')))
+  }
+
+  private async snapshotOrThrow(target: SnapshotTarget): Promise<SnapshotResult> {
     const qmp = await this.qmpClient()
     const { status } = (await qmp.execute('query-status')) as { status: string }
     const wasRunning = status === 'running'
@@ -92,11 +108,19 @@ class QemuHandle implements VmHandle {
   }
 
   async pause(): Promise<void> {
-    await (await this.qmpClient()).execute('stop')
+    await this.control('stop')
   }
 
   async resume(): Promise<void> {
-    await (await this.qmpClient()).execute('cont')
+    await this.control('cont')
+  }
+
+  private async control(command: string): Promise<void> {
+    try {
+      await (await this.qmpClient()).execute(command)
+    } catch (err) {
+      throw new VmmError('control_failed', `VMM did not ${command === 'stop' ? 'pause' : 'resume'}: ${(err as Error).message}`, {}, { cause: err })
+    }
   }
 
   async kill(graceMs = 2000): Promise<void> {
@@ -122,54 +146,62 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
   const marker = (vmId: string) => processName(o.instance, vmId)
 
+  /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
+  async function start(spec: QemuLaunch): Promise<{ handle: QemuHandle }> {
+    const logFd = fs.openSync(spec.vmmLog, 'a', 0o600)
+    let child
+    try {
+      const args = qemuArgs(spec, { accel: o.accel(), instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
+      // nsenter execs QEMU in place: the pid and the -name marker stay QEMU's own.
+      const [cmd, argv]: [string, string[]] = spec.net && o.netnsPath ? ['nsenter', [`--net=${o.netnsPath}`, '--', o.qemuBin, ...args]] : [o.qemuBin, args]
+      child = spawn(cmd, argv, { detached: true, stdio: ['ignore', logFd, logFd] })
+    } finally {
+      fs.closeSync(logFd)
+    }
+    const childExit = new Promise<VmExit>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }))
+      child.once('error', () => resolve({ code: null, signal: null }))
+    })
+    child.unref()
+    const pid = child.pid
+    if (pid === undefined) {
+      const e = await childExit
+      throw new VmmError('start_failed', `could not start ${o.qemuBin} (exit ${e.code ?? e.signal})`)
+    }
+    // /proc/<pid>/stat exists as soon as spawn returns a pid.
+    const startTime = processStartTime(pid) ?? '0'
+    const handle = new QemuHandle(pid, startTime, spec, childExit)
+    // QEMU validates its arguments before creating sockets.
+    const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
+      await handle.kill(500)
+      throw new VmmError('start_failed', err.message)
+    })
+    if (early) throw exitedDuringStart(spec, early)
+    return { handle }
+  }
+
   return {
-    kind: 'qemu',
-    get accel() {
-      return o.accel()
-    },
+    describe: () => ({ vmm: 'qemu', accel: o.accel() }),
+    runFiles: [QMP_SOCKET, PID_FILE],
 
     async boot(spec) {
-      const logFd = fs.openSync(spec.vmmLog, 'a', 0o600)
-      let child
+      return (await start(launchOf(spec))).handle
+    },
+
+    async restore(spec, state) {
+      const launch = launchOf(spec, state)
+      let started: { handle: QemuHandle } | undefined
       try {
-        const args = qemuArgs(spec, { accel: o.accel(), instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
-        // nsenter execs QEMU in place: the pid and the -name marker stay QEMU's own.
-        const [cmd, argv]: [string, string[]] = spec.net && o.netnsPath ? ['nsenter', [`--net=${o.netnsPath}`, '--', o.qemuBin, ...args]] : [o.qemuBin, args]
-        child = spawn(cmd, argv, {
-          detached: true,
-          stdio: ['ignore', logFd, logFd],
-        })
-      } finally {
-        fs.closeSync(logFd)
+        started = await start(launch)
+        const { handle } = started
+        const qmp = await handle.qmpClient()
+        await Promise.race([loadState(qmp, state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
+        await qmp.execute('cont')
+        return handle
+      } catch (err) {
+        await started?.handle.kill(500)
+        throw new VmmError('restore_failed', (err as Error).message, {}, { cause: err })
       }
-      const childExit = new Promise<VmExit>((resolve) => {
-        child.once('exit', (code, signal) => resolve({ code, signal }))
-        child.once('error', () => resolve({ code: null, signal: null }))
-      })
-      child.unref()
-      const pid = child.pid
-      if (pid === undefined) {
-        const e = await childExit
-        throw new Error(`could not start ${o.qemuBin} (exit ${e.code ?? e.signal})`)
-      }
-      // /proc/<pid>/stat exists as soon as spawn returns a pid.
-      const startTime = processStartTime(pid) ?? '0'
-      const handle = new QemuHandle(pid, startTime, spec, childExit)
-      // QEMU validates its arguments before creating sockets; an early exit is a config error.
-      const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)])
-      if (early) throw exitedDuringStart(spec, early)
-      if (spec.incoming) {
-        const { stateFile, withoutRam } = spec.incoming
-        try {
-          const qmp = await handle.qmpClient()
-          await Promise.race([loadState(qmp, stateFile, withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(spec, e)))])
-          await qmp.execute('cont')
-        } catch (err) {
-          await handle.kill(500)
-          throw err
-        }
-      }
-      return handle
     },
 
     async reattach(saved: SavedVmm) {
@@ -193,9 +225,9 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   }
 }
 
-function exitedDuringStart(spec: BootSpec, e: VmExit): Error {
+function exitedDuringStart(spec: BootSpec, e: VmExit): VmmError {
   const log = tail(spec.vmmLog, 2000)
-  return new Error(`VMM exited during start (code ${e.code ?? e.signal})${log ? `: ${log}` : ''}`)
+  return new VmmError('start_failed', `VMM exited during start (code ${e.code ?? e.signal})${log ? `: ${log}` : ''}`)
 }
 
 async function waitForFile(file: string, timeoutMs: number): Promise<void> {

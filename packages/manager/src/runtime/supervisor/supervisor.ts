@@ -1,28 +1,29 @@
-// The live side of VMs: which VMM process and agent session belong to which VM, how a VM
-// is booted and stopped, and what happens when its process dies on its own. The VM
-// service (vms.ts) decides *when*; this module knows *how*.
+// The VM supervisor: the one owner of live VMs in this manager. It boots, restores and
+// re-attaches VMMs through the driver, holds each VM's agent session and console capture,
+// watches the agent's health and the VMM's exit, and pauses, snapshots, stops and kills.
+// It never writes a VM's state: it reports what happened (MachineEvent) and the services
+// (services/vm-lifecycle.ts) decide what that means for the VM, under the VM's lock.
 import crypto from 'node:crypto'
-import fs from 'node:fs'
 import fsp from 'node:fs/promises'
+import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
-import { AgentClient, type JsonCall } from '../runtime/agent/client.ts'
-import { ConsoleCapture } from '../runtime/vmm/console-capture.ts'
-import type { BootSpec, SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../runtime/vmm/driver.ts'
-import type { Paths } from '../runtime/storage/paths.ts'
-import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../runtime/storage/ram-dir.ts'
-import { Errors } from '../errors.ts'
-import type { BootFiles } from './images.ts'
-import type { BootNet } from './network.ts'
-import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
+import { AgentClient, type JsonCall } from '../agent/client.ts'
+import { ConsoleCapture } from '../vmm/console-capture.ts'
+import type { SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../vmm/driver.ts'
+import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
+import type { Paths } from '../storage/paths.ts'
+import { reserveRam } from '../storage/ram-admission.ts'
+import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../storage/ram-dir.ts'
+import { bootSpecOf, type MachineConfig, type RestorePoint, type VmNet } from './boot-spec.ts'
 
 export interface Machine {
   handle: VmHandle
   agent: AgentClient
   /** Reads the guest console into the VM's bounded console log while the process lives. */
   console: ConsoleCapture
-  net: BootNet | undefined
+  net: VmNet | undefined
   /** Set before an intended stop/kill so the exit watcher does not report a crash. */
   expectedExit: boolean
   /** Agent uptime at the last health check: a smaller value means the agent was restarted. */
@@ -33,27 +34,37 @@ export interface Machine {
   monitor?: NodeJS.Timeout
 }
 
-/** A saved state to resume from instead of booting the kernel. */
-export interface RestorePoint {
-  stateFile: string
-  memoryFile: string
-  /** RAM is in memoryFile (mapped copy-on-write); otherwise it is inside the state stream. */
-  memoryInFile: boolean
-}
+/** What the supervisor saw happen to a live VM; the services turn it into state. */
+export type MachineEvent =
+  /** A VMM became live in this manager (boot, restore, re-attach): the peer bridge attaches here. */
+  | { type: 'live'; vmId: string; handle: VmHandle }
+  /** The VMM exited without being asked to (guest panic, killed process). */
+  | { type: 'exited'; vmId: string; reason: string }
+  /** The agent missed HEALTH_FAILURES_FOR_ERROR checks in a row. */
+  | { type: 'agent-silent'; vmId: string; reason: string }
+  /** The agent answers again after being silent. */
+  | { type: 'agent-back'; vmId: string }
+  /** The agent's uptime went down: the guest init restarted it. */
+  | { type: 'agent-restarted'; vmId: string }
 
-/** How often a running VM's agent is checked, and after how many missed checks the VM is ERROR. */
+/** How often a running VM's agent is checked, and after how many missed checks the VM is reported silent. */
 const HEALTH_INTERVAL_MS = 5000
 const HEALTH_FAILURES_FOR_ERROR = 4
+const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
 
 /** The agent client a machine uses; replaceable so tests can simulate agent faults that cannot be caused from outside the guest. */
 export type AgentFactory = (socket: string, onConnect: (json: JsonCall) => Promise<void>) => AgentClient
 
-const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
+export interface BootOptions {
+  /** Resume from this saved state instead of booting the kernel. */
+  from?: RestorePoint
+  /** Called once the VMM process exists, before waiting for its agent: record the pid so a manager crash meanwhile cannot orphan it. */
+  onProcess?: (handle: VmHandle) => Promise<void>
+}
 
-export function createMachines(deps: {
+export function createSupervisor(deps: {
   driver: VmmDriver
   paths: Paths
-  repo: VmsRepo
   log: FastifyBaseLogger
   bootTimeoutMs: number
   healthIntervalMs?: number
@@ -62,64 +73,27 @@ export function createMachines(deps: {
   agentReplyMaxBytes?: number
   /** CONSOLE_LOG_MAX_BYTES: disk of console.log + console.log.1 per VM. */
   consoleLogMaxBytes?: number
-  /** Called whenever a VM's process becomes live in this manager (boot, re-attach): the peer bridge attaches here. */
-  onLive?: (vmId: string, handle: VmHandle) => void
 }) {
-  const { driver, paths, repo, log } = deps
+  const { driver, paths, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
   const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect, { maxReplyBytes: deps.agentReplyMaxBytes }))
   const consoleLogMaxBytes = deps.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES
   const live = new Map<string, Machine>()
+  const listeners: Array<(e: MachineEvent) => void> = []
 
-  const specFor = (vm: Pick<VmRecord, 'id' | 'cpu' | 'memMb' | 'memorySnapshotId'>, files: BootFiles, net: BootNet | undefined, from?: RestorePoint): BootSpec => ({
-    vmId: vm.id,
-    cpu: vm.cpu,
-    memMb: vm.memMb,
-    kernel: files.kernel,
-    initrd: files.initrd,
-    rootfs: files.rootfs,
-    overlay: paths.overlay(vm.id),
-    controlSocket: paths.controlSocket(vm.id),
-    bridgeSocket: paths.bridgeSocket(vm.id),
-    qmpSocket: paths.qmpSocket(vm.id),
-    pidFile: paths.pidFile(vm.id),
-    consoleSocket: paths.consoleSocket(vm.id),
-    vmmLog: paths.vmmLog(vm.id),
-    ...(net ? { net: { tap: net.tap, mac: net.mac } } : {}),
-    memory: memoryOf(vm, from),
-    ...(from ? { incoming: { stateFile: from.stateFile, withoutRam: from.memoryInFile } } : {}),
-  })
-
-  /** A clone maps its snapshot's memory file privately; everything else has its own RAM file. */
-  function memoryOf(vm: Pick<VmRecord, 'id' | 'memorySnapshotId'>, from: RestorePoint | undefined): BootSpec['memory'] {
-    if (from?.memoryInFile) return { file: from.memoryFile, shared: false }
-    if (!from && vm.memorySnapshotId) return { file: paths.snapshotMemory(vm.memorySnapshotId), shared: false }
-    return { file: paths.ramFile(vm.id), shared: true }
-  }
-
-  /**
-   * Creates a booted VM's RAM file at its full size, if the RAM directory can hold it next to
-   * the others: a guest touching a page of a full tmpfs would kill its QEMU (SIGBUS), so the
-   * sum of all RAM files never exceeds the filesystem. Synchronous, so two creates cannot both
-   * take the last room.
-   */
-  function reserveRam(file: string, memMb: number): void {
-    const st = fs.statfsSync(paths.ramRoot)
-    const capacity = st.blocks * st.bsize
-    let reserved = 0
-    for (const f of fs.readdirSync(paths.ramRoot)) reserved += fs.statSync(`${paths.ramRoot}/${f}`).size
-    const need = memMb * 1024 * 1024
-    if (reserved + need > capacity) throw Errors.ramExhausted(paths.ramRoot, Math.floor((capacity - reserved) / 1024 / 1024), memMb)
-    const fd = fs.openSync(file, 'w', 0o600)
-    try {
-      fs.ftruncateSync(fd, need)
-    } finally {
-      fs.closeSync(fd)
+  function emit(e: MachineEvent): void {
+    for (const l of listeners) {
+      try {
+        l(e)
+      } catch (err) {
+        log.error({ vmId: e.vmId, event: e.type, err: (err as Error).message }, 'machine event listener failed')
+      }
     }
   }
 
   async function removeRuntimeFiles(id: string): Promise<void> {
-    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.consoleSocket(id), paths.qmpSocket(id), paths.pidFile(id)]) await fsp.rm(f, { force: true })
+    const driverFiles = driver.runFiles.map((f) => path.join(paths.vmDir(id), f))
+    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.consoleSocket(id), ...driverFiles]) await fsp.rm(f, { force: true })
     // Not even an unlink through a RAM directory that is not ours.
     if (!ramDirProblem(paths.ramRoot)) await fsp.rm(paths.ramFile(id), { force: true })
   }
@@ -131,10 +105,10 @@ export function createMachines(deps: {
   async function pushInit(json: JsonCall, network: GuestNetwork | undefined): Promise<void> {
     const body = { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64'), ...(network ? { network } : {}) }
     const r = await json('POST', AgentPaths.init, body, 15_000)
-    if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}: ${JSON.stringify(r.body)}`)
+    if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`)
   }
 
-  const newMachine = (id: string, handle: VmHandle, net: BootNet | undefined): Machine => {
+  const newMachine = (id: string, handle: VmHandle, net: VmNet | undefined): Machine => {
     const capture = new ConsoleCapture(handle.channels.console, paths.consoleLog(id), consoleLogMaxBytes)
     capture.start()
     return {
@@ -142,8 +116,8 @@ export function createMachines(deps: {
       agent: agentFactory(handle.channels.control, (json) => pushInit(json, net?.guest)),
       console: capture,
       net,
-    expectedExit: false,
-    agentUptimeMs: 0,
+      expectedExit: false,
+      agentUptimeMs: 0,
       failedChecks: 0,
       paused: false,
     }
@@ -164,9 +138,8 @@ export function createMachines(deps: {
   }
 
   /**
-   * The guest init restarts a dead agent; the host notices (uptime went down) and says so in
-   * the VM's lastError. An agent that stops answering altogether turns the VM to ERROR until
-   * it answers again.
+   * The guest init restarts a dead agent; the host notices (uptime went down). An agent that
+   * stops answering is reported silent until it answers again.
    */
   async function checkHealth(id: string, m: Machine): Promise<void> {
     if (live.get(id) !== m || m.expectedExit || m.paused) return
@@ -174,12 +147,10 @@ export function createMachines(deps: {
       const h = await readHealth(m.agent, healthIntervalMs)
       if (h.uptimeMs < m.agentUptimeMs) {
         log.warn({ vmId: id }, 'guest agent was restarted by the guest init')
-        await repo.update(id, { lastError: `guest agent restarted at ${new Date().toISOString()} (see the console log)` })
+        emit({ type: 'agent-restarted', vmId: id })
       }
       m.agentUptimeMs = h.uptimeMs
-      if (m.failedChecks >= HEALTH_FAILURES_FOR_ERROR && live.get(id) === m) {
-        await repo.update(id, { state: 'RUNNING', lastError: `guest agent answers again since ${new Date().toISOString()}` })
-      }
+      if (m.failedChecks >= HEALTH_FAILURES_FOR_ERROR && live.get(id) === m) emit({ type: 'agent-back', vmId: id })
       m.failedChecks = 0
     } catch (err) {
       m.failedChecks++
@@ -188,13 +159,14 @@ export function createMachines(deps: {
       if (m.failedChecks >= 2) m.agent.reset()
       if (m.failedChecks === HEALTH_FAILURES_FOR_ERROR && live.get(id) === m && !m.expectedExit) {
         log.warn({ vmId: id, err: (err as Error).message }, 'guest agent does not answer')
-        await repo.update(id, { state: 'ERROR', lastError: `guest agent not responding: ${(err as Error).message}` })
+        emit({ type: 'agent-silent', vmId: id, reason: (err as Error).message })
       }
     }
   }
 
   function watch(id: string, m: Machine, agentUptimeMs: number): void {
-    deps.onLive?.(id, m.handle)
+    live.set(id, m)
+    emit({ type: 'live', vmId: id, handle: m.handle })
     m.agentUptimeMs = agentUptimeMs
     m.monitor = setInterval(() => void checkHealth(id, m), healthIntervalMs)
     m.monitor.unref()
@@ -208,42 +180,53 @@ export function createMachines(deps: {
       const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
       log.warn({ vmId: id, exit }, reason)
       await removeRuntimeFiles(id)
-      await repo.update(id, { state: 'ERROR', lastError: reason, vmmPid: null, vmmStartTime: null, memorySnapshotId: null }).catch(() => {})
+      emit({ type: 'exited', vmId: id, reason })
     })
+  }
+
+  function mustBeLive(id: string): Machine {
+    const m = live.get(id)
+    if (!m) throw new VmmError('not_running', `VM ${id} has no running VMM`)
+    return m
   }
 
   return {
     get: (id: string) => live.get(id),
     ids: () => [...live.keys()],
+    describe: () => driver.describe(),
+
+    /** Listens to what happens to live VMs (see MachineEvent). */
+    subscribe(listener: (e: MachineEvent) => void): void {
+      listeners.push(listener)
+    },
 
     /**
-     * Boots the VM's VMM (or resumes it from a saved state) and waits for its agent. On failure
-     * nothing of the attempt is left running.
+     * Boots the VM's VMM, or restores it from a saved state (`opts.from`), and waits for its
+     * agent. On failure nothing of the attempt is left running; the error is a VmmError.
      */
-    async boot(vm: VmRecord, files: BootFiles, net?: BootNet, from?: RestorePoint): Promise<{ bootMs: number }> {
+    async boot(vm: MachineConfig, opts: BootOptions = {}): Promise<{ bootMs: number }> {
       const started = Date.now()
+      const failKind = opts.from ? 'restore_failed' : 'start_failed'
       // Checked on every boot, not only at start: the directory is made lazily, and until then
       // anyone could make it.
       const ramProblem = ensureRamDir(paths.ramRoot)
-      if (ramProblem) throw Errors.ramDirUnsafe(ramDirAdvice(ramProblem))
+      if (ramProblem) throw new VmmError('ram_dir_unsafe', ramDirAdvice(ramProblem))
       await removeRuntimeFiles(vm.id)
-      const spec = specFor(vm, files, net, from)
-      if (spec.memory.shared) reserveRam(spec.memory.file, vm.memMb)
+      const spec = bootSpecOf(paths, vm, opts.from)
+      if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
       let handle: VmHandle
       try {
-        handle = await driver.boot(spec)
+        handle = opts.from ? await driver.restore(spec, { stateFile: opts.from.stateFile, withoutRam: opts.from.memoryInFile }) : await driver.boot(spec)
       } catch (err) {
         await removeRuntimeFiles(vm.id)
-        throw err
+        throw asVmmError(err, failKind)
       }
-      const m = newMachine(vm.id, handle, net)
-      const { agent } = m
+      const m = newMachine(vm.id, handle, vm.net)
       try {
-        await repo.update(vm.id, { state: 'STARTING', vmmPid: handle.pid, vmmStartTime: handle.startTime })
+        await opts.onProcess?.(handle)
         // A session exists only once the agent answered the init: that is the readiness check.
         // Its uptime comes with the first health check (one guest round trip less per create).
-        await agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive())
-        live.set(vm.id, m)
+        await m.agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive()).catch((err: unknown) => Promise.reject(asVmmError(err, failKind)))
         watch(vm.id, m, 0)
         return { bootMs: Date.now() - started }
       } catch (err) {
@@ -256,15 +239,12 @@ export function createMachines(deps: {
 
     /** Memory, devices and (through target.whilePaused) disks of a running or paused VM. */
     async snapshot(id: string, target: SnapshotTarget): Promise<SnapshotResult> {
-      const m = live.get(id)
-      if (!m) throw new Error('VM has no running VMM')
-      return m.handle.snapshot(target)
+      return mustBeLive(id).handle.snapshot(target)
     },
 
     /** Stops the guest's CPUs (no host CPU used); memory and agent session stay. */
     async pause(id: string): Promise<void> {
-      const m = live.get(id)
-      if (!m) throw new Error('VM has no running VMM')
+      const m = mustBeLive(id)
       m.paused = true
       try {
         await m.handle.pause()
@@ -275,8 +255,7 @@ export function createMachines(deps: {
     },
 
     async resume(id: string): Promise<void> {
-      const m = live.get(id)
-      if (!m) throw new Error('VM has no running VMM')
+      const m = mustBeLive(id)
       await m.handle.resume()
       m.paused = false
       m.failedChecks = 0
@@ -315,32 +294,44 @@ export function createMachines(deps: {
     },
 
     /** After a manager restart: take over a VMM that is still running, or report that it is gone. */
-    async reattach(vm: VmRecord, files: BootFiles, net?: BootNet): Promise<boolean> {
-      if (!vm.vmmPid || !vm.vmmStartTime) return false
-      const handle = await driver.reattach({ vmId: vm.id, pid: vm.vmmPid, startTime: vm.vmmStartTime, spec: specFor(vm, files, net) })
+    async reattach(vm: MachineConfig, saved: { pid: number | null; startTime: string | null; paused: boolean }): Promise<boolean> {
+      if (!saved.pid || !saved.startTime) return false
+      const handle = await driver.reattach({ vmId: vm.id, pid: saved.pid, startTime: saved.startTime, spec: bootSpecOf(paths, vm) })
       if (!handle) return false
-      const m = newMachine(vm.id, handle, net)
-      const { agent } = m
-      if (vm.state === 'PAUSED') {
+      const m = newMachine(vm.id, handle, vm.net)
+      if (saved.paused) {
         // Its agent cannot answer until resumed; the session is made on first use after that.
         m.paused = true
-        live.set(vm.id, m)
         watch(vm.id, m, 0)
         return true
       }
       let health: Health
       try {
-        await agent.waitReady(15_000, () => handle.isAlive())
-        health = await readHealth(agent)
+        await m.agent.waitReady(15_000, () => handle.isAlive())
+        health = await readHealth(m.agent)
       } catch (err) {
         log.warn({ vmId: vm.id, err: (err as Error).message }, 'running VMM found but its agent does not answer; killing it')
         retire(m)
         await handle.kill(500)
         return false
       }
-      live.set(vm.id, m)
       watch(vm.id, m, health.uptimeMs)
       return true
+    },
+
+    /** Kills VMM processes of this instance that no live VM owns (startup sweep); returns their pids. */
+    reapStrays(): number[] {
+      const reaped: number[] = []
+      for (const p of driver.findOwnProcesses()) {
+        if (live.has(p.vmId)) continue
+        try {
+          process.kill(p.pid, 'SIGKILL')
+          reaped.push(p.pid)
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return reaped
     },
 
     /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
@@ -352,4 +343,5 @@ export function createMachines(deps: {
     removeRuntimeFiles,
   }
 }
-export type Machines = ReturnType<typeof createMachines>
+export type Supervisor = ReturnType<typeof createSupervisor>
+export type { MachineConfig, RestorePoint, VmNet } from './boot-spec.ts'

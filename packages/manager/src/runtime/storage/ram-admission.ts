@@ -1,0 +1,28 @@
+// Admission of guest RAM: a booted VM's memory is a file on the RAM directory's tmpfs, and a
+// guest touching a page of a full tmpfs kills its VMM (SIGBUS). So a VM only boots when its
+// whole RAM fits next to the files already there, and the file is made at its full size
+// before the VMM starts. Clones map their snapshot's memory file privately and take no room here.
+import fs from 'node:fs'
+import { VmmError } from '../vmm/vmm-error.ts'
+
+/**
+ * Creates `file` (memMb MiB, sparse) in `ramRoot` if the filesystem can hold it next to the
+ * other RAM files. Synchronous on purpose: two boots cannot both take the last room.
+ */
+export function reserveRam(ramRoot: string, file: string, memMb: number): void {
+  const st = fs.statfsSync(ramRoot)
+  const capacity = st.blocks * st.bsize
+  let reserved = 0
+  for (const f of fs.readdirSync(ramRoot)) reserved += fs.statSync(`${ramRoot}/${f}`).size
+  const need = memMb * 1024 * 1024
+  if (reserved + need > capacity) {
+    const freeMb = Math.max(0, Math.floor((capacity - reserved) / 1024 / 1024))
+    throw new VmmError('ram_exhausted', `not enough room for guest memory in ${ramRoot}`, { dir: ramRoot, freeMb, memMb })
+  }
+  const fd = fs.openSync(file, 'w', 0o600)
+  try {
+    fs.ftruncateSync(fd, need)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
