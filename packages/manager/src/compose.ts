@@ -84,6 +84,6 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, driver, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>

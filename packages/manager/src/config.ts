@@ -2,7 +2,7 @@
 // Public names (PORT, API_KEY, STORAGE_ROOT …) are those of the original run-dat-sheesh.
 import path from 'node:path'
 import { AddressPlanError, createAddressPlan } from './runtime/network/address-plan.ts'
-import { hostNameservers } from './runtime/network/dns-forwarder.ts'
+import { hostNameservers } from './runtime/network/host-resolvers.ts'
 import { parseExcluded } from './runtime/network/egress-policy.ts'
 import type { Cidr } from './runtime/network/ipv4.ts'
 import type { ConnectionLimits } from './runtime/network/nft-ruleset.ts'

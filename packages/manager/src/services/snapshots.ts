@@ -18,6 +18,7 @@ import type { KeyedLock } from './locks.ts'
 import type { RestorePoint, Supervisor } from '../runtime/supervisor/supervisor.ts'
 import { assertState } from './vm-lifecycle.ts'
 
+export type { SnapshotRecord }
 export type SnapshotScope = 'user' | 'internal' | 'all'
 
 const SCOPE_KINDS: Record<SnapshotScope, SnapshotKind[]> = { user: ['user'], internal: ['image_seed'], all: ['user', 'image_seed'] }

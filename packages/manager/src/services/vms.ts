@@ -6,7 +6,7 @@
 import type { Config } from '../config.ts'
 import { Errors, knownApiError } from '../errors.ts'
 import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
-import type { VmsRepo } from '../store/vms-repo.ts'
+import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { NetworkPolicyInput, NetworkService } from './network.ts'
@@ -14,6 +14,8 @@ import type { CreateVmInput, VmCreation } from './vm-create.ts'
 import { assertState, type Lifecycle } from './vm-lifecycle.ts'
 import type { VmLookup } from './vm-lookup.ts'
 import type { Provisioner } from './vm-provision.ts'
+
+export type { VmRecord }
 
 export function createVmService(deps: {
   config: Pick<Config, 'stopTimeoutMs'>

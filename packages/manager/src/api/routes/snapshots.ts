@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { SnapshotRecord } from '../../store/snapshots-repo.ts'
-import type { SnapshotScope, SnapshotService } from '../../services/snapshots.ts'
+import type { SnapshotRecord, SnapshotScope, SnapshotService } from '../../services/snapshots.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { SnapshotIdParams, SnapshotMeta, SnapshotsQuery } from '../schemas/snapshot.ts'
 

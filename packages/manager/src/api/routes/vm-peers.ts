@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
-import type { PeerLinks } from '../../services/peers/peer-links.ts'
+import type { PeerLinkRecord, PeerLinks } from '../../services/peers/peer-links.ts'
 import type { VmService } from '../../services/vms.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { PeerAliasParams, PeerLinkInput, PeerLinksResponse, PeerPatchBody } from '../schemas/peers.ts'

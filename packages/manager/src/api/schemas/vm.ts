@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
-import type { VmRecord } from '../../store/vms-repo.ts'
-import type { PeerLinkRecord } from '../../store/peer-links-repo.ts'
+import type { VmRecord } from '../../services/vms.ts'
+import type { PeerLinkRecord } from '../../services/peers/peer-links.ts'
 import { PeerLink, PeerLinkInput } from './peers.ts'
 import { VM_STATES, type VmState } from '../../services/vm-lifecycle.ts'
 import { AllowDomains, AllowIps } from './network.ts'

@@ -5,7 +5,6 @@
 // VMs with outboundInternet; only their allowDomains for the others, whose answers open the
 // resolved addresses in the VM's egress set before the VM sees them.
 import dgram from 'node:dgram'
-import fs from 'node:fs'
 import net from 'node:net'
 import dnsPacket from 'dns-packet'
 
@@ -23,15 +22,6 @@ export interface DnsForwarderOptions {
   upstreams: string[]
   access: (sourceAddress: string) => DnsAccess
   onError?: (err: Error) => void
-}
-
-/** Nameservers of the host (resolv.conf), used when DNS_UPSTREAM is not set. */
-export function hostNameservers(resolvConf = '/etc/resolv.conf'): string[] {
-  try {
-    return [...fs.readFileSync(resolvConf, 'utf8').matchAll(/^nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1]!)
-  } catch {
-    return []
-  }
 }
 
 /** A REFUSED answer to `query` (header and question kept, nothing else). */

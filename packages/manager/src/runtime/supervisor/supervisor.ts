@@ -56,8 +56,6 @@ const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
 export type AgentFactory = (socket: string, onConnect: (json: JsonCall) => Promise<void>) => AgentClient
 
 export interface BootOptions {
-  /** Resume from this saved state instead of booting the kernel. */
-  from?: RestorePoint
   /** Called once the VMM process exists, before waiting for its agent: record the pid so a manager crash meanwhile cannot orphan it. */
   onProcess?: (handle: VmHandle) => Promise<void>
 }
@@ -184,6 +182,43 @@ export function createSupervisor(deps: {
     })
   }
 
+  /**
+   * Starts the VMM (a kernel boot, or a restore from `from`) and waits for its agent. On
+   * failure nothing of the attempt is left running; the error is a VmmError.
+   */
+  async function start(vm: MachineConfig, from: RestorePoint | undefined, opts: BootOptions): Promise<{ bootMs: number }> {
+    const started = Date.now()
+    const failKind = from ? 'restore_failed' : 'start_failed'
+    // Checked on every boot, not only at start: the directory is made lazily, and until then
+    // anyone could make it.
+    const ramProblem = ensureRamDir(paths.ramRoot)
+    if (ramProblem) throw new VmmError('ram_dir_unsafe', ramDirAdvice(ramProblem))
+    await removeRuntimeFiles(vm.id)
+    const spec = bootSpecOf(paths, vm, from)
+    if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
+    let handle: VmHandle
+    try {
+      handle = from ? await driver.restore(spec, { stateFile: from.stateFile, withoutRam: from.memoryInFile }) : await driver.boot(spec)
+    } catch (err) {
+      await removeRuntimeFiles(vm.id)
+      throw asVmmError(err, failKind)
+    }
+    const m = newMachine(vm.id, handle, vm.net)
+    try {
+      await opts.onProcess?.(handle)
+      // A session exists only once the agent answered the init: that is the readiness check.
+      // Its uptime comes with the first health check (one guest round trip less per create).
+      await m.agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive()).catch((err: unknown) => Promise.reject(asVmmError(err, failKind)))
+      watch(vm.id, m, 0)
+      return { bootMs: Date.now() - started }
+    } catch (err) {
+      retire(m)
+      await handle.kill(500)
+      await removeRuntimeFiles(vm.id)
+      throw err
+    }
+  }
+
   function mustBeLive(id: string): Machine {
     const m = live.get(id)
     if (!m) throw new VmmError('not_running', `VM ${id} has no running VMM`)
@@ -200,42 +235,11 @@ export function createSupervisor(deps: {
       listeners.push(listener)
     },
 
-    /**
-     * Boots the VM's VMM, or restores it from a saved state (`opts.from`), and waits for its
-     * agent. On failure nothing of the attempt is left running; the error is a VmmError.
-     */
-    async boot(vm: MachineConfig, opts: BootOptions = {}): Promise<{ bootMs: number }> {
-      const started = Date.now()
-      const failKind = opts.from ? 'restore_failed' : 'start_failed'
-      // Checked on every boot, not only at start: the directory is made lazily, and until then
-      // anyone could make it.
-      const ramProblem = ensureRamDir(paths.ramRoot)
-      if (ramProblem) throw new VmmError('ram_dir_unsafe', ramDirAdvice(ramProblem))
-      await removeRuntimeFiles(vm.id)
-      const spec = bootSpecOf(paths, vm, opts.from)
-      if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
-      let handle: VmHandle
-      try {
-        handle = opts.from ? await driver.restore(spec, { stateFile: opts.from.stateFile, withoutRam: opts.from.memoryInFile }) : await driver.boot(spec)
-      } catch (err) {
-        await removeRuntimeFiles(vm.id)
-        throw asVmmError(err, failKind)
-      }
-      const m = newMachine(vm.id, handle, vm.net)
-      try {
-        await opts.onProcess?.(handle)
-        // A session exists only once the agent answered the init: that is the readiness check.
-        // Its uptime comes with the first health check (one guest round trip less per create).
-        await m.agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive()).catch((err: unknown) => Promise.reject(asVmmError(err, failKind)))
-        watch(vm.id, m, 0)
-        return { bootMs: Date.now() - started }
-      } catch (err) {
-        retire(m)
-        await handle.kill(500)
-        await removeRuntimeFiles(vm.id)
-        throw err
-      }
-    },
+    /** Boots the VM's kernel from its disks and waits for its agent. */
+    boot: (vm: MachineConfig, opts: BootOptions = {}) => start(vm, undefined, opts),
+
+    /** Restores the VM from a snapshot's saved state (a clone, a seed resume) and waits for its agent. */
+    restore: (vm: MachineConfig, from: RestorePoint, opts: BootOptions = {}) => start(vm, from, opts),
 
     /** Memory, devices and (through target.whilePaused) disks of a running or paused VM. */
     async snapshot(id: string, target: SnapshotTarget): Promise<SnapshotResult> {

@@ -22,6 +22,7 @@ export interface PeerLinkInput {
 }
 
 /** A link whose provider was inspected and whose manifest is valid: ready to be stored and installed. */
+export type { PeerLinkRecord }
 export type PreparedLink = Omit<PeerLinkRecord, 'consumerVmId'>
 
 const ALIAS = /^[A-Za-z0-9_-]+$/
