@@ -38,8 +38,11 @@ export interface AccelRef {
   value: 'kvm' | 'tcg'
 }
 
-/** `overrides.driver`: another VMM driver (the service tests run on a fake one). */
-export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }, overrides: { driver?: VmmDriver } = {}) {
+/**
+ * `overrides` are for the service tests: `driver`, another VMM driver (they run on a fake one);
+ * `healthIntervalMs`, the agent health check period, so a silent agent shows in milliseconds.
+ */
+export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }, overrides: { driver?: VmmDriver; healthIntervalMs?: number } = {}) {
   fs.mkdirSync(config.storageRoot, { recursive: true, mode: 0o700 })
   fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
@@ -60,7 +63,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
 
   // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()
