@@ -109,9 +109,13 @@ export class FakeManager {
     return { status: r.statusCode, body: (r.body ? r.json() : undefined) as T }
   }
 
-  /** A manager stop and start on the same STORAGE_ROOT; the fake VMs keep running meanwhile. */
-  async restart(): Promise<ReconcileSummary> {
+  /**
+   * A manager stop and start on the same STORAGE_ROOT; the fake VMs keep running meanwhile.
+   * `whileStopped` runs in between (a VMM that dies while no manager watches).
+   */
+  async restart(whileStopped?: () => Promise<void>): Promise<ReconcileSummary> {
     await this.down({ keepNetwork: true })
+    await whileStopped?.()
     await this.up()
     return this.startup
   }
