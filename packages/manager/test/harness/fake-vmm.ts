@@ -227,6 +227,11 @@ export class FakeVmm implements VmmDriver {
     return this.machines.get(vmId)
   }
 
+  /** The latest VMM of every VM this driver ever started, in start order. */
+  vms(): FakeVm[] {
+    return [...this.machines.values()]
+  }
+
   /** Ids of the VMs whose VMM runs. */
   running(): string[] {
     return [...this.machines.values()].filter((m) => !m.exit).map((m) => m.vmId)
@@ -284,6 +289,7 @@ export class FakeVmm implements VmmDriver {
     const m = new FakeMachine({ spec, pid: this.nextPid++, origin, mute: this.muteNext })
     this.muteNext = false
     await m.listen()
+    this.machines.delete(spec.vmId)
     this.machines.set(spec.vmId, m)
     return new FakeHandle(m)
   }
