@@ -84,6 +84,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
+  // A warm VM that failed is never handed out: the (re)fill replaces it now, not at the next restart.
+  lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })

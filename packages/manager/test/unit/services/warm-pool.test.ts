@@ -38,3 +38,14 @@ it('a create of another shape boots cold and leaves the pool alone', async () =>
   expect(r.body).toMatchObject({ state: 'RUNNING', provisionMode: 'boot' })
   expect((await m.api('GET', '/v1/warm-pool')).body).toMatchObject({ ready: 1, starting: 0 })
 })
+
+it('a warm VM whose VMM dies is replaced', async () => {
+  const users = new Set((await m.api('GET', '/v1/vms')).body.map((v: { id: string }) => v.id))
+  const [warm] = m.vmm.running().filter((id) => !users.has(id))
+  await m.vmm.crash(warm!)
+  await m.waitFor('the crashed warm VM replaced', async () => {
+    const pool = m.vmm.running().filter((id) => !users.has(id))
+    return pool.length === 1 && pool[0] !== warm
+  }, 2000)
+  expect((await m.api('GET', '/v1/warm-pool')).body).toMatchObject({ ready: 1, starting: 0 })
+})
