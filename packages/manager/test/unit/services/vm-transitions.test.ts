@@ -83,3 +83,39 @@ it('an agent silent to health checks makes the VM ERROR; when it answers again t
   expect((await m.api('POST', `/v1/vms/${id}/exec`, { cmd: 'true' })).body).toMatchObject({ exitCode: 0 })
   await m.api('DELETE', `/v1/vms/${id}`)
 })
+
+it('a start the VMM refuses is 500 vm_boot_failed and leaves the VM ERROR with its disk; the next start boots it', async () => {
+  const id = await runningVm()
+  await m.api('POST', `/v1/vms/${id}/stop`)
+  m.vmm.failNextBoot('kernel not found')
+  const r = await m.api('POST', `/v1/vms/${id}/start`)
+  expect(r.status).toBe(500)
+  expect(r.body.code).toBe('vm_boot_failed')
+  expect((await m.api('GET', `/v1/vms/${id}`)).body).toMatchObject({ state: 'ERROR', lastError: 'start failed: kernel not found' })
+  expect(m.vmDirs()).toContain(id)
+  expect(m.ramFiles()).toEqual([])
+  expect((await m.api('POST', `/v1/vms/${id}/start`)).status).toBe(204)
+  expect((await m.api('GET', `/v1/vms/${id}`)).body).toMatchObject({ state: 'RUNNING', lastError: null })
+  await m.api('DELETE', `/v1/vms/${id}`)
+})
+
+it('start of an ERROR VM whose agent is silent ends the old VMM before booting a new one', async () => {
+  const id = await runningVm()
+  m.vmm.silenceHealth(id)
+  await m.waitForState(id, 'ERROR')
+  const old = m.vmm.vm(id)!
+  expect((await m.api('POST', `/v1/vms/${id}/start`)).status).toBe(204)
+  expect(old.exit).toBeDefined()
+  expect(m.vmm.vm(id)).not.toBe(old)
+  expect((await m.api('GET', `/v1/vms/${id}`)).body.state).toBe('RUNNING')
+  await m.api('DELETE', `/v1/vms/${id}`)
+})
+
+it('stop of a VM whose VMM crashed (ERROR) makes it STOPPED', async () => {
+  const id = await runningVm()
+  await m.vmm.crash(id)
+  await m.waitForState(id, 'ERROR')
+  expect((await m.api('POST', `/v1/vms/${id}/stop`)).status).toBe(204)
+  expect((await m.api('GET', `/v1/vms/${id}`)).body.state).toBe('STOPPED')
+  await m.api('DELETE', `/v1/vms/${id}`)
+})
