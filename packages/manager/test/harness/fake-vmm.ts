@@ -1,7 +1,7 @@
 // A VMM driver without a VMM, so the services can be tested in seconds: a "VM" is a scripted
 // agent (scripted-agent.ts) on the spec's control socket, speaking the real channel (resync,
-// HTTP/2) to the real AgentClient. Nothing is started and nothing of the host is touched (no
-// clock, network, /dev/kvm): pids are above the kernel's PID_MAX_LIMIT, so whatever signals
+// HTTP/2) to the real AgentClient. No process is started and the host's clock, network and
+// /dev/kvm are never touched: pids are above the kernel's PID_MAX_LIMIT, so whatever signals
 // one (the supervisor's stray sweep) reaches no process. The VMs outlive the services that
 // booted them, as QEMU processes outlive a manager: a test restarts the manager around them.
 import fs from 'node:fs'
@@ -63,7 +63,7 @@ class FakeMachine implements FakeVm {
   }
 
   async listen(): Promise<void> {
-    this.agent = await listenScriptedAgent(this.spec.controlSocket, { onStream: (s, h) => void this.answer(s, h), answersResync: () => !this.mute })
+    this.agent = await listenScriptedAgent(this.spec.controlSocket, { onStream: (s, h) => void this.answer(s, h).catch(() => s.destroy()), answersResync: () => !this.mute })
   }
 
   pause(): void {
