@@ -1,5 +1,6 @@
 // The warm pool on the real services and the fake VMM (image seeds off): it fills to its
-// target at start, a create of the pool's shape is handed a warm VM, and the pool refills.
+// target at start, a create of the pool's shape is handed a warm VM, and the pool refills,
+// also when a warm VM dies.
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { FakeManager } from '../../harness/fake-manager.ts'
 
