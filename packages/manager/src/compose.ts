@@ -38,8 +38,11 @@ export interface AccelRef {
   value: 'kvm' | 'tcg'
 }
 
-/** `overrides.driver`: another VMM driver (the service tests run on a fake one). */
-export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }, overrides: { driver?: VmmDriver } = {}) {
+/**
+ * `overrides` are for the service tests: `driver`, another VMM driver (they run on a fake one);
+ * `healthIntervalMs`, the agent health check period, so a silent agent shows in milliseconds.
+ */
+export async function composeServices(config: Config, log: FastifyBaseLogger, accel: AccelRef = { value: 'tcg' }, overrides: { driver?: VmmDriver; healthIntervalMs?: number } = {}) {
   fs.mkdirSync(config.storageRoot, { recursive: true, mode: 0o700 })
   fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
@@ -60,7 +63,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
 
   // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()
@@ -81,6 +84,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
+  // A warm VM that failed is never handed out: the (re)fill replaces it now, not at the next restart.
+  lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })

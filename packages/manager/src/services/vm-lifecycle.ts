@@ -78,6 +78,7 @@ export function createLifecycle(deps: {
 }) {
   const { repo, locks, log } = deps
   const releaseListeners: Array<(snapshotId: string) => void> = []
+  const failureListeners: Array<(vmId: string) => void> = []
 
   /** A VM stopped mapping a snapshot's memory file: a dropped image seed may be removed now. */
   function memoryReleased(snapshotId: string): void {
@@ -101,16 +102,21 @@ export function createLifecycle(deps: {
     return true
   }
 
+  /** Listeners run under the VM's lock: they must not wait for it (the warm pool only starts a refill). */
+  function failed(vmId: string): void {
+    for (const l of failureListeners) l(vmId)
+  }
+
   /** What the supervisor saw, as state: always under the VM's lock, so never in the middle of a verb. */
   async function onMachineEvent(e: MachineEvent): Promise<void> {
     const at = new Date().toISOString()
     await locks.run(e.vmId, async () => {
       switch (e.type) {
         case 'exited':
-          await transition(e.vmId, 'ERROR', { lastError: e.reason, vmmPid: null, vmmStartTime: null, memorySnapshotId: null }, ['STARTING', 'RUNNING', 'PAUSED', 'STOPPING', 'ERROR'])
+          if (await transition(e.vmId, 'ERROR', { lastError: e.reason, vmmPid: null, vmmStartTime: null, memorySnapshotId: null }, ['STARTING', 'RUNNING', 'PAUSED', 'STOPPING', 'ERROR'])) failed(e.vmId)
           return
         case 'agent-silent':
-          await transition(e.vmId, 'ERROR', { lastError: `guest agent not responding: ${e.reason}` }, ['RUNNING'])
+          if (await transition(e.vmId, 'ERROR', { lastError: `guest agent not responding: ${e.reason}` }, ['RUNNING'])) failed(e.vmId)
           return
         case 'agent-back':
           await transition(e.vmId, 'RUNNING', { lastError: `guest agent answers again since ${at}` }, ['ERROR'])
@@ -130,6 +136,10 @@ export function createLifecycle(deps: {
     /** Listens for snapshots whose memory file no VM maps any more. */
     onMemoryReleased(listener: (snapshotId: string) => void): void {
       releaseListeners.push(listener)
+    },
+    /** Listens for VMs that went to ERROR on their own (VMM exited, agent silent), once the state is written. */
+    onVmFailed(listener: (vmId: string) => void): void {
+      failureListeners.push(listener)
     },
     /** Has the supervisor's reports become state changes from now on. */
     follow(supervisor: Supervisor): void {

@@ -1,23 +1,22 @@
 // Finding 1 of issue 13: a hostile guest agent answers with replies of any size, or never
-// finishes one. The agent is root-controlled code, so a scripted agent stands in for it here:
-// the real AgentClient talks to it over a real Unix socket, with the real channel resync and
-// HTTP/2, exactly as it talks to QEMU's socket of a VM's control port. Every oversize or late
-// reply must fail that request only; the client (and this process) keeps working.
+// finishes one. The agent is root-controlled code, so a scripted agent (harness/scripted-agent.ts)
+// stands in for it here: the real AgentClient talks to it over a real Unix socket, with the real
+// channel resync and HTTP/2, exactly as it talks to QEMU's socket of a VM's control port. Every
+// oversize or late reply must fail that request only; the client (and this process) keeps working.
 import fs from 'node:fs'
 import http2 from 'node:http2'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { ACK_PREFIX, HTTP2_PREFACE, SYNC_PREFIX } from '@rds/protocol'
 import { AgentClient, AgentReplyTooLargeError, AgentUnavailableError, DEFAULT_REPLY_MAX_BYTES } from '../../src/runtime/agent/client.ts'
 import { agentFault } from '../../src/services/agent-fault.ts'
 import { ApiError } from '../../src/errors.ts'
+import { listenScriptedAgent, type ScriptedAgent } from '../harness/scripted-agent.ts'
 
 const MiB = 1024 * 1024
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-hostile-'))
 const socketPath = path.join(dir, 'control.sock')
-let server: net.Server
+let agent: ScriptedAgent | undefined
 /** Bytes the hostile agent managed to hand to the socket, per path. */
 const sent = new Map<string, number>()
 
@@ -39,68 +38,39 @@ function streamJson(stream: http2.ServerHttp2Stream, label: string, total: numbe
   pump()
 }
 
-function hostileSession(sock: net.Socket): void {
-  const h2 = http2.createServer()
-  h2.on('stream', (stream, headers) => {
-    const p = String(headers[':path'])
-    stream.on('error', () => {})
-    if (p === '/v1/init') return void stream.respond({ ':status': 200 }, { endStream: true })
-    if (p === '/v1/health') {
-      stream.respond({ ':status': 200, 'content-type': 'application/json' })
-      return void stream.end(JSON.stringify({ status: 'ok', uptimeMs: 1 }))
-    }
-    if (p.startsWith('/huge/')) {
-      stream.respond({ ':status': 200, 'content-type': 'application/json' })
-      return streamJson(stream, p, Number(p.slice('/huge/'.length)))
-    }
-    if (p === '/late') {
-      // Headers, a byte, then nothing ever again.
-      stream.respond({ ':status': 200, 'content-type': 'application/json' })
-      return void stream.write('{')
-    }
-    if (p === '/download-error-huge') {
-      stream.respond({ ':status': 500, 'content-type': 'application/json' })
-      return streamJson(stream, p, 512 * MiB)
-    }
-    if (p === '/download-error-late') {
-      stream.respond({ ':status': 500, 'content-type': 'application/json' })
-      return void stream.write('{"code":')
-    }
-    stream.respond({ ':status': 404 }, { endStream: true })
-  })
-  h2.emit('connection', sock)
-}
-
-/** The guest side of the channel resync: ACK every SYNC, drop bytes until the HTTP/2 preface. */
-function acceptChannel(sock: net.Socket): void {
-  let seen = Buffer.alloc(0)
-  const onData = (d: Buffer) => {
-    seen = Buffer.concat([seen, d])
-    let text = seen.toString('latin1')
-    let at: number
-    while ((at = text.indexOf(SYNC_PREFIX)) >= 0) {
-      const end = text.indexOf('\n', at)
-      if (end < 0) break
-      sock.write(`${ACK_PREFIX}${text.slice(at + SYNC_PREFIX.length, end)}\n`)
-      text = text.slice(end + 1)
-    }
-    const pre = text.indexOf(HTTP2_PREFACE)
-    if (pre < 0) return void (seen = Buffer.from(text, 'latin1'))
-    sock.off('data', onData)
-    sock.pause()
-    sock.unshift(Buffer.from(text.slice(pre), 'latin1'))
-    hostileSession(sock)
+/** The hostile agent's answers, by path. */
+function hostileStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  const p = String(headers[':path'])
+  if (p === '/v1/init') return void stream.respond({ ':status': 200 }, { endStream: true })
+  if (p === '/v1/health') {
+    stream.respond({ ':status': 200, 'content-type': 'application/json' })
+    return void stream.end(JSON.stringify({ status: 'ok', uptimeMs: 1 }))
   }
-  sock.on('data', onData)
-  sock.on('error', () => {})
+  if (p.startsWith('/huge/')) {
+    stream.respond({ ':status': 200, 'content-type': 'application/json' })
+    return streamJson(stream, p, Number(p.slice('/huge/'.length)))
+  }
+  if (p === '/late') {
+    // Headers, a byte, then nothing ever again.
+    stream.respond({ ':status': 200, 'content-type': 'application/json' })
+    return void stream.write('{')
+  }
+  if (p === '/download-error-huge') {
+    stream.respond({ ':status': 500, 'content-type': 'application/json' })
+    return streamJson(stream, p, 512 * MiB)
+  }
+  if (p === '/download-error-late') {
+    stream.respond({ ':status': 500, 'content-type': 'application/json' })
+    return void stream.write('{"code":')
+  }
+  stream.respond({ ':status': 404 }, { endStream: true })
 }
 
 beforeAll(async () => {
-  server = net.createServer(acceptChannel)
-  await new Promise<void>((r) => server.listen(socketPath, r))
+  agent = await listenScriptedAgent(socketPath, { onStream: hostileStream })
 })
-afterAll(() => {
-  server?.close()
+afterAll(async () => {
+  await agent?.close()
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
