@@ -261,8 +261,10 @@ export class FakeVmm implements VmmDriver {
     return new FakeHandle(m)
   }
 
-  findOwnProcesses(): Array<{ pid: number; vmId: string }> {
-    return [...this.machines.values()].filter((m) => !m.exit).map((m) => ({ pid: m.pid, vmId: m.vmId }))
+  sweep(keep: (vmId: string) => boolean): number[] {
+    const strays = [...this.machines.values()].filter((m) => !m.exit && !keep(m.vmId))
+    for (const m of strays) m.end({ code: null, signal: 'SIGKILL' })
+    return strays.map((m) => m.pid)
   }
 
   /** Ends every fake VM (test teardown). */

@@ -57,7 +57,7 @@ const handle: VmHandle = {
   snapshot: async () => ({ pauseMs: 0, memoryInFile: true }),
   kill: async () => {},
 }
-const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], boot: async () => handle, restore: async () => handle, reattach: async () => undefined, findOwnProcesses: () => [] }
+const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], boot: async () => handle, restore: async () => handle, reattach: async () => undefined, sweep: () => [] }
 
 async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRecord> {
   for (let i = 0; i < 500; i++) {

@@ -324,19 +324,7 @@ export function createSupervisor(deps: {
     },
 
     /** Kills VMM processes of this instance that no live VM owns (startup sweep); returns their pids. */
-    reapStrays(): number[] {
-      const reaped: number[] = []
-      for (const p of driver.findOwnProcesses()) {
-        if (live.has(p.vmId)) continue
-        try {
-          process.kill(p.pid, 'SIGKILL')
-          reaped.push(p.pid)
-        } catch {
-          // gone meanwhile
-        }
-      }
-      return reaped
-    },
+    reapStrays: (): number[] => driver.sweep((vmId) => live.has(vmId)),
 
     /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
     detachAll(): void {

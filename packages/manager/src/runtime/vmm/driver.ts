@@ -110,6 +110,6 @@ export interface VmmDriver {
   restore(spec: BootSpec, state: SavedState): Promise<VmHandle>
   /** After a manager restart: the live VMM of this VM, or undefined if it is gone (caller reaps). */
   reattach(saved: SavedVmm): Promise<VmHandle | undefined>
-  /** Pids of VMM processes this manager instance started (found by marker), for the startup sweep. */
-  findOwnProcesses(): Array<{ pid: number; vmId: string }>
+  /** Startup sweep: kills the VMM processes this manager instance started whose VM is not kept; returns their pids. */
+  sweep(keep: (vmId: string) => boolean): number[]
 }

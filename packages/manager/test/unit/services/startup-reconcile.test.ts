@@ -6,6 +6,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { tapName } from '../../../src/runtime/network/host-network.ts'
 import { createVmsRepo } from '../../../src/store/vms-repo.ts'
+import { openDatabase } from '../../../src/store/db.ts'
 import { FakeManager } from '../../harness/fake-manager.ts'
 
 let m: FakeManager
@@ -71,4 +72,19 @@ it('a second restart with nothing changed re-attaches every running VM again and
   const summary = await m.restart()
   expect(summary.reattached.toSorted()).toEqual(running.toSorted())
   expect([summary.stopped, summary.removed, summary.removedTaps]).toEqual([[], [], []])
+})
+
+it('kills a VMM of this instance that no VM row owns, and removes its directory', async () => {
+  const orphan = await runningVm()
+  const pid = m.vmm.vm(orphan)!.pid
+  // The row goes while the manager is down (a database restored from a backup, say): its VMM still runs.
+  const summary = await m.restart(async () => {
+    const { db } = await openDatabase({ sqlitePath: m.s.config.sqlitePath })
+    await createVmsRepo(db).remove(orphan)
+    await db.destroy()
+  })
+  expect(summary.reaped).toEqual([pid])
+  expect(m.vmm.running()).not.toContain(orphan)
+  expect(m.vmDirs()).not.toContain(orphan)
+  expect(m.ramFiles()).not.toContain(`${orphan}.ram`)
 })

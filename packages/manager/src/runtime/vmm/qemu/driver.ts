@@ -211,16 +211,22 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
       return new QemuHandle(saved.pid, saved.startTime, saved.spec)
     },
 
-    findOwnProcesses() {
+    sweep(keep) {
       const prefix = `rds:${o.instance}:`
-      const found: Array<{ pid: number; vmId: string }> = []
+      const killed: number[] = []
       for (const pid of listPids()) {
         const cmd = processCmdline(pid)
         const i = cmd?.indexOf('-name') ?? -1
         const name = i >= 0 ? cmd![i + 1] : undefined
-        if (name?.startsWith(prefix) && isAlive(pid)) found.push({ pid, vmId: name.slice(prefix.length) })
+        if (!name?.startsWith(prefix) || !isAlive(pid) || keep(name.slice(prefix.length))) continue
+        try {
+          process.kill(pid, 'SIGKILL')
+          killed.push(pid)
+        } catch {
+          // gone meanwhile
+        }
       }
-      return found
+      return killed
     },
   }
 }
