@@ -1,5 +1,7 @@
 export * from './agent.ts'
+export * from './agent-routes.ts'
 export * from './handshake.ts'
 export * from './json-lines.ts'
 export * from './peer-bridge.ts'
 export * from './peer-manifest.ts'
+export * from './validate.ts'
