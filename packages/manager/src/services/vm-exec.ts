@@ -2,10 +2,10 @@
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
 import type { Readable } from 'node:stream'
-import { AgentPaths, type AgentError, type ExecResult, type RunResult } from '@rds/protocol'
+import type { ExecResult, RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
-import { Errors, fromAgentError } from '../errors.ts'
-import { agentFault } from './agent-fault.ts'
+import { Errors } from '../errors.ts'
+import { askAgent } from './agent-fault.ts'
 import { readTail } from '../runtime/logs/rotating-log.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
@@ -91,18 +91,6 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     return { vm, agent: m.agent }
   }
 
-  async function call<T>(id: string, f: () => Promise<{ status: number; body: T | AgentError }>): Promise<T> {
-    let r: { status: number; body: T | AgentError }
-    try {
-      r = await f()
-    } catch (err) {
-      throw agentFault(id, err)
-    }
-    if (r.status >= 200 && r.status < 300) return r.body as T
-    const e = (r.body ?? {}) as Partial<AgentError>
-    throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
-  }
-
   function checkTimeout(timeoutMs: number | undefined, max: number, field: string): number {
     if (timeoutMs !== undefined && timeoutMs > max) throw Errors.timeoutTooLarge(field, max)
     return timeoutMs ?? Math.min(DEFAULT_TIMEOUT_MS, max)
@@ -124,7 +112,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const env = toEnvList({ ...callerEnv, ...secrets })
     const started = Date.now()
     const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes: config.execOutputMaxBytes }
-    const result = await call<RunResult>(id, () => agent.json('POST', AgentPaths.run, body, timeoutMs + REPLY_GRACE_MS))
+    const result = await askAgent(id, agent.call('run', body, timeoutMs + REPLY_GRACE_MS))
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
     const logged = { code: input.code, path: input.path, args: input.args, env: Object.keys(parseEnvList(input.env ?? [])), timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
@@ -140,7 +128,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
       const secrets = secretsOf(vm)
       const env = { ...input.env, ...secrets }
       const body = { cmd: input.cmd, cwd: input.cwd, env: Object.keys(env).length ? env : undefined, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
-      const result = await call<ExecResult>(id, () => agent.json('POST', AgentPaths.exec, body, timeoutMs + REPLY_GRACE_MS))
+      const result = await askAgent(id, agent.call('exec', body, timeoutMs + REPLY_GRACE_MS))
       await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started, secrets)
       return result
     },
@@ -148,23 +136,15 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     runTs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'deno', input, history),
     runJs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'node', input, history),
 
-    async upload(id: string, dest: string, body: Readable, contentType: string): Promise<void> {
+    /** `body`: a tar.gz stream. */
+    async upload(id: string, dest: string, body: Readable): Promise<void> {
       const { agent } = await agentFor(id, 'files')
-      const q = new URLSearchParams({ dest, maxEntries: String(config.uploadMaxEntries), maxBytes: String(config.uploadMaxBytes) })
-      await call(id, () => agent.upload(`${AgentPaths.upload}?${q}`, body, contentType, 30 * 60_000))
+      await askAgent(id, agent.upload('upload', { dest, maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }, body, 30 * 60_000))
     },
 
     async download(id: string, path: string): Promise<Readable> {
       const { agent } = await agentFor(id, 'files')
-      let r
-      try {
-        r = await agent.download(`${AgentPaths.download}?${new URLSearchParams({ path })}`, 60_000)
-      } catch (err) {
-        throw agentFault(id, err)
-      }
-      if ('stream' in r) return r.stream
-      const e = (r.error ?? {}) as Partial<AgentError>
-      throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
+      return askAgent(id, agent.download({ path }, 60_000))
     },
 
     async logs(id: string, type: LogType, tailLines: number): Promise<{ type: LogType; lines: string[]; truncated: boolean; updatedAt?: string }> {

@@ -3,9 +3,9 @@
 // callable by a run inside the provider), stores the validated manifest per link, and installs
 // the generated files into the consumer (consumer-files.ts). Calls themselves: peer-calls.ts.
 import { Readable } from 'node:stream'
-import { AgentPaths, PEER_MANIFEST_PATH, PeerManifestError, parsePeerManifest, type AgentError, type PeerManifest, type RunResult } from '@rds/protocol'
-import { ApiError, Errors, fromAgentError } from '../../errors.ts'
-import { agentFault } from '../agent-fault.ts'
+import { PEER_MANIFEST_PATH, PeerManifestError, parsePeerManifest, type PeerManifest, type RunResult } from '@rds/protocol'
+import { ApiError, Errors } from '../../errors.ts'
+import { askAgent } from '../agent-fault.ts'
 import type { PeerLinkRecord, PeerLinksRepo, SourceMode } from '../../store/peer-links-repo.ts'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { KeyedLock } from '../locks.ts'
@@ -147,13 +147,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     const m = deps.machines.get(consumerId)
     if (!m) throw Errors.vmStateConflict(`VM must be RUNNING to sync peers (VM ${consumerId})`)
     const body = await packTree(files)
-    let r
-    try {
-      r = await m.agent.upload<AgentError | undefined>(AgentPaths.peersInstall, Readable.from([body]), 'application/gzip', 120_000)
-    } catch (e) {
-      throw agentFault(consumerId, e)
-    }
-    if (r.status >= 300) throw fromAgentError(r.status, r.body?.code ?? 'agent_error', r.body?.message ?? `agent replied ${r.status}`)
+    await askAgent(consumerId, m.agent.upload('peersInstall', {}, Readable.from([body]), 120_000))
   }
 
   const now = () => new Date().toISOString()
