@@ -127,6 +127,7 @@ export function createMachines(deps: {
   /**
    * Runs on every new agent session (boot, re-attach, reconnect): the host pushes the time,
    * fresh entropy and the VM's network, so a restored or long-paused guest is told, never trusted.
+   * Its reply states the agent's protocol version, which the agent client checks.
    */
   async function pushInit(call: AgentCall, network: GuestNetwork | undefined): Promise<void> {
     const body = { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64'), ...(network ? { network } : {}) }

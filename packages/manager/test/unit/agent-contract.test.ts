@@ -1,13 +1,24 @@
 // The manager's side of the agent protocol without a VM: every reply is checked against its route
-// in the protocol table before it is used, and every agent fault maps to one API error. A scripted
-// agent on a real socket stands in for hostile guests.
+// in the protocol table before it is used, an agent of another protocol version is refused at the
+// first answer of its session (a boot fails at once, with a sentence), and every agent fault maps
+// to one API error. A scripted agent on a real socket stands in for hostile or outdated guests.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pino from 'pino'
+import { AGENT_PROTOCOL_VERSION } from '@rds/protocol'
 import { AgentClient } from '../../src/runtime/agent/client.ts'
-import { AgentRefusedError, AgentReplyInvalidError, AgentUnavailableError } from '../../src/runtime/agent/faults.ts'
+import { AgentProtocolMismatchError, AgentRefusedError, AgentReplyInvalidError, AgentUnavailableError } from '../../src/runtime/agent/faults.ts'
 import { acceptReply } from '../../src/runtime/agent/reply-check.ts'
+import { createPaths } from '../../src/runtime/storage/paths.ts'
+import type { VmHandle, VmmDriver } from '../../src/runtime/vmm/driver.ts'
 import { agentFault } from '../../src/services/agent-fault.ts'
+import { createMachines } from '../../src/services/machines.ts'
 import { ApiError } from '../../src/errors.ts'
+import { openDatabase, type Db } from '../../src/store/db.ts'
+import { createVmsRepo, type VmRecord } from '../../src/store/vms-repo.ts'
 import { answer, identity, scriptedAgent, type ScriptedChannel } from '../harness/scripted-agent.ts'
 
 /** Marks what a hostile agent sent, so a test can tell that it did not travel on. */
@@ -58,6 +69,15 @@ describe('a reply is checked against its route before it is used', () => {
     expect(() => acceptReply('exec', 400, { code: 'unauthorized', message: HOSTILE })).toThrow(AgentReplyInvalidError)
     expect(() => acceptReply('exec', 500, 'Internal Server Error')).toThrow(AgentReplyInvalidError)
   })
+
+  it('checks the stated protocol version of init and health first', () => {
+    expect(acceptReply('init', 200, identity())).toEqual(identity())
+    expect(() => acceptReply('init', 200, identity(AGENT_PROTOCOL_VERSION + 1))).toThrow(AgentProtocolMismatchError)
+    expect(() => acceptReply('health', 200, { status: 'ok', ...identity(1), uptimeMs: 5 })).toThrow(`the guest agent speaks protocol 1 but this manager speaks protocol ${AGENT_PROTOCOL_VERSION}`)
+    // Agents of protocol 1 answered init with an empty 204.
+    expect(() => acceptReply('init', 204, undefined)).toThrow(/states no protocol version/)
+    expect(() => acceptReply('init', 200, identity(HOSTILE))).toThrow(/states an unreadable protocol version/)
+  })
 })
 
 describe('every agent fault maps to one API error of the VM', () => {
@@ -75,6 +95,7 @@ describe('every agent fault maps to one API error of the VM', () => {
   it('reports an invalid reply, an unreachable agent and foreign errors each as their own', () => {
     expect(map(new AgentReplyInvalidError('run', '/stdout: must be string'))).toMatchObject({ status: 502, code: 'agent_reply_invalid', message: 'Agent of VM vm-1 answered run with a reply that does not match the protocol (/stdout: must be string)' })
     expect(map(new AgentUnavailableError('gone'))).toMatchObject({ status: 502, code: 'agent_unavailable' })
+    expect(map(new AgentProtocolMismatchError(1))).toMatchObject({ status: 502, code: 'agent_unavailable' })
     const other = new Error('not an agent fault')
     expect(agentFault('vm-1', other)).toBe(other)
   })
@@ -82,9 +103,10 @@ describe('every agent fault maps to one API error of the VM', () => {
 
 describe('over a channel', () => {
   let current: ScriptedChannel
+  let version: unknown = AGENT_PROTOCOL_VERSION
   beforeAll(async () => {
     current = await scriptedAgent((req, stream) => {
-      if (req.path === '/init') return answer(stream, 200, identity())
+      if (req.path === '/init') return answer(stream, 200, identity(version))
       if (req.path === '/exec' && (req.body as { cmd: string }).cmd === 'ok') return answer(stream, 200, execResult)
       if (req.path === '/exec') return answer(stream, 200, { ...execResult, stdout: [HOSTILE] })
       if (req.path.startsWith('/files/download')) return answer(stream, 404, { code: 'path_not_found', message: 'path "x" does not exist' })
@@ -102,6 +124,7 @@ describe('over a channel', () => {
   }
 
   it('refuses an invalid reply with the typed error; the session serves the next request', async () => {
+    version = AGENT_PROTOCOL_VERSION
     const c = await connect()
     const err = await c.call('exec', { cmd: 'bad' }, 5000).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(AgentReplyInvalidError)
@@ -111,5 +134,53 @@ describe('over a channel', () => {
     await expect(c.download({ path: 'x' }, 5000)).rejects.toMatchObject({ constructor: AgentRefusedError, code: 'path_not_found', status: 404 })
     await expect(c.upload('upload', { dest: 'd' }, Readable.from([Buffer.from('x')]), 5000)).rejects.toBeInstanceOf(AgentReplyInvalidError)
     c.close()
+  })
+
+  it('fails at once, not at the deadline, when the agent speaks another protocol', async () => {
+    version = AGENT_PROTOCOL_VERSION - 1
+    const c = new AgentClient(current.socketPath, async (call) => void (await call('init', initBody, 5000)))
+    const started = Date.now()
+    const err = await c.waitReady(20_000, () => true).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(AgentProtocolMismatchError)
+    expect(Date.now() - started).toBeLessThan(5000)
+    c.close()
+  })
+
+  it('a VM whose image has another protocol fails its boot with a sentence saying so', async () => {
+    version = AGENT_PROTOCOL_VERSION - 1
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-contract-'))
+    let db: Db | undefined
+    try {
+      db = (await openDatabase({ sqlitePath: path.join(root, 'm.db') })).db
+      const repo = createVmsRepo(db)
+      let killed = false
+      const handle: VmHandle = {
+        pid: 1,
+        startTime: '1',
+        channels: { control: current.socketPath, bridge: '/nonexistent', console: '/nonexistent' },
+        exited: new Promise(() => {}),
+        isAlive: () => true,
+        pause: async () => {},
+        resume: async () => {},
+        snapshot: async () => ({ pauseMs: 0, memoryInFile: true }),
+        kill: async () => void (killed = true),
+      }
+      const driver = { kind: 'qemu', accel: 'tcg', boot: async () => handle, reattach: async () => undefined, findOwnProcesses: () => [] } as VmmDriver
+      const machines = createMachines({ driver, paths: createPaths(root, root, root), repo, log: pino({ level: 'silent' }), bootTimeoutMs: 60_000 })
+      const vm: VmRecord = { id: 'vm-old', state: 'CREATED', cpu: 1, memMb: 16, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null }
+      await repo.insertWithinQuota(vm, { maxVms: 10 })
+      const started = Date.now()
+      const err = await machines.boot(vm, { kernel: 'k', initrd: 'i', rootfs: 'r' }).catch((e: unknown) => e as Error)
+      expect(err).toBeInstanceOf(AgentProtocolMismatchError)
+      expect((err as Error).message).toBe(
+        `the guest agent speaks protocol ${AGENT_PROTOCOL_VERSION - 1} but this manager speaks protocol ${AGENT_PROTOCOL_VERSION}: the guest image was built for another version of run-dat-sheesh; rebuild it (npm run image) or upload a matching one`,
+      )
+      expect(Date.now() - started).toBeLessThan(10_000)
+      expect(killed).toBe(true)
+      expect(machines.get(vm.id)).toBeUndefined()
+    } finally {
+      await db?.destroy()
+      fs.rmSync(root, { recursive: true, force: true })
+    }
   })
 })

@@ -6,7 +6,7 @@ import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AgentRoutes, encodeQuery, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
-import { AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
+import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
 import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
 
@@ -24,7 +24,7 @@ export interface AgentClientOptions {
 /**
  * One request of a JSON route, resolving to its checked reply. It rejects with a fault of
  * faults.ts: AgentRefusedError when the agent answered with its error, an AgentUnavailableError
- * (or a subclass: too large, invalid) when there is no usable answer.
+ * (or a subclass: too large, invalid, other protocol) when there is no usable answer.
  */
 export type AgentCall = <R extends AgentCallName>(route: R, body: AgentRequest<R>, timeoutMs: number) => Promise<AgentReply<R>>
 
@@ -41,7 +41,10 @@ export class AgentClient {
   private readonly maxReplyBytes: number
   private closed = false
 
-  /** `onConnect` runs after every new session (first connect and each reconnect), before any other request. */
+  /**
+   * `onConnect` runs after every new session (first connect and each reconnect), before any other
+   * request: it makes the session's first exchange (init), whose reply states the protocol version.
+   */
   constructor(socketPath: string, onConnect?: (call: AgentCall) => Promise<void>, options: AgentClientOptions = {}) {
     this.socketPath = socketPath
     this.onConnect = onConnect
@@ -58,6 +61,8 @@ export class AgentClient {
         await this.getSession(Math.min(2000, Math.max(200, deadline - Date.now())))
         return
       } catch (err) {
+        // An agent of another protocol answers the same way every time: say so now, not at the deadline.
+        if (err instanceof AgentProtocolMismatchError) throw err
         lastErr = err
         await sleep(50)
       }

@@ -1,6 +1,6 @@
 // How one exchange with a guest agent can fail, as typed values. services/agent-fault.ts is the
 // one place that turns each of them into an API error of the VM's request.
-import type { AgentErrorCode, AgentRouteName } from '@rds/protocol'
+import { AGENT_PROTOCOL_VERSION, type AgentErrorCode, type AgentRouteName } from '@rds/protocol'
 
 /** No usable answer: no session, a dropped stream, a deadline passed, or one of the kinds below. */
 export class AgentUnavailableError extends Error {}
@@ -25,6 +25,22 @@ export class AgentReplyInvalidError extends AgentUnavailableError {
     super(`agent reply to ${route} does not match the protocol (${reason})`)
     this.route = route
     this.reason = reason
+  }
+}
+
+/**
+ * The agent states another protocol version than this manager's (or none): its image was built
+ * for another version of run-dat-sheesh. Retrying cannot help, so a boot fails at once with it.
+ */
+export class AgentProtocolMismatchError extends AgentUnavailableError {
+  /** What the agent stated, when it stated an integer. */
+  readonly theirs: number | undefined
+  constructor(stated: unknown) {
+    // Repeated only when it is a plain integer: the value is the guest's to choose.
+    const theirs = Number.isSafeInteger(stated) ? (stated as number) : undefined
+    const says = theirs !== undefined ? `speaks protocol ${theirs}` : stated === undefined ? 'states no protocol version (agents before protocol 2 did not)' : 'states an unreadable protocol version'
+    super(`the guest agent ${says} but this manager speaks protocol ${AGENT_PROTOCOL_VERSION}: the guest image was built for another version of run-dat-sheesh; rebuild it (npm run image) or upload a matching one`)
+    this.theirs = theirs
   }
 }
 

@@ -1,13 +1,17 @@
 // What the manager accepts from a guest agent. The guest is hostile, so an answer is only bytes
 // until it matched its route in the protocol table (AgentRoutes): the route's success status with
-// a body of the route's reply schema, or an error status with an AgentError body.
-import { AgentError, AgentRoutes, mismatch, type AgentCallName, type AgentReply, type AgentRouteName, type AgentUploadName } from '@rds/protocol'
+// a body of the route's reply schema, or an error status with an AgentError body. Routes whose
+// reply states the protocol version are checked for that first, so an agent of another protocol
+// is named as such instead of as a broken reply.
+import { AGENT_PROTOCOL_VERSION, AgentError, AgentRoutes, mismatch, type AgentCallName, type AgentReply, type AgentRouteName, type AgentUploadName } from '@rds/protocol'
 import type { TSchema } from 'typebox'
-import { AgentRefusedError, AgentReplyInvalidError } from './faults.ts'
+import { AgentProtocolMismatchError, AgentRefusedError, AgentReplyInvalidError } from './faults.ts'
 
 /** The reply of a JSON route, typed once it matched; any other answer is thrown as its fault. */
 export function acceptReply<R extends AgentCallName>(route: R, status: number, body: unknown): AgentReply<R> {
-  return accept(route, AgentRoutes[route].reply, status, body) as AgentReply<R>
+  const spec = AgentRoutes[route]
+  if (spec.statesVersion && status >= 200 && status < 300) checkVersion(body)
+  return accept(route, spec.reply, status, body) as AgentReply<R>
 }
 
 /** The (empty) answer of an upload route; anything else is thrown as its fault. */
@@ -30,4 +34,9 @@ export function refusal(route: AgentRouteName, status: number, body: unknown): A
   if (problem !== undefined) return new AgentReplyInvalidError(route, `error body of status ${status}: ${problem}`)
   const { code, message } = body as AgentError
   return new AgentRefusedError(route, status, code, message)
+}
+
+function checkVersion(body: unknown): void {
+  const stated = typeof body === 'object' && body !== null ? (body as { protocolVersion?: unknown }).protocolVersion : undefined
+  if (stated !== AGENT_PROTOCOL_VERSION) throw new AgentProtocolMismatchError(stated)
 }
