@@ -6,7 +6,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, PeerLimits, readLines, type BridgeReplyFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, jsonLine, PeerLimits, readLines, type BridgeReplyFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
 import { log } from '../log.ts'
 import { awaitPreface } from '../transport/resync.ts'
 import { servePort } from '../transport/virtio-port.ts'
@@ -104,7 +104,7 @@ export class BridgeRelay {
         resolve({ ok: false, code: 'peer_call_timeout', message: `no reply from the manager within ${timeoutMs} ms` })
       }, timeoutMs)
       this.pending.set(id, { resolve, timer })
-      host.write(JSON.stringify({ ...req, id }) + '\n')
+      host.write(jsonLine({ ...req, id }))
     })
   }
 }
@@ -136,7 +136,7 @@ export function startBridgeRelay(socketPath: string): BridgeRelay {
     const answer = (r: PeerCallReply) => {
       if (answered) return
       answered = true
-      client.end(JSON.stringify(r) + '\n')
+      client.end(jsonLine(r))
     }
     readLines(client, PeerLimits.maxFrameBytes, (line) => {
       if (answered) return

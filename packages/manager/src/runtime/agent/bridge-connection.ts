@@ -9,7 +9,7 @@
 import type net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { BRIDGE_PREFACE, PeerLimits, readLines, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { BRIDGE_PREFACE, jsonLine, PeerLimits, readLines, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
 import { connectAndResync } from './resync.ts'
 
 const MIN_RETRY_MS = 100
@@ -105,7 +105,7 @@ export class BridgeConnection {
     }
     if (typeof frame !== 'object' || frame === null || !Number.isSafeInteger(frame.id)) return
     const { id, ...req } = frame
-    const send = (reply: PeerCallReply) => this.reply(sock, JSON.stringify({ ...reply, id }) + '\n')
+    const send = (reply: PeerCallReply) => this.reply(sock, jsonLine({ ...reply, id }))
     if (this.inFlight >= MAX_IN_FLIGHT) {
       send({ ok: false, code: 'peer_concurrency_limited', message: `more than ${MAX_IN_FLIGHT} peer calls in flight from this VM` })
       return
