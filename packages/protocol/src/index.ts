@@ -1,5 +1,6 @@
 export * from './agent.ts'
 export * from './agent-routes.ts'
+export * from './env-list.ts'
 export * from './handshake.ts'
 export * from './json-lines.ts'
 export * from './peer-bridge.ts'

@@ -3,22 +3,23 @@
 // so a ciphertext copied onto another VM's row does not decrypt. Values never appear in an
 // error message, a log line or an API response; names appear only where the caller needs them.
 import crypto from 'node:crypto'
+import { EnvListError, parseEnvList } from '@rds/protocol'
 import { Errors } from '../errors.ts'
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const VERSION = 'v1'
 
-/** Validates secretEnv without ever repeating an entry (it may be a credential typed wrongly). */
+/**
+ * Validates secretEnv by the one env-list reading, but in sentences that never repeat an entry or
+ * a name (either may be a credential typed wrongly): the parser's own message is dropped.
+ */
 export function parseSecretEnv(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  list.forEach((entry, i) => {
-    const eq = entry.indexOf('=')
-    if (eq <= 0) throw Errors.invalidEnv(`Invalid secretEnv entry at index ${i} (expected KEY=value; the entry is not repeated here)`)
-    const key = entry.slice(0, eq)
-    if (!NAME.test(key)) throw Errors.invalidEnv(`Invalid env var name in secretEnv at index ${i} (names match [A-Za-z_][A-Za-z0-9_]*)`)
-    out[key] = entry.slice(eq + 1)
-  })
-  return out
+  try {
+    return Object.fromEntries(parseEnvList(list))
+  } catch (e) {
+    if (!(e instanceof EnvListError)) throw e
+    if (e.kind === 'bad_name') throw Errors.invalidEnv(`Invalid env var name in secretEnv at index ${e.index} (names match [A-Za-z_][A-Za-z0-9_]*)`)
+    throw Errors.invalidEnv(`Invalid secretEnv entry at index ${e.index} (expected KEY=value; the entry is not repeated here)`)
+  }
 }
 
 export function createSecretBox(vmSecretKey: string | undefined) {

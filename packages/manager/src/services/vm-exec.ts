@@ -2,14 +2,13 @@
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
 import type { Readable } from 'node:stream'
-import type { ExecResult, RunResult } from '@rds/protocol'
+import { EnvListError, parseEnvList, toEnvList, type ExecResult, type RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { askAgent } from './agent-fault.ts'
 import { readTail } from '../runtime/logs/rotating-log.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
-import { parseEnvList, toEnvList } from './env-list.ts'
 import type { Machines } from './machines.ts'
 import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
@@ -77,6 +76,16 @@ export function cappedFields(fields: Record<string, unknown>): Record<string, un
   return out
 }
 
+/** A run's `env` list; a bad one is a 400 with the original's sentence. */
+function callerEnvOf(list: unknown): Map<string, string> {
+  try {
+    return parseEnvList(list)
+  } catch (e) {
+    if (e instanceof EnvListError) throw Errors.invalidEnv(e.message)
+    throw e
+  }
+}
+
 export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
   const { config, vms, machines, execLogs } = deps
 
@@ -106,16 +115,17 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   async function run(id: string, runtime: 'deno' | 'node', input: RunInput, history?: Record<string, unknown>): Promise<RunResult> {
     if (input.code === undefined && input.path === undefined) throw Errors.badRequest('code or path is required')
     const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
-    const callerEnv = parseEnvList(input.env ?? [])
+    const callerEnv = callerEnvOf(input.env ?? [])
     const { vm, agent } = await agentFor(id, 'exec')
     const secrets = secretsOf(vm)
-    const env = toEnvList({ ...callerEnv, ...secrets })
+    // Secrets win over the caller's env, as in the original.
+    const env = toEnvList(new Map([...callerEnv, ...Object.entries(secrets)]))
     const started = Date.now()
     const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes: config.execOutputMaxBytes }
     const result = await askAgent(id, agent.call('run', body, timeoutMs + REPLY_GRACE_MS))
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
-    const logged = { code: input.code, path: input.path, args: input.args, env: Object.keys(parseEnvList(input.env ?? [])), timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
+    const logged = { code: input.code, path: input.path, args: input.args, env: [...callerEnv.keys()], timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
     await record(id, type, history ?? logged, result, started, secrets)
     return result
   }
