@@ -5,6 +5,7 @@
 import crypto from 'node:crypto'
 import { EnvListError, parseEnvList } from '@rds/protocol'
 import { Errors } from '../errors.ts'
+import type { VmRecord } from '../store/vms-repo.ts'
 
 const VERSION = 'v1'
 
@@ -28,6 +29,18 @@ export function createSecretBox(vmSecretKey: string | undefined) {
     if (!key) throw Errors.secretKeyMissing()
     return key
   }
+  function open(vmId: string, sealed: string): Record<string, string> {
+    const [version, iv, tag, data] = sealed.split(':')
+    if (version !== VERSION || !iv || !tag || data === undefined) throw Errors.secretEnvUnreadable()
+    try {
+      const d = crypto.createDecipheriv('aes-256-gcm', need(), Buffer.from(iv, 'base64')).setAAD(Buffer.from(vmId))
+      d.setAuthTag(Buffer.from(tag, 'base64'))
+      return JSON.parse(Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8')) as Record<string, string>
+    } catch {
+      // Wrong VM_SECRET_KEY, or a tampered/copied row: say so, never why in detail.
+      throw Errors.secretEnvUnreadable()
+    }
+  }
   return {
     /** Fails (500 secret_key_missing) when VM_SECRET_KEY is unset, before anything is created. */
     requireKey: () => void need(),
@@ -39,18 +52,10 @@ export function createSecretBox(vmSecretKey: string | undefined) {
       return [VERSION, iv.toString('base64'), c.getAuthTag().toString('base64'), data.toString('base64')].join(':')
     },
 
-    open(vmId: string, sealed: string): Record<string, string> {
-      const [version, iv, tag, data] = sealed.split(':')
-      if (version !== VERSION || !iv || !tag || data === undefined) throw Errors.secretEnvUnreadable()
-      try {
-        const d = crypto.createDecipheriv('aes-256-gcm', need(), Buffer.from(iv, 'base64')).setAAD(Buffer.from(vmId))
-        d.setAuthTag(Buffer.from(tag, 'base64'))
-        return JSON.parse(Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8')) as Record<string, string>
-      } catch {
-        // Wrong VM_SECRET_KEY, or a tampered/copied row: say so, never why in detail.
-        throw Errors.secretEnvUnreadable()
-      }
-    },
+    open,
+
+    /** A VM's secretEnv, decrypted for one call; {} when it has none. */
+    envOf: (vm: Pick<VmRecord, 'id' | 'secretEnv'>): Record<string, string> => (vm.secretEnv ? open(vm.id, vm.secretEnv) : {}),
   }
 }
 export type SecretBox = ReturnType<typeof createSecretBox>

@@ -13,7 +13,6 @@ import type { Machines } from './machines.ts'
 import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
 import { assertState } from './vm-states.ts'
-import type { VmRecord } from '../store/vms-repo.ts'
 import type { VmService } from './vms.ts'
 
 export interface ExecInput {
@@ -89,9 +88,6 @@ function callerEnvOf(list: unknown): Map<string, string> {
 export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmService; machines: Machines; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
   const { config, vms, machines, execLogs } = deps
 
-  /** The VM's secretEnv, decrypted for one call (secrets win over the caller's env, as in the original). */
-  const secretsOf = (vm: VmRecord): Record<string, string> => (vm.secretEnv ? deps.secrets.open(vm.id, vm.secretEnv) : {})
-
   async function agentFor(id: string, op: 'exec' | 'files') {
     const vm = await vms.get(id)
     assertState(vm, op)
@@ -117,7 +113,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
     const callerEnv = callerEnvOf(input.env ?? [])
     const { vm, agent } = await agentFor(id, 'exec')
-    const secrets = secretsOf(vm)
+    const secrets = deps.secrets.envOf(vm)
     // Secrets win over the caller's env, as in the original.
     const env = toEnvList(new Map([...callerEnv, ...Object.entries(secrets)]))
     const started = Date.now()
@@ -135,7 +131,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
       const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
       const { vm, agent } = await agentFor(id, 'exec')
       const started = Date.now()
-      const secrets = secretsOf(vm)
+      const secrets = deps.secrets.envOf(vm)
       const env = { ...input.env, ...secrets }
       const body = { cmd: input.cmd, cwd: input.cwd, env: Object.keys(env).length ? env : undefined, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
       const result = await askAgent(id, agent.call('exec', body, timeoutMs + REPLY_GRACE_MS))

@@ -76,7 +76,7 @@ export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string
       const provider = await deps.getVm(link.providerVmId)
       if (!provider) throw Errors.peerProviderGone(alias, link.providerVmId)
       if (provider.state !== 'RUNNING') throw Errors.peerProviderNotRunning(alias, provider.id, provider.state)
-      const secrets = provider.secretEnv ? deps.secrets.open(provider.id, provider.secretEnv) : {}
+      const secrets = deps.secrets.envOf(provider)
       const rel = req.modulePath.slice('/workspace/'.length)
       const input = { code: callSource(rel, req.exportName, argsJson), timeoutMs }
       // The generated code holds the consumer's arguments: the provider's history records which

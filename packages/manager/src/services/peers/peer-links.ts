@@ -60,7 +60,6 @@ type Inspection = Record<string, { missing?: boolean; exports?: string[]; error?
 export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: () => VmExecService; machines: Machines; secrets: SecretBox }) {
   const { links } = deps
   const lock = new KeyedLock()
-  const secretsOf = (vm: VmRecord): Record<string, string> => (vm.secretEnv ? deps.secrets.open(vm.id, vm.secretEnv) : {})
 
   async function runningProvider(alias: string, vmId: string): Promise<VmRecord> {
     const vm = await deps.getVm(vmId)
@@ -117,7 +116,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
       await checkCallable(provider, manifest)
       return manifest
     } catch (e) {
-      const masked = (m: string) => maskSecrets(m, secretsOf(provider))
+      const masked = (m: string) => maskSecrets(m, deps.secrets.envOf(provider))
       if (e instanceof PeerManifestError) throw Errors.invalidPeerManifest(alias, masked(e.message))
       if (e instanceof ApiError) throw new ApiError(e.status, e.code, `Peer alias ${alias}: ${masked(e.message)}`)
       throw e
@@ -141,7 +140,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     const files = new Map<string, string | Buffer>(consumerFiles(prepared))
     for (const l of prepared.filter((p) => p.sourceMode === 'mounted')) {
       const provider = await runningProvider(l.alias, l.providerVmId)
-      const source = await sanitizedSource(await deps.vmExec().download(provider.id, '/workspace'), Object.values(secretsOf(provider)))
+      const source = await sanitizedSource(await deps.vmExec().download(provider.id, '/workspace'), Object.values(deps.secrets.envOf(provider)))
       for (const [rel, data] of source) files.set(`${l.alias}/source/${rel}`, data)
     }
     const m = deps.machines.get(consumerId)
