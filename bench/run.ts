@@ -9,7 +9,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { AgentPaths } from '@rds/protocol'
 import { ManagerProcess } from '../packages/manager/test/harness/manager-process.ts'
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
@@ -57,16 +56,14 @@ async function main() {
       const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), workDir: d, consoleSocket: path.join(d, 'con.sock'), vmmLog: path.join(d, 'vmm.log'), memory: { file: `/dev/shm/rds-bench-raw${i}.ram`, shared: true } })
       const agent = new AgentClient(path.join(d, 'c.sock'))
       await agent.waitReady(120_000, () => h.isAlive())
-      await agent.json('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)
+      await agent.call('exec', { cmd: 'true' }, 60_000)
       rawBoots.push(performance.now() - t0)
       if (i === RUNS - 1) {
-        for (let j = 0; j < EXECS; j++) rawExec.push((await timeIt(() => agent.json('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)))[0])
-        const [tu] = await timeIt(() => agent.upload(`${AgentPaths.upload}?dest=/workspace/b`, Readable.from(gz), 'application/gzip', 600_000))
+        for (let j = 0; j < EXECS; j++) rawExec.push((await timeIt(() => agent.call('exec', { cmd: 'true' }, 60_000)))[0])
+        const [tu] = await timeIt(() => agent.upload('upload', { dest: '/workspace/b' }, Readable.from(gz), 600_000))
         rawUp = gz.length / 1e6 / (tu / 1000)
         const [td] = await timeIt(async () => {
-          const r = await agent.download(`${AgentPaths.download}?path=/workspace/b`, 600_000)
-          if (!('stream' in r)) throw new Error(`download failed: ${r.status}`)
-          for await (const _ of r.stream);
+          for await (const _ of await agent.download({ path: '/workspace/b' }, 600_000));
         })
         rawDown = gz.length / 1e6 / (td / 1000)
       }

@@ -11,7 +11,6 @@ import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { AgentPaths } from '@rds/protocol'
 import { ManagerProcess, qemuProcessesOf } from '../packages/manager/test/harness/manager-process.ts'
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
@@ -115,8 +114,8 @@ async function main() {
           }, { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true })
           const agent = new AgentClient(path.join(d, 'c.sock'))
           await agent.waitReady(60_000, () => h.isAlive())
-          const r = await agent.json<{ exitCode: number }>('POST', AgentPaths.exec, { cmd: 'true' }, 60_000)
-          if (r.body.exitCode !== 0) throw new Error('raw exec failed')
+          const r = await agent.call('exec', { cmd: 'true' }, 60_000)
+          if (r.exitCode !== 0) throw new Error('raw exec failed')
           agent.close()
           return h
         })

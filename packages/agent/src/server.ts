@@ -1,5 +1,7 @@
+// The control API, routed by the protocol's table (AgentRoutes): each request is checked against
+// its route's schema before a handler sees it, and answered with the route's success status.
 import http2 from 'node:http2'
-import { AgentPaths } from '@rds/protocol'
+import { AgentRoutes, decodeQuery, NoBody, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentRouteName } from '@rds/protocol'
 import { HTTP2_WINDOW_BYTES } from './config.ts'
 import type { AgentContext } from './context.ts'
 import { AgentFailure } from './errors.ts'
@@ -10,48 +12,60 @@ import { handleInit } from './handlers/init.ts'
 import { handleRun } from './handlers/run.ts'
 import { requestShutdown } from './handlers/shutdown.ts'
 import { handlePeersInstall } from './peers/install.ts'
-import { readJson, sendError, sendJson } from './http/respond.ts'
+import { checkRequest, readJson, sendError, sendJson } from './http/respond.ts'
 import { log } from './log.ts'
 
 type Route = (ctx: AgentContext, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, query: URLSearchParams) => Promise<void>
 
-const json =
-  (fn: (ctx: AgentContext, body: unknown) => Promise<unknown>, status = 200): Route =>
-  async (ctx, req, res) => {
-    const out = await fn(ctx, await readJson(req))
-    if (out === undefined) {
-      res.writeHead(status === 200 ? 204 : status)
+/** A route whose request and reply are JSON (or nothing). */
+function call<R extends AgentCallName>(name: R, handle: (ctx: AgentContext, body: AgentRequest<R>) => Promise<AgentReply<R>>): Route {
+  const route = AgentRoutes[name]
+  return async (ctx, req, res) => {
+    const body = checkRequest<AgentRequest<R>>(route.request, route.request === NoBody ? undefined : await readJson(req))
+    const reply = await handle(ctx, body)
+    if (route.reply === NoBody) {
+      res.writeHead(route.status)
       res.end()
-    } else sendJson(res, status, out)
+    } else sendJson(res, route.status, reply)
   }
+}
 
-const ROUTES: Record<string, Route> = {
-  [`GET ${AgentPaths.health}`]: async (ctx, _req, res) => sendJson(res, 200, handleHealth(ctx)),
-  [`POST ${AgentPaths.init}`]: json(handleInit),
-  [`POST ${AgentPaths.exec}`]: json(handleExec),
-  [`POST ${AgentPaths.run}`]: json(handleRun),
-  [`POST ${AgentPaths.upload}`]: async (ctx, req, res, q) => {
-    await handleUpload(ctx, req, q)
-    res.writeHead(204)
-    res.end()
-  },
-  [`GET ${AgentPaths.download}`]: (ctx, _req, res, q) => handleDownload(ctx, res, q),
-  [`POST ${AgentPaths.peersInstall}`]: async (ctx, req, res) => {
-    await handlePeersInstall(ctx, req)
-    res.writeHead(204)
-    res.end()
-  },
-  [`POST ${AgentPaths.shutdown}`]: async (_ctx, _req, res) => {
-    res.writeHead(202)
+const queryOf = <R extends 'upload' | 'peersInstall' | 'download'>(name: R, params: URLSearchParams): AgentQuery<R> => {
+  const schema = AgentRoutes[name].query
+  return checkRequest<AgentQuery<R>>(schema, decodeQuery(schema, params))
+}
+
+const ROUTES: Record<AgentRouteName, Route> = {
+  health: call('health', async (ctx) => handleHealth(ctx)),
+  init: call('init', handleInit),
+  exec: call('exec', handleExec),
+  run: call('run', handleRun),
+  shutdown: async (_ctx, _req, res) => {
+    res.writeHead(AgentRoutes.shutdown.status)
+    // Only once the answer is out: PID 1 starts unmounting at once.
     res.end(() => setTimeout(requestShutdown, 10))
   },
+  upload: async (ctx, req, res, q) => {
+    await handleUpload(ctx, req, queryOf('upload', q))
+    res.writeHead(AgentRoutes.upload.status)
+    res.end()
+  },
+  peersInstall: async (ctx, req, res, q) => {
+    queryOf('peersInstall', q)
+    await handlePeersInstall(ctx, req)
+    res.writeHead(AgentRoutes.peersInstall.status)
+    res.end()
+  },
+  download: (ctx, _req, res, q) => handleDownload(ctx, res, queryOf('download', q)),
 }
+
+const BY_METHOD_AND_PATH = new Map(Object.entries(ROUTES).map(([name, route]) => [`${AgentRoutes[name as AgentRouteName].method} ${AgentRoutes[name as AgentRouteName].path}`, route]))
 
 export function createAgentServer(ctx: AgentContext): http2.Http2Server {
   const server = http2.createServer({ settings: { initialWindowSize: HTTP2_WINDOW_BYTES } })
   server.on('request', (req, res) => {
     const url = new URL(req.url, 'http://agent')
-    const route = ROUTES[`${req.method} ${url.pathname}`]
+    const route = BY_METHOD_AND_PATH.get(`${req.method} ${url.pathname}`)
     if (!route) {
       sendError(res, new AgentFailure('invalid_request', `no route ${req.method} ${url.pathname}`, 404))
       return

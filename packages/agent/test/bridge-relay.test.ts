@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { BRIDGE_PREFACE } from '@rds/protocol'
-import { BridgeRelay } from '../src/peers/bridge-relay.ts'
+import { BridgeRelay, parseRequest } from '../src/peers/bridge-relay.ts'
 
 let dir: string
 let server: net.Server
@@ -79,4 +79,26 @@ it('fails calls in flight when the manager connection drops', async () => {
   host.destroy()
   const r = await call
   expect(r).toMatchObject({ ok: false, code: 'peer_bridge_unavailable' })
+})
+
+it('drops reply lines from the host that are no reply frame, and still matches the real reply', async () => {
+  const relay = new BridgeRelay(1000)
+  const [mine, host] = await pair()
+  relay.attach(mine)
+  const got = lines(host)
+  const call = relay.call(req)
+  await until(() => got.length === 1)
+  const { id } = JSON.parse(got[0]!)
+  for (const bad of ['garbage', '[]', JSON.stringify({ id, ok: 'yes' }), JSON.stringify({ id, ok: false, code: 'x' }), JSON.stringify({ id: -1, ok: true })]) host.write(`${bad}\n`)
+  host.write(JSON.stringify({ id, ok: false, code: 'peer_call_failed', message: 'it threw' }) + '\n')
+  expect(await call).toEqual({ ok: false, code: 'peer_call_failed', message: 'it threw' })
+  host.destroy()
+})
+
+it('checks a proxy request with the protocol schema and forwards only its known fields', () => {
+  expect(parseRequest(JSON.stringify({ ...req, timeoutMs: 5, id: 99, extra: 'dropped' }))).toEqual({ ...req, timeoutMs: 5 })
+  expect(parseRequest('{')).toBe('not a peer call request (not valid JSON)')
+  expect(parseRequest('[1]')).toBe('not a peer call request (not a JSON object)')
+  expect(parseRequest(JSON.stringify({ ...req, args: 'x' }))).toBe('not a peer call request (/args: must be array)')
+  expect(parseRequest(JSON.stringify({ ...req, timeoutMs: 0 }))).toBe('not a peer call request (/timeoutMs: must be >= 1)')
 })

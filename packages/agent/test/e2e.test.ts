@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 import tar from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AGENT_PROTOCOL_VERSION } from '@rds/protocol'
 import { connectAgent, json, request } from './helpers/agent-client.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -140,12 +141,13 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
   it('answers health', async () => {
     const r = await json(session, 'GET', '/health')
     expect(r.status).toBe(200)
-    expect(r.body).toMatchObject({ status: 'ok', protocolVersion: 1 })
+    expect(r.body).toMatchObject({ status: 'ok', protocolVersion: AGENT_PROTOCOL_VERSION })
   })
 
-  it('accepts init (clock and entropy are best-effort)', async () => {
-    const r = await request(session, 'POST', '/init', { unixTimeMs: Date.now(), entropy: Buffer.alloc(32, 7).toString('base64') })
-    expect(r.status).toBe(204)
+  it('accepts init (clock and entropy are best-effort) and states who answers', async () => {
+    const r = await json(session, 'POST', '/init', { unixTimeMs: Date.now(), entropy: Buffer.alloc(32, 7).toString('base64') })
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual({ agentVersion: expect.any(String), protocolVersion: AGENT_PROTOCOL_VERSION })
   })
 
   it('runs commands as uid/gid 1000 with no supplementary groups, in the workspace, with the base env', async () => {

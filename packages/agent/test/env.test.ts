@@ -19,7 +19,12 @@ describe('env list parsing', () => {
   it('refuses bad names with the original message', () => {
     expect(() => parseEnvList(['1A=x'])).toThrow('Invalid env var name: 1A')
     expect(() => parseEnvList(['A-B=x'])).toThrow('Invalid env var name: A-B')
-    expect(() => parseEnvList(['=x'])).toThrow('Invalid env var name: ')
+    // The manager's reading (protocol env-list.ts): an empty name is no KEY=value entry.
+    expect(() => parseEnvList(['=x'])).toThrow('Invalid env entry (expected KEY=value): =x')
+  })
+
+  it('refuses NUL bytes in values as invalid_request, which execve would refuse', () => {
+    expect(() => parseEnvList(['A=x\0y'])).toThrow(expect.objectContaining({ code: 'invalid_request', message: 'Invalid env value for A: contains NUL' }))
   })
 
   it('applies the same name rule to the exec env record', () => {

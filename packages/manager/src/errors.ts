@@ -80,6 +80,11 @@ export const Errors = {
   agentUnavailable: (id: string, reason: string) => new ApiError(502, 'agent_unavailable', `Agent of VM ${id} is not reachable: ${reason}`),
   agentReplyTooLarge: (id: string, maxBytes: number) =>
     new ApiError(502, 'agent_reply_too_large', `Agent of VM ${id} sent a reply larger than ${maxBytes} bytes (AGENT_REPLY_MAX_BYTES); the request was cancelled`, { maxBytes }),
+  agentReplyInvalid: (id: string, route: string, reason: string) => new ApiError(502, 'agent_reply_invalid', `Agent of VM ${id} answered ${route} with a reply that does not match the protocol (${reason})`),
+  /** The agent's own failure (its message is the agent's). */
+  agentError: (message: string) => new ApiError(502, 'agent_error', `Agent error: ${message}`),
+  /** The agent's sentence: which limit the archive passed. */
+  archiveTooLarge: (message: string) => new ApiError(413, 'archive_too_large', message),
 } as const
 
 /** Answers one failure of `p` (by code) with another error: where the original had its own sentence for a shared case. */
@@ -117,13 +122,4 @@ export function knownApiError(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err
   if (err instanceof VmmError) return fromVmmError(err)
   return undefined
-}
-
-/** Codes the agent returns, mapped to the manager's catalogue (same code, status chosen here). */
-export function fromAgentError(status: number, code: string, message: string): ApiError {
-  if (status === 413 || code === 'archive_too_large') return new ApiError(413, 'archive_too_large', message)
-  // A guest path that does not exist is a 400 as in the original (its clients test for it); the
-  // code still tells it apart from a refused path.
-  if (status >= 400 && status < 500) return new ApiError(400, code, message)
-  return new ApiError(502, 'agent_error', `Agent error: ${message}`)
 }

@@ -1,9 +1,13 @@
 // The RPC between the manager (host) and the guest agent, spoken as HTTP/2 over the
-// virtio-serial "control" port. Both ends import these schemas, so a change here is a
-// protocol change: bump AGENT_PROTOCOL_VERSION when the shapes change incompatibly.
+// virtio-serial "control" port. Both ends import these schemas, and agent-routes.ts ties them to
+// routes, so a change here is a protocol change: bump AGENT_PROTOCOL_VERSION when the shapes
+// change incompatibly. The manager refuses a session whose agent states another version (its
+// image was built for another manager), so an old image fails its boot with a sentence instead
+// of misreading replies.
 import { Type, type Static } from 'typebox'
 
-export const AGENT_PROTOCOL_VERSION = 1
+/** 2: init answers with the agent's identity, and error codes are a closed set. */
+export const AGENT_PROTOCOL_VERSION = 2
 
 /** Names of the virtio-serial ports (QEMU `virtserialport,name=`), found in the guest under /sys/class/virtio-ports. */
 export const CONTROL_PORT_NAME = 'rds.control'
@@ -21,10 +25,16 @@ export const AgentPaths = {
   peersInstall: '/peers/install',
 } as const
 
-export const Health = Type.Object({
-  status: Type.Literal('ok'),
+/** Who answers: stated in the reply of init (the first request of every session) and of health. */
+export const AgentIdentity = Type.Object({
   agentVersion: Type.String(),
   protocolVersion: Type.Integer(),
+})
+export type AgentIdentity = Static<typeof AgentIdentity>
+
+export const Health = Type.Object({
+  status: Type.Literal('ok'),
+  ...AgentIdentity.properties,
   uptimeMs: Type.Number(),
 })
 export type Health = Static<typeof Health>
@@ -51,6 +61,9 @@ export const InitRequest = Type.Object({
   network: Type.Optional(GuestNetwork),
 })
 export type InitRequest = Static<typeof InitRequest>
+
+export const InitReply = AgentIdentity
+export type InitReply = Static<typeof InitReply>
 
 export const ExecRequest = Type.Object({
   cmd: Type.String(),
@@ -116,10 +129,6 @@ export type UploadQuery = Static<typeof UploadQuery>
 export const DownloadQuery = Type.Object({ path: Type.String() })
 export type DownloadQuery = Static<typeof DownloadQuery>
 
-/** Every agent error body. `code` is stable and machine-readable; the manager maps it to its own catalogue. */
-export const AgentError = Type.Object({ code: Type.String(), message: Type.String() })
-export type AgentError = Static<typeof AgentError>
-
 export const AgentErrorCodes = [
   'invalid_request', // body/query does not match the schema
   'path_not_allowed', // outside /workspace and /tmp after resolving symlinks
@@ -131,3 +140,13 @@ export const AgentErrorCodes = [
   'internal',
 ] as const
 export type AgentErrorCode = (typeof AgentErrorCodes)[number]
+
+/**
+ * Every agent error body, whatever the route. `code` is one of AgentErrorCodes: the manager passes
+ * some of them on to API clients, so an agent cannot make the API answer with a code of its choosing.
+ */
+export const AgentError = Type.Object({
+  code: Type.Enum(AgentErrorCodes),
+  message: Type.String(),
+})
+export type AgentError = Static<typeof AgentError>

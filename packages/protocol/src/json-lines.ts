@@ -1,9 +1,13 @@
-// The peer bridge's framing, used on both ends: one JSON document per line. A peer that sends a
-// line longer than `max` bytes (or never ends one) is misbehaving and its stream is destroyed:
-// at most `max` bytes of an unfinished line are ever held, counted in bytes, not characters.
+// Line framing, the one implementation of it: one JSON document per line, on the peer bridge (both
+// ends) and on the manager's QMP connection. A peer that sends a line longer than `max` bytes (or
+// never ends one) is misbehaving and its stream is destroyed: at most `max` bytes of an unfinished
+// line are ever held, counted in bytes, not characters.
 import type net from 'node:net'
 
 const NEWLINE = 0x0a
+
+/** One frame on the wire. JSON text never holds a raw newline (it escapes them), so the line is the frame. */
+export const jsonLine = (value: unknown): string => `${JSON.stringify(value)}\n`
 
 export function readLines(sock: net.Socket, max: number, onLine: (line: string) => void, onEnd: () => void): void {
   let partial: Buffer[] = []

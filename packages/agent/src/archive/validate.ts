@@ -2,9 +2,7 @@
 // see. Extraction itself runs as the unprivileged user, so this is defence in depth plus clear
 // errors; it is not the only thing standing between an archive and root.
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import zlib from 'node:zlib'
-import tar from 'tar-stream'
+import { walkTar } from '@rds/protocol'
 import { AgentFailure } from '../errors.ts'
 
 export interface ArchiveLimits {
@@ -42,29 +40,20 @@ export function checkEntryType(name: string, type: string | null | undefined): v
 }
 
 export async function validateArchive(input: Readable, limits: ArchiveLimits): Promise<ArchiveSummary> {
-  const extract = tar.extract()
-  // The pipeline's own failure surfaces through the iterator below; this only keeps it handled.
-  const feeding = pipeline(input, zlib.createGunzip(), extract).catch((e: unknown) => e)
   let entries = 0
   let bytes = 0
   try {
-    for await (const entry of extract) {
-      const h = entry.header
+    await walkTar(input, { gzip: true }, (entry) => {
       entries++
       if (entries > limits.maxEntries) throw new AgentFailure('archive_too_large', `archive has more than ${limits.maxEntries} entries`)
-      checkEntryName(h.name)
-      checkEntryType(h.name, h.type)
-      bytes += h.size ?? 0
+      checkEntryName(entry.name)
+      checkEntryType(entry.name, entry.type)
+      bytes += entry.size
       if (bytes > limits.maxBytes) throw new AgentFailure('archive_too_large', `archive expands to more than ${limits.maxBytes} bytes`)
-      entry.resume()
-    }
+    })
   } catch (e) {
-    input.destroy()
-    extract.destroy()
     if (e instanceof AgentFailure) throw e
     throw new AgentFailure('archive_invalid', `unreadable tar.gz archive: ${(e as Error).message}`)
   }
-  const failed = await feeding
-  if (failed) throw new AgentFailure('archive_invalid', `unreadable tar.gz archive: ${(failed as Error).message}`)
   return { entries, bytes }
 }

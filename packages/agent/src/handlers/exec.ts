@@ -1,17 +1,13 @@
 import fs from 'node:fs'
-import { ExecRequest, type ExecResult } from '@rds/protocol'
+import type { ExecRequest, ExecResult } from '@rds/protocol'
 import { DEFAULT_EXEC_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
-import { validator } from '../http/respond.ts'
 import { baseEnv, checkEnvRecord } from '../sandbox/env.ts'
 import { resolveExisting } from '../sandbox/paths.ts'
 import { collect, spawnAsUser, type Collected } from '../sandbox/spawn.ts'
 
-const check = validator<ExecRequest>(ExecRequest)
-
-export async function handleExec(ctx: AgentContext, body: unknown): Promise<ExecResult> {
-  const req = check(body)
+export async function handleExec(ctx: AgentContext, req: ExecRequest): Promise<ExecResult> {
   if (req.asRoot && !ctx.testRoot) throw new AgentFailure('invalid_request', 'asRoot is only available in guests booted for tests (rds.test_root=1)')
   const env = { ...baseEnv(ctx.config), ...checkEnvRecord(req.env) }
   const cwd = await resolveCwd(ctx, req.cwd)

@@ -6,37 +6,20 @@ import fs from 'node:fs'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { DownloadQuery, UploadQuery } from '@rds/protocol'
+import { AgentRoutes, TAR_GZ, type DownloadQuery, type UploadQuery } from '@rds/protocol'
 import { validateArchive } from '../archive/validate.ts'
 import { DEFAULT_UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_MAX_ENTRIES } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
-import { sendError, validator } from '../http/respond.ts'
+import { sendError } from '../http/respond.ts'
 import { baseEnv } from '../sandbox/env.ts'
 import { resolveConfined, resolveExisting } from '../sandbox/paths.ts'
 import { collect, spawnAsUser } from '../sandbox/spawn.ts'
 
-const checkUpload = validator<UploadQuery>(UploadQuery)
-const checkDownload = validator<DownloadQuery>(DownloadQuery)
 const EXTRACT_TIMEOUT_MS = 10 * 60_000
 const TOOL_STDERR_LIMIT = 64 * 1024
 
-function intParam(q: URLSearchParams, key: string): number | string | undefined {
-  const v = q.get(key)
-  if (v === null) return undefined
-  // Keep non-numeric text as a string so the schema check reports it.
-  return /^\d{1,15}$/.test(v) ? Number(v) : v
-}
-
-function queryObject(q: URLSearchParams, keys: string[], ints: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const k of keys) if (q.has(k)) out[k] = q.get(k)
-  for (const k of ints) if (q.has(k)) out[k] = intParam(q, k)
-  return out
-}
-
-export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, query: URLSearchParams): Promise<void> {
-  const q = checkUpload(queryObject(query, ['dest'], ['maxEntries', 'maxBytes']))
+export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q: UploadQuery): Promise<void> {
   const limits = { maxEntries: q.maxEntries ?? DEFAULT_UPLOAD_MAX_ENTRIES, maxBytes: q.maxBytes ?? DEFAULT_UPLOAD_MAX_BYTES }
   const dest = await resolveConfined(q.dest, ctx.workspacePaths, 'dest')
   if (dest.exists && !fs.statSync(dest.path).isDirectory()) {
@@ -86,8 +69,7 @@ async function extractAsUser(ctx: AgentContext, spool: string, dest: string): Pr
   }
 }
 
-export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse, query: URLSearchParams): Promise<void> {
-  const q = checkDownload(queryObject(query, ['path'], []))
+export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse, q: DownloadQuery): Promise<void> {
   const target = await resolveExisting(q.path, ctx.workspacePaths, 'path')
   const st = fs.statSync(target)
   let args: string[]
@@ -117,7 +99,7 @@ export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse
       if (res.stream.destroyed) return // client gone; 'close' above already killed tar
       if (!started) {
         started = true
-        res.writeHead(200, { 'content-type': 'application/gzip' })
+        res.writeHead(AgentRoutes.download.status, { 'content-type': TAR_GZ })
       }
       if (!res.write(c)) {
         stdout.pause()
@@ -138,7 +120,7 @@ export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse
       if (started && ok) res.end()
       else if (started) res.stream.close(2 /* NGHTTP2_INTERNAL_ERROR: no truncated "success" */)
       else if (ok) {
-        res.writeHead(200, { 'content-type': 'application/gzip' })
+        res.writeHead(AgentRoutes.download.status, { 'content-type': TAR_GZ })
         res.end()
       } else sendError(res, new AgentFailure('invalid_request', `archiving ${JSON.stringify(q.path)} failed: ${stderr.trim().slice(0, 500) || `exit code ${exit}`}`))
       resolve()

@@ -3,17 +3,14 @@
 // guest that cannot set its clock is still usable, and the host should not fail the connect
 // over it. The network is not: a VM without its address would silently be offline.
 import { spawn } from 'node:child_process'
-import { InitRequest } from '@rds/protocol'
+import type { InitReply, InitRequest } from '@rds/protocol'
 import type { AgentContext } from '../context.ts'
+import { identity } from './health.ts'
 import { AgentFailure } from '../errors.ts'
-import { validator } from '../http/respond.ts'
 import { log } from '../log.ts'
 import { configureNetwork } from '../network/configure.ts'
 
-const check = validator<InitRequest>(InitRequest)
-
-export async function handleInit(ctx: AgentContext, body: unknown): Promise<void> {
-  const req = check(body)
+export async function handleInit(ctx: AgentContext, req: InitRequest): Promise<InitReply> {
   if (!Number.isFinite(req.unixTimeMs) || req.unixTimeMs <= 0) throw new AgentFailure('invalid_request', 'unixTimeMs must be a positive number')
   const entropy = Buffer.from(req.entropy, 'base64')
   // 0: leave the clock alone (agent tests run on a real host).
@@ -29,6 +26,7 @@ export async function handleInit(ctx: AgentContext, body: unknown): Promise<void
   if (clockAndRng) log.warn(`init: setting the clock or adding entropy failed: ${clockAndRng}`)
   // Unlike clock and RNG, a network that cannot be configured is an error the host must see.
   if (netFailure) throw netFailure
+  return identity()
 }
 
 /** Runs a root tool; resolves to an error description, or '' on success. */

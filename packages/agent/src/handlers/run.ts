@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { RunRequest, type RunResult } from '@rds/protocol'
+import type { RunRequest, RunResult } from '@rds/protocol'
 import { DEFAULT_EXEC_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, MAX_RUN_RESULT_BYTES } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
-import { validator } from '../http/respond.ts'
 import { createResultPipe } from '../run/result-pipe.ts'
 import { wrapperSource } from '../run/wrappers.ts'
 import { baseEnv, parseEnvList } from '../sandbox/env.ts'
@@ -14,13 +13,10 @@ import { resolveExisting } from '../sandbox/paths.ts'
 import { collect, spawnAsUser, type Collected } from '../sandbox/spawn.ts'
 import { toExecResult } from './exec.ts'
 
-const check = validator<RunRequest>(RunRequest)
-
 // Deno is told NO_COLOR, but the original agent stripped escapes from Deno output; keep that.
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
 
-export async function handleRun(ctx: AgentContext, body: unknown): Promise<RunResult> {
-  const req = check(body)
+export async function handleRun(ctx: AgentContext, req: RunRequest): Promise<RunResult> {
   if ((req.code === undefined) === (req.path === undefined)) {
     throw new AgentFailure('invalid_request', 'exactly one of code and path is required')
   }

@@ -1,6 +1,6 @@
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import { mismatch } from '@rds/protocol'
 import type { TSchema } from 'typebox'
-import { Compile } from 'typebox/compile'
 import { MAX_JSON_BODY_BYTES } from '../config.ts'
 import { AgentFailure } from '../errors.ts'
 
@@ -35,13 +35,9 @@ export async function readJson(req: Http2ServerRequest): Promise<unknown> {
   }
 }
 
-/** A compiled schema check that throws invalid_request naming the first offending field. */
-export function validator<T>(schema: TSchema): (value: unknown) => T {
-  const v = Compile(schema)
-  return (value: unknown): T => {
-    if (v.Check(value)) return value as T
-    const first = v.Errors(value)[0]
-    const where = first?.instancePath || '(body)'
-    throw new AgentFailure('invalid_request', `${where}: ${first?.message ?? 'invalid'}`)
-  }
+/** `value` as the schema's type, or invalid_request naming the first offending field. */
+export function checkRequest<T>(schema: TSchema, value: unknown): T {
+  const problem = mismatch(schema, value)
+  if (problem !== undefined) throw new AgentFailure('invalid_request', problem)
+  return value as T
 }

@@ -6,7 +6,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, PeerLimits, readLines, type BridgeReplyFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, BridgeReplyFrame, jsonLine, parseFrame, PeerCallRequest, PeerLimits, readLines, type PeerCallReply } from '@rds/protocol'
 import { log } from '../log.ts'
 import { awaitPreface } from '../transport/resync.ts'
 import { servePort } from '../transport/virtio-port.ts'
@@ -64,13 +64,12 @@ export class BridgeRelay {
   }
 
   private onReply(line: string): void {
-    let frame: BridgeReplyFrame
-    try {
-      frame = JSON.parse(line) as BridgeReplyFrame
-    } catch {
-      log.warn('peer bridge: dropped a non-JSON line from the host')
+    const parsed = parseFrame(BridgeReplyFrame, line)
+    if (!('frame' in parsed)) {
+      log.warn(`peer bridge: dropped a line from the host that is no reply frame (${parsed.problem})`)
       return
     }
+    const { frame } = parsed
     const p = this.pending.get(frame.id)
     if (!p) return
     this.pending.delete(frame.id)
@@ -104,24 +103,17 @@ export class BridgeRelay {
         resolve({ ok: false, code: 'peer_call_timeout', message: `no reply from the manager within ${timeoutMs} ms` })
       }, timeoutMs)
       this.pending.set(id, { resolve, timer })
-      host.write(JSON.stringify({ ...req, id }) + '\n')
+      host.write(jsonLine({ ...req, id }))
     })
   }
 }
 
-function parseRequest(line: string): PeerCallRequest | string {
-  let v: unknown
-  try {
-    v = JSON.parse(line)
-  } catch {
-    return 'request is not valid JSON'
-  }
-  const r = v as Partial<PeerCallRequest>
-  if (typeof r !== 'object' || r === null || Array.isArray(r)) return 'request must be a JSON object'
-  if (typeof r.alias !== 'string' || typeof r.modulePath !== 'string' || typeof r.exportName !== 'string') return 'alias, modulePath and exportName must be strings'
-  if (!Array.isArray(r.args)) return 'args must be an array'
-  if (r.timeoutMs !== undefined && (typeof r.timeoutMs !== 'number' || !Number.isInteger(r.timeoutMs) || r.timeoutMs <= 0)) return 'timeoutMs must be a positive integer'
-  return { alias: r.alias, modulePath: r.modulePath, exportName: r.exportName, args: r.args, ...(r.timeoutMs ? { timeoutMs: r.timeoutMs } : {}) }
+/** A proxy's request line, checked by the same schema the manager checks the frame with; only its known fields travel on. */
+export function parseRequest(line: string): PeerCallRequest | string {
+  const parsed = parseFrame(PeerCallRequest, line)
+  if (!('frame' in parsed)) return `not a peer call request (${parsed.problem})`
+  const { alias, modulePath, exportName, args, timeoutMs } = parsed.frame
+  return { alias, modulePath, exportName, args, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }
 }
 
 /** Serves the local socket (one request line, one reply line per connection) and the virtio port. */
@@ -136,7 +128,7 @@ export function startBridgeRelay(socketPath: string): BridgeRelay {
     const answer = (r: PeerCallReply) => {
       if (answered) return
       answered = true
-      client.end(JSON.stringify(r) + '\n')
+      client.end(jsonLine(r))
     }
     readLines(client, PeerLimits.maxFrameBytes, (line) => {
       if (answered) return

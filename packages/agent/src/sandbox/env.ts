@@ -1,3 +1,4 @@
+import { ENV_NAME, EnvListError, parseEnvList as readEnvList } from '@rds/protocol'
 import { AgentFailure } from '../errors.ts'
 import type { AgentConfig } from '../config.ts'
 
@@ -15,29 +16,33 @@ export function baseEnv(config: AgentConfig): Record<string, string> {
   }
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
-
-/** Parses the run API's `["KEY=value", ...]`; messages match the original agent's. */
+/**
+ * The run API's `["KEY=value", ...]`, read as the manager reads it (protocol env-list.ts), plus
+ * what only the guest cares about: no NUL bytes, which execve would refuse.
+ */
 export function parseEnvList(list: readonly string[] | undefined): Map<string, string> {
-  const out = new Map<string, string>()
-  for (const entry of list ?? []) {
-    const eq = entry.indexOf('=')
-    if (eq < 0) throw new AgentFailure('invalid_request', `Invalid env entry (expected KEY=value): ${entry}`)
-    const key = entry.slice(0, eq)
-    if (!ENV_NAME.test(key)) throw new AgentFailure('invalid_request', `Invalid env var name: ${key}`)
-    if (entry.includes('\0')) throw new AgentFailure('invalid_request', `Invalid env value for ${key}: contains NUL`)
-    out.set(key, entry.slice(eq + 1))
+  let env: Map<string, string>
+  try {
+    env = readEnvList(list ?? [])
+  } catch (e) {
+    if (e instanceof EnvListError) throw new AgentFailure('invalid_request', e.message)
+    throw e
   }
-  return out
+  for (const [name, value] of env) refuseNul(name, value)
+  return env
 }
 
-/** Caller-supplied map for exec; same name rule, and no NUL bytes (execve would reject them). */
+/** Caller-supplied map for exec; same name rule, and no NUL bytes. */
 export function checkEnvRecord(env: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(env ?? {})) {
-    if (!ENV_NAME.test(k)) throw new AgentFailure('invalid_request', `Invalid env var name: ${k}`)
-    if (v.includes('\0')) throw new AgentFailure('invalid_request', `Invalid env value for ${k}: contains NUL`)
-    out[k] = v
+  const entries = Object.entries(env ?? {})
+  for (const [name, value] of entries) {
+    if (!ENV_NAME.test(name)) throw new AgentFailure('invalid_request', `Invalid env var name: ${name}`)
+    refuseNul(name, value)
   }
-  return out
+  // fromEntries defines own properties: `__proto__` stays a variable, never a prototype.
+  return Object.fromEntries(entries)
+}
+
+function refuseNul(name: string, value: string): void {
+  if (value.includes('\0')) throw new AgentFailure('invalid_request', `Invalid env value for ${name}: contains NUL`)
 }

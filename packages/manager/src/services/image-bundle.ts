@@ -6,9 +6,8 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import zlib from 'node:zlib'
 import type { Readable } from 'node:stream'
-import tar from 'tar-stream'
+import { walkTar } from '@rds/protocol'
 import yauzl from 'yauzl'
 import { Errors } from '../errors.ts'
 import { IMAGE_FILES, type ImagePart } from './image-files.ts'
@@ -43,14 +42,8 @@ export async function extractBundle(file: string, dir: string): Promise<Map<Imag
   return found
 }
 
-async function readTar(file: string, gzipped: boolean, take: (name: string, s: Readable) => Promise<void>): Promise<void> {
-  const extract = tar.extract()
-  extract.on('entry', (header, stream, next) => {
-    const handled = header.type === 'file' ? take(header.name, stream as unknown as Readable) : (stream.resume(), Promise.resolve())
-    handled.then(() => next(), next)
-  })
-  const src = fs.createReadStream(file)
-  await (gzipped ? pipeline(src, zlib.createGunzip(), extract) : pipeline(src, extract))
+function readTar(file: string, gzipped: boolean, take: (name: string, s: Readable) => Promise<void>): Promise<void> {
+  return walkTar(fs.createReadStream(file), { gzip: gzipped }, (entry) => (entry.type === 'file' ? take(entry.name, entry.body) : undefined))
 }
 
 function readZip(file: string, take: (name: string, s: Readable) => Promise<void>): Promise<void> {

@@ -5,7 +5,7 @@
 // Seeds are rebuilt when the image files change; a broken seed only costs speed (the create
 // boots cold), never a failed create.
 import type { FastifyBaseLogger } from 'fastify'
-import { AgentPaths } from '@rds/protocol'
+import type { ExecRequest, RunRequest } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import { ApiError } from '../errors.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
@@ -20,11 +20,11 @@ import type { SeedSource } from './vm-create.ts'
 import type { Provisioner } from './vm-provision.ts'
 
 /** What the seed runs once before its snapshot, so clones find these code paths warm. */
-const WARM_UP = [
-  { path: AgentPaths.exec, body: { cmd: 'true', timeoutMs: 30_000 } },
-  { path: AgentPaths.run, body: { runtime: 'node', code: 'result.set(1)', timeoutMs: 60_000 } },
-  { path: AgentPaths.run, body: { runtime: 'deno', code: 'result.set(1)', timeoutMs: 60_000 } },
-] as const
+const WARM_UP: Array<{ route: 'exec'; body: ExecRequest & { timeoutMs: number } } | { route: 'run'; body: RunRequest & { timeoutMs: number } }> = [
+  { route: 'exec', body: { cmd: 'true', timeoutMs: 30_000 } },
+  { route: 'run', body: { runtime: 'node', code: 'result.set(1)', timeoutMs: 60_000 } },
+  { route: 'run', body: { runtime: 'deno', code: 'result.set(1)', timeoutMs: 60_000 } },
+]
 
 export function createSeedService(deps: {
   config: Pick<Config, 'enableImageSeed' | 'seedCpu' | 'seedMemMb' | 'seedShapesMax'>
@@ -62,8 +62,9 @@ export function createSeedService(deps: {
     const agent = deps.supervisor.get(vmId)?.agent
     if (!agent) throw new Error('seed VM has no agent session')
     for (const step of WARM_UP) {
-      const r = await agent.json<{ exitCode?: number }>('POST', step.path, step.body, step.body.timeoutMs + 5000)
-      if (r.status !== 200 || r.body.exitCode !== 0) throw new Error(`warm-up ${step.path} failed (status ${r.status}, exit ${r.body.exitCode})`)
+      const deadline = step.body.timeoutMs + 5000
+      const r = step.route === 'exec' ? await agent.call('exec', step.body, deadline) : await agent.call('run', step.body, deadline)
+      if (r.exitCode !== 0) throw new Error(`warm-up ${step.route} failed (exit ${r.exitCode})`)
     }
   }
 

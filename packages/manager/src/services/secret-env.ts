@@ -3,22 +3,24 @@
 // so a ciphertext copied onto another VM's row does not decrypt. Values never appear in an
 // error message, a log line or an API response; names appear only where the caller needs them.
 import crypto from 'node:crypto'
+import { EnvListError, parseEnvList } from '@rds/protocol'
 import { Errors } from '../errors.ts'
+import type { VmRecord } from '../store/vms-repo.ts'
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const VERSION = 'v1'
 
-/** Validates secretEnv without ever repeating an entry (it may be a credential typed wrongly). */
+/**
+ * Validates secretEnv by the one env-list reading, but in sentences that never repeat an entry or
+ * a name (either may be a credential typed wrongly): the parser's own message is dropped.
+ */
 export function parseSecretEnv(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  list.forEach((entry, i) => {
-    const eq = entry.indexOf('=')
-    if (eq <= 0) throw Errors.invalidEnv(`Invalid secretEnv entry at index ${i} (expected KEY=value; the entry is not repeated here)`)
-    const key = entry.slice(0, eq)
-    if (!NAME.test(key)) throw Errors.invalidEnv(`Invalid env var name in secretEnv at index ${i} (names match [A-Za-z_][A-Za-z0-9_]*)`)
-    out[key] = entry.slice(eq + 1)
-  })
-  return out
+  try {
+    return Object.fromEntries(parseEnvList(list))
+  } catch (e) {
+    if (!(e instanceof EnvListError)) throw e
+    if (e.kind === 'bad_name') throw Errors.invalidEnv(`Invalid env var name in secretEnv at index ${e.index} (names match [A-Za-z_][A-Za-z0-9_]*)`)
+    throw Errors.invalidEnv(`Invalid secretEnv entry at index ${e.index} (expected KEY=value; the entry is not repeated here)`)
+  }
 }
 
 export function createSecretBox(vmSecretKey: string | undefined) {
@@ -26,6 +28,18 @@ export function createSecretBox(vmSecretKey: string | undefined) {
   const need = (): Buffer => {
     if (!key) throw Errors.secretKeyMissing()
     return key
+  }
+  function open(vmId: string, sealed: string): Record<string, string> {
+    const [version, iv, tag, data] = sealed.split(':')
+    if (version !== VERSION || !iv || !tag || data === undefined) throw Errors.secretEnvUnreadable()
+    try {
+      const d = crypto.createDecipheriv('aes-256-gcm', need(), Buffer.from(iv, 'base64')).setAAD(Buffer.from(vmId))
+      d.setAuthTag(Buffer.from(tag, 'base64'))
+      return JSON.parse(Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8')) as Record<string, string>
+    } catch {
+      // Wrong VM_SECRET_KEY, or a tampered/copied row: say so, never why in detail.
+      throw Errors.secretEnvUnreadable()
+    }
   }
   return {
     /** Fails (500 secret_key_missing) when VM_SECRET_KEY is unset, before anything is created. */
@@ -38,18 +52,10 @@ export function createSecretBox(vmSecretKey: string | undefined) {
       return [VERSION, iv.toString('base64'), c.getAuthTag().toString('base64'), data.toString('base64')].join(':')
     },
 
-    open(vmId: string, sealed: string): Record<string, string> {
-      const [version, iv, tag, data] = sealed.split(':')
-      if (version !== VERSION || !iv || !tag || data === undefined) throw Errors.secretEnvUnreadable()
-      try {
-        const d = crypto.createDecipheriv('aes-256-gcm', need(), Buffer.from(iv, 'base64')).setAAD(Buffer.from(vmId))
-        d.setAuthTag(Buffer.from(tag, 'base64'))
-        return JSON.parse(Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8')) as Record<string, string>
-      } catch {
-        // Wrong VM_SECRET_KEY, or a tampered/copied row: say so, never why in detail.
-        throw Errors.secretEnvUnreadable()
-      }
-    },
+    open,
+
+    /** A VM's secretEnv, decrypted for one call; {} when it has none. */
+    envOf: (vm: Pick<VmRecord, 'id' | 'secretEnv'>): Record<string, string> => (vm.secretEnv ? open(vm.id, vm.secretEnv) : {}),
   }
 }
 export type SecretBox = ReturnType<typeof createSecretBox>

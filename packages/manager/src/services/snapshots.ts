@@ -6,7 +6,6 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { AgentPaths } from '@rds/protocol'
 import { ApiError, Errors } from '../errors.ts'
 import { copySparse } from '../runtime/storage/copy.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
@@ -92,7 +91,7 @@ export function createSnapshotService(deps: {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 })
       try {
         if (vm.state === 'RUNNING') {
-          await m.agent.json('POST', AgentPaths.exec, { cmd: 'sync', timeoutMs: GUEST_SYNC_TIMEOUT_MS }, GUEST_SYNC_TIMEOUT_MS + 2000).catch((err: Error) => {
+          await m.agent.call('exec', { cmd: 'sync', timeoutMs: GUEST_SYNC_TIMEOUT_MS }, GUEST_SYNC_TIMEOUT_MS + 2000).catch((err: Error) => {
             log.warn({ vmId, err: err.message }, 'guest sync before snapshot failed; the disk copy is crash-consistent only')
           })
         }

@@ -2,19 +2,17 @@
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
 import type { Readable } from 'node:stream'
-import { AgentPaths, type AgentError, type ExecResult, type RunResult } from '@rds/protocol'
+import { EnvListError, parseEnvList, toEnvList, type ExecResult, type RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
-import { Errors, fromAgentError } from '../errors.ts'
-import { agentFault } from './agent-fault.ts'
+import { Errors } from '../errors.ts'
+import { askAgent } from './agent-fault.ts'
 import { readTail } from '../runtime/logs/rotating-log.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
-import { parseEnvList, toEnvList } from './env-list.ts'
 import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
 import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
 import { assertState } from './vm-lifecycle.ts'
-import type { VmRecord } from '../store/vms-repo.ts'
 import type { VmLookup } from './vm-lookup.ts'
 
 export interface ExecInput {
@@ -77,11 +75,18 @@ export function cappedFields(fields: Record<string, unknown>): Record<string, un
   return out
 }
 
+/** A run's `env` list; a bad one is a 400 with the original's sentence. */
+function callerEnvOf(list: unknown): Map<string, string> {
+  try {
+    return parseEnvList(list)
+  } catch (e) {
+    if (e instanceof EnvListError) throw Errors.invalidEnv(e.message)
+    throw e
+  }
+}
+
 export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmLookup; machines: Supervisor; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
   const { config, vms, machines, execLogs } = deps
-
-  /** The VM's secretEnv, decrypted for one call (secrets win over the caller's env, as in the original). */
-  const secretsOf = (vm: VmRecord): Record<string, string> => (vm.secretEnv ? deps.secrets.open(vm.id, vm.secretEnv) : {})
 
   async function agentFor(id: string, op: 'exec' | 'files') {
     const vm = await vms.get(id)
@@ -89,18 +94,6 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const m = machines.get(id)
     if (!m) throw Errors.vmStateConflict(`VM must be RUNNING to ${op} (state=${vm.state})`)
     return { vm, agent: m.agent }
-  }
-
-  async function call<T>(id: string, f: () => Promise<{ status: number; body: T | AgentError }>): Promise<T> {
-    let r: { status: number; body: T | AgentError }
-    try {
-      r = await f()
-    } catch (err) {
-      throw agentFault(id, err)
-    }
-    if (r.status >= 200 && r.status < 300) return r.body as T
-    const e = (r.body ?? {}) as Partial<AgentError>
-    throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
   }
 
   function checkTimeout(timeoutMs: number | undefined, max: number, field: string): number {
@@ -118,16 +111,17 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   async function run(id: string, runtime: 'deno' | 'node', input: RunInput, history?: Record<string, unknown>): Promise<RunResult> {
     if (input.code === undefined && input.path === undefined) throw Errors.badRequest('code or path is required')
     const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
-    const callerEnv = parseEnvList(input.env ?? [])
+    const callerEnv = callerEnvOf(input.env ?? [])
     const { vm, agent } = await agentFor(id, 'exec')
-    const secrets = secretsOf(vm)
-    const env = toEnvList({ ...callerEnv, ...secrets })
+    const secrets = deps.secrets.envOf(vm)
+    // Secrets win over the caller's env, as in the original.
+    const env = toEnvList(new Map([...callerEnv, ...Object.entries(secrets)]))
     const started = Date.now()
     const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes: config.execOutputMaxBytes }
-    const result = await call<RunResult>(id, () => agent.json('POST', AgentPaths.run, body, timeoutMs + REPLY_GRACE_MS))
+    const result = await askAgent(id, agent.call('run', body, timeoutMs + REPLY_GRACE_MS))
     const type = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
-    const logged = { code: input.code, path: input.path, args: input.args, env: Object.keys(parseEnvList(input.env ?? [])), timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
+    const logged = { code: input.code, path: input.path, args: input.args, env: [...callerEnv.keys()], timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
     await record(id, type, history ?? logged, result, started, secrets)
     return result
   }
@@ -137,10 +131,10 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
       const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
       const { vm, agent } = await agentFor(id, 'exec')
       const started = Date.now()
-      const secrets = secretsOf(vm)
+      const secrets = deps.secrets.envOf(vm)
       const env = { ...input.env, ...secrets }
       const body = { cmd: input.cmd, cwd: input.cwd, env: Object.keys(env).length ? env : undefined, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
-      const result = await call<ExecResult>(id, () => agent.json('POST', AgentPaths.exec, body, timeoutMs + REPLY_GRACE_MS))
+      const result = await askAgent(id, agent.call('exec', body, timeoutMs + REPLY_GRACE_MS))
       await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started, secrets)
       return result
     },
@@ -148,23 +142,15 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     runTs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'deno', input, history),
     runJs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'node', input, history),
 
-    async upload(id: string, dest: string, body: Readable, contentType: string): Promise<void> {
+    /** `body`: a tar.gz stream. */
+    async upload(id: string, dest: string, body: Readable): Promise<void> {
       const { agent } = await agentFor(id, 'files')
-      const q = new URLSearchParams({ dest, maxEntries: String(config.uploadMaxEntries), maxBytes: String(config.uploadMaxBytes) })
-      await call(id, () => agent.upload(`${AgentPaths.upload}?${q}`, body, contentType, 30 * 60_000))
+      await askAgent(id, agent.upload('upload', { dest, maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }, body, 30 * 60_000))
     },
 
     async download(id: string, path: string): Promise<Readable> {
       const { agent } = await agentFor(id, 'files')
-      let r
-      try {
-        r = await agent.download(`${AgentPaths.download}?${new URLSearchParams({ path })}`, 60_000)
-      } catch (err) {
-        throw agentFault(id, err)
-      }
-      if ('stream' in r) return r.stream
-      const e = (r.error ?? {}) as Partial<AgentError>
-      throw fromAgentError(r.status, e.code ?? 'agent_error', e.message ?? `agent replied ${r.status}`)
+      return askAgent(id, agent.download({ path }, 60_000))
     },
 
     async logs(id: string, type: LogType, tailLines: number): Promise<{ type: LogType; lines: string[]; truncated: boolean; updatedAt?: string }> {

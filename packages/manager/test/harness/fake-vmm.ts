@@ -107,7 +107,7 @@ class FakeMachine implements FakeVm {
       }
       case `POST ${AgentPaths.init}`:
         this.inits.push(body as InitRequest)
-        return void stream.respond({ ':status': 204 }, { endStream: true })
+        return json(200, { agentVersion: 'fake', protocolVersion: AGENT_PROTOCOL_VERSION })
       case `POST ${AgentPaths.exec}`:
       case `POST ${AgentPaths.run}`:
         return json(200, EXEC_OK)

@@ -1,29 +1,28 @@
 // Finding 1 of issue 13: a hostile guest agent answers with replies of any size, or never
-// finishes one. The agent is root-controlled code, so a scripted agent (harness/scripted-agent.ts)
-// stands in for it here: the real AgentClient talks to it over a real Unix socket, with the real
-// channel resync and HTTP/2, exactly as it talks to QEMU's socket of a VM's control port. Every
-// oversize or late reply must fail that request only; the client (and this process) keeps working.
-import fs from 'node:fs'
+// finishes one. The agent is root-controlled code, so a scripted agent stands in for it here:
+// the real AgentClient talks to it over a real Unix socket, with the real channel resync and
+// HTTP/2, exactly as it talks to QEMU's socket of a VM's control port. Every oversize or late
+// reply must fail that request only; the client (and this process) keeps working.
 import http2 from 'node:http2'
-import os from 'node:os'
-import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { AgentClient, AgentReplyTooLargeError, AgentUnavailableError, DEFAULT_REPLY_MAX_BYTES } from '../../src/runtime/agent/client.ts'
+import { AgentClient, DEFAULT_REPLY_MAX_BYTES } from '../../src/runtime/agent/client.ts'
+import { AgentReplyTooLargeError, AgentUnavailableError } from '../../src/runtime/agent/faults.ts'
 import { agentFault } from '../../src/services/agent-fault.ts'
 import { ApiError } from '../../src/errors.ts'
-import { listenScriptedAgent, type ScriptedAgent } from '../harness/scripted-agent.ts'
+import { answer, identity, scriptedAgent, type ScriptedChannel } from '../harness/scripted-agent.ts'
 
 const MiB = 1024 * 1024
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-hostile-'))
-const socketPath = path.join(dir, 'control.sock')
-let agent: ScriptedAgent | undefined
-/** Bytes the hostile agent managed to hand to the socket, per path. */
+let agent: ScriptedChannel
+/** Bytes the hostile agent managed to hand to the socket, per request. */
 const sent = new Map<string, number>()
 
-/** A body of `total` bytes of valid JSON, produced as the reader takes it (the agent never holds it). */
-function streamJson(stream: http2.ServerHttp2Stream, label: string, total: number): void {
+/**
+ * `total` bytes of padding inside `head` + `tail` (valid JSON once complete), produced as the
+ * reader takes it (the agent never holds it).
+ */
+function streamPadded(stream: http2.ServerHttp2Stream, label: string, total: number, head: string, tail: string): void {
   const chunk = Buffer.alloc(256 * 1024, 0x61)
-  stream.write('{"status":"ok","pad":"')
+  stream.write(head)
   let left = total
   const pump = () => {
     while (left > 0 && !stream.destroyed) {
@@ -32,66 +31,61 @@ function streamJson(stream: http2.ServerHttp2Stream, label: string, total: numbe
       sent.set(label, (sent.get(label) ?? 0) + n)
       if (!stream.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void stream.once('drain', pump)
     }
-    if (!stream.destroyed) stream.end('"}')
+    if (!stream.destroyed) stream.end(tail)
   }
-  stream.on('error', () => {})
   pump()
 }
 
-/** The hostile agent's answers, by path. */
-function hostileStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-  const p = String(headers[':path'])
-  if (p === '/v1/init') return void stream.respond({ ':status': 200 }, { endStream: true })
-  if (p === '/v1/health') {
-    stream.respond({ ':status': 200, 'content-type': 'application/json' })
-    return void stream.end(JSON.stringify({ status: 'ok', uptimeMs: 1 }))
-  }
-  if (p.startsWith('/huge/')) {
-    stream.respond({ ':status': 200, 'content-type': 'application/json' })
-    return streamJson(stream, p, Number(p.slice('/huge/'.length)))
-  }
-  if (p === '/late') {
-    // Headers, a byte, then nothing ever again.
-    stream.respond({ ':status': 200, 'content-type': 'application/json' })
-    return void stream.write('{')
-  }
-  if (p === '/download-error-huge') {
-    stream.respond({ ':status': 500, 'content-type': 'application/json' })
-    return streamJson(stream, p, 512 * MiB)
-  }
-  if (p === '/download-error-late') {
-    stream.respond({ ':status': 500, 'content-type': 'application/json' })
-    return void stream.write('{"code":')
-  }
-  stream.respond({ ':status': 404 }, { endStream: true })
-}
+/** An exec result whose stdout is `total` bytes. */
+const hugeExec = (stream: http2.ServerHttp2Stream, label: string, total: number) =>
+  streamPadded(stream, label, total, '{"exitCode":0,"stderr":"","timedOut":false,"stdoutTruncated":false,"stderrTruncated":false,"durationMs":1,"stdout":"', '"}')
 
 beforeAll(async () => {
-  agent = await listenScriptedAgent(socketPath, { onStream: hostileStream })
+  agent = await scriptedAgent((req, stream) => {
+    const json = (status: number) => stream.respond({ ':status': status, 'content-type': 'application/json' })
+    if (req.path === '/init') return answer(stream, 200, identity())
+    if (req.path === '/health') return answer(stream, 200, { status: 'ok', ...identity(), uptimeMs: 1 })
+    const cmd = String((req.body as { cmd?: unknown } | undefined)?.cmd)
+    if (req.path === '/exec' && cmd.startsWith('huge:')) {
+      json(200)
+      return hugeExec(stream, cmd, Number(cmd.slice('huge:'.length)))
+    }
+    if (req.path === '/exec' && cmd === 'late') {
+      // Headers, a byte, then nothing ever again.
+      json(200)
+      return void stream.write('{')
+    }
+    if (req.path === '/files/download?path=error-huge') {
+      json(500)
+      return streamPadded(stream, req.path, 512 * MiB, '{"code":"internal","message":"', '"}')
+    }
+    if (req.path === '/files/download?path=error-late') {
+      json(500)
+      return void stream.write('{"code":')
+    }
+    answer(stream, 404, { code: 'invalid_request', message: 'no such route' })
+  })
 })
-afterAll(async () => {
-  await agent?.close()
-  fs.rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => agent?.close())
 
 async function client(maxReplyBytes?: number): Promise<AgentClient> {
-  const c = new AgentClient(socketPath, async (json) => void (await json('POST', '/v1/init', {}, 5000)), maxReplyBytes ? { maxReplyBytes } : {})
+  const c = new AgentClient(agent.socketPath, async (call) => void (await call('init', { unixTimeMs: Date.now(), entropy: '' }, 5000)), maxReplyBytes ? { maxReplyBytes } : {})
   await c.waitReady(10_000, () => true)
   return c
 }
 
 it('a JSON reply over 512 MiB (past the longest string V8 can make) fails that request; the client and the process live on', async () => {
   const c = await client()
-  const label = `/huge/${600 * MiB}`
+  const label = `huge:${600 * MiB}`
   const rssBefore = process.memoryUsage().rss
-  const err = await c.json('GET', label, undefined, 120_000).catch((e: unknown) => e)
+  const err = await c.call('exec', { cmd: label }, 120_000).catch((e: unknown) => e)
   expect(err).toBeInstanceOf(AgentReplyTooLargeError)
   const apiErr = agentFault('vm-x', err) as ApiError
   expect(apiErr).toBeInstanceOf(ApiError)
   expect([apiErr.status, apiErr.code]).toEqual([502, 'agent_reply_too_large'])
   // The same session still answers: only the offending stream was cancelled.
-  const h = await c.json<{ status: string }>('GET', '/v1/health', undefined, 10_000)
-  expect(h.body.status).toBe('ok')
+  const h = await c.call('health', undefined, 10_000)
+  expect(h.status).toBe('ok')
   console.log(`hostile agent: offered ${600} MiB, handed ${Math.round((sent.get(label) ?? 0) / MiB)} MiB to the socket before the cancel; cap ${DEFAULT_REPLY_MAX_BYTES / MiB} MiB held; RSS change ${Math.round((process.memoryUsage().rss - rssBefore) / MiB)} MiB`)
   expect(sent.get(label)!).toBeLessThan(600 * MiB)
   c.close()
@@ -99,31 +93,31 @@ it('a JSON reply over 512 MiB (past the longest string V8 can make) fails that r
 
 it('the cap is the configured one (AGENT_REPLY_MAX_BYTES)', async () => {
   const c = await client(1 * MiB)
-  await expect(c.json('GET', `/huge/${2 * MiB}`, undefined, 30_000)).rejects.toBeInstanceOf(AgentReplyTooLargeError)
-  const ok = await c.json<{ status: string; pad: string }>('GET', `/huge/${MiB / 2}`, undefined, 30_000)
-  expect(ok.body.pad.length).toBe(MiB / 2)
+  await expect(c.call('exec', { cmd: `huge:${2 * MiB}` }, 30_000)).rejects.toBeInstanceOf(AgentReplyTooLargeError)
+  const ok = await c.call('exec', { cmd: `huge:${MiB / 2}` }, 30_000)
+  expect(ok.stdout.length).toBe(MiB / 2)
   c.close()
 })
 
 it('an init reply over the cap makes the agent unavailable, not the manager', async () => {
-  const c = new AgentClient(socketPath, async (json) => void (await json('GET', `/huge/${2 * MiB}`, undefined, 5000)), { maxReplyBytes: MiB })
+  const c = new AgentClient(agent.socketPath, async (call) => void (await call('exec', { cmd: `huge:${2 * MiB}` }, 5000)), { maxReplyBytes: MiB })
   await expect(c.waitReady(3000, () => true)).rejects.toBeInstanceOf(AgentUnavailableError)
   c.close()
 })
 
 it('a reply that never ends fails at its deadline', async () => {
   const c = await client()
-  await expect(c.json('GET', '/late', undefined, 500)).rejects.toThrow(/did not reply within 500 ms/)
+  await expect(c.call('exec', { cmd: 'late' }, 500)).rejects.toThrow(/did not reply within 500 ms/)
   c.close()
 })
 
 it('a download error body is capped and has a deadline', async () => {
   const c = await client()
-  const huge = await c.download('/download-error-huge', 60_000).catch((e: unknown) => e)
+  const huge = await c.download({ path: 'error-huge' }, 60_000).catch((e: unknown) => e)
   expect(huge).toBeInstanceOf(AgentReplyTooLargeError)
-  console.log(`hostile agent: download error body of 512 MiB offered, ${Math.round((sent.get('/download-error-huge') ?? 0) / 1024)} KiB handed over before the cancel (cap 64 KiB)`)
-  await expect(c.download('/download-error-late', 500)).rejects.toThrow(/did not reply within 500 ms/)
-  const h = await c.json<{ status: string }>('GET', '/v1/health', undefined, 10_000)
-  expect(h.body.status).toBe('ok')
+  console.log(`hostile agent: download error body of 512 MiB offered, ${Math.round((sent.get('/files/download?path=error-huge') ?? 0) / 1024)} KiB handed over before the cancel (cap 64 KiB)`)
+  await expect(c.download({ path: 'error-late' }, 500)).rejects.toThrow(/did not reply within 500 ms/)
+  const h = await c.call('health', undefined, 10_000)
+  expect(h.status).toBe('ok')
   c.close()
 })

@@ -9,6 +9,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import pino from 'pino'
+import { AGENT_PROTOCOL_VERSION } from '@rds/protocol'
 import { openDatabase, type Db } from '../../src/store/db.ts'
 import { createVmsRepo, type VmRecord, type VmsRepo } from '../../src/store/vms-repo.ts'
 import { createSupervisor, type AgentFactory } from '../../src/runtime/supervisor/supervisor.ts'
@@ -38,10 +39,10 @@ function scriptedAgent(script: Array<number | 'silent'>, resets: { n: number }):
       waitReady: async () => {},
       reset: () => void resets.n++,
       close: () => {},
-      json: async () => {
+      call: async () => {
         const next = script.length > 1 ? script.shift()! : script[0]
         if (next === 'silent') throw new Error('agent did not reply within 20 ms')
-        return { status: 200, body: { status: 'ok', agentVersion: 't', protocolVersion: 1, uptimeMs: next } }
+        return { status: 'ok', agentVersion: 't', protocolVersion: AGENT_PROTOCOL_VERSION, uptimeMs: next }
       },
     }) as unknown as AgentClient
 }

@@ -29,7 +29,7 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
       if (!req.body) throw Errors.badRequest('a tar.gz body is required')
       const { id } = req.params
       const dest = req.query.dest
-      await withBodyLimit(req.body as Readable, req.headers['content-length'], o.uploadMaxBodyBytes, (body) => svc.upload(id, dest, body, 'application/gzip'))
+      await withBodyLimit(req.body as Readable, req.headers['content-length'], o.uploadMaxBodyBytes, (body) => svc.upload(id, dest, body))
       return reply.code(204).send(null)
     },
   )

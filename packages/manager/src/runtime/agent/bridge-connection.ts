@@ -3,13 +3,16 @@
 // preface, then reads one JSON request per line and writes one JSON reply per line. Every frame on
 // this connection comes from this VM: that is the caller's identity. The connection is re-made
 // whenever it drops, until close() (the VM's process ended or the manager detaches).
+// Every line is checked against the protocol's BridgeRequestFrame before anything acts on it: a
+// malformed frame is answered with peer_call_invalid when it names a usable id, and dropped when
+// it does not; either way the connection and the calls in flight go on.
 // A guest that sends requests and never reads the replies gets backpressure: while replies are
 // not drained the manager stops reading its requests, and past MAX_QUEUED_BYTES of unsent
 // replies the connection is dropped, so the manager's memory does not follow the guest's writes.
 import type net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { BRIDGE_PREFACE, PeerLimits, readLines, type BridgeRequestFrame, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
+import { BRIDGE_PREFACE, BridgeRequestFrame, jsonLine, parseFrame, PeerLimits, readLines, type PeerCallReply, type PeerCallRequest } from '@rds/protocol'
 import { connectAndResync } from './resync.ts'
 
 const MIN_RETRY_MS = 100
@@ -97,15 +100,14 @@ export class BridgeConnection {
   }
 
   private dispatch(sock: net.Socket, line: string): void {
-    let frame: BridgeRequestFrame
-    try {
-      frame = JSON.parse(line) as BridgeRequestFrame
-    } catch {
-      return // not a frame; the agent never sends these
+    const parsed = parseFrame(BridgeRequestFrame, line)
+    if (!('frame' in parsed)) {
+      // The agent checks calls with the same schema, so only a tampered guest gets here.
+      if (parsed.id !== undefined) this.reply(sock, jsonLine({ id: parsed.id, ok: false, code: 'peer_call_invalid', message: `not a peer call frame (${parsed.problem})` }))
+      return
     }
-    if (typeof frame !== 'object' || frame === null || !Number.isSafeInteger(frame.id)) return
-    const { id, ...req } = frame
-    const send = (reply: PeerCallReply) => this.reply(sock, JSON.stringify({ ...reply, id }) + '\n')
+    const { id, ...req } = parsed.frame
+    const send = (reply: PeerCallReply) => this.reply(sock, jsonLine({ ...reply, id }))
     if (this.inFlight >= MAX_IN_FLIGHT) {
       send({ ok: false, code: 'peer_concurrency_limited', message: `more than ${MAX_IN_FLIGHT} peer calls in flight from this VM` })
       return

@@ -1,9 +1,13 @@
 // The manager's client of one VM's guest agent: a single long-lived HTTP/2 session over the
 // control channel (QEMU serves one client per socket, so streams are multiplexed on it),
-// re-established with a resync whenever it drops.
+// re-established with a resync whenever it drops. Requests are made by route name from the
+// protocol's table, and every reply is checked against it (reply-check.ts) before it is returned.
 import http2 from 'node:http2'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { AgentRoutes, encodeQuery, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
+import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
+import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
 
 const WINDOW = 4 * 1024 * 1024
@@ -12,42 +16,36 @@ export const DEFAULT_REPLY_MAX_BYTES = 64 * 1024 * 1024
 /** An error reply of a download is a short JSON document; more is not worth reading. */
 const ERROR_BODY_MAX_BYTES = 64 * 1024
 
-export class AgentUnavailableError extends Error {}
-
-/** An agent fault too (the subclass keeps every existing agent-fault path), reported with its own code. */
-export class AgentReplyTooLargeError extends AgentUnavailableError {
-  readonly maxBytes: number
-  constructor(maxBytes: number) {
-    super(`agent reply exceeds ${maxBytes} bytes`)
-    this.maxBytes = maxBytes
-  }
-}
-
 export interface AgentClientOptions {
   /** Largest JSON reply read from the agent (AGENT_REPLY_MAX_BYTES). */
   maxReplyBytes?: number
 }
 
-/** A download either streams (200) or failed with the agent's (bounded) JSON error body. */
-export type DownloadReply = { status: 200; contentType: string; stream: Readable } | { status: number; contentType: string; error: unknown }
+/**
+ * One request of a JSON route, resolving to its checked reply. It rejects with a fault of
+ * faults.ts: AgentRefusedError when the agent answered with its error, an AgentUnavailableError
+ * (or a subclass: too large, invalid, other protocol) when there is no usable answer.
+ */
+export type AgentCall = <R extends AgentCallName>(route: R, body: AgentRequest<R>, timeoutMs: number) => Promise<AgentReply<R>>
 
-export type JsonCall = <T>(method: string, path: string, body: unknown, timeoutMs: number) => Promise<AgentResponse<T>>
-
-export interface AgentResponse<T> {
+interface RawReply {
   status: number
-  body: T
+  body: unknown
 }
 
 export class AgentClient {
   private readonly socketPath: string
-  private readonly onConnect: ((json: JsonCall) => Promise<void>) | undefined
+  private readonly onConnect: ((call: AgentCall) => Promise<void>) | undefined
   private session: http2.ClientHttp2Session | undefined
   private connecting: Promise<http2.ClientHttp2Session> | undefined
   private readonly maxReplyBytes: number
   private closed = false
 
-  /** `onConnect` runs after every new session (first connect and each reconnect), before any other request. */
-  constructor(socketPath: string, onConnect?: (json: JsonCall) => Promise<void>, options: AgentClientOptions = {}) {
+  /**
+   * `onConnect` runs after every new session (first connect and each reconnect), before any other
+   * request: it makes the session's first exchange (init), whose reply states the protocol version.
+   */
+  constructor(socketPath: string, onConnect?: (call: AgentCall) => Promise<void>, options: AgentClientOptions = {}) {
     this.socketPath = socketPath
     this.onConnect = onConnect
     this.maxReplyBytes = options.maxReplyBytes ?? DEFAULT_REPLY_MAX_BYTES
@@ -63,6 +61,8 @@ export class AgentClient {
         await this.getSession(Math.min(2000, Math.max(200, deadline - Date.now())))
         return
       } catch (err) {
+        // An agent of another protocol answers the same way every time: say so now, not at the deadline.
+        if (err instanceof AgentProtocolMismatchError) throw err
         lastErr = err
         await sleep(50)
       }
@@ -91,7 +91,15 @@ export class AgentClient {
           if (this.session === session) this.session = undefined
         })
         // Other callers wait on `connecting` until the hook is done: it always runs first.
-        if (this.onConnect) await this.onConnect((method, path, body, timeoutMs) => this.jsonOn(session, method, path, body, timeoutMs))
+        if (this.onConnect) {
+          try {
+            await this.onConnect((route, body, timeoutMs) => this.callOn(session, route, body, timeoutMs))
+          } catch (err) {
+            // A session left open would hold QEMU's single client slot against the next attempt.
+            session.destroy()
+            throw err
+          }
+        }
         this.session = session
         return session
       } finally {
@@ -114,23 +122,24 @@ export class AgentClient {
     return (await this.usableSession()).request({ ':method': method, ':path': path, ...headers })
   }
 
-  /** A JSON request. `timeoutMs` bounds the whole exchange (the agent enforces run timeouts itself). */
-  async json<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
-    return this.jsonOn<T>(await this.usableSession(), method, path, body, timeoutMs)
-  }
+  /** A request of a JSON route. `timeoutMs` bounds the whole exchange (the agent enforces run timeouts itself). */
+  readonly call: AgentCall = async (route, body, timeoutMs) => this.callOn(await this.usableSession(), route, body, timeoutMs)
 
-  private jsonOn<T>(session: http2.ClientHttp2Session, method: string, path: string, body: unknown, timeoutMs: number): Promise<AgentResponse<T>> {
+  private async callOn<R extends AgentCallName>(session: http2.ClientHttp2Session, route: R, body: AgentRequest<R>, timeoutMs: number): Promise<AgentReply<R>> {
+    const { method, path } = AgentRoutes[route]
     const req = session.request({ ':method': method, ':path': path, ...(body === undefined ? {} : { 'content-type': 'application/json' }) })
-    return this.collect<T>(req, timeoutMs, this.maxReplyBytes, () => req.end(body === undefined ? undefined : JSON.stringify(body)))
+    const r = await this.collect(req, timeoutMs, this.maxReplyBytes, () => req.end(body === undefined ? undefined : JSON.stringify(body)))
+    return acceptReply(route, r.status, r.body)
   }
 
-  /** Streams `body` to the agent (backpressure via pipe) and reads a JSON (or empty) reply. */
-  async upload<T>(path: string, body: Readable, contentType: string, timeoutMs: number): Promise<AgentResponse<T>> {
-    const req = await this.stream('POST', path, { 'content-type': contentType })
+  /** Streams a tar.gz `body` to an upload route (backpressure via pipe); resolves once the agent accepted it. */
+  async upload<R extends AgentUploadName>(route: R, query: AgentQuery<R>, body: Readable, timeoutMs: number): Promise<void> {
+    const spec = AgentRoutes[route]
+    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`, { 'content-type': spec.request })
     let bodyError: Error | undefined
-    let reply: AgentResponse<T>
+    let reply: RawReply
     try {
-      reply = await this.collect<T>(req, timeoutMs, this.maxReplyBytes, () => {
+      reply = await this.collect(req, timeoutMs, this.maxReplyBytes, () => {
         body.on('error', (err) => {
           bodyError = err
           req.close(http2.constants.NGHTTP2_CANCEL)
@@ -142,19 +151,21 @@ export class AgentClient {
       throw bodyError ?? err
     }
     if (bodyError) throw bodyError
-    return reply
+    acceptUploaded(route, reply.status, reply.body)
   }
 
   /**
-   * Opens a streamed download: the caller reads `stream` (flow-controlled by HTTP/2, so the
-   * guest cannot push faster than the caller consumes). Any other status comes with the agent's
-   * error body, read here under the same deadline and a small cap.
+   * Opens a streamed download and returns the tar.gz stream, which the caller reads
+   * (flow-controlled by HTTP/2, so the guest cannot push faster than the caller consumes). Any
+   * other status comes with the agent's error body, read here under the same deadline and a
+   * small cap, checked, and thrown as its fault.
    */
-  async download(path: string, timeoutMs: number): Promise<DownloadReply> {
-    const req = await this.stream('GET', path)
-    const r = await this.collect<unknown>(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === 200)
-    if (r.status === 200) return { status: 200, contentType: r.contentType, stream: req }
-    return { status: r.status, contentType: r.contentType, error: r.body }
+  async download(query: AgentQuery<'download'>, timeoutMs: number): Promise<Readable> {
+    const spec = AgentRoutes.download
+    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`)
+    const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
+    if (r.status === spec.status) return req
+    throw refusal('download', r.status, r.body)
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
@@ -175,10 +186,9 @@ export class AgentClient {
    * agent sends on this stream can throw outside the returned promise. When `handOver` accepts
    * the status, the reply resolves at its headers and the caller reads the (paused) stream itself.
    */
-  private collect<T>(req: http2.ClientHttp2Stream, timeoutMs: number, maxBytes: number, send: () => void, handOver?: (status: number) => boolean): Promise<AgentResponse<T> & { contentType: string }> {
-    const done = new Promise<AgentResponse<T> & { contentType: string }>((resolve, reject) => {
+  private collect(req: http2.ClientHttp2Stream, timeoutMs: number, maxBytes: number, send: () => void, handOver?: (status: number) => boolean): Promise<RawReply> {
+    const done = new Promise<RawReply>((resolve, reject) => {
       let status = 0
-      let contentType = ''
       let size = 0
       let chunks: Buffer[] = []
       const onData = (c: Buffer) => {
@@ -191,11 +201,10 @@ export class AgentClient {
       }
       req.once('response', (h) => {
         status = Number(h[':status'])
-        contentType = String(h['content-type'] ?? '')
         if (handOver?.(status)) {
           req.off('data', onData)
           req.pause()
-          resolve({ status, contentType, body: undefined as T })
+          resolve({ status, body: undefined })
         }
       })
       req.on('data', onData)
@@ -203,7 +212,7 @@ export class AgentClient {
         if (!status) return reject(new AgentUnavailableError('agent closed the stream without a reply'))
         try {
           const text = Buffer.concat(chunks).toString('utf8')
-          resolve({ status, contentType, body: (text ? JSON.parse(text) : undefined) as T })
+          resolve({ status, body: text ? (JSON.parse(text) as unknown) : undefined })
         } catch {
           reject(new AgentUnavailableError(`agent sent a non-JSON reply (status ${status})`))
         }

@@ -8,8 +8,8 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import { AgentPaths, type GuestNetwork, type Health } from '@rds/protocol'
-import { AgentClient, type JsonCall } from '../agent/client.ts'
+import type { GuestNetwork, Health } from '@rds/protocol'
+import { AgentClient, type AgentCall } from '../agent/client.ts'
 import { ConsoleCapture } from '../vmm/console-capture.ts'
 import type { SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../vmm/driver.ts'
 import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
@@ -53,7 +53,7 @@ const HEALTH_FAILURES_FOR_ERROR = 4
 const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
 
 /** The agent client a machine uses; replaceable so tests can simulate agent faults that cannot be caused from outside the guest. */
-export type AgentFactory = (socket: string, onConnect: (json: JsonCall) => Promise<void>) => AgentClient
+export type AgentFactory = (socket: string, onConnect: (call: AgentCall) => Promise<void>) => AgentClient
 
 export interface BootOptions {
   /** Called once the VMM process exists, before waiting for its agent: record the pid so a manager crash meanwhile cannot orphan it. */
@@ -99,11 +99,11 @@ export function createSupervisor(deps: {
   /**
    * Runs on every new agent session (boot, re-attach, reconnect): the host pushes the time,
    * fresh entropy and the VM's network, so a restored or long-paused guest is told, never trusted.
+   * Its reply states the agent's protocol version, which the agent client checks.
    */
-  async function pushInit(json: JsonCall, network: GuestNetwork | undefined): Promise<void> {
+  async function pushInit(call: AgentCall, network: GuestNetwork | undefined): Promise<void> {
     const body = { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64'), ...(network ? { network } : {}) }
-    const r = await json('POST', AgentPaths.init, body, 15_000)
-    if (r.status >= 300) throw new Error(`agent init failed with status ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`)
+    await call('init', body, 15_000)
   }
 
   const newMachine = (id: string, handle: VmHandle, net: VmNet | undefined): Machine => {
@@ -111,7 +111,7 @@ export function createSupervisor(deps: {
     capture.start()
     return {
       handle,
-      agent: agentFactory(handle.channels.control, (json) => pushInit(json, net?.guest)),
+      agent: agentFactory(handle.channels.control, (call) => pushInit(call, net?.guest)),
       console: capture,
       net,
       expectedExit: false,
@@ -130,9 +130,7 @@ export function createSupervisor(deps: {
   }
 
   async function readHealth(agent: AgentClient, timeoutMs = 15_000): Promise<Health> {
-    const h = await agent.json<Health>('GET', AgentPaths.health, undefined, timeoutMs)
-    if (h.status !== 200) throw new Error(`agent health failed with status ${h.status}`)
-    return h.body
+    return agent.call('health', undefined, timeoutMs)
   }
 
   /**
@@ -264,7 +262,7 @@ export function createSupervisor(deps: {
       m.paused = false
       m.failedChecks = 0
       // The guest clock stood still while paused.
-      await pushInit(m.agent.json.bind(m.agent), m.net?.guest).catch((err: Error) => {
+      await pushInit(m.agent.call, m.net?.guest).catch((err: Error) => {
         log.warn({ vmId: id, err: err.message }, 'could not set the guest clock after resume')
       })
     },
@@ -275,7 +273,7 @@ export function createSupervisor(deps: {
       if (!m) return
       m.expectedExit = true
       clearInterval(m.monitor)
-      await m.agent.json('POST', AgentPaths.shutdown, undefined, 3000).catch(() => undefined)
+      await m.agent.call('shutdown', undefined, 3000).catch(() => undefined)
       const exited = await Promise.race([m.handle.exited.then(() => true), sleep(timeoutMs).then(() => false)])
       if (!exited) {
         log.warn({ vmId: id }, 'guest did not power off in time; killing the VMM')

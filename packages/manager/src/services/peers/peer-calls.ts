@@ -55,28 +55,28 @@ export function createPeerCalls(deps: { links: PeerLinksRepo; getVm: (id: string
   const limiter = new LinkLimiter()
   const bridges = new Map<string, BridgeConnection>()
 
+  /** `req` is a frame that matched the protocol's schema (bridge-connection.ts checks every one). */
   async function call(consumerId: string, req: PeerCallRequest): Promise<unknown> {
-    if (typeof req.alias !== 'string' || req.alias.trim() === '') throw Errors.peerCallInvalid('alias is required')
+    if (req.alias.trim() === '') throw Errors.peerCallInvalid('alias is required')
     const alias = req.alias.trim()
     const link = await deps.links.get(consumerId, alias)
     if (!link) throw Errors.peerCallForbidden(`VM ${consumerId} is not linked to alias ${alias.slice(0, 64)}`)
-    if (typeof req.modulePath !== 'string' || typeof req.exportName !== 'string' || !declaresExport(link.manifest, req.modulePath, req.exportName)) {
+    if (!declaresExport(link.manifest, req.modulePath, req.exportName)) {
       // Echoed to the caller only; cut so a huge name does not travel back whole.
-      const shown = (v: unknown) => String(v).slice(0, 200)
+      const shown = (v: string) => v.slice(0, 200)
       throw Errors.peerCallForbidden(`Peer alias ${alias}: ${shown(req.modulePath)} export ${shown(req.exportName)} is not declared in the provider manifest`)
     }
-    if (!Array.isArray(req.args)) throw Errors.peerCallInvalid('args must be an array')
     const argsJson = JSON.stringify(req.args)
     if (Buffer.byteLength(argsJson) > PeerLimits.maxArgsBytes) throw Errors.peerArgsTooLarge(PeerLimits.maxArgsBytes)
     const maxTimeout = Math.min(PeerLimits.maxTimeoutMs, deps.maxRunTimeoutMs)
-    const timeoutMs = Number.isInteger(req.timeoutMs) && req.timeoutMs! > 0 ? Math.min(req.timeoutMs!, maxTimeout) : Math.min(PeerLimits.defaultTimeoutMs, maxTimeout)
+    const timeoutMs = Math.min(req.timeoutMs ?? PeerLimits.defaultTimeoutMs, maxTimeout)
 
     const release = limiter.acquire(`${consumerId}\0${alias}`, alias)
     try {
       const provider = await deps.getVm(link.providerVmId)
       if (!provider) throw Errors.peerProviderGone(alias, link.providerVmId)
       if (provider.state !== 'RUNNING') throw Errors.peerProviderNotRunning(alias, provider.id, provider.state)
-      const secrets = provider.secretEnv ? deps.secrets.open(provider.id, provider.secretEnv) : {}
+      const secrets = deps.secrets.envOf(provider)
       const rel = req.modulePath.slice('/workspace/'.length)
       const input = { code: callSource(rel, req.exportName, argsJson), timeoutMs }
       // The generated code holds the consumer's arguments: the provider's history records which

@@ -3,9 +3,9 @@
 // callable by a run inside the provider), stores the validated manifest per link, and installs
 // the generated files into the consumer (consumer-files.ts). Calls themselves: peer-calls.ts.
 import { Readable } from 'node:stream'
-import { AgentPaths, PEER_MANIFEST_PATH, PeerManifestError, parsePeerManifest, type AgentError, type PeerManifest, type RunResult } from '@rds/protocol'
-import { ApiError, Errors, fromAgentError } from '../../errors.ts'
-import { agentFault } from '../agent-fault.ts'
+import { PEER_MANIFEST_PATH, PeerManifestError, parsePeerManifest, type PeerManifest, type RunResult } from '@rds/protocol'
+import { ApiError, Errors } from '../../errors.ts'
+import { askAgent } from '../agent-fault.ts'
 import type { PeerLinkRecord, PeerLinksRepo, SourceMode } from '../../store/peer-links-repo.ts'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { KeyedLock } from '../locks.ts'
@@ -61,7 +61,6 @@ type Inspection = Record<string, { missing?: boolean; exports?: string[]; error?
 export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: VmExecService; machines: Supervisor; secrets: SecretBox }) {
   const { links } = deps
   const lock = new KeyedLock()
-  const secretsOf = (vm: VmRecord): Record<string, string> => (vm.secretEnv ? deps.secrets.open(vm.id, vm.secretEnv) : {})
 
   async function runningProvider(alias: string, vmId: string): Promise<VmRecord> {
     const vm = await deps.getVm(vmId)
@@ -118,7 +117,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
       await checkCallable(provider, manifest)
       return manifest
     } catch (e) {
-      const masked = (m: string) => maskSecrets(m, secretsOf(provider))
+      const masked = (m: string) => maskSecrets(m, deps.secrets.envOf(provider))
       if (e instanceof PeerManifestError) throw Errors.invalidPeerManifest(alias, masked(e.message))
       if (e instanceof ApiError) throw new ApiError(e.status, e.code, `Peer alias ${alias}: ${masked(e.message)}`)
       throw e
@@ -142,19 +141,13 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     const files = new Map<string, string | Buffer>(consumerFiles(prepared))
     for (const l of prepared.filter((p) => p.sourceMode === 'mounted')) {
       const provider = await runningProvider(l.alias, l.providerVmId)
-      const source = await sanitizedSource(await deps.vmExec.download(provider.id, '/workspace'), Object.values(secretsOf(provider)))
+      const source = await sanitizedSource(await deps.vmExec.download(provider.id, '/workspace'), Object.values(deps.secrets.envOf(provider)))
       for (const [rel, data] of source) files.set(`${l.alias}/source/${rel}`, data)
     }
     const m = deps.machines.get(consumerId)
     if (!m) throw Errors.vmStateConflict(`VM must be RUNNING to sync peers (VM ${consumerId})`)
     const body = await packTree(files)
-    let r
-    try {
-      r = await m.agent.upload<AgentError | undefined>(AgentPaths.peersInstall, Readable.from([body]), 'application/gzip', 120_000)
-    } catch (e) {
-      throw agentFault(consumerId, e)
-    }
-    if (r.status >= 300) throw fromAgentError(r.status, r.body?.code ?? 'agent_error', r.body?.message ?? `agent replied ${r.status}`)
+    await askAgent(consumerId, m.agent.upload('peersInstall', {}, Readable.from([body]), 120_000))
   }
 
   const now = () => new Date().toISOString()

@@ -11,8 +11,8 @@
 //   - no symlink, hard link or device; at most MAX_SOURCE_BYTES in total and MAX_FILE_BYTES each.
 // The copy is a snapshot taken at link/sync time, not a live view.
 import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
+import { walkTar } from '@rds/protocol'
 import tar from 'tar-stream'
 
 const MAX_SOURCE_BYTES = 32 * 1024 * 1024
@@ -57,26 +57,14 @@ export async function eachTarFile(input: Readable, onFile: (name: string, size: 
 }
 
 async function readTar(input: Readable, onFile: (name: string, size: number, read: () => Promise<Buffer | undefined>) => Promise<void>, maxEntries: number): Promise<void> {
-  const extract = tar.extract()
-  const feeding = pipeline(input, zlib.createGunzip(), extract).catch((e: unknown) => e)
   let entries = 0
-  try {
-    for await (const entry of extract) {
-      if (++entries > maxEntries) throw new Error(`more than ${maxEntries} entries`)
-      const h = entry.header
-      const name = h.name.replace(/^(\.\/)+/, '')
-      let read: Promise<Buffer | undefined> | undefined
-      if (h.type === 'file' || h.type === 'contiguous-file') await onFile(name, h.size ?? 0, () => (read ??= readAll(entry as AsyncIterable<Buffer>, MAX_FILE_BYTES)))
-      if (read) await read
-      else entry.resume()
-    }
-  } catch (e) {
-    input.destroy()
-    extract.destroy()
-    throw e
-  }
-  const failed = await feeding
-  if (failed) throw failed as Error
+  await walkTar(input, { gzip: true }, async (entry) => {
+    if (++entries > maxEntries) throw new Error(`more than ${maxEntries} entries`)
+    if (entry.type !== 'file' && entry.type !== 'contiguous-file') return
+    let read: Promise<Buffer | undefined> | undefined
+    await onFile(entry.name.replace(/^(\.\/)+/, ''), entry.size, () => (read ??= readAll(entry.body, MAX_FILE_BYTES)))
+    if (read) await read
+  })
 }
 
 /** The sanitized copy of a provider workspace archive: relative path -> content. */

@@ -2,6 +2,10 @@
 // The socket closing is also how we learn that a QEMU we did not spawn has exited.
 import net from 'node:net'
 import { EventEmitter } from 'node:events'
+import { jsonLine, readLines } from '@rds/protocol'
+
+/** Far above any reply we ask for; a longer line means the peer is not the QEMU we started. */
+const MAX_LINE_BYTES = 16 * 1024 * 1024
 
 interface Pending {
   resolve: (v: unknown) => void
@@ -11,17 +15,13 @@ interface Pending {
 export class QmpClient extends EventEmitter {
   private readonly sock: net.Socket
   private readonly pending = new Map<string, Pending>()
-  private buf = ''
   private seq = 0
   private closed = false
 
   private constructor(sock: net.Socket) {
     super()
     this.sock = sock
-    sock.setEncoding('utf8')
-    sock.on('data', (d: string) => this.onData(d))
-    sock.on('error', () => {})
-    sock.on('close', () => {
+    readLines(sock, MAX_LINE_BYTES, (line) => this.onLine(line), () => {
       this.closed = true
       for (const p of this.pending.values()) p.reject(new Error('QMP connection closed'))
       this.pending.clear()
@@ -78,7 +78,7 @@ export class QmpClient extends EventEmitter {
     const id = `c${++this.seq}`
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      this.sock.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n')
+      this.sock.write(jsonLine({ execute: command, ...(args ? { arguments: args } : {}), id }))
     })
   }
 
@@ -86,28 +86,23 @@ export class QmpClient extends EventEmitter {
     this.sock.destroy()
   }
 
-  private onData(d: string): void {
-    this.buf += d
-    let nl: number
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl).trim()
-      this.buf = this.buf.slice(nl + 1)
-      if (!line) continue
-      let msg: { id?: string; return?: unknown; error?: { desc?: string }; event?: string }
-      try {
-        msg = JSON.parse(line)
-      } catch {
-        continue
-      }
-      if (msg.event) {
-        this.emit('event', msg)
-        continue
-      }
-      const p = msg.id ? this.pending.get(msg.id) : undefined
-      if (!p) continue
-      this.pending.delete(msg.id!)
-      if (msg.error) p.reject(new Error(`QMP: ${msg.error.desc ?? 'error'}`))
-      else p.resolve(msg.return)
+  private onLine(text: string): void {
+    const line = text.trim()
+    if (!line) return
+    let msg: { id?: string; return?: unknown; error?: { desc?: string }; event?: string }
+    try {
+      msg = JSON.parse(line)
+    } catch {
+      return
     }
+    if (msg.event) {
+      this.emit('event', msg)
+      return
+    }
+    const p = msg.id ? this.pending.get(msg.id) : undefined
+    if (!p) return
+    this.pending.delete(msg.id!)
+    if (msg.error) p.reject(new Error(`QMP: ${msg.error.desc ?? 'error'}`))
+    else p.resolve(msg.return)
   }
 }

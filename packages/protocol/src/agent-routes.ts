@@ -1,0 +1,63 @@
+// The agent's API as one table: for every route its method and path, what a request carries (a
+// JSON body, a query, a tar.gz stream) and what success looks like (its status, and a JSON body
+// or a stream). Any other answer of any route is a failure: a 4xx/5xx status with an AgentError
+// body. The agent routes and checks requests by this table; the manager sends by it and checks
+// every reply against it before reading a field, so the two ends cannot drift apart unnoticed.
+import { Type, type Static, type TObject } from 'typebox'
+import { AgentPaths, DownloadQuery, ExecRequest, ExecResult, Health, InitReply, InitRequest, RunRequest, RunResult, UploadQuery } from './agent.ts'
+
+/** No body: a GET, or an answer that is only its status. */
+export const NoBody = Type.Undefined()
+/** A query with no parameters. */
+export const NoQuery = Type.Object({})
+/** A body that is a gzip-compressed tar stream, which neither end holds whole. */
+export const TAR_GZ = 'application/gzip'
+
+export const AgentRoutes = {
+  /** `statesVersion`: the reply carries the agent's protocolVersion, which the manager checks first. */
+  health: { method: 'GET', path: AgentPaths.health, request: NoBody, status: 200, reply: Health, statesVersion: true },
+  /** The first request of every session. */
+  init: { method: 'POST', path: AgentPaths.init, request: InitRequest, status: 200, reply: InitReply, statesVersion: true },
+  exec: { method: 'POST', path: AgentPaths.exec, request: ExecRequest, status: 200, reply: ExecResult, statesVersion: false },
+  run: { method: 'POST', path: AgentPaths.run, request: RunRequest, status: 200, reply: RunResult, statesVersion: false },
+  /** Accepted, not done: the agent asks PID 1 to power off once the answer is out. */
+  shutdown: { method: 'POST', path: AgentPaths.shutdown, request: NoBody, status: 202, reply: NoBody, statesVersion: false },
+  upload: { method: 'POST', path: AgentPaths.upload, query: UploadQuery, request: TAR_GZ, status: 204, reply: NoBody, statesVersion: false },
+  /** The generated peer tree; replaces /workspace/peers, root-owned and read-only. */
+  peersInstall: { method: 'POST', path: AgentPaths.peersInstall, query: NoQuery, request: TAR_GZ, status: 204, reply: NoBody, statesVersion: false },
+  download: { method: 'GET', path: AgentPaths.download, query: DownloadQuery, request: NoBody, status: 200, reply: TAR_GZ, statesVersion: false },
+} as const
+
+type Routes = typeof AgentRoutes
+export type AgentRouteName = keyof Routes
+
+/** Routes whose request and reply are both JSON or nothing: the manager's typed `call`. */
+export type AgentCallName = { [R in AgentRouteName]: Routes[R]['request'] extends string ? never : Routes[R]['reply'] extends string ? never : R }[AgentRouteName]
+/** Routes whose request body is a stream. */
+export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] extends typeof TAR_GZ ? R : never }[AgentRouteName]
+
+export type AgentRequest<R extends AgentCallName> = Static<Routes[R]['request']>
+export type AgentReply<R extends AgentCallName> = Static<Routes[R]['reply']>
+export type AgentQuery<R extends AgentUploadName | 'download'> = Static<Routes[R]['query']>
+
+/** `?a=1&b=x` of a stream route's typed query ('' when it has none). */
+export function encodeQuery(query: object): string {
+  const q = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) q.set(key, String(value))
+  const text = q.toString()
+  return text ? `?${text}` : ''
+}
+
+/**
+ * The agent's reading of a query: the keys the route's schema names, as numbers where it wants an
+ * integer. Anything else stays text, so the schema check that follows reports it.
+ */
+export function decodeQuery(schema: TObject, params: URLSearchParams): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, property] of Object.entries(schema.properties)) {
+    const value = params.get(key)
+    if (value === null) continue
+    out[key] = (property as { type?: unknown }).type === 'integer' && /^\d{1,15}$/.test(value) ? Number(value) : value
+  }
+  return out
+}
