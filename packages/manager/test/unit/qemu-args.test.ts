@@ -49,14 +49,14 @@ function lines(args: string[]): string {
 describe('qemuArgs golden', () => {
   const net = { tap: 'vm0123456789ab', mac: '02:72:00:00:00:01' }
   const restored = spec({ net, memory: { file: '/snapshots/s-1/memory.raw', shared: false }, incoming: { stateFile: '/snapshots/s-1/state.bin', withoutRam: true } })
-  const cases: Array<[string, BootSpec, typeof opts]> = [
+  const cases: Array<[string, BootSpec, Parameters<typeof qemuArgs>[1]]> = [
     ['booted-tcg.args', spec(), opts],
-    ['booted-kvm.args', spec(), { ...opts, accel: 'kvm' as const }],
+    ['booted-kvm.args', spec(), { ...opts, accel: 'kvm' }],
     ['booted-tcg-no-tsc.args', spec(), { ...opts, tscKhz: undefined }],
     ['with-nic.args', spec({ net, cpu: 2, memMb: 1024 }), opts],
     ['restored.args', restored, opts],
     ['no-initrd.args', spec({ initrd: undefined, net }), opts],
-    ['no-initrd-kvm-no-kernel-args.args', spec({ initrd: undefined }), { accel: 'kvm' as const, instance: 'i', tscKhz: 2_000_000 } as typeof opts],
+    ['no-initrd-kvm-no-kernel-args.args', spec({ initrd: undefined }), { accel: 'kvm', instance: 'i', tscKhz: 2_000_000 }],
   ]
   for (const [file, s, o] of cases) {
     it(file, async () => {
