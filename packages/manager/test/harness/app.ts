@@ -8,9 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.ts'
 import { composeServices } from '../../src/compose.ts'
 import { loadConfig } from '../../src/config.ts'
+import { instanceOf, tryHoldMark } from '../../src/runtime/reclaim/instance-mark.ts'
 
 export async function testApp(apiKey: string): Promise<{ app: FastifyInstance; root: string; close: () => Promise<void> }> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-unit-'))
+  // A live instance like any manager: a manager starting meanwhile leaves its network alone.
+  const mark = await tryHoldMark(instanceOf(root))
   const s = await composeServices(loadConfig({ STORAGE_ROOT: root }), pino({ level: 'silent' }))
   const app = await buildApp(s, { apiKey })
   return {
@@ -21,6 +24,7 @@ export async function testApp(apiKey: string): Promise<{ app: FastifyInstance; r
       // No VM ever runs here, but a request may have set up the network namespace: never leave it.
       await s.network.close(0).catch(() => {})
       await s.db.destroy()
+      if ('mark' in mark) await mark.mark.release()
       fs.rmSync(root, { recursive: true, force: true })
     },
   }
