@@ -30,6 +30,7 @@ export default defineConfig({
         test: {
           name: 'vm',
           include: VM_TESTS,
+          setupFiles: [`${HARNESS}/leak-check.ts`],
           // Real VMs under TCG on 2 cores: one file at a time, with room for boots.
           fileParallelism: false,
           sequence: { groupOrder: 1 },
