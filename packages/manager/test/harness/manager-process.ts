@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { netnsOf } from '../../src/runtime/network/host-network.ts'
 import { instanceOf } from '../../src/runtime/reclaim/instance-mark.ts'
 import { reclaimInstance } from '../../src/runtime/reclaim/stale-instances.ts'
+import { enforce, OpenApiResponses } from './openapi-responses.ts'
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts')
 export const CACHE_DIR = process.env.RDS_CACHE_DIR || '/var/cache/run-dat-sheesh'
@@ -57,6 +58,8 @@ export class ManagerProcess {
   stdout = ''
   stderr = ''
   private readonly env: Record<string, string>
+  /** This manager's own /openapi.json, read at each start: every /v1 response is checked against it. */
+  private responses: OpenApiResponses | undefined
 
   constructor(env: Record<string, string> = {}) {
     this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
@@ -104,7 +107,10 @@ export class ManagerProcess {
       if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${this.output}`)
       try {
         const r = await fetch(`${this.baseUrl}/openapi.json`)
-        if (r.ok) return
+        if (r.ok) {
+          this.responses = new OpenApiResponses(await r.json())
+          return
+        }
       } catch {
         // not listening yet
       }
@@ -137,8 +143,27 @@ export class ManagerProcess {
       body: body === undefined ? undefined : isRaw ? (body as unknown as BodyInit) : JSON.stringify(body),
     })
     const text = r.headers.get('content-type')?.includes('json') ? await r.text() : undefined
+    this.checkResponse(method, url, r, text)
     const data = text !== undefined ? (text ? JSON.parse(text) : undefined) : new Uint8Array(await r.arrayBuffer())
     return { status: r.status, body: data as T, headers: r.headers }
+  }
+
+  /** A request as given (no API key added), for streamed bodies and missing keys; the answer is checked like request()'s. */
+  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const r = await fetch(`${this.baseUrl}${url}`, init)
+    if (!r.headers.get('content-type')?.includes('json')) {
+      this.checkResponse(init.method ?? 'GET', url, r, undefined)
+      return r
+    }
+    const text = await r.text()
+    this.checkResponse(init.method ?? 'GET', url, r, text)
+    return new Response(text, { status: r.status, statusText: r.statusText, headers: r.headers })
+  }
+
+  /** The API is /v1; the documentation routes describe themselves. */
+  private checkResponse(method: string, url: string, r: Response, text: string | undefined): void {
+    if (!this.responses || !url.startsWith('/v1/')) return
+    enforce(this.responses.check(method, url, r.status, r.headers.get('content-type') ?? undefined, text), r.status, text)
   }
 
   /** A shell command in a VM as uid 1000; anything but 200 throws with the API's answer. */
