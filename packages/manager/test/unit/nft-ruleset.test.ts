@@ -1,7 +1,7 @@
 // Golden files of the generated nftables rulesets: any change to what the host enforces shows up
-// as a diff of test/unit/golden/nft/*.nft in review (`vitest -u` rewrites them). Each ruleset is
-// also checked by the kernel's own parser (`nft --check`, never applied) in a throwaway network
-// namespace, so a golden file is always a ruleset the host would load.
+// as a diff of test/unit/golden/nft/*.nft in review (`npm run test:unit -- -u` rewrites them).
+// Each ruleset is also checked by the kernel's own parser (`nft --check`, never applied) in a
+// throwaway network namespace, so a golden file is always a ruleset the host would load.
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { createAddressPlan } from '../../src/runtime/network/address-plan.ts'

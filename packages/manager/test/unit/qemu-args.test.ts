@@ -45,7 +45,8 @@ function lines(args: string[]): string {
   return `${out.join('\n')}\n`
 }
 
-// Golden files of whole command lines (test/unit/golden/qemu/*.args; `vitest -u` rewrites them).
+// Golden files of whole command lines (test/unit/golden/qemu/*.args; `npm run test:unit -- -u`
+// rewrites them).
 describe('qemuArgs golden', () => {
   const net = { tap: 'vm0123456789ab', mac: '02:72:00:00:00:01' }
   const restored = spec({ net, memory: { file: '/snapshots/s-1/memory.raw', shared: false }, incoming: { stateFile: '/snapshots/s-1/state.bin', withoutRam: true } })
