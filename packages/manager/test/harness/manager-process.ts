@@ -61,8 +61,9 @@ export class ManagerProcess {
   /** This manager's own /openapi.json, read at each start: every /v1 response is checked against it. */
   private responses: OpenApiResponses | undefined
 
-  constructor(env: Record<string, string> = {}) {
-    this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
+  /** `storageRoot`: another manager's, for tests of two managers on one STORAGE_ROOT. */
+  constructor(env: Record<string, string> = {}, o: { storageRoot?: string } = {}) {
+    this.storageRoot = o.storageRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
     ownInstances.add(instanceOf(this.storageRoot))
     // Image seeds cost a boot per manager start: only the tests about them turn them on.
     this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
