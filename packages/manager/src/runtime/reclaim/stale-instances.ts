@@ -147,7 +147,13 @@ export async function reclaimStaleInstances(own: string, log: FastifyBaseLogger)
   const results: Reclaimed[] = []
   for (const l of await findLeftovers()) {
     if (l.instance === own) continue
-    const r = await reclaimInstance(l.instance).catch((err: Error) => ({ instance: l.instance, kept: `reclaiming failed: ${err.message}` }))
+    let r: Reclaimed
+    try {
+      r = await reclaimInstance(l.instance)
+    } catch (err) {
+      log.warn({ instance: l.instance, err: (err as Error).message }, 'could not remove what a manager that is gone left on the host')
+      continue
+    }
     if ('removed' in r) log.info({ instance: r.instance, removed: r.removed, left: r.left }, 'removed what a manager that is gone left on the host')
     else log.info({ instance: r.instance, reason: r.kept }, 'another manager instance is alive on this host; its resources are left alone')
     results.push(r)
