@@ -1,13 +1,41 @@
 import { defineConfig } from 'vitest/config'
 
+// Tests that boot VMs live in these folders and nowhere else; every other test file runs in the
+// unit project (`npm run test:unit`), which a tripwire keeps from ever starting QEMU.
+const VM_TESTS = ['packages/manager/test/integration/**/*.test.ts', 'packages/manager/test/security/**/*.test.ts']
+const HARNESS = 'packages/manager/test/harness'
+
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
-    // Integration files boot real VMs under TCG on 2 cores: run files one at a time, and
-    // give boots room. No test asserts on timing; these are only upper bounds against hangs.
-    fileParallelism: false,
+    // Upper bounds against hangs only: no test asserts on timing.
     testTimeout: 240_000,
     hookTimeout: 300_000,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts'],
+          exclude: VM_TESTS,
+          setupFiles: [`${HARNESS}/no-qemu.ts`],
+          // No VM, so the two cores can take a file each; runs before the VM project.
+          fileParallelism: true,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'vm',
+          include: VM_TESTS,
+          setupFiles: [`${HARNESS}/leak-check.ts`],
+          // Real VMs under TCG on 2 cores: one file at a time, with room for boots.
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 })

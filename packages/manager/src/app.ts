@@ -8,6 +8,7 @@ import { installErrorHandler } from './api/error-handler.ts'
 import { describeRawBodies } from './api/openapi-raw-bodies.ts'
 import { installValidation } from './api/validation.ts'
 import { requireApiKey } from './api/auth.ts'
+import { documentCommonErrors } from './api/schemas/common.ts'
 import { vmRoutes } from './api/routes/vms.ts'
 import { vmExecRoutes } from './api/routes/vm-exec.ts'
 import { vmPeerRoutes } from './api/routes/vm-peers.ts'
@@ -48,6 +49,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(
     async (v1) => {
       requireApiKey(v1, o.apiKey)
+      v1.addHook('onRoute', documentCommonErrors)
       await v1.register(vmRoutes(s.vms, s.peers))
       await v1.register(vmPeerRoutes(s.vms, s.peers))
       await v1.register(vmExecRoutes(s.vmExec))

@@ -1,6 +1,5 @@
 // The composition root: config in, wired services out. The only place that knows which
 // implementation of each dependency is used.
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
 import { addressPlanOf, ConfigError, type Config } from './config.ts'
@@ -15,6 +14,7 @@ import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import type { VmmDriver } from './runtime/vmm/driver.ts'
 import { createSupervisor } from './runtime/supervisor/supervisor.ts'
+import { instanceOf } from './runtime/reclaim/instance-mark.ts'
 import { createImageService } from './services/images.ts'
 import { createVmService } from './services/vms.ts'
 import { createVmCreation } from './services/vm-create.ts'
@@ -46,7 +46,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   fs.mkdirSync(config.storageRoot, { recursive: true, mode: 0o700 })
   fs.mkdirSync(config.imagesDir, { recursive: true, mode: 0o755 })
   // One instance marker per storage root: two managers on one host never touch each other's VMs.
-  const instance = crypto.createHash('sha256').update(config.storageRoot).digest('hex').slice(0, 10)
+  const instance = instanceOf(config.storageRoot)
   const paths = createPaths(config.storageRoot, config.imagesDir, config.vmRamDir ?? `/dev/shm/rds-${instance}`)
   // The RAM directory on tmpfs is made by the first boot: tools that only compose services leave
   // nothing there. One that exists already must be ours (the supervisor checks again at each boot).

@@ -83,11 +83,11 @@ export class ConfigError extends Error {}
 
 type Env = Record<string, string | undefined>
 
-function int(env: Env, name: string, fallback: number, min = 1): number {
+function int(env: Env, name: string, fallback: number, min = 1, max = Infinity): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min} (got "${raw}")`)
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer ${max === Infinity ? `>= ${min}` : `from ${min} to ${max}`} (got "${raw}")`)
   return n
 }
 
@@ -158,7 +158,8 @@ function apiKey(env: Env): string | undefined {
 export function loadConfig(env: Env = process.env): Config {
   const storageRoot = path.resolve(env.STORAGE_ROOT || '/var/lib/run-dat-sheesh')
   return {
-    port: int(env, 'PORT', 3000, 0),
+    // Checked here: listen() would refuse it only after images, the accelerator probe and reconciliation.
+    port: int(env, 'PORT', 3000, 0, 65535),
     host: env.HOST || '127.0.0.1',
     apiKey: apiKey(env),
     execLogMaxEntries: int(env, 'EXEC_LOG_MAX_ENTRIES', 1000),

@@ -8,6 +8,7 @@ import { resolveApiKey } from './api-key.ts'
 import { composeServices } from './compose.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { ensureBuiltinImage, ensureDefaultImage } from './default-image.ts'
+import { claimInstance, InstanceTakenError } from './runtime/reclaim/stale-instances.ts'
 import { chooseAccel } from './runtime/vmm/accel.ts'
 import { probeKvm } from './runtime/vmm/kvm-probe.ts'
 
@@ -25,6 +26,9 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]'] })
   keepRunningOnStrayErrors(log)
   if (process.getuid?.() !== 0) log.warn('not running as root: VM networking and some host setup need root')
+
+  // Before anything is opened or created: this instance's mark, then dead instances' leftovers.
+  await claimInstance(config.storageRoot, log)
 
   const { key: apiKey, source } = resolveApiKey(config.apiKey, path.join(config.storageRoot, 'api-key'))
   if (source === 'generated') {
@@ -92,8 +96,9 @@ function keepRunningOnStrayErrors(log: pino.Logger): void {
 }
 
 main().catch((err) => {
-  // Checks made while composing (address plan, RAM directory) are configuration errors too.
-  if (err instanceof ConfigError) {
+  // Checks made while composing (address plan, RAM directory) are configuration errors too, and
+  // so is a second manager on one STORAGE_ROOT.
+  if (err instanceof ConfigError || err instanceof InstanceTakenError) {
     process.stderr.write(`configuration error: ${err.message}\n`)
     process.exit(2)
   }

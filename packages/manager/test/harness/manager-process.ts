@@ -1,13 +1,17 @@
 // Starts the real manager (packages/manager/src/main.ts) as a child process on a free port
 // with its own temporary STORAGE_ROOT, exactly as `npm start` would run it, and gives tests
 // a small client. kill() can be graceful or -9 so restarts are tested for real.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { netnsOf } from '../../src/runtime/network/host-network.ts'
+import { instanceOf } from '../../src/runtime/reclaim/instance-mark.ts'
+import { reclaimInstance } from '../../src/runtime/reclaim/stale-instances.ts'
+import { enforce, OpenApiResponses } from './openapi-responses.ts'
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts')
 export const CACHE_DIR = process.env.RDS_CACHE_DIR || '/var/cache/run-dat-sheesh'
@@ -34,6 +38,9 @@ function testNetwork(): Record<string, string> {
   return { VM_NETWORK_CIDR: `10.202.${n}.0/24`, VM_LINK_CIDR: `169.254.202.${n % 63 * 4}/30` }
 }
 
+/** Instances of the managers this test process made: the leak check holds it to their resources. */
+export const ownInstances = new Set<string>()
+
 export interface ApiResponse<T = any> {
   status: number
   body: T
@@ -51,21 +58,25 @@ export class ManagerProcess {
   stdout = ''
   stderr = ''
   private readonly env: Record<string, string>
+  /** This manager's own /openapi.json, read at each start: every /v1 response is checked against it. */
+  private responses: OpenApiResponses | undefined
 
-  constructor(env: Record<string, string> = {}) {
-    this.storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
+  /** `storageRoot`: another manager's, for tests of two managers on one STORAGE_ROOT. */
+  constructor(env: Record<string, string> = {}, o: { storageRoot?: string } = {}) {
+    this.storageRoot = o.storageRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
+    ownInstances.add(instanceOf(this.storageRoot))
     // Image seeds cost a boot per manager start: only the tests about them turn them on.
     this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
   }
 
-  /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
   /** Environment for the next start (a restart with other settings keeps the storage root). */
   setEnv(extra: Record<string, string>): void {
     Object.assign(this.env, extra)
   }
 
+  /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
   get netns(): string {
-    return `rds-${crypto.createHash('sha256').update(this.storageRoot).digest('hex').slice(0, 10)}`
+    return netnsOf(instanceOf(this.storageRoot))
   }
 
   /** The manager's process id while it runs (memory figures of the security suite). */
@@ -97,7 +108,10 @@ export class ManagerProcess {
       if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${this.output}`)
       try {
         const r = await fetch(`${this.baseUrl}/openapi.json`)
-        if (r.ok) return
+        if (r.ok) {
+          this.responses = new OpenApiResponses(await r.json())
+          return
+        }
       } catch {
         // not listening yet
       }
@@ -130,8 +144,27 @@ export class ManagerProcess {
       body: body === undefined ? undefined : isRaw ? (body as unknown as BodyInit) : JSON.stringify(body),
     })
     const text = r.headers.get('content-type')?.includes('json') ? await r.text() : undefined
+    this.checkResponse(method, url, r, text)
     const data = text !== undefined ? (text ? JSON.parse(text) : undefined) : new Uint8Array(await r.arrayBuffer())
     return { status: r.status, body: data as T, headers: r.headers }
+  }
+
+  /** A request as given (no API key added), for streamed bodies and missing keys; the answer is checked like request()'s. */
+  async fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const r = await fetch(`${this.baseUrl}${url}`, init)
+    if (!r.headers.get('content-type')?.includes('json')) {
+      this.checkResponse(init.method ?? 'GET', url, r, undefined)
+      return r
+    }
+    const text = await r.text()
+    this.checkResponse(init.method ?? 'GET', url, r, text)
+    return new Response(text, { status: r.status, statusText: r.statusText, headers: r.headers })
+  }
+
+  /** The API is /v1; the documentation routes describe themselves. */
+  private checkResponse(method: string, url: string, r: Response, text: string | undefined): void {
+    if (!this.responses || !url.startsWith('/v1/')) return
+    enforce(this.responses.check(method, url, r.status, r.headers.get('content-type') ?? undefined, text), r.status, text)
   }
 
   /** A shell command in a VM as uid 1000; anything but 200 throws with the API's answer. */
@@ -162,6 +195,7 @@ export class ManagerProcess {
     return (await this.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
   }
 
+  /** Stops the manager and leaves nothing of it on the host (the leak check after each file holds tests to it). */
   async cleanup(): Promise<void> {
     await this.stop()
     for (const pid of qemuProcessesOf(this.storageRoot)) {
@@ -171,17 +205,13 @@ export class ManagerProcess {
         // gone
       }
     }
-    // A manager stopped with VMs (or killed) leaves its namespace and host table, by design.
-    const instance = this.netns.slice(4)
-    for (const cmd of [['ip', 'netns', 'del', this.netns], ['nft', 'delete', 'table', 'ip', `rds_${instance}`]]) {
-      try {
-        execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' })
-      } catch {
-        // not there
-      }
-    }
+    // Until its QEMUs are gone the instance is alive, and reclamation leaves it alone.
+    const deadline = Date.now() + 10_000
+    while (qemuProcessesOf(this.storageRoot).length && Date.now() < deadline) await sleep(100)
+    // A manager stopped with VMs (or killed) leaves its namespace, host table and RAM directory
+    // by design: removed as a later manager's start would remove them.
+    await reclaimInstance(instanceOf(this.storageRoot))
     fs.rmSync(this.storageRoot, { recursive: true, force: true })
-    fs.rmSync(`/dev/shm/rds-${instance}`, { recursive: true, force: true })
   }
 }
 

@@ -42,10 +42,10 @@ const runJs = (body: object) => mgr.request('POST', `/v1/vms/${vm}/run-js`, body
 
 describe('§1.0 cross-cutting', () => {
   it('needs X-API-Key on /v1 only, and answers 401 {message: "Unauthorized"}', async () => {
-    const r = await fetch(`${mgr.baseUrl}/v1/vms`)
+    const r = await mgr.fetch('/v1/vms')
     expect(r.status).toBe(401)
     expect((await r.json()).message).toBe('Unauthorized')
-    const wrong = await fetch(`${mgr.baseUrl}/v1/vms`, { headers: { 'x-api-key': 'nope' } })
+    const wrong = await mgr.fetch('/v1/vms', { headers: { 'x-api-key': 'nope' } })
     expect(wrong.status).toBe(401)
     for (const open of ['/openapi.json', '/swagger/', '/docs/']) expect((await fetch(`${mgr.baseUrl}${open}`)).status).toBe(200)
   })
@@ -280,7 +280,7 @@ describe('§1.2 files', () => {
         c.close()
       },
     })
-    const r = await fetch(`${mgr.baseUrl}/v1/vms/${vm}/files/upload?dest=big2`, { method: 'POST', headers: { 'x-api-key': mgr.apiKey, 'content-type': 'application/gzip' }, body: stream, duplex: 'half' } as RequestInit)
+    const r = await mgr.fetch(`/v1/vms/${vm}/files/upload?dest=big2`, { method: 'POST', headers: { 'x-api-key': mgr.apiKey, 'content-type': 'application/gzip' }, body: stream, duplex: 'half' } as RequestInit)
     expect(r.status).toBe(413)
     expect(await r.json()).toMatchObject({ code: 'payload_too_large', message: 'Body too large' })
     expect((await exec('ls /workspace/big /workspace/big2 2>&1; true')).stdout).toMatch(/No such file/)
@@ -361,7 +361,7 @@ describe('§1.3 images', () => {
     // The real kernel (its drivers are looked at below); a small stand-in rootfs is enough here.
     const kernel = path.join(CACHE_DIR, 'images', recipeHash(), 'vmlinux')
     const put = async (part: string, body: BodyInit) =>
-      (await fetch(`${mgr.baseUrl}/v1/images/${img}/${part}`, { method: 'PUT', headers: { 'x-api-key': mgr.apiKey, 'content-type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit)).status
+      (await mgr.fetch(`/v1/images/${img}/${part}`, { method: 'PUT', headers: { 'x-api-key': mgr.apiKey, 'content-type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit)).status
     expect(await put('kernel', fs.createReadStream(kernel) as unknown as BodyInit)).toBe(204)
     expect(await put('rootfs', new Uint8Array(MiB))).toBe(204)
     const listed = (await mgr.request('GET', '/v1/images')).body.find((i: { id: string }) => i.id === img)

@@ -20,7 +20,7 @@ let img: string
 let vm: string
 
 async function putFile(imageId: string, part: string, file: string): Promise<number> {
-  const r = await fetch(`${mgr.baseUrl}/v1/images/${imageId}/${part}`, {
+  const r = await mgr.fetch(`/v1/images/${imageId}/${part}`, {
     method: 'PUT',
     headers: { 'x-api-key': mgr.apiKey, 'content-type': 'application/octet-stream' },
     body: fs.createReadStream(file) as unknown as BodyInit,

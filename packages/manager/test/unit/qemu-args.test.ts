@@ -33,6 +33,47 @@ describe('qemuArgs', () => {
   })
 })
 
+/** One option per line with its value, so a golden diff names the option that changed. */
+function lines(args: string[]): string {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1]
+    if (args[i]!.startsWith('-') && next !== undefined && !next.startsWith('-')) out.push(`${args[i]} ${args[++i]}`)
+    else out.push(args[i]!)
+  }
+  return `${out.join('\n')}\n`
+}
+
+// Golden files of whole command lines (test/unit/golden/qemu/*.args; `npm run test:unit -- -u`
+// rewrites them).
+describe('qemuArgs golden', () => {
+  const net = { tap: 'vm0123456789ab', mac: '02:72:00:00:00:01' }
+  const restored = spec({ net, memory: { file: '/snapshots/s-1/memory.raw', shared: false }, incoming: { stateFile: '/snapshots/s-1/state.bin', withoutRam: true } })
+  const cases: Array<[string, QemuLaunch, Parameters<typeof qemuArgs>[1]]> = [
+    ['booted-tcg.args', spec(), opts],
+    ['booted-kvm.args', spec(), { ...opts, accel: 'kvm' }],
+    ['booted-tcg-no-tsc.args', spec(), { ...opts, tscKhz: undefined }],
+    ['with-nic.args', spec({ net, cpu: 2, memMb: 1024 }), opts],
+    ['restored.args', restored, opts],
+    ['no-initrd.args', spec({ initrd: undefined, net }), opts],
+    ['no-initrd-kvm-no-kernel-args.args', spec({ initrd: undefined }), { accel: 'kvm', instance: 'i', tscKhz: 2_000_000 }],
+  ]
+  for (const [file, s, o] of cases) {
+    it(file, async () => {
+      await expect(lines(qemuArgs(s, o))).toMatchFileSnapshot(`./golden/qemu/${file}`)
+    })
+  }
+
+  it('differs between kvm and tcg only in accelerator, CPU model and TSC preset', () => {
+    const tcg = qemuArgs(spec(), opts)
+    const kvm = qemuArgs(spec(), { ...opts, accel: 'kvm' })
+    const changed = tcg.map((a, i) => [a, kvm[i]]).filter(([a, b]) => a !== b)
+    expect(changed).toEqual([['tcg', 'kvm'], ['max', 'host'], [append(tcg), append(kvm)]])
+    expect(append(tcg)).toContain('tsc_early_khz=2000000 lpj=8000000')
+    expect(append(kvm)).not.toMatch(/tsc_early_khz|lpj=/)
+  })
+})
+
 describe('imageStamp', () => {
   it('works without an initrd and differs from the same files with one', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-stamp-'))

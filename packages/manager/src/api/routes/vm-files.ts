@@ -35,7 +35,8 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
   )
   app.get(
     '/vms/:id/files/download',
-    { schema: { tags, summary: 'Download a file or directory as tar.gz', params: IdParams, querystring: DownloadQuery, produces: ['application/gzip'], response: { 200: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }), ...errorResponses(400, 404, 409) } } },
+    // The archive is gzip, errors are JSON like everywhere: the media type is given per status.
+    { schema: { tags, summary: 'Download a file or directory as tar.gz', params: IdParams, querystring: DownloadQuery, response: { 200: { content: { 'application/gzip': { schema: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }) } } }, ...errorResponses(400, 404, 409) } } },
     async (req, reply) => {
       if (!req.query.path) throw Errors.badRequest('path is required')
       const stream = await svc.download(req.params.id, req.query.path)

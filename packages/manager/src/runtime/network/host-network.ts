@@ -32,6 +32,10 @@ export interface HostNetworkOptions {
 const MANAGER_VETH = /^rds[0-9a-f]{10}$/
 const forwardingPath = (ifname: string) => `/proc/sys/net/ipv4/conf/${ifname}/forwarding`
 
+/** What one manager instance owns on the host, by name (runtime/reclaim finds them by these). */
+export const netnsOf = (instance: string) => `rds-${instance}`
+export const hostIfOf = (instance: string) => `rds${instance}`.slice(0, 15)
+
 export const tapKey = (vmId: string) => crypto.createHash('sha256').update(vmId).digest('hex').slice(0, 12)
 export const tapName = (vmId: string) => `${TAP_PREFIX}${tapKey(vmId)}`
 
@@ -61,9 +65,9 @@ export class HostNetwork {
     this.instance = instance
     this.managerPort = managerPort
     this.o = o
-    this.netns = `rds-${instance}`
+    this.netns = netnsOf(instance)
     this.netnsPath = `/run/netns/${this.netns}`
-    this.hostIf = `rds${instance}`.slice(0, 15)
+    this.hostIf = hostIfOf(instance)
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -168,7 +172,7 @@ export class HostNetwork {
       this.attached.clear()
       if (fs.existsSync(this.netnsPath)) await this.ip(['netns', 'del', this.netns])
       await run('nft', ['-f', '-'], { input: deleteHostTable(this.instance) })
-      await this.releaseForwarding()
+      await releaseForwarding()
       this.ready = undefined
     })
   }
@@ -245,32 +249,9 @@ export class HostNetwork {
     const off = [...devs].filter((d) => d !== 'lo' && d !== this.hostIf && !MANAGER_VETH.test(d) && readSysctl(forwardingPath(d)) === '0')
     if (off.length === 0) return
     // Names of interfaces that are gone are dropped: a new one by that name starts unguarded and off.
-    const guarded = (await this.guardedInterfaces()).filter((d) => readSysctl(forwardingPath(d)) !== undefined)
+    const guarded = (await guardedInterfaces()).filter((d) => readSysctl(forwardingPath(d)) !== undefined)
     await run('nft', ['-f', '-'], { input: forwardingGuard([...new Set([...guarded, ...off])]) })
     for (const d of off) fs.writeFileSync(forwardingPath(d), '1')
-  }
-
-  /** The last manager on the host to go turns off the forwarding that managers turned on. */
-  private async releaseForwarding(): Promise<void> {
-    const tables = JSON.parse(await run('nft', ['-j', 'list', 'tables', 'ip'])) as { nftables: Array<{ table?: { name: string } }> }
-    if (tables.nftables.some((e) => e.table && /^rds_[0-9a-f]{10}$/.test(e.table.name))) return
-    for (const d of await this.guardedInterfaces()) {
-      try {
-        fs.writeFileSync(forwardingPath(d), '0')
-      } catch {
-        // the interface is gone
-      }
-    }
-    await run('nft', ['-f', '-'], { input: `add table ip ${FORWARDING_GUARD}\ndelete table ip ${FORWARDING_GUARD}\n` })
-  }
-
-  private async guardedInterfaces(): Promise<string[]> {
-    try {
-      const r = JSON.parse(await run('nft', ['-j', 'list', 'set', 'ip', FORWARDING_GUARD, 'turned_on'])) as { nftables: Array<{ set?: { elem?: string[] } }> }
-      return r.nftables.flatMap((e) => e.set?.elem ?? [])
-    } catch {
-      return []
-    }
   }
 
   /** A host route to (part of) the VM network through another device would steal the VMs' traffic. */
@@ -304,6 +285,32 @@ export class HostNetwork {
 
   private ipBatch(cmds: string[], inNamespace: boolean): Promise<string> {
     return run('ip', [...(inNamespace ? ['-n', this.netns] : []), '-batch', '-'], { input: cmds.join('\n') + '\n' })
+  }
+}
+
+/**
+ * The last manager on the host to go turns off the forwarding that managers turned on; so does
+ * the reclamation of a dead manager's leftovers (runtime/reclaim) when it removed the last table.
+ */
+export async function releaseForwarding(): Promise<void> {
+  const tables = JSON.parse(await run('nft', ['-j', 'list', 'tables', 'ip'])) as { nftables: Array<{ table?: { name: string } }> }
+  if (tables.nftables.some((e) => e.table && /^rds_[0-9a-f]{10}$/.test(e.table.name))) return
+  for (const d of await guardedInterfaces()) {
+    try {
+      fs.writeFileSync(forwardingPath(d), '0')
+    } catch {
+      // the interface is gone
+    }
+  }
+  await run('nft', ['-f', '-'], { input: `add table ip ${FORWARDING_GUARD}\ndelete table ip ${FORWARDING_GUARD}\n` })
+}
+
+async function guardedInterfaces(): Promise<string[]> {
+  try {
+    const r = JSON.parse(await run('nft', ['-j', 'list', 'set', 'ip', FORWARDING_GUARD, 'turned_on'])) as { nftables: Array<{ set?: { elem?: string[] } }> }
+    return r.nftables.flatMap((e) => e.set?.elem ?? [])
+  } catch {
+    return []
   }
 }
 
