@@ -31,6 +31,8 @@ export default defineConfig({
           name: 'vm',
           include: VM_TESTS,
           setupFiles: [`${HARNESS}/leak-check.ts`],
+          // One manager with image seeds on, shared by the files that only need VMs of it.
+          globalSetup: [`${HARNESS}/shared-manager-setup.ts`],
           // Real VMs under TCG on 2 cores: one file at a time, with room for boots.
           fileParallelism: false,
           sequence: { groupOrder: 1 },

@@ -53,14 +53,19 @@ it('answers without a manager after the wait instead of hanging', async () => {
   expect(await relay.call(req)).toEqual({ ok: false, code: 'peer_bridge_unavailable', message: 'the peer bridge is not connected to the manager' })
 })
 
-it('relays a call with its id, ignores repeated prefaces, and matches the reply', async () => {
+/** A relay attached to a host end, with one call sent and its frame read by the host. */
+async function callInFlight() {
   const relay = new BridgeRelay(1000)
   const [mine, host] = await pair()
   relay.attach(mine)
   const got = lines(host)
   const call = relay.call(req)
   await until(() => got.length === 1)
-  const frame = JSON.parse(got[0]!)
+  return { host, call, frame: JSON.parse(got[0]!) as { id: number } }
+}
+
+it('relays a call with its id, ignores repeated prefaces, and matches the reply', async () => {
+  const { host, call, frame } = await callInFlight()
   expect(frame).toEqual({ ...req, id: frame.id })
   host.write(BRIDGE_PREFACE)
   host.write(JSON.stringify({ id: frame.id + 1000, ok: true, result: 'not mine' }) + '\n')
@@ -70,25 +75,15 @@ it('relays a call with its id, ignores repeated prefaces, and matches the reply'
 })
 
 it('fails calls in flight when the manager connection drops', async () => {
-  const relay = new BridgeRelay(1000)
-  const [mine, host] = await pair()
-  relay.attach(mine)
-  const got = lines(host)
-  const call = relay.call(req)
-  await until(() => got.length === 1)
+  const { host, call } = await callInFlight()
   host.destroy()
   const r = await call
   expect(r).toMatchObject({ ok: false, code: 'peer_bridge_unavailable' })
 })
 
 it('drops reply lines from the host that are no reply frame, and still matches the real reply', async () => {
-  const relay = new BridgeRelay(1000)
-  const [mine, host] = await pair()
-  relay.attach(mine)
-  const got = lines(host)
-  const call = relay.call(req)
-  await until(() => got.length === 1)
-  const { id } = JSON.parse(got[0]!)
+  const { host, call, frame } = await callInFlight()
+  const { id } = frame
   for (const bad of ['garbage', '[]', JSON.stringify({ id, ok: 'yes' }), JSON.stringify({ id, ok: false, code: 'x' }), JSON.stringify({ id: -1, ok: true })]) host.write(`${bad}\n`)
   host.write(JSON.stringify({ id, ok: false, code: 'peer_call_failed', message: 'it threw' }) + '\n')
   expect(await call).toEqual({ ok: false, code: 'peer_call_failed', message: 'it threw' })

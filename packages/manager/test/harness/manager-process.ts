@@ -47,31 +47,27 @@ export interface ApiResponse<T = any> {
   headers: Headers
 }
 
-export class ManagerProcess {
+/**
+ * Talks to a running manager, the way a program would: requests with its API key, and every /v1
+ * answer checked against the manager's own /openapi.json (loadOpenApi).
+ */
+export class ManagerClient {
   readonly storageRoot: string
-  // API_KEY must be 16 characters or more.
-  readonly apiKey = `test-${crypto.randomBytes(12).toString('hex')}`
-  port = 0
-  private child: ChildProcess | undefined
-  output = ''
-  /** The manager's stdout alone: its JSON log lines. */
-  stdout = ''
-  stderr = ''
-  private readonly env: Record<string, string>
-  /** This manager's own /openapi.json, read at each start: every /v1 response is checked against it. */
-  private responses: OpenApiResponses | undefined
+  readonly apiKey: string
+  port: number
+  /** This manager's own /openapi.json: every /v1 response is checked against it once loaded. */
+  protected responses: OpenApiResponses | undefined
+  protected log = ''
 
-  /** `storageRoot`: another manager's, for tests of two managers on one STORAGE_ROOT. */
-  constructor(env: Record<string, string> = {}, o: { storageRoot?: string } = {}) {
-    this.storageRoot = o.storageRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-'))
-    ownInstances.add(instanceOf(this.storageRoot))
-    // Image seeds cost a boot per manager start: only the tests about them turn them on.
-    this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
+  constructor(o: { storageRoot: string; apiKey: string; port?: number }) {
+    this.storageRoot = o.storageRoot
+    this.apiKey = o.apiKey
+    this.port = o.port ?? 0
   }
 
-  /** Environment for the next start (a restart with other settings keeps the storage root). */
-  setEnv(extra: Record<string, string>): void {
-    Object.assign(this.env, extra)
+  /** The manager's log (stdout and stderr) so far. */
+  get output(): string {
+    return this.log
   }
 
   /** The manager's network namespace (named from STORAGE_ROOT, as the manager does). */
@@ -79,61 +75,16 @@ export class ManagerProcess {
     return netnsOf(instanceOf(this.storageRoot))
   }
 
-  /** The manager's process id while it runs (memory figures of the security suite). */
-  get pid(): number | undefined {
-    return this.child?.pid
-  }
-
   get baseUrl(): string {
     return `http://127.0.0.1:${this.port}`
   }
 
-  async start(): Promise<void> {
-    if (!this.port) this.port = await freePort()
-    const child = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, PORT: String(this.port), API_KEY: this.apiKey, STORAGE_ROOT: this.storageRoot, RDS_CACHE_DIR: CACHE_DIR, LOG_LEVEL: 'warn', ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    this.child = child
-    child.stdout!.on('data', (d) => {
-      this.output += d
-      this.stdout += d
-    })
-    child.stderr!.on('data', (d) => {
-      this.output += d
-      this.stderr += d
-    })
-    const deadline = Date.now() + 300_000
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${this.output}`)
-      try {
-        const r = await fetch(`${this.baseUrl}/openapi.json`)
-        if (r.ok) {
-          this.responses = new OpenApiResponses(await r.json())
-          return
-        }
-      } catch {
-        // not listening yet
-      }
-      await sleep(100)
-    }
-    throw new Error(`manager did not start:\n${this.output}`)
-  }
-
-  /** For a manager expected to refuse to start: its exit code, once all of its output is in. */
-  async exitCode(): Promise<number | null> {
-    const c = this.child
-    if (!c) throw new Error('not started')
-    if (c.stdout!.readableEnded && c.stderr!.readableEnded && c.exitCode !== null) return c.exitCode
-    return new Promise((resolve) => c.once('close', (code) => resolve(code)))
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const c = this.child
-    if (!c || c.exitCode !== null || c.signalCode !== null) return
-    const exited = new Promise((r) => c.once('exit', r))
-    c.kill(signal)
-    await exited
+  /** Reads the manager's OpenAPI document; answers are checked against it from now on. Resolves false while it is not listening. */
+  async loadOpenApi(): Promise<boolean> {
+    const r = await fetch(`${this.baseUrl}/openapi.json`).catch(() => undefined)
+    if (!r?.ok) return false
+    this.responses = new OpenApiResponses(await r.json())
+    return true
   }
 
   async request<T = any>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
@@ -193,6 +144,82 @@ export class ManagerProcess {
   /** GET /v1/images' default image. */
   async defaultImage(): Promise<any> {
     return (await this.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
+  }
+}
+
+/** A manager started by the test as a child process (`npm start`'s code), with its own STORAGE_ROOT. */
+export class ManagerProcess extends ManagerClient {
+  private child: ChildProcess | undefined
+  /** The manager's stdout alone: its JSON log lines. */
+  stdout = ''
+  stderr = ''
+  private readonly env: Record<string, string>
+
+  /** Its output is also appended here, for readers in other processes (the shared manager's). */
+  private readonly logFile: string | undefined
+
+  /** `storageRoot`: another manager's, for tests of two managers on one STORAGE_ROOT. */
+  constructor(env: Record<string, string> = {}, o: { storageRoot?: string; logFile?: string } = {}) {
+    // API_KEY must be 16 characters or more.
+    super({ storageRoot: o.storageRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-')), apiKey: `test-${crypto.randomBytes(12).toString('hex')}` })
+    ownInstances.add(instanceOf(this.storageRoot))
+    this.logFile = o.logFile
+    // Image seeds cost a boot per manager start: only the tests about them turn them on.
+    this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
+  }
+
+  /** Environment for the next start (a restart with other settings keeps the storage root). */
+  setEnv(extra: Record<string, string>): void {
+    Object.assign(this.env, extra)
+  }
+
+  /** The manager's process id while it runs (memory figures of the security suite). */
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  async start(): Promise<void> {
+    if (!this.port) this.port = await freePort()
+    const child = spawn(process.execPath, [MAIN], {
+      env: { ...process.env, PORT: String(this.port), API_KEY: this.apiKey, STORAGE_ROOT: this.storageRoot, RDS_CACHE_DIR: CACHE_DIR, LOG_LEVEL: 'warn', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.child = child
+    const logged = (d: Buffer) => {
+      this.log += d
+      if (this.logFile) fs.appendFileSync(this.logFile, d)
+    }
+    child.stdout!.on('data', (d: Buffer) => {
+      logged(d)
+      this.stdout += d
+    })
+    child.stderr!.on('data', (d: Buffer) => {
+      logged(d)
+      this.stderr += d
+    })
+    const deadline = Date.now() + 300_000
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`manager exited (${child.exitCode}):\n${this.output}`)
+      if (await this.loadOpenApi()) return
+      await sleep(100)
+    }
+    throw new Error(`manager did not start:\n${this.output}`)
+  }
+
+  /** For a manager expected to refuse to start: its exit code, once all of its output is in. */
+  async exitCode(): Promise<number | null> {
+    const c = this.child
+    if (!c) throw new Error('not started')
+    if (c.stdout!.readableEnded && c.stderr!.readableEnded && c.exitCode !== null) return c.exitCode
+    return new Promise((resolve) => c.once('close', (code) => resolve(code)))
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const c = this.child
+    if (!c || c.exitCode !== null || c.signalCode !== null) return
+    const exited = new Promise((r) => c.once('exit', r))
+    c.kill(signal)
+    await exited
   }
 
   /** Stops the manager and leaves nothing of it on the host (the leak check after each file holds tests to it). */

