@@ -82,7 +82,7 @@ function snapshot(): HostState {
   return state
 }
 
-const MANAGER_TABLE = /^nft table ip rds_[0-9a-f]{10}$/
+const MANAGER_TABLE = /^table ip rds_[0-9a-f]{10}$/
 
 function added(before: HostState, after: HostState): string[] {
   // The forwarding guard is shared by all managers: it stays, rightly, while any other runs.
