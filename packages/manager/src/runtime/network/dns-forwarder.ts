@@ -91,7 +91,8 @@ export class DnsForwarder {
     udp.on('message', (msg, rinfo) =>
       void this.answer(msg, rinfo.address).then((r) => {
         // dgram queues what the kernel does not take yet, without a bound: past a bound, drop.
-        if (!r) return
+        // A late answer after close() has no socket to go out on.
+        if (!r || this.udp !== udp) return
         if (udp.getSendQueueSize() > MAX_PENDING_WRITE) this.udpDropped++
         else udp.send(r, rinfo.port, rinfo.address)
       }),
@@ -108,6 +109,7 @@ export class DnsForwarder {
 
   async close(): Promise<void> {
     this.udp?.close()
+    this.udp = undefined
     // Open connections would hold close() until their idle timeout.
     for (const s of this.tcpSockets) s.destroy()
     await new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()))
