@@ -58,7 +58,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
 
   // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
-  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits })
+  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits, dnsLimits: config.dnsLimits })
   const driver = overrides.driver ?? createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],

@@ -9,6 +9,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { run } from '../process/run.ts'
 import type { AddressPlan } from './address-plan.ts'
+import type { DnsLimitsOptions } from './dns-limits.ts'
 import type { EgressPolicy } from './egress-policy.ts'
 import { ResolvedBatcher, type ResolvedBatch, type ResolvedEntry } from './resolved-batch.ts'
 import { formatCidr, overlaps, parseCidr, type Cidr } from './ipv4.ts'
@@ -29,6 +30,8 @@ export interface HostNetworkOptions {
   /** Not "the internet" (EGRESS_EXCLUDED_CIDRS). */
   excluded: readonly Cidr[]
   limits: ConnectionLimits
+  /** The forwarder's per-VM limits; the namespace drops DNS packets well beyond them. */
+  dnsLimits?: DnsLimitsOptions
 }
 
 /** The host end of any manager's veth (`rds` + 10 hex): its own manager turns its forwarding on. */
@@ -317,7 +320,7 @@ export class HostNetwork {
       ...a,
       resolved: [...(this.resolved.get(vmId) ?? new Map<string, number>())].filter(([, exp]) => exp > now + 1000).map(([address, exp]) => ({ address, timeoutS: Math.ceil((exp - now) / 1000) })),
     }))
-    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms, this.o.excluded) })
+    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms, this.o.excluded, this.o.dnsLimits) })
   }
 
   private async links(): Promise<LinkInfo[]> {
