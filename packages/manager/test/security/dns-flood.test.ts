@@ -17,7 +17,7 @@ let mgr: ManagerProcess
 let flooder: string
 let victim: string
 
-// Sends queries for ever-new names under .test from 8 sockets as fast as the guest can, until
+// Sends queries for ever-new names under .flood.test from 8 sockets as fast as the guest can, until
 // /tmp/stop exists; holds TCP_TRIED connections to port 53 open. Writes its counts to
 // /tmp/flood.json every half second and once more, with done: true, after stopping.
 const FLOOD = `
@@ -37,17 +37,19 @@ const socks = Array.from({ length: 8 }, () => {
 const conns = Array.from({ length: out.tcpTried }, () => { const c = net.connect({ host: ns, port: 53 }); c.on('error', () => {}); return c; });
 setTimeout(() => { out.tcpOpen = conns.filter((c) => !c.destroyed && !c.readableEnded && c.readyState === 'open').length; }, 1500);
 let i = 0;
-const report = setInterval(() => fs.writeFileSync('/tmp/flood.json', JSON.stringify(out)), 500);
+// Written aside and renamed: a reader never sees half a file.
+const save = (o) => { fs.writeFileSync('/tmp/flood.json.tmp', JSON.stringify(o)); fs.renameSync('/tmp/flood.json.tmp', '/tmp/flood.json'); };
+const report = setInterval(() => save(out), 500);
 const tick = () => {
   if (fs.existsSync('/tmp/stop')) {
     clearInterval(report);
-    return setTimeout(() => { fs.writeFileSync('/tmp/flood.json', JSON.stringify({ ...out, done: true })); process.exit(0); }, 2000);
+    return setTimeout(() => { save({ ...out, done: true }); process.exit(0); }, 2000);
   }
   for (let k = 0; k < 100; k++, i++) {
     // What the guest kernel does not take yet would queue in this process without a bound.
     const s = socks[i % 8];
     if (s.getSendQueueCount() > 64) continue;
-    s.send(query(i & 0xffff, 'n' + i + '.test'), 53, ns); out.sent++;
+    s.send(query(i & 0xffff, 'n' + i + '.flood.test'), 53, ns); out.sent++;
   }
   setTimeout(tick, 2);
 };
@@ -65,14 +67,18 @@ async function create(body: Record<string, unknown>): Promise<string> {
 type Counts = { sent: number; NOERROR: number; REFUSED: number; other: number; tcpTried: number; tcpOpen: number; done?: boolean }
 async function counts(): Promise<Counts | undefined> {
   const r = await guestExec(mgr, flooder, 'cat /tmp/flood.json 2>/dev/null')
-  return r.stdout ? (JSON.parse(r.stdout) as Counts) : undefined
+  try {
+    return r.stdout ? (JSON.parse(r.stdout) as Counts) : undefined
+  } catch {
+    throw new Error(`unreadable counts: ${JSON.stringify(r.stdout)}`)
+  }
 }
 
 beforeAll(async () => {
   await world.start()
   mgr = new ManagerProcess(world.managerEnv())
   await mgr.start()
-  ;[flooder, victim] = await Promise.all([create({ allowIps: [], allowDomains: ['*.test'] }), create({ allowIps: [], allowDomains: ['*.test'] })])
+  ;[flooder, victim] = await Promise.all([create({ allowIps: [], allowDomains: ['*.flood.test'] }), create({ allowIps: [], allowDomains: ['*.flood.test'] })])
 }, 300_000)
 
 afterAll(async () => {
@@ -83,7 +89,7 @@ afterAll(async () => {
 it('a VM flooding the DNS forwarder is limited; another VM still resolves and runs, the API still creates and patches, memory stays bounded', async () => {
   const rssBefore = rss()
   // The victim resolved a name before the flood (the number of its refusals must not change).
-  expect((await guestExec(mgr, victim, `getent hosts b.test`)).stdout).toContain(world.serverB)
+  expect((await guestExec(mgr, victim, `getent hosts b.flood.test`)).stdout).toContain(world.serverB)
   await guestExec(mgr, flooder, `rm -f /tmp/flood.json /tmp/stop; nohup node -e ${script(FLOOD)} ${TCP_TRIED} >/dev/null 2>&1 &`)
   let during: Counts | undefined
   for (let i = 0; i < 120 && !(during && during.REFUSED > 0 && during.tcpOpen > 0); i++) {
@@ -95,7 +101,7 @@ it('a VM flooding the DNS forwarder is limited; another VM still resolves and ru
 
   // While it floods: the other VM resolves (its name opens its address) and runs commands...
   const t0 = Date.now()
-  const looked = await guestExec(mgr, victim, 'getent hosts api.test && getent hosts b.test && echo alive')
+  const looked = await guestExec(mgr, victim, 'getent hosts api.flood.test && getent hosts b.flood.test && echo alive')
   const lookupMs = Date.now() - t0
   expect(looked.stdout).toContain(world.serverA)
   expect(looked.stdout).toContain('alive')
@@ -107,10 +113,10 @@ it('a VM flooding the DNS forwarder is limited; another VM still resolves and ru
   const third = await create({ allowIps: [] })
   const createMs = Date.now() - t1
   const t2 = Date.now()
-  const patched = await mgr.request('PATCH', `/v1/vms/${victim}/network`, { allowDomains: ['*.test', 'example.org'] })
+  const patched = await mgr.request('PATCH', `/v1/vms/${victim}/network`, { allowDomains: ['*.flood.test', 'example.org'] })
   const patchMs = Date.now() - t2
   expect(patched.status, JSON.stringify(patched.body)).toBe(200)
-  expect((await guestExec(mgr, victim, 'getent hosts b.test')).stdout).toContain(world.serverB)
+  expect((await guestExec(mgr, victim, 'getent hosts b.flood.test')).stdout).toContain(world.serverB)
   expect((await mgr.request('DELETE', `/v1/vms/${third}`)).status).toBe(204)
   rssPeak = Math.max(rssPeak, rss())
   const mid = await counts()
@@ -137,7 +143,7 @@ it('a VM flooding the DNS forwarder is limited; another VM still resolves and ru
   expect(warnings.length).toBeLessThan(f.REFUSED)
   // The flooder itself still resolves once it stops (the bucket refills).
   let again = ''
-  for (let i = 0; i < 10 && !again.includes(world.serverA); i++) again = (await guestExec(mgr, flooder, 'getent hosts api.test || true')).stdout
+  for (let i = 0; i < 10 && !again.includes(world.serverA); i++) again = (await guestExec(mgr, flooder, 'getent hosts api.flood.test || true')).stdout
   expect(again).toContain(world.serverA)
 
   const unanswered = f.sent - f.NOERROR - f.REFUSED - f.other
