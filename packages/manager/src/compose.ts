@@ -58,7 +58,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
 
   // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
-  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits })
+  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits, dnsLimits: config.dnsLimits })
   const driver = overrides.driver ?? createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
@@ -68,7 +68,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()
   const secrets = createSecretBox(config.vmSecretKey)
-  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
+  const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, dnsLimits: config.dnsLimits, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
   const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths })
   const lifecycle = createLifecycle({ repo: repos.vms, locks, log })
   lifecycle.follow(supervisor)

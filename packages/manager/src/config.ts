@@ -2,6 +2,7 @@
 // Public names (PORT, API_KEY, STORAGE_ROOT …) are those of the original run-dat-sheesh.
 import path from 'node:path'
 import { AddressPlanError, createAddressPlan } from './runtime/network/address-plan.ts'
+import { DNS_LIMIT_DEFAULTS, type DnsLimitsOptions } from './runtime/network/dns-limits.ts'
 import { hostNameservers } from './runtime/network/host-resolvers.ts'
 import { parseExcluded } from './runtime/network/egress-policy.ts'
 import type { Cidr } from './runtime/network/ipv4.ts'
@@ -59,6 +60,8 @@ export interface Config {
   egressExcluded: Cidr[]
   /** Per-VM conntrack bounds (VM_MAX_CONNECTIONS, VM_NEW_CONNECTIONS_PER_SECOND, VM_NEW_CONNECTIONS_BURST). */
   vmConnectionLimits: ConnectionLimits
+  /** Per-VM DNS forwarder limits (DNS_QUERIES_PER_SECOND, DNS_QUERIES_BURST, DNS_QUERIES_IN_FLIGHT). */
+  dnsLimits: DnsLimitsOptions
   /** KERNEL_PATH + BASE_ROOTFS_PATH (+ INITRD_PATH): register these files as the default image instead of building one. */
   builtinImage: { kernel: string; rootfs: string; initrd: string | undefined } | undefined
   /** 500 answers carry the real message (EXPOSE_INTERNAL_ERRORS=true; for debugging only). */
@@ -119,6 +122,15 @@ function excludedCidrs(env: Env): Cidr[] {
 function connectionLimits(env: Env): ConnectionLimits {
   const newPerSecond = int(env, 'VM_NEW_CONNECTIONS_PER_SECOND', 100)
   return { maxConnections: int(env, 'VM_MAX_CONNECTIONS', 512), newPerSecond, newBurst: int(env, 'VM_NEW_CONNECTIONS_BURST', 2 * newPerSecond) }
+}
+
+function dnsLimits(env: Env): DnsLimitsOptions {
+  const ratePerS = int(env, 'DNS_QUERIES_PER_SECOND', DNS_LIMIT_DEFAULTS.ratePerS)
+  // Twice the rate by default, like the connection burst; never below the rate (a burst smaller
+  // than a second's worth would make the rate unreachable).
+  const burst = int(env, 'DNS_QUERIES_BURST', Math.max(DNS_LIMIT_DEFAULTS.burst, 2 * ratePerS))
+  if (burst < ratePerS) throw new ConfigError(`DNS_QUERIES_BURST must be at least DNS_QUERIES_PER_SECOND (got ${burst} < ${ratePerS})`)
+  return { ratePerS, burst, maxInFlight: int(env, 'DNS_QUERIES_IN_FLIGHT', DNS_LIMIT_DEFAULTS.maxInFlight) }
 }
 
 /** The original's single nameserver for VMs; here it answers the gateway forwarder's queries. */
@@ -195,6 +207,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     vmNetworkCidr: env.VM_NETWORK_CIDR || '172.16.0.0/24',
     vmLinkCidr: env.VM_LINK_CIDR || '169.254.100.0/30',
+    dnsLimits: dnsLimits(env),
     dnsUpstreams: dnsServer(env) ?? addresses(env, 'DNS_UPSTREAM') ?? hostNameservers(),
     egressExcluded: excludedCidrs(env),
     vmConnectionLimits: connectionLimits(env),

@@ -7,6 +7,7 @@ import type { GuestNetwork } from '@rds/protocol'
 import { Errors } from '../errors.ts'
 import { macFor, type AddressPlan } from '../runtime/network/address-plan.ts'
 import { DnsForwarder, type DnsAccess } from '../runtime/network/dns-forwarder.ts'
+import type { DnsLimitsOptions } from '../runtime/network/dns-limits.ts'
 import { compilePolicy, domainAllowed, isExcluded, parseAllowDomains, parseAllowIps, type EgressPolicy } from '../runtime/network/egress-policy.ts'
 import { tapName, type HostNetwork } from '../runtime/network/host-network.ts'
 import type { Cidr } from '../runtime/network/ipv4.ts'
@@ -34,10 +35,12 @@ export interface VmNetworkView {
 
 type PolicyFields = Pick<VmRecord, 'allowIps' | 'allowDomains' | 'outboundInternet'>
 
-export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; maxAllowIps: number; excluded: readonly Cidr[]; log: FastifyBaseLogger }) {
+export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwork; repo: VmsRepo; dnsUpstreams: string[]; dnsLimits?: DnsLimitsOptions; maxAllowIps: number; excluded: readonly Cidr[]; log: FastifyBaseLogger }) {
   const { plan, host, repo, log } = deps
   /** VM address -> what the DNS forwarder does for it; read for every query. */
   const dnsByAddress = new Map<string, DnsAccess>()
+  /** VM address -> VM id, for the forwarder's log lines. */
+  const vmIdByAddress = new Map<string, string>()
   let forwarder: DnsForwarder | undefined
 
   /** Only what a request names is counted: lowering MAX_ALLOW_IPS breaks no stored VM. */
@@ -74,6 +77,7 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     if (!vm.guestIp) throw new Error(`VM ${vm.id} has no address`)
     const policy = policyOf(vm)
     dnsByAddress.set(vm.guestIp, dnsAccess(vm.id, policy))
+    vmIdByAddress.set(vm.guestIp, vm.id)
     return { vmId: vm.id, address: vm.guestIp, policy }
   }
 
@@ -84,7 +88,10 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
       listenAddress: plan.hostLink,
       upstreams: deps.dnsUpstreams,
       access: (address) => dnsByAddress.get(address) ?? { kind: 'refuse' },
+      limits: deps.dnsLimits,
       onError: (err) => log.warn({ err: err.message }, 'DNS forwarder error'),
+      // At most once per VM per interval (dns-limits.ts): a flood must not become a log flood.
+      onLimited: ({ source, refused, total }) => log.warn({ vmId: vmIdByAddress.get(source), address: source, refused, total }, 'DNS queries over the per-VM limit answered REFUSED (DNS_QUERIES_PER_SECOND / DNS_QUERIES_IN_FLIGHT)'),
     })
     try {
       await f.start()
@@ -106,6 +113,7 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     async start(vms: VmRecord[]): Promise<{ removedTaps: string[] }> {
       await host.ensure()
       dnsByAddress.clear()
+      vmIdByAddress.clear()
       const r = await host.restore(vms.filter((v) => v.guestIp).map(attachment))
       await startDns()
       return r
@@ -132,7 +140,11 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     bootNet: (vm: VmRecord) => (vm.guestIp ? bootNet(vm) : undefined),
 
     async detach(vm: Pick<VmRecord, 'id' | 'guestIp'>): Promise<void> {
-      if (vm.guestIp) dnsByAddress.delete(vm.guestIp)
+      if (vm.guestIp) {
+        dnsByAddress.delete(vm.guestIp)
+        vmIdByAddress.delete(vm.guestIp)
+        forwarder?.forget(vm.guestIp)
+      }
       await host.detach(vm.id)
     },
 

@@ -61,6 +61,7 @@ describe('defaults', () => {
       vmLinkCidr: '169.254.100.0/30',
       egressExcluded: DEFAULT_EXCLUDED_CIDRS,
       vmConnectionLimits: { maxConnections: 512, newPerSecond: 100, newBurst: 200 },
+      dnsLimits: { ratePerS: 50, burst: 100, maxInFlight: 32 },
       builtinImage: undefined,
       exposeInternalErrors: false,
       testGuestRoot: false,
@@ -116,6 +117,8 @@ describe('integers', () => {
     ['VM_MAX_CONNECTIONS', 1],
     ['VM_NEW_CONNECTIONS_PER_SECOND', 1],
     ['VM_NEW_CONNECTIONS_BURST', 1],
+    ['DNS_QUERIES_PER_SECOND', 1],
+    ['DNS_QUERIES_IN_FLIGHT', 1],
     ['SNAPSHOT_TEMPLATE_CPU', 1],
     ['SNAPSHOT_TEMPLATE_MEM_MB', 128],
     ['SEED_SHAPES_MAX', 1],
@@ -130,6 +133,14 @@ describe('integers', () => {
       expect(() => loadConfig({ [name]: String(min) })).not.toThrow()
     })
   }
+
+  it('DNS_QUERIES_BURST: twice the rate unless set, never below the rate', () => {
+    expect(loadConfig({ DNS_QUERIES_PER_SECOND: '200' }).dnsLimits).toEqual({ ratePerS: 200, burst: 400, maxInFlight: 32 })
+    expect(loadConfig({ DNS_QUERIES_PER_SECOND: '10' }).dnsLimits.burst).toBe(100)
+    expect(loadConfig({ DNS_QUERIES_PER_SECOND: '10', DNS_QUERIES_BURST: '10' }).dnsLimits.burst).toBe(10)
+    for (const bad of ['abc', '1.5', '0']) expect(refusal({ DNS_QUERIES_BURST: bad })).toBe(`DNS_QUERIES_BURST must be an integer >= 1 (got "${bad}")`)
+    expect(refusal({ DNS_QUERIES_PER_SECOND: '50', DNS_QUERIES_BURST: '20' })).toBe('DNS_QUERIES_BURST must be at least DNS_QUERIES_PER_SECOND (got 20 < 50)')
+  })
 
   it('PORT: 0 to 65535, refused here and not by listen() after the whole start-up', () => {
     for (const bad of ['http', '80.5', '-1', '65536']) expect(refusal({ PORT: bad })).toBe(`PORT must be an integer from 0 to 65535 (got "${bad}")`)

@@ -2,12 +2,16 @@
 // VM, joined to the host by a veth pair, with the egress policy as nftables in that namespace
 // (see nft-ruleset.ts, docs/architecture.md "Networking"). Guest root can change anything in its
 // VM; nothing here trusts what the guest says. Operations run one at a time (a queue), so the
-// ruleset loaded last always matches the VMs attached last.
+// ruleset loaded last always matches the VMs attached last. Addresses opened by allowDomains
+// answers do not use that queue (a VM's lookups must not hold up other tenants' API calls): they
+// are batched (resolved-batch.ts) and only take turns with ruleset loads at the nft itself.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import { run } from '../process/run.ts'
 import type { AddressPlan } from './address-plan.ts'
+import type { DnsLimitsOptions } from './dns-limits.ts'
 import type { EgressPolicy } from './egress-policy.ts'
+import { ResolvedBatcher, type ResolvedBatch, type ResolvedEntry } from './resolved-batch.ts'
 import { formatCidr, overlaps, parseCidr, type Cidr } from './ipv4.ts'
 import { addResolved, deleteHostTable, FORWARDING_GUARD, forwardingGuard, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm, type ConnectionLimits } from './nft-ruleset.ts'
 
@@ -26,6 +30,8 @@ export interface HostNetworkOptions {
   /** Not "the internet" (EGRESS_EXCLUDED_CIDRS). */
   excluded: readonly Cidr[]
   limits: ConnectionLimits
+  /** The forwarder's per-VM limits; the namespace drops DNS packets well beyond them. */
+  dnsLimits?: DnsLimitsOptions
 }
 
 /** The host end of any manager's veth (`rds` + 10 hex): its own manager turns its forwarding on. */
@@ -53,6 +59,9 @@ export class HostNetwork {
   private readonly resolved = new Map<string, Map<string, number>>()
   private nextMark = 1 + Math.floor(Math.random() * 2 ** 30)
   private queue: Promise<unknown> = Promise.resolve()
+  /** Turns at running nft in the namespace: the serial queue's reloads and the resolved batches. */
+  private nftTurn: Promise<unknown> = Promise.resolve()
+  private readonly resolvedBatches = new ResolvedBatcher<AttachedVm>((batch) => this.addResolvedBatch(batch))
   private ready: Promise<void> | undefined
   private readonly plan: AddressPlan
   private readonly instance: string
@@ -73,6 +82,18 @@ export class HostNetwork {
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn)
     this.queue = next.catch(() => {})
+    return next
+  }
+
+  /**
+   * One nft run in the namespace at a time. Two parties only (the serial queue and the batcher,
+   * each one at a time), so a reload waits for at most one batch: a resolved addition must not
+   * land between a reload reading the resolved addresses and loading them, nor in a set that a
+   * PATCH has just replaced.
+   */
+  private nftExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.nftTurn.then(fn, fn)
+    this.nftTurn = next.catch(() => {})
     return next
   }
 
@@ -125,11 +146,34 @@ export class HostNetwork {
     const a = this.attached.get(vmId)
     if (!a || addresses.length === 0) return
     const timeoutS = Math.min(3600, Math.max(60, Math.round(ttlS)))
-    await this.serial(async () => {
-      const mine = this.resolved.get(vmId) ?? new Map<string, number>()
-      this.resolved.set(vmId, mine)
-      for (const address of addresses) mine.set(address, Date.now() + timeoutS * 1000)
-      await run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: addResolved(a.key, addresses.map((address) => ({ address, timeoutS }))) })
+    await this.resolvedBatches.add(a, addresses.map((address) => ({ address, timeoutS })))
+  }
+
+  /** One nft transaction for the whole batch; if it fails, one per VM, so one VM's failure stays its own. */
+  private addResolvedBatch(batch: ResolvedBatch<AttachedVm>): Promise<Map<AttachedVm, Error>> {
+    return this.nftExclusive(async () => {
+      const failed = new Map<AttachedVm, Error>()
+      const live: Array<[AttachedVm, ResolvedEntry[]]> = []
+      for (const [a, entries] of batch) {
+        // Attached with these rules still (not detached, not re-attached, no PATCH since the answer).
+        const vmId = [...this.attached].find(([, b]) => b === a)?.[0]
+        if (!vmId) {
+          failed.set(a, new Error('the VM was detached or its policy changed while its lookup was answered'))
+          continue
+        }
+        const mine = this.resolved.get(vmId) ?? new Map<string, number>()
+        this.resolved.set(vmId, mine)
+        for (const e of entries) mine.set(e.address, Date.now() + e.timeoutS * 1000)
+        live.push([a, entries])
+      }
+      const nft = (text: string) => run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: text })
+      if (live.length === 0) return failed
+      try {
+        await nft(live.map(([a, entries]) => addResolved(a.key, entries)).join(''))
+      } catch {
+        for (const [a, entries] of live) await nft(addResolved(a.key, entries)).catch((err: Error) => failed.set(a, err))
+      }
+      return failed
     })
   }
 
@@ -267,12 +311,16 @@ export class HostNetwork {
   }
 
   private loadRules(): Promise<string> {
+    return this.nftExclusive(() => this.loadRulesNow())
+  }
+
+  private loadRulesNow(): Promise<string> {
     const now = Date.now()
     const vms = [...this.attached.entries()].map(([vmId, a]) => ({
       ...a,
       resolved: [...(this.resolved.get(vmId) ?? new Map<string, number>())].filter(([, exp]) => exp > now + 1000).map(([address, exp]) => ({ address, timeoutS: Math.ceil((exp - now) / 1000) })),
     }))
-    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms, this.o.excluded) })
+    return run('nsenter', [`--net=${this.netnsPath}`, 'nft', '-f', '-'], { input: namespaceRuleset(this.plan, vms, this.o.excluded, this.o.dnsLimits) })
   }
 
   private async links(): Promise<LinkInfo[]> {

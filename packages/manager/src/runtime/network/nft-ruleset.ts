@@ -9,6 +9,7 @@
 // of waiting for a timeout.
 import type { AddressPlan } from './address-plan.ts'
 import type { EgressPolicy } from './egress-policy.ts'
+import { DNS_LIMIT_DEFAULTS, type DnsLimitsOptions } from './dns-limits.ts'
 import { formatCidr, type Cidr } from './ipv4.ts'
 
 export interface AttachedVm {
@@ -32,12 +33,20 @@ const REJECT = 'reject with icmp type admin-prohibited'
 
 const elements = (cidrs: Cidr[]) => (cidrs.length ? ` elements = { ${cidrs.map(formatCidr).join(', ')} }` : '')
 
-function vmChain(vm: AttachedVm, plan: AddressPlan): string[] {
+/**
+ * DNS packets a VM may send the forwarder, dropped in the kernel beyond this: four times the
+ * forwarder's own per-VM limits. Below it the forwarder answers over-limit queries REFUSED; above
+ * it a flood would only fill the forwarder's one socket buffer, which every VM's queries share.
+ */
+export const dnsPacketLimit = (l: DnsLimitsOptions) => ({ perS: 4 * l.ratePerS, burst: 4 * l.burst })
+
+function vmChain(vm: AttachedVm, plan: AddressPlan, dns: { perS: number; burst: number }): string[] {
   const p = vm.policy
   const rules = [
     'meta nfproto != ipv4 drop',
     `ip saddr != ${vm.address} drop`,
     'ct state invalid drop',
+    `ip daddr ${plan.hostLink} udp dport 53 limit rate over ${dns.perS}/second burst ${dns.burst} packets drop`,
     ...(p.domains.length ? [`ct state established ct mark ${vm.mark} accept`] : []),
     // The gateway address was rewritten to the host end of the link in prerouting.
     ...(p.gateway ? [`ip daddr ${plan.hostLink} accept`] : []),
@@ -65,14 +74,15 @@ function vmChain(vm: AttachedVm, plan: AddressPlan): string[] {
 }
 
 /** The whole ruleset of the VM namespace. */
-export function namespaceRuleset(plan: AddressPlan, vms: AttachedVm[], excluded: readonly Cidr[]): string {
+export function namespaceRuleset(plan: AddressPlan, vms: AttachedVm[], excluded: readonly Cidr[], dnsLimits: DnsLimitsOptions = DNS_LIMIT_DEFAULTS): string {
+  const dns = dnsPacketLimit(dnsLimits)
   const ports = vms.map((v) => `"${v.tap}" : jump vm-${v.key}`)
   return [
     'flush ruleset',
     'table inet rds {',
     `  set excluded { type ipv4_addr; flags interval; auto-merge;${elements([...excluded])} }`,
     `  map vm_ports { type ifname : verdict;${ports.length ? ` elements = { ${ports.join(', ')} }` : ''} }`,
-    ...vms.flatMap((v) => vmChain(v, plan)),
+    ...vms.flatMap((v) => vmChain(v, plan, dns)),
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',
     `    iifname "${TAP_PREFIX}*" ip daddr ${plan.gateway} dnat ip to ${plan.hostLink}`,
