@@ -15,9 +15,10 @@ export const SHARED_MANAGER_ENV = {
   SNAPSHOT_TEMPLATE_CPU: '1',
   SNAPSHOT_TEMPLATE_MEM_MB: '512',
   VM_SECRET_KEY: 'shared-manager-suite-key',
-  // A network of its own, apart from the per-file managers' 10.202.x.
-  VM_NETWORK_CIDR: '10.205.0.0/24',
-  VM_LINK_CIDR: '169.254.205.0/30',
+  // A network of its own, apart from the per-file managers' 10.202.x, and per run (by pid) so two
+  // checkouts testing at once do not claim the same route.
+  VM_NETWORK_CIDR: `10.205.${process.pid % 250}.0/24`,
+  VM_LINK_CIDR: `169.254.205.${(process.pid % 63) * 4}/30`,
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
