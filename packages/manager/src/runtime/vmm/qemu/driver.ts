@@ -41,6 +41,8 @@ const STATE_TIMEOUT_MS = 120_000
 /** QEMU's own files in the VM's directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
 const PID_FILE = 'vmm.pid'
+/** The migration stream's socket while a state is saved or loaded (as short as qmp.sock: sun_path is 108 bytes). */
+const MIGRATION_SOCKET = 'mig.sock'
 const launchOf = (spec: BootSpec, incoming?: SavedState): QemuLaunch => ({
   ...spec,
   qmpSocket: path.join(spec.workDir, QMP_SOCKET),
@@ -55,6 +57,7 @@ class QemuHandle implements VmHandle {
   readonly exited: Promise<VmExit>
   private qmp: QmpClient | undefined
   private readonly qmpSocket: string
+  private readonly migrationSocket: string
   private readonly memory: BootSpec['memory']
   private exitInfo: VmExit | undefined
 
@@ -64,6 +67,7 @@ class QemuHandle implements VmHandle {
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
+    this.migrationSocket = path.join(spec.workDir, MIGRATION_SOCKET)
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
     const polled = new Promise<VmExit>((resolve) => {
@@ -107,7 +111,7 @@ class QemuHandle implements VmHandle {
     try {
       // A shared memory file holds the RAM as it is now: copy it, and leave RAM out of the stream.
       const memoryInFile = this.memory.shared
-      await saveState(qmp, target.stateFile, memoryInFile, STATE_TIMEOUT_MS)
+      await saveState(qmp, this.migrationSocket, target.stateFile, memoryInFile, STATE_TIMEOUT_MS)
       if (memoryInFile) await copySparse(this.memory.file, target.memoryFile)
       await target.whilePaused()
       if (wasRunning) await qmp.execute('cont')
@@ -198,7 +202,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
 
   return {
     describe: () => ({ vmm: 'qemu', accel: o.accel() }),
-    runFiles: [QMP_SOCKET, PID_FILE],
+    runFiles: [QMP_SOCKET, PID_FILE, MIGRATION_SOCKET],
 
     async boot(spec) {
       return (await start(launchOf(spec))).handle
@@ -211,7 +215,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
         started = await start(launch)
         const { handle } = started
         const qmp = await handle.qmpClient()
-        await Promise.race([loadState(qmp, state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
+        await Promise.race([loadState(qmp, path.join(spec.workDir, MIGRATION_SOCKET), state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
         await qmp.execute('cont')
         return handle
       } catch (err) {
