@@ -73,7 +73,7 @@ describe('VMM confinement', () => {
     await mgr.exec(vmId, 'echo kept > /dev/shm/marker')
     const snap = await mgr.request('POST', `/v1/vms/${vmId}/snapshots`)
     expect(snap.status).toBe(201)
-    const clone = await createVm({ snapshotId: snap.body.id })
+    const clone = await createVm({ cpu: 2, memMb: 384, snapshotId: snap.body.id })
     expect((await mgr.exec(clone, 'cat /dev/shm/marker')).stdout).toBe('kept\n')
     expect([...cgroupsOf(qemuPid(clone)).values()]).toContain(`/rds-${instance}/vm-${clone}`)
   })
