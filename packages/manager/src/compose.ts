@@ -12,6 +12,7 @@ import { createImageSeedsRepo } from './store/image-seeds-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
 import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
+import { detectCgroupLayout, VmmCgroups } from './runtime/vmm/confinement/cgroups.ts'
 import type { VmmDriver } from './runtime/vmm/driver.ts'
 import { createSupervisor } from './runtime/supervisor/supervisor.ts'
 import { instanceOf } from './runtime/reclaim/instance-mark.ts'
@@ -61,6 +62,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits, dnsLimits: config.dnsLimits })
   const driver = overrides.driver ?? createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
+    cgroups: vmmCgroups(instance),
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
   const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
@@ -92,3 +94,10 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
+
+/** Every VMM is confined to its VM's shape: a host without the cgroup controllers cannot run VMs here. */
+function vmmCgroups(instance: string): VmmCgroups {
+  const layout = detectCgroupLayout()
+  if (!layout) throw new ConfigError('the host has no cgroup memory, cpu and pids controllers (cgroup v2 at /sys/fs/cgroup, or v1 trees under it): every VMM runs in a cgroup of its own')
+  return new VmmCgroups(layout, instance)
+}

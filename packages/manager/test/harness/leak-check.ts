@@ -78,8 +78,23 @@ function snapshot(): HostState {
   for (const name of lines('ip', ['netns', 'list']).map((l) => l.split(' ')[0])) if (named(name)) state.set(`netns ${name}`, `network namespace ${name}`)
   for (const l of lines('nft', ['list', 'tables'])) if (named(l.split(' ').at(-1))) state.set(`nft ${l}`, `nft ${l}`)
   for (const e of fs.readdirSync('/dev/shm')) if (named(e)) state.set(`shm ${e}`, `/dev/shm/${e}`)
+  // Each VMM's cgroup (runtime/vmm/confinement/cgroups.ts) and its instance's parent, in every tree.
+  for (const top of ['/sys/fs/cgroup', '/sys/fs/cgroup/memory', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/pids']) {
+    for (const e of dirs(top).filter(named)) {
+      state.set(`cgroup ${top}/${e}`, `cgroup ${top}/${e}`)
+      for (const vm of dirs(path.join(top, e))) state.set(`cgroup ${top}/${e}/${vm}`, `cgroup ${top}/${e}/${vm}`)
+    }
+  }
   for (const e of fs.readdirSync(tmp)) state.set(`tmp ${e}`, path.join(tmp, e))
   return state
+}
+
+function dirs(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name)
+  } catch {
+    return []
+  }
 }
 
 const MANAGER_TABLE = /^table ip rds_[0-9a-f]{10}$/

@@ -95,7 +95,7 @@ describe.skipIf(!canRun)('stale instances', () => {
   it('finds every leftover of an instance and removes them all when nothing of it is alive', async () => {
     const f = leaveBehind(1)
     expect(present(f)).toEqual(EVERYTHING)
-    expect((await findLeftovers()).find((l) => l.instance === f.instance)).toEqual({ instance: f.instance, netns: true, hostIf: true, table: true, ramDir: true })
+    expect((await findLeftovers()).find((l) => l.instance === f.instance)).toEqual({ instance: f.instance, netns: true, hostIf: true, table: true, ramDir: true, cgroup: false })
     const r = await reclaimInstance(f.instance)
     expect(r).toEqual({ instance: f.instance, removed: [`link ${hostIfOf(f.instance)} and its routes`, `netns ${netnsOf(f.instance)}`, `nft table ip ${hostTableName(f.instance)}`, `directory /dev/shm/${netnsOf(f.instance)}`], left: [] })
     expect(present(f)).toEqual([])

@@ -15,6 +15,7 @@ import { listPids, processCmdline } from '../process/proc.ts'
 import { run } from '../process/run.ts'
 import { ramDirProblem } from '../storage/ram-dir.ts'
 import { instanceOf, tryHoldMark, type InstanceMark } from './instance-mark.ts'
+import { detectCgroupLayout, VmmCgroups } from '../vmm/confinement/cgroups.ts'
 
 const INSTANCE = '[0-9a-f]{10}'
 const NETNS = new RegExp(`^rds-(${INSTANCE})$`)
@@ -31,6 +32,7 @@ export class InstanceTakenError extends Error {
 /** The default VM_RAM_DIR; a configured one cannot be found from outside its manager. */
 const SHM = '/dev/shm'
 const RAM_DIR = NETNS
+const CGROUP = NETNS
 
 export interface Leftovers {
   instance: string
@@ -38,6 +40,7 @@ export interface Leftovers {
   hostIf: boolean
   table: boolean
   ramDir: boolean
+  cgroup: boolean
 }
 
 /** `left`: what was not ours to remove although the instance is dead (a RAM directory someone else made). */
@@ -46,9 +49,9 @@ export type Reclaimed = { instance: string; removed: string[]; left: string[] } 
 /** Every instance that has something on this host, named as host-network.ts names it. */
 export async function findLeftovers(): Promise<Leftovers[]> {
   const found = new Map<string, Leftovers>()
-  const mark = (instance: string | undefined, what: 'netns' | 'hostIf' | 'table' | 'ramDir') => {
+  const mark = (instance: string | undefined, what: 'netns' | 'hostIf' | 'table' | 'ramDir' | 'cgroup') => {
     if (!instance) return
-    const l = found.get(instance) ?? { instance, netns: false, hostIf: false, table: false, ramDir: false }
+    const l = found.get(instance) ?? { instance, netns: false, hostIf: false, table: false, ramDir: false, cgroup: false }
     l[what] = true
     found.set(instance, l)
   }
@@ -58,6 +61,8 @@ export async function findLeftovers(): Promise<Leftovers[]> {
   const tables = JSON.parse(await run('nft', ['-j', 'list', 'tables', 'ip'])) as { nftables: Array<{ table?: { name: string } }> }
   for (const t of tables.nftables) mark(t.table && TABLE.exec(t.table.name)?.[1], 'table')
   for (const d of fs.readdirSync(SHM, { withFileTypes: true })) if (d.isDirectory()) mark(RAM_DIR.exec(d.name)?.[1], 'ramDir')
+  const cgroups = detectCgroupLayout()
+  for (const name of cgroups ? VmmCgroups.instanceParents(cgroups) : []) mark(CGROUP.exec(name)?.[1], 'cgroup')
   return [...found.values()]
 }
 
@@ -131,6 +136,12 @@ export async function reclaimInstance(instance: string): Promise<Reclaimed> {
         fs.rmdirSync(ram)
         removed.push(`directory ${ram}`)
       }
+    }
+    // The cgroups of its VMMs: empty now that none runs (a cgroup with tasks cannot be removed).
+    const cgroups = detectCgroupLayout()
+    if (cgroups && VmmCgroups.instanceParents(cgroups).includes(`rds-${instance}`)) {
+      await new VmmCgroups(cgroups, instance).sweep(() => false)
+      removed.push(`cgroup rds-${instance}`)
     }
   } finally {
     await mark.release()

@@ -51,6 +51,9 @@ export function qemuArgs(spec: QemuLaunch, o: { accel: 'kvm' | 'tcg'; instance: 
     '-cpu', cpu,
     '-m', String(spec.memMb),
     '-smp', String(spec.cpu),
+    // seccomp: no obsolete syscalls, no setuid/setgid or namespace changes, no fork/exec (a
+    // compromised QEMU cannot start a shell), no scheduler or affinity changes.
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
     '-nodefaults', '-no-user-config', '-nographic', '-display', 'none', '-no-reboot',
     '-kernel', spec.kernel,
     ...initrd,

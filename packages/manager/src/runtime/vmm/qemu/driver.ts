@@ -12,6 +12,7 @@ import { loadState, saveState } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, processName, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
+import { vmmLimits, type VmmCgroups } from '../confinement/cgroups.ts'
 
 export interface QemuDriverOptions {
   qemuBin: string
@@ -23,7 +24,15 @@ export interface QemuDriverOptions {
   netnsPath?: string
   /** Appended to every guest's kernel command line. */
   kernelArgs?: string[]
+  /** Each VMM runs in a cgroup of its own with limits from the VM's shape (absent: the KVM probe's throwaway VMM). */
+  cgroups?: VmmCgroups
 }
+
+/**
+ * Joins the cgroups given before `--` and execs the rest: the pid written is the VMM's own, so it
+ * is confined before it runs. 125 (a shell convention for "the wrapper failed") if joining fails.
+ */
+const JOIN_CGROUP = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@"'
 
 const EXIT_POLL_MS = 250
 /** Saving or loading state moves at most a few hundred MB through a pipe. */
@@ -32,6 +41,8 @@ const STATE_TIMEOUT_MS = 120_000
 /** QEMU's own files in the VM's directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
 const PID_FILE = 'vmm.pid'
+/** The migration stream's socket while a state is saved or loaded (as short as qmp.sock: sun_path is 108 bytes). */
+const MIGRATION_SOCKET = 'mig.sock'
 const launchOf = (spec: BootSpec, incoming?: SavedState): QemuLaunch => ({
   ...spec,
   qmpSocket: path.join(spec.workDir, QMP_SOCKET),
@@ -46,14 +57,17 @@ class QemuHandle implements VmHandle {
   readonly exited: Promise<VmExit>
   private qmp: QmpClient | undefined
   private readonly qmpSocket: string
+  private readonly migrationSocket: string
   private readonly memory: BootSpec['memory']
   private exitInfo: VmExit | undefined
 
-  constructor(pid: number, startTime: string, spec: BootSpec, childExit?: Promise<VmExit>) {
+  /** `released` runs once the process is gone, before `exited` resolves (the VMM's cgroup goes there). */
+  constructor(pid: number, startTime: string, spec: BootSpec, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
     this.pid = pid
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
+    this.migrationSocket = path.join(spec.workDir, MIGRATION_SOCKET)
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
     const polled = new Promise<VmExit>((resolve) => {
@@ -65,9 +79,11 @@ class QemuHandle implements VmHandle {
       }, EXIT_POLL_MS)
       t.unref()
     })
-    this.exited = (childExit ? Promise.race([childExit, polled]) : polled).then((e) => {
+    this.exited = (childExit ? Promise.race([childExit, polled]) : polled).then(async (e) => {
       this.exitInfo = e
       this.qmp?.close()
+      // A new VMM of the same VM (a restart) may follow as soon as this one is reported gone.
+      await released?.().catch(() => undefined)
       return e
     })
   }
@@ -95,7 +111,7 @@ class QemuHandle implements VmHandle {
     try {
       // A shared memory file holds the RAM as it is now: copy it, and leave RAM out of the stream.
       const memoryInFile = this.memory.shared
-      await saveState(qmp, target.stateFile, memoryInFile, STATE_TIMEOUT_MS)
+      await saveState(qmp, this.migrationSocket, target.stateFile, memoryInFile, STATE_TIMEOUT_MS)
       if (memoryInFile) await copySparse(this.memory.file, target.memoryFile)
       await target.whilePaused()
       if (wasRunning) await qmp.execute('cont')
@@ -145,16 +161,20 @@ class QemuHandle implements VmHandle {
 export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
   const marker = (vmId: string) => processName(o.instance, vmId)
+  const release = (vmId: string) => (o.cgroups ? () => o.cgroups!.remove(vmId) : undefined)
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
   async function start(spec: QemuLaunch): Promise<{ handle: QemuHandle }> {
     const logFd = fs.openSync(spec.vmmLog, 'a', 0o600)
     let child
     try {
-      const args = qemuArgs(spec, { accel: o.accel(), instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
+      const accel = o.accel()
+      const args = qemuArgs(spec, { accel, instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
       // nsenter execs QEMU in place: the pid and the -name marker stay QEMU's own.
-      const [cmd, argv]: [string, string[]] = spec.net && o.netnsPath ? ['nsenter', [`--net=${o.netnsPath}`, '--', o.qemuBin, ...args]] : [o.qemuBin, args]
-      child = spawn(cmd, argv, { detached: true, stdio: ['ignore', logFd, logFd] })
+      const vmm = spec.net && o.netnsPath ? ['nsenter', `--net=${o.netnsPath}`, '--', o.qemuBin, ...args] : [o.qemuBin, ...args]
+      const procs = o.cgroups?.prepare(spec.vmId, vmmLimits(spec, accel)) ?? []
+      const [cmd, ...argv] = procs.length ? ['/bin/sh', '-c', JOIN_CGROUP, 'rds-join-cgroup', ...procs, '--', ...vmm] : vmm
+      child = spawn(cmd!, argv, { detached: true, stdio: ['ignore', logFd, logFd] })
     } finally {
       fs.closeSync(logFd)
     }
@@ -170,7 +190,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     }
     // /proc/<pid>/stat exists as soon as spawn returns a pid.
     const startTime = processStartTime(pid) ?? '0'
-    const handle = new QemuHandle(pid, startTime, spec, childExit)
+    const handle = new QemuHandle(pid, startTime, spec, childExit, release(spec.vmId))
     // QEMU validates its arguments before creating sockets.
     const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
       await handle.kill(500)
@@ -182,7 +202,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
 
   return {
     describe: () => ({ vmm: 'qemu', accel: o.accel() }),
-    runFiles: [QMP_SOCKET, PID_FILE],
+    runFiles: [QMP_SOCKET, PID_FILE, MIGRATION_SOCKET],
 
     async boot(spec) {
       return (await start(launchOf(spec))).handle
@@ -195,7 +215,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
         started = await start(launch)
         const { handle } = started
         const qmp = await handle.qmpClient()
-        await Promise.race([loadState(qmp, state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
+        await Promise.race([loadState(qmp, path.join(spec.workDir, MIGRATION_SOCKET), state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
         await qmp.execute('cont')
         return handle
       } catch (err) {
@@ -208,7 +228,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
       const cmd = processCmdline(saved.pid)
       const same = cmd?.includes(marker(saved.vmId)) && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
-      return new QemuHandle(saved.pid, saved.startTime, saved.spec)
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec, undefined, release(saved.vmId))
     },
 
     sweep(keep) {
@@ -226,6 +246,8 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
           // gone meanwhile
         }
       }
+      // Their cgroups go once the killed are gone (and those of VMMs that died while no manager ran).
+      void o.cgroups?.sweep(keep).catch(() => undefined)
       return killed
     },
   }

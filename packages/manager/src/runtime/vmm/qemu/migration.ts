@@ -1,50 +1,81 @@
-// Device (and possibly RAM) state in and out of QEMU through its migration stream. QEMU 7.2
-// has no `file:` transport, so the stream goes through `exec:cat`; the path is quoted and
-// must not contain a quote (it is built by runtime/storage/paths.ts from validated ids).
+// Device (and possibly RAM) state in and out of QEMU through its migration stream. QEMU 7.2 has
+// no `file:` transport, and `exec:` makes QEMU spawn a shell, which its sandbox (spawn=deny)
+// forbids on purpose: so the stream goes over a Unix socket in the VM's directory and the
+// manager does the file I/O. Saving, the manager listens and QEMU connects (`migrate unix:`);
+// loading, QEMU listens (`migrate-incoming unix:`) and the manager connects and sends the file.
+import fs from 'node:fs'
+import net from 'node:net'
+import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { QmpClient } from './qmp.ts'
 
 const POLL_MS = 5
-
-function shellPath(file: string): string {
-  if (/['\n\0]/.test(file)) throw new Error(`unsafe path for the migration stream: ${JSON.stringify(file)}`)
-  return `'${file}'`
-}
 
 /** RAM kept in a shared memory file is skipped by the stream (it is copied as a file instead). */
 async function setIgnoreShared(qmp: QmpClient, on: boolean): Promise<void> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: on }] })
 }
 
-/** Writes the state of a stopped guest to `file` and waits until the stream is complete. */
-export async function saveState(qmp: QmpClient, file: string, withoutRam: boolean, timeoutMs: number): Promise<void> {
+/**
+ * Writes the state of a stopped guest to `file` through a socket at `socketPath` (which must not
+ * exist) and waits until the stream is complete and on disk.
+ */
+export async function saveState(qmp: QmpClient, socketPath: string, file: string, withoutRam: boolean, timeoutMs: number): Promise<void> {
   await setIgnoreShared(qmp, withoutRam)
-  await qmp.execute('migrate', { uri: `exec:cat > ${shellPath(file)}` })
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const r = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string }
-    if (r.status === 'completed') return
-    if (r.status === 'failed' || r.status === 'cancelled') throw new Error(`saving VM state failed: ${r['error-desc'] ?? r.status}`)
-    if (Date.now() > deadline) {
-      await qmp.execute('migrate_cancel').catch(() => undefined)
-      throw new Error(`saving VM state timed out after ${timeoutMs} ms`)
+  fs.rmSync(socketPath, { force: true })
+  const server = net.createServer()
+  // One connection, QEMU's: its bytes go to the file; a second one is nobody we expect.
+  const written = new Promise<void>((resolve, reject) => {
+    server.once('connection', (sock) => {
+      server.on('connection', (other) => other.destroy())
+      pipeline(sock, fs.createWriteStream(file, { mode: 0o600 })).then(resolve, reject)
+    })
+  })
+  written.catch(() => undefined)
+  await new Promise<void>((resolve, reject) => server.listen(socketPath, resolve).once('error', reject))
+  try {
+    await qmp.execute('migrate', { uri: `unix:${socketPath}` })
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const r = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string }
+      if (r.status === 'completed') break
+      if (r.status === 'failed' || r.status === 'cancelled') throw new Error(`saving VM state failed: ${r['error-desc'] ?? r.status}`)
+      if (Date.now() > deadline) {
+        await qmp.execute('migrate_cancel').catch(() => undefined)
+        throw new Error(`saving VM state timed out after ${timeoutMs} ms`)
+      }
+      await sleep(POLL_MS)
     }
-    await sleep(POLL_MS)
+    // Completed on QEMU's side: it has closed the stream; the file is whole once the pipe drains.
+    await written
+  } finally {
+    server.close()
+    fs.rmSync(socketPath, { force: true })
   }
 }
 
 /** Feeds `file` to a QEMU started with `-incoming defer`; resolves once the guest is loaded (paused). */
-export async function loadState(qmp: QmpClient, file: string, withoutRam: boolean, timeoutMs: number): Promise<void> {
+export async function loadState(qmp: QmpClient, socketPath: string, file: string, withoutRam: boolean, timeoutMs: number): Promise<void> {
   await setIgnoreShared(qmp, withoutRam)
-  await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellPath(file)}` })
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const r = (await qmp.execute('query-status')) as { status?: string }
-    if (r.status !== 'inmigrate') {
-      if (r.status === 'paused' || r.status === 'prelaunch' || r.status === 'running') return
-      throw new Error(`loading VM state failed (QEMU status ${r.status})`)
+  fs.rmSync(socketPath, { force: true })
+  // QEMU is listening once the command returns.
+  await qmp.execute('migrate-incoming', { uri: `unix:${socketPath}` })
+  const sock = net.connect(socketPath)
+  const sent = pipeline(fs.createReadStream(file), sock)
+  sent.catch(() => undefined)
+  try {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const r = (await qmp.execute('query-status')) as { status?: string }
+      if (r.status !== 'inmigrate') {
+        if (r.status === 'paused' || r.status === 'prelaunch' || r.status === 'running') break
+        throw new Error(`loading VM state failed (QEMU status ${r.status})`)
+      }
+      if (Date.now() > deadline) throw new Error(`loading VM state timed out after ${timeoutMs} ms`)
+      await sleep(POLL_MS)
     }
-    if (Date.now() > deadline) throw new Error(`loading VM state timed out after ${timeoutMs} ms`)
-    await sleep(POLL_MS)
+  } finally {
+    sock.destroy()
+    fs.rmSync(socketPath, { force: true })
   }
 }
