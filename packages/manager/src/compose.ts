@@ -80,7 +80,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     if (e.type === 'live') peerCalls.attachBridge(e.vmId, e.handle)
   })
   const provisioner = createProvisioner({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, supervisor, lifecycle, network, peers, locks, log })
-  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, log })
+  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, secrets, log })
   const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })

@@ -56,6 +56,10 @@ export const Errors = {
   userSnapshotNotFound: () => new ApiError(404, 'snapshot_not_found', 'User overlay snapshot not found'),
   snapshotKindNotUsable: () => new ApiError(400, 'snapshot_kind_not_usable', 'Snapshot kind cannot be used as a user overlay baseline (image seeds are used automatically)'),
   snapshotImageMismatch: (snapshotImage: string, vmImage: string) => new ApiError(400, 'snapshot_image_mismatch', `Snapshot image mismatch: snapshot=${snapshotImage} vm=${vmImage}`),
+  snapshotContainsSecrets: (id: string, names: number) =>
+    new ApiError(400, 'snapshot_contains_secrets', `Snapshot ${id} was taken of a VM with secretEnv: its memory holds ${names} secret value(s) that a VM created from it can read. Give secretEnv with the same names as the VM it was taken of (values may differ), or set acceptSnapshotSecrets: true to accept that`, {
+      secretCount: names,
+    }),
   snapshotImageChanged: (id: string, imageId: string) =>
     new ApiError(409, 'snapshot_image_changed', `Snapshot ${id} was taken on other files of image ${imageId} (the image was replaced since); it cannot be resumed`),
   snapshotFilesMissing: (id: string, what: string) => new ApiError(409, 'snapshot_files_missing', `Snapshot ${id} is missing on disk (${what}); delete it`),
