@@ -50,6 +50,7 @@ describe('defaults', () => {
       execOutputMaxBytes: 1 * MiB,
       agentReplyMaxBytes: 64 * MiB,
       consoleLogMaxBytes: 4 * MiB,
+      vmmLogMaxBytes: 1 * MiB,
       uploadMaxBodyBytes: 10 * MiB,
       uploadMaxEntries: 10_000,
       uploadMaxBytes: 1024 * MiB,

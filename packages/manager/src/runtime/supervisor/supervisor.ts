@@ -11,6 +11,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { GuestNetwork, Health } from '@rds/protocol'
 import { AgentClient, type AgentCall } from '../agent/client.ts'
 import { ConsoleCapture } from '../vmm/console-capture.ts'
+import { copyTruncate } from '../logs/copy-truncate.ts'
 import type { SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../vmm/driver.ts'
 import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
 import type { Paths } from '../storage/paths.ts'
@@ -51,6 +52,9 @@ export type MachineEvent =
 const HEALTH_INTERVAL_MS = 5000
 const HEALTH_FAILURES_FOR_ERROR = 4
 const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
+const DEFAULT_VMM_LOG_MAX_BYTES = 1024 * 1024
+/** How often the VMMs' own logs are measured: what a VMM writes meanwhile is the overshoot. */
+const VMM_LOG_CHECK_MS = 1000
 
 /** The agent client a machine uses; replaceable so tests can simulate agent faults that cannot be caused from outside the guest. */
 export type AgentFactory = (socket: string, onConnect: (call: AgentCall) => Promise<void>) => AgentClient
@@ -71,13 +75,34 @@ export function createSupervisor(deps: {
   agentReplyMaxBytes?: number
   /** CONSOLE_LOG_MAX_BYTES: disk of console.log + console.log.1 per VM. */
   consoleLogMaxBytes?: number
+  /** VMM_LOG_MAX_BYTES: disk of vmm.log + vmm.log.1 per VM (kept by copy-truncate, runtime/logs/copy-truncate.ts). */
+  vmmLogMaxBytes?: number
+  vmmLogCheckMs?: number
 }) {
   const { driver, paths, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
   const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect, { maxReplyBytes: deps.agentReplyMaxBytes }))
   const consoleLogMaxBytes = deps.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES
+  const vmmLogMaxBytes = deps.vmmLogMaxBytes ?? DEFAULT_VMM_LOG_MAX_BYTES
   const live = new Map<string, Machine>()
   const listeners: Array<(e: MachineEvent) => void> = []
+
+  /**
+   * The VMM writes its own output file, which the manager cannot cap as it writes (the VMM runs
+   * detached, see copy-truncate.ts): every live VM's file is measured on one timer and cut when
+   * past half its budget. Re-attached VMs are in `live` too, so a restart leaves none uncapped.
+   */
+  let capping = false
+  const vmmLogTimer = setInterval(() => {
+    if (capping || live.size === 0) return
+    capping = true
+    void (async () => {
+      for (const id of [...live.keys()]) {
+        await copyTruncate(paths.vmmLog(id), vmmLogMaxBytes).catch((err: Error) => log.warn({ vmId: id, err: err.message }, 'could not cut vmm.log'))
+      }
+    })().finally(() => (capping = false))
+  }, deps.vmmLogCheckMs ?? VMM_LOG_CHECK_MS)
+  vmmLogTimer.unref()
 
   function emit(e: MachineEvent): void {
     for (const l of listeners) {
@@ -326,6 +351,7 @@ export function createSupervisor(deps: {
 
     /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
     detachAll(): void {
+      clearInterval(vmmLogTimer)
       for (const m of live.values()) retire(m)
       live.clear()
     },
