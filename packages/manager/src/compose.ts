@@ -14,6 +14,7 @@ import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import type { VmmDriver } from './runtime/vmm/driver.ts'
 import { createSupervisor } from './runtime/supervisor/supervisor.ts'
+import { defaultMemoryBudgetMb } from './runtime/supervisor/memory-budget.ts'
 import { instanceOf } from './runtime/reclaim/instance-mark.ts'
 import { createImageService } from './services/images.ts'
 import { createVmService } from './services/vms.ts'
@@ -63,7 +64,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes })
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')) })
 
   // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()

@@ -18,6 +18,7 @@ import type { Paths } from '../storage/paths.ts'
 import { reserveRam } from '../storage/ram-admission.ts'
 import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../storage/ram-dir.ts'
 import { bootSpecOf, type MachineConfig, type RestorePoint, type VmNet } from './boot-spec.ts'
+import { MemoryBudget } from './memory-budget.ts'
 
 export interface Machine {
   handle: VmHandle
@@ -78,6 +79,8 @@ export function createSupervisor(deps: {
   /** VMM_LOG_MAX_BYTES: disk of vmm.log + vmm.log.1 per VM (kept by copy-truncate, runtime/logs/copy-truncate.ts). */
   vmmLogMaxBytes?: number
   vmmLogCheckMs?: number
+  /** Guest memory all live VMs together may have (VM_MEMORY_BUDGET_MB); unlimited when absent. */
+  memoryBudgetMb?: number
 }) {
   const { driver, paths, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
@@ -85,6 +88,7 @@ export function createSupervisor(deps: {
   const consoleLogMaxBytes = deps.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES
   const vmmLogMaxBytes = deps.vmmLogMaxBytes ?? DEFAULT_VMM_LOG_MAX_BYTES
   const live = new Map<string, Machine>()
+  const memory = new MemoryBudget(deps.memoryBudgetMb ?? Number.POSITIVE_INFINITY)
   const listeners: Array<(e: MachineEvent) => void> = []
 
   /**
@@ -197,6 +201,7 @@ export function createSupervisor(deps: {
       void m.console.close()
       if (live.get(id) !== m) return
       live.delete(id)
+      memory.release(id)
       if (m.expectedExit) return
       const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
       log.warn({ vmId: id, exit }, reason)
@@ -218,11 +223,14 @@ export function createSupervisor(deps: {
     if (ramProblem) throw new VmmError('ram_dir_unsafe', ramDirAdvice(ramProblem))
     await removeRuntimeFiles(vm.id)
     const spec = bootSpecOf(paths, vm, from)
-    if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
+    // Before the RAM file: a VM over the budget takes no tmpfs room either.
+    memory.admit(vm.id, vm.memMb)
     let handle: VmHandle
     try {
+      if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
       handle = from ? await driver.restore(spec, { stateFile: from.stateFile, withoutRam: from.memoryInFile }) : await driver.boot(spec)
     } catch (err) {
+      memory.release(vm.id)
       await removeRuntimeFiles(vm.id)
       throw asVmmError(err, failKind)
     }
@@ -237,6 +245,7 @@ export function createSupervisor(deps: {
     } catch (err) {
       retire(m)
       await handle.kill(500)
+      memory.release(vm.id)
       await removeRuntimeFiles(vm.id)
       throw err
     }
@@ -250,6 +259,8 @@ export function createSupervisor(deps: {
 
   return {
     get: (id: string) => live.get(id),
+    /** Guest memory admitted now and the budget (MiB). */
+    memory: () => ({ usedMb: memory.usedMb, budgetMb: memory.budgetMb }),
     ids: () => [...live.keys()],
     describe: () => driver.describe(),
 
@@ -307,6 +318,7 @@ export function createSupervisor(deps: {
       m.agent.close()
       void m.console.close()
       live.delete(id)
+      memory.release(id)
       await removeRuntimeFiles(id)
     },
 
@@ -317,6 +329,7 @@ export function createSupervisor(deps: {
       retire(m)
       await m.handle.kill(500)
       live.delete(id)
+      memory.release(id)
       await removeRuntimeFiles(id)
     },
 
@@ -329,6 +342,7 @@ export function createSupervisor(deps: {
       if (saved.paused) {
         // Its agent cannot answer until resumed; the session is made on first use after that.
         m.paused = true
+        memory.hold(vm.id, vm.memMb)
         watch(vm.id, m, 0)
         return true
       }
@@ -342,6 +356,7 @@ export function createSupervisor(deps: {
         await handle.kill(500)
         return false
       }
+      memory.hold(vm.id, vm.memMb)
       watch(vm.id, m, health.uptimeMs)
       return true
     },
@@ -354,6 +369,7 @@ export function createSupervisor(deps: {
       clearInterval(vmmLogTimer)
       for (const m of live.values()) retire(m)
       live.clear()
+      memory.clear()
     },
 
     removeRuntimeFiles,
