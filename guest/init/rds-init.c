@@ -289,7 +289,14 @@ static void setup_cgroups(void)
 
 static void root_mounts(void)
 {
-	mount_or_log("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	/* hidepid=2: user code (uid 1000) sees only its own processes in /proc. The agent and
+	 * the rest of the guest run as root, whose cmdline and environ would otherwise be readable
+	 * by anyone; no gid= exemption, nobody but root needs other users' processes. A kernel
+	 * that refuses the option still gets a /proc (the guest cannot run without one), loudly. */
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") < 0) {
+		logmsg("mount /proc with hidepid=2: %s; other users' processes stay visible", strerror(errno));
+		mount_or_log("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	}
 	mount_or_log("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mkdir_p("/dev/pts", 0755);
 	mount_or_log("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620,gid=5");

@@ -15,6 +15,7 @@ import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
 import { detectCgroupLayout, VmmCgroups } from './runtime/vmm/confinement/cgroups.ts'
 import type { VmmDriver } from './runtime/vmm/driver.ts'
 import { createSupervisor } from './runtime/supervisor/supervisor.ts'
+import { defaultMemoryBudgetMb } from './runtime/supervisor/memory-budget.ts'
 import { instanceOf } from './runtime/reclaim/instance-mark.ts'
 import { createImageService } from './services/images.ts'
 import { createVmService } from './services/vms.ts'
@@ -65,7 +66,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     cgroups: vmmCgroups(instance),
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes })
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')) })
 
   // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()
@@ -82,7 +83,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     if (e.type === 'live') peerCalls.attachBridge(e.vmId, e.handle)
   })
   const provisioner = createProvisioner({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, supervisor, lifecycle, network, peers, locks, log })
-  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, log })
+  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, secrets, log })
   const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })

@@ -41,6 +41,9 @@ export interface Config {
   agentReplyMaxBytes: number
   /** Disk a VM's console log may use: console.log plus one rotated console.log.1. */
   consoleLogMaxBytes: number
+  vmmLogMaxBytes: number
+  /** VM_MEMORY_BUDGET_MB; undefined: derived from MemTotal at start (runtime/supervisor/memory-budget.ts). */
+  vmMemoryBudgetMb: number | undefined
   uploadMaxBodyBytes: number
   uploadMaxEntries: number
   uploadMaxBytes: number
@@ -197,6 +200,8 @@ export function loadConfig(env: Env = process.env): Config {
     execOutputMaxBytes: int(env, 'EXEC_OUTPUT_MAX_BYTES', 1 * MiB),
     agentReplyMaxBytes: int(env, 'AGENT_REPLY_MAX_BYTES', 64 * MiB, 1 * MiB),
     consoleLogMaxBytes: int(env, 'CONSOLE_LOG_MAX_BYTES', 4 * MiB, 64 * 1024),
+    vmmLogMaxBytes: int(env, 'VMM_LOG_MAX_BYTES', 1 * MiB, 64 * 1024),
+    vmMemoryBudgetMb: env.VM_MEMORY_BUDGET_MB ? int(env, 'VM_MEMORY_BUDGET_MB', 0, 128) : undefined, // 128: one smallest guest
     // The original's 10 MiB; raise it for larger uploads.
     uploadMaxBodyBytes: int(env, 'UPLOAD_MAX_BODY_BYTES', 10 * MiB),
     uploadMaxEntries: int(env, 'UPLOAD_MAX_ENTRIES', 10_000),

@@ -46,6 +46,8 @@ export const Errors = {
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   ramExhausted: (dir: string, freeMb: number, memMb: number) =>
     new ApiError(503, 'host_memory_exhausted', `Not enough room for guest memory: ${memMb} MiB needed, ${Math.max(0, freeMb)} MiB left in ${dir} (VM_RAM_DIR); stop or delete a VM, or give VM_RAM_DIR a larger tmpfs`),
+  memoryBudgetExhausted: (budgetMb: number, usedMb: number, memMb: number) =>
+    new ApiError(503, 'host_memory_exhausted', `Not enough host memory for the guest: ${memMb} MiB needed, ${Math.max(0, budgetMb - usedMb)} MiB left of VM_MEMORY_BUDGET_MB=${budgetMb} (running VMs count with their memMb, booted or resumed from a snapshot); stop or delete a VM, or raise VM_MEMORY_BUDGET_MB`, { budgetMb, usedMb, memMb }),
   ramDirUnsafe: (problem: string) => new ApiError(500, 'ram_dir_unsafe', `VM cannot boot: ${problem}`),
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
   networkPolicyNotApplied: () => new ApiError(500, 'network_failed', 'The host could not apply the new network policy; nothing was changed (the old policy is still in force, the reason is in the manager log)'),
@@ -56,6 +58,10 @@ export const Errors = {
   userSnapshotNotFound: () => new ApiError(404, 'snapshot_not_found', 'User overlay snapshot not found'),
   snapshotKindNotUsable: () => new ApiError(400, 'snapshot_kind_not_usable', 'Snapshot kind cannot be used as a user overlay baseline (image seeds are used automatically)'),
   snapshotImageMismatch: (snapshotImage: string, vmImage: string) => new ApiError(400, 'snapshot_image_mismatch', `Snapshot image mismatch: snapshot=${snapshotImage} vm=${vmImage}`),
+  snapshotContainsSecrets: (id: string, names: number) =>
+    new ApiError(400, 'snapshot_contains_secrets', `Snapshot ${id} was taken of a VM with secretEnv: its memory holds ${names} secret value(s) that a VM created from it can read. Give secretEnv with the same names as the VM it was taken of (values may differ), or set acceptSnapshotSecrets: true to accept that`, {
+      secretCount: names,
+    }),
   snapshotImageChanged: (id: string, imageId: string) =>
     new ApiError(409, 'snapshot_image_changed', `Snapshot ${id} was taken on other files of image ${imageId} (the image was replaced since); it cannot be resumed`),
   snapshotFilesMissing: (id: string, what: string) => new ApiError(409, 'snapshot_files_missing', `Snapshot ${id} is missing on disk (${what}); delete it`),
@@ -112,6 +118,8 @@ export function fromVmmError(e: VmmError): ApiError {
       return Errors.vmStateConflict(e.message)
     case 'ram_exhausted':
       return Errors.ramExhausted(String(e.details.dir), Number(e.details.freeMb), Number(e.details.memMb))
+    case 'memory_budget_exhausted':
+      return Errors.memoryBudgetExhausted(Number(e.details.budgetMb), Number(e.details.usedMb), Number(e.details.memMb))
     case 'ram_dir_unsafe':
       return Errors.ramDirUnsafe(e.message)
   }

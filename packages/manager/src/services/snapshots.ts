@@ -16,6 +16,8 @@ import { imageStamp, type ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { RestorePoint, Supervisor } from '../runtime/supervisor/supervisor.ts'
 import { assertState } from './vm-lifecycle.ts'
+import type { SecretBox } from './secret-env.ts'
+import type { VmRecord } from '../store/vms-repo.ts'
 
 export type { SnapshotRecord }
 export type SnapshotScope = 'user' | 'internal' | 'all'
@@ -37,6 +39,7 @@ export function createSnapshotService(deps: {
   images: ImageService
   machines: Supervisor
   locks: KeyedLock
+  secrets: SecretBox
   log: FastifyBaseLogger
 }) {
   const { paths, repo, vms, machines, log } = deps
@@ -57,6 +60,16 @@ export function createSnapshotService(deps: {
     } catch {
       return 0
     }
+  }
+
+  /**
+   * Names of the secrets whose values the VM's memory may hold: its secretEnv goes into every
+   * exec/run's environment, so any process still running has them; and whatever the snapshot
+   * it was created from held. Sorted, so that equal sets compare equal.
+   */
+  function secretNamesOf(vm: VmRecord): string[] {
+    const own = Object.keys(deps.secrets.envOf(vm))
+    return [...new Set([...own, ...vm.inheritedSecretNames])].sort()
   }
 
   /**
@@ -83,6 +96,10 @@ export function createSnapshotService(deps: {
       const vm = await vms.get(vmId)
       if (!vm) throw Errors.vmNotFound(vmId)
       assertState(vm, 'snapshot')
+      const secretNames = secretNamesOf(vm)
+      // Seeds are resumed for every caller without asking: a seed VM is booted without secretEnv
+      // (image-seeds.ts), and this keeps it so if that ever changes.
+      if (kind === 'image_seed' && secretNames.length) throw Errors.snapshotFailed(`VM ${vmId} holds secrets; an image seed must not`)
       const m = machines.get(vmId)
       if (!m) throw Errors.vmStateConflict(`VM ${vmId} has no running VMM to snapshot`)
       const image = await deps.images.resolveForBoot(vm.imageId)
@@ -118,6 +135,7 @@ export function createSnapshotService(deps: {
           diskBytes: await allocated(paths.snapshotOverlay(id)),
           pauseMs: result.pauseMs,
           createdAt: new Date().toISOString(),
+          secretNames,
         }
         await repo.insert(snap)
         log.info({ vmId, snapshotId: id, pauseMs: snap.pauseMs, memoryBytes: snap.memoryBytes }, 'snapshot taken')

@@ -31,6 +31,8 @@ export interface CreateVmInput {
   snapshotId?: string
   /** The original's name for snapshotId. */
   userOverlaySnapshotId?: string
+  /** A snapshot holding secrets (containsSecrets) may be used without secretEnv of the same names. */
+  acceptSnapshotSecrets?: boolean
 }
 
 /** What creating a VM asks of the image seeds (image-seeds.ts). */
@@ -83,6 +85,18 @@ export function createVmCreation(deps: {
   /** The original's sentence for a create from a snapshot that does not exist. */
   const userSnapshot = (id: string): Promise<SnapshotRecord> => recode(snapshots.get(id), 'snapshot_not_found', Errors.userSnapshotNotFound)
 
+  /**
+   * A snapshot's memory holds the secret values of the VM it was taken of (process environments):
+   * a VM created from it can read them. Allowed when the caller supplies secretEnv of the same
+   * names (the owner re-supplying them, as the original's docs describe) or accepts it outright.
+   */
+  function checkSnapshotSecrets(snap: SnapshotRecord, secretEnv: Record<string, string>, accept: boolean): void {
+    if (snap.secretNames.length === 0 || accept) return
+    const given = Object.keys(secretEnv)
+    const same = given.length === snap.secretNames.length && snap.secretNames.every((n) => n in secretEnv)
+    if (!same) throw Errors.snapshotContainsSecrets(snap.id, snap.secretNames.length)
+  }
+
   /** A user snapshot: resumed when cpu/memMb match, else its disk cold-booted (as the original did). */
   async function snapshotPlan(input: CreateVmInput, snap: SnapshotRecord, files: BootFiles): Promise<ProvisionPlan> {
     const resume = snap.cpu === input.cpu && snap.memMb === input.memMb
@@ -101,6 +115,7 @@ export function createVmCreation(deps: {
       const snap = snapshotId !== undefined ? await userSnapshot(snapshotId) : undefined
       if (snap && snap.kind !== 'user') throw Errors.snapshotKindNotUsable()
       if (snap && input.imageId !== undefined && input.imageId !== snap.imageId) throw Errors.snapshotImageMismatch(snap.imageId, input.imageId)
+      if (snap) checkSnapshotSecrets(snap, secretEnv, input.acceptSnapshotSecrets === true)
       const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)
       // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
       const peerLinks = await deps.peers.prepare(input.peerLinks ?? [])
@@ -116,6 +131,8 @@ export function createVmCreation(deps: {
         outboundInternet: input.outboundInternet ?? false,
         secretEnv: Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null,
         sourceSnapshotId: snap?.id ?? null,
+        // Also when the shape differs and the disk is booted cold: what processes wrote there may hold them too.
+        inheritedSecretNames: snap?.secretNames ?? [],
       }
       let created: VmRecord
       try {

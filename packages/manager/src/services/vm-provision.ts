@@ -41,6 +41,8 @@ export interface NewVm {
   /** Sealed secretEnv (secret-env.ts). */
   secretEnv?: string | null
   sourceSnapshotId?: string | null
+  /** Secret names the source snapshot's memory held (vm-create.ts decided the caller may have them). */
+  inheritedSecretNames?: string[]
 }
 
 export function createProvisioner(deps: {
@@ -81,6 +83,7 @@ export function createProvisioner(deps: {
       purpose: v.purpose,
       secretEnv: v.secretEnv ?? null,
       sourceSnapshotId: v.sourceSnapshotId ?? null,
+      inheritedSecretNames: v.inheritedSecretNames ?? [],
       // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
       memorySnapshotId: plan.from?.memoryInFile ? (plan.memorySnapshotId ?? null) : null,
     }

@@ -155,6 +155,14 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       }
     },
   },
+  '0009_snapshot_secrets': {
+    // Which secrets a snapshot's RAM may hold (secretEnv values in process environments), and
+    // which ones a VM resumed from such a snapshot carries on into its own snapshots.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('snapshots').addColumn('secret_names', 'text').execute()
+      await db.schema.alterTable('vms').addColumn('inherited_secret_names', 'text').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

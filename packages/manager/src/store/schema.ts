@@ -26,6 +26,8 @@ export interface VmsTable {
   purpose: string
   memory_snapshot_id: string | null
   source_snapshot_id: string | null
+  /** JSON array: names of the secrets a snapshot this VM was created from held in its memory (their values may be in this VM's RAM too). */
+  inherited_secret_names: string | null
 }
 
 export interface SnapshotsTable {
@@ -43,6 +45,8 @@ export interface SnapshotsTable {
   disk_bytes: number
   pause_ms: number
   created_at: string
+  /** JSON array: names of the secrets whose values the snapshot's memory may hold; null or [] for none. */
+  secret_names: string | null
 }
 
 export interface ImagesTable {

@@ -21,6 +21,11 @@ export interface SnapshotRecord {
   diskBytes: number
   pauseMs: number
   createdAt: string
+  /**
+   * Names of the secrets whose values the snapshot's memory may hold (the source VM's secretEnv,
+   * and what it inherited itself); empty when none. A clone resumes those processes, values and all.
+   */
+  secretNames: string[]
 }
 
 const fromRow = (r: Selectable<SnapshotsTable>): SnapshotRecord => ({
@@ -37,6 +42,7 @@ const fromRow = (r: Selectable<SnapshotsTable>): SnapshotRecord => ({
   diskBytes: Number(r.disk_bytes),
   pauseMs: r.pause_ms,
   createdAt: r.created_at,
+  secretNames: r.secret_names ? (JSON.parse(r.secret_names) as string[]) : [],
 })
 
 export function createSnapshotsRepo(db: Db) {
@@ -70,6 +76,7 @@ export function createSnapshotsRepo(db: Db) {
           disk_bytes: s.diskBytes,
           pause_ms: s.pauseMs,
           created_at: s.createdAt,
+          secret_names: s.secretNames.length ? JSON.stringify(s.secretNames) : null,
         })
         .execute()
     },

@@ -34,6 +34,11 @@ export interface VmRecord {
   memorySnapshotId: string | null
   /** The snapshot the VM was created from, if any. */
   sourceSnapshotId: string | null
+  /**
+   * Secret names the snapshot it was created from held in memory: the VM may carry their values
+   * (from the source VM) whatever its own secretEnv says, so its own snapshots count them too.
+   */
+  inheritedSecretNames: string[]
 }
 
 export type VmPurpose = 'user' | 'seed' | 'pool'
@@ -59,6 +64,7 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   purpose: r.purpose as VmPurpose,
   memorySnapshotId: r.memory_snapshot_id,
   sourceSnapshotId: r.source_snapshot_id,
+  inheritedSecretNames: r.inherited_secret_names ? (JSON.parse(r.inherited_secret_names) as string[]) : [],
 })
 
 /** Fields written beside a state change or on their own; `state` itself only through setState. */
@@ -84,6 +90,7 @@ const toColumns = (p: VmPatch & { state?: VmState }): Partial<VmsTable> => {
   if (p.purpose !== undefined) c.purpose = p.purpose
   if (p.memorySnapshotId !== undefined) c.memory_snapshot_id = p.memorySnapshotId
   if (p.sourceSnapshotId !== undefined) c.source_snapshot_id = p.sourceSnapshotId
+  if (p.inheritedSecretNames !== undefined) c.inherited_secret_names = p.inheritedSecretNames.length ? JSON.stringify(p.inheritedSecretNames) : null
   return c
 }
 

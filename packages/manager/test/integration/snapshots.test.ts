@@ -136,8 +136,10 @@ describe('snapshots with memory', () => {
     expect((await mgr.request('GET', `/v1/vms/${id}`)).body.state).toBe('PAUSED')
     expect((await mgr.request('POST', `/v1/vms/${id}/resume`)).status).toBe(204)
     expect((await exec(id, 'cat /dev/shm/marker; pgrep -x sleep >/dev/null && echo sleeper-alive')).stdout).toBe('in-memory\nsleeper-alive\n')
-    // A snapshot of a clone (RAM not in a shared file) resumes too.
-    const grand = await createVm({ snapshotId: snap.body.id })
+    // A snapshot of a clone (RAM not in a shared file) resumes too. This clone has secretEnv, so
+    // its snapshot holds it: the create gives the same name (snapshot_contains_secrets otherwise).
+    expect(snap.body.containsSecrets).toBe(true)
+    const grand = await createVm({ snapshotId: snap.body.id, secretEnv: ['CLONE_SECRET=three'] })
     clones.push(grand.id)
     expect(grand.provisionMode).toBe('snapshot')
     expect((await exec(grand.id, 'cat /dev/shm/marker')).stdout).toBe('in-memory\n')
@@ -181,5 +183,38 @@ describe('snapshots with memory', () => {
     expect((await mgr.request('DELETE', `/v1/snapshots/${snapId}`)).status).toBe(204)
     expect((await mgr.request('GET', `/v1/snapshots/${snapId}`)).status).toBe(404)
     expect(fs.existsSync(path.join(mgr.storageRoot, 'snapshots', snapId))).toBe(false)
+  })
+})
+
+describe('snapshots of a VM with secretEnv', () => {
+  it('hold the secret in memory: a clone, once accepted, reads it from a process the source started', async () => {
+    const secret = 'snapshot-held-value-4f7a'
+    const source = await createVm({ secretEnv: [`HELD_SECRET=${secret}`] })
+    const made = [source.id]
+    try {
+      // Every exec gets secretEnv in its environment; a background process keeps it after the exec ends.
+      await exec(source.id, '(setsid sleep 100000 >/dev/null 2>&1 &); true')
+      const snap = await mgr.request('POST', `/v1/vms/${source.id}/snapshots`)
+      expect(snap.status).toBe(201)
+      expect(snap.body.containsSecrets).toBe(true)
+
+      const refused = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [], snapshotId: snap.body.id })
+      expect(refused.status).toBe(400)
+      expect(refused.body.code).toBe('snapshot_contains_secrets')
+
+      const clone = await createVm({ snapshotId: snap.body.id, acceptSnapshotSecrets: true })
+      made.push(clone.id)
+      expect(clone.provisionMode).toBe('snapshot')
+      // The clone has no secretEnv of its own, yet the resumed process's environment has the source's value.
+      expect((await exec(clone.id, 'echo "[$HELD_SECRET]"')).stdout).toBe('[]\n')
+      const leaked = await exec(clone.id, 'for p in $(pgrep -x sleep); do tr "\\0" "\\n" < /proc/$p/environ | grep "^HELD_SECRET="; done')
+      console.log(`clone ${clone.id} of a secretEnv VM, /proc/<sleep pid>/environ: ${leaked.stdout.trim()}`)
+      expect(leaked.stdout).toContain(`HELD_SECRET=${secret}`)
+      expect((await mgr.request('DELETE', `/v1/vms/${clone.id}`)).status).toBe(204)
+      made.pop()
+      expect((await mgr.request('DELETE', `/v1/snapshots/${snap.body.id}`)).status).toBe(204)
+    } finally {
+      for (const id of made) await mgr.request('DELETE', `/v1/vms/${id}`)
+    }
   })
 })

@@ -57,6 +57,17 @@ afterAll(async () => {
 })
 
 describe('hostile guest root', () => {
+  it('/proc hides root\'s processes from uid 1000 (hidepid=2); root sees the agent, shielded from the OOM killer', async () => {
+    const agentPid = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
+    const asRoot = await exec(attacker, `p=$(${agentPid}); echo $p; cat /proc/$p/oom_score_adj`, { asRoot: true })
+    const [pid, adj] = asRoot.body.stdout.trim().split('\n')
+    expect(pid).toMatch(/^\d+$/)
+    expect(adj).toBe('-1000')
+    const asUser = await exec(attacker, `ls /proc | grep -cx '${pid}'; cat /proc/${pid}/environ /proc/${pid}/cmdline /proc/1/cmdline 2>&1 >/dev/null | wc -l; ${agentPid} | wc -l`)
+    console.log(`hidepid: agent pid ${pid} as uid 1000: ${JSON.stringify(asUser.body.stdout)} (listed, failed reads, found by cmdline scan)`)
+    expect(asUser.body.stdout).toBe('0\n3\n0\n')
+  })
+
   it('floods /dev/console: the console log stays within CONSOLE_LOG_MAX_BYTES and /logs shows the newest lines', async () => {
     const logFile = path.join(mgr.storageRoot, 'vms', attacker, 'console.log')
     const marker = `rds-console-tail-${Math.random().toString(36).slice(2)}`

@@ -50,6 +50,8 @@ describe('defaults', () => {
       execOutputMaxBytes: 1 * MiB,
       agentReplyMaxBytes: 64 * MiB,
       consoleLogMaxBytes: 4 * MiB,
+      vmmLogMaxBytes: 1 * MiB,
+      vmMemoryBudgetMb: undefined,
       uploadMaxBodyBytes: 10 * MiB,
       uploadMaxEntries: 10_000,
       uploadMaxBytes: 1024 * MiB,

@@ -53,6 +53,7 @@ const vm = (id: string): VmRecord => ({
   purpose: 'user',
   memorySnapshotId: null,
   sourceSnapshotId: null,
+  inheritedSecretNames: [],
 })
 
 /** A database as the previous release left it: migrated up to 0007, one seed per image on its row. */

@@ -18,6 +18,7 @@ const toMeta = (s: SnapshotRecord): SnapshotMeta => ({
   hasOverlay: true,
   hasMemory: true,
   internal: s.kind !== 'user',
+  containsSecrets: s.secretNames.length > 0,
   pauseMs: s.pauseMs,
   sizes: { memoryBytes: s.memoryBytes, stateBytes: s.stateBytes, diskBytes: s.diskBytes },
 })

@@ -21,6 +21,10 @@ export const SnapshotMeta = Type.Object(
     hasOverlay: Type.Boolean({ description: 'The VM\'s writable disk is part of the snapshot.' }),
     hasMemory: Type.Boolean({ description: 'Memory and device state are part of the snapshot: a VM created from it resumes running processes.' }),
     internal: Type.Boolean(),
+    containsSecrets: Type.Boolean({
+      description:
+        'The memory holds secretEnv values of the VM it was taken of (process environments). A VM created from it can read them, so a create needs secretEnv with the same names or acceptSnapshotSecrets: true (400 snapshot_contains_secrets otherwise). Never true for image seeds.',
+    }),
     pauseMs: Type.Integer({ description: 'How long the source VM was paused for the copy point.' }),
     sizes: Type.Object(
       {

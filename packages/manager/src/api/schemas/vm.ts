@@ -27,6 +27,13 @@ export const CreateVmBody = Type.Object(
       }),
     ),
     userOverlaySnapshotId: Type.Optional(Type.String({ maxLength: 128, description: 'The original\'s name for snapshotId.' })),
+    acceptSnapshotSecrets: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Create from a snapshot with containsSecrets: true without secretEnv of the same names: the new VM may read the secret values of the VM the snapshot was taken of (they are in its memory).',
+      }),
+    ),
     peerLinks: Type.Optional(
       Type.Array(PeerLinkInput, {
         maxItems: 32,

@@ -1,7 +1,8 @@
 // Admission of guest RAM: a booted VM's memory is a file on the RAM directory's tmpfs, and a
 // guest touching a page of a full tmpfs kills its VMM (SIGBUS). So a VM only boots when its
 // whole RAM fits next to the files already there, and the file is made at its full size
-// before the VMM starts. Clones map their snapshot's memory file privately and take no room here.
+// before the VMM starts. Clones map their snapshot's memory file privately and take no room here;
+// the guest memory budget (supervisor/memory-budget.ts) counts them and booted VMs alike.
 import fs from 'node:fs'
 import { VmmError } from '../vmm/vmm-error.ts'
 

@@ -11,12 +11,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { GuestNetwork, Health } from '@rds/protocol'
 import { AgentClient, type AgentCall } from '../agent/client.ts'
 import { ConsoleCapture } from '../vmm/console-capture.ts'
+import { copyTruncate } from '../logs/copy-truncate.ts'
 import type { SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../vmm/driver.ts'
 import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
 import type { Paths } from '../storage/paths.ts'
 import { reserveRam } from '../storage/ram-admission.ts'
 import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../storage/ram-dir.ts'
 import { bootSpecOf, type MachineConfig, type RestorePoint, type VmNet } from './boot-spec.ts'
+import { MemoryBudget } from './memory-budget.ts'
 
 export interface Machine {
   handle: VmHandle
@@ -51,6 +53,9 @@ export type MachineEvent =
 const HEALTH_INTERVAL_MS = 5000
 const HEALTH_FAILURES_FOR_ERROR = 4
 const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
+const DEFAULT_VMM_LOG_MAX_BYTES = 1024 * 1024
+/** How often the VMMs' own logs are measured: what a VMM writes meanwhile is the overshoot. */
+const VMM_LOG_CHECK_MS = 1000
 
 /** The agent client a machine uses; replaceable so tests can simulate agent faults that cannot be caused from outside the guest. */
 export type AgentFactory = (socket: string, onConnect: (call: AgentCall) => Promise<void>) => AgentClient
@@ -71,13 +76,37 @@ export function createSupervisor(deps: {
   agentReplyMaxBytes?: number
   /** CONSOLE_LOG_MAX_BYTES: disk of console.log + console.log.1 per VM. */
   consoleLogMaxBytes?: number
+  /** VMM_LOG_MAX_BYTES: disk of vmm.log + vmm.log.1 per VM (kept by copy-truncate, runtime/logs/copy-truncate.ts). */
+  vmmLogMaxBytes?: number
+  vmmLogCheckMs?: number
+  /** Guest memory all live VMs together may have (VM_MEMORY_BUDGET_MB); unlimited when absent. */
+  memoryBudgetMb?: number
 }) {
   const { driver, paths, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
   const agentFactory: AgentFactory = deps.agentFactory ?? ((socket, onConnect) => new AgentClient(socket, onConnect, { maxReplyBytes: deps.agentReplyMaxBytes }))
   const consoleLogMaxBytes = deps.consoleLogMaxBytes ?? DEFAULT_CONSOLE_LOG_MAX_BYTES
+  const vmmLogMaxBytes = deps.vmmLogMaxBytes ?? DEFAULT_VMM_LOG_MAX_BYTES
   const live = new Map<string, Machine>()
+  const memory = new MemoryBudget(deps.memoryBudgetMb ?? Number.POSITIVE_INFINITY)
   const listeners: Array<(e: MachineEvent) => void> = []
+
+  /**
+   * The VMM writes its own output file, which the manager cannot cap as it writes (the VMM runs
+   * detached, see copy-truncate.ts): every live VM's file is measured on one timer and cut when
+   * past half its budget. Re-attached VMs are in `live` too, so a restart leaves none uncapped.
+   */
+  let capping = false
+  const vmmLogTimer = setInterval(() => {
+    if (capping || live.size === 0) return
+    capping = true
+    void (async () => {
+      for (const id of [...live.keys()]) {
+        await copyTruncate(paths.vmmLog(id), vmmLogMaxBytes).catch((err: Error) => log.warn({ vmId: id, err: err.message }, 'could not cut vmm.log'))
+      }
+    })().finally(() => (capping = false))
+  }, deps.vmmLogCheckMs ?? VMM_LOG_CHECK_MS)
+  vmmLogTimer.unref()
 
   function emit(e: MachineEvent): void {
     for (const l of listeners) {
@@ -172,6 +201,7 @@ export function createSupervisor(deps: {
       void m.console.close()
       if (live.get(id) !== m) return
       live.delete(id)
+      memory.release(id)
       if (m.expectedExit) return
       const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
       log.warn({ vmId: id, exit }, reason)
@@ -193,11 +223,14 @@ export function createSupervisor(deps: {
     if (ramProblem) throw new VmmError('ram_dir_unsafe', ramDirAdvice(ramProblem))
     await removeRuntimeFiles(vm.id)
     const spec = bootSpecOf(paths, vm, from)
-    if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
+    // Before the RAM file: a VM over the budget takes no tmpfs room either.
+    memory.admit(vm.id, vm.memMb)
     let handle: VmHandle
     try {
+      if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
       handle = from ? await driver.restore(spec, { stateFile: from.stateFile, withoutRam: from.memoryInFile }) : await driver.boot(spec)
     } catch (err) {
+      memory.release(vm.id)
       await removeRuntimeFiles(vm.id)
       throw asVmmError(err, failKind)
     }
@@ -212,6 +245,7 @@ export function createSupervisor(deps: {
     } catch (err) {
       retire(m)
       await handle.kill(500)
+      memory.release(vm.id)
       await removeRuntimeFiles(vm.id)
       throw err
     }
@@ -225,6 +259,8 @@ export function createSupervisor(deps: {
 
   return {
     get: (id: string) => live.get(id),
+    /** Guest memory admitted now and the budget (MiB). */
+    memory: () => ({ usedMb: memory.usedMb, budgetMb: memory.budgetMb }),
     ids: () => [...live.keys()],
     describe: () => driver.describe(),
 
@@ -282,6 +318,7 @@ export function createSupervisor(deps: {
       m.agent.close()
       void m.console.close()
       live.delete(id)
+      memory.release(id)
       await removeRuntimeFiles(id)
     },
 
@@ -292,6 +329,7 @@ export function createSupervisor(deps: {
       retire(m)
       await m.handle.kill(500)
       live.delete(id)
+      memory.release(id)
       await removeRuntimeFiles(id)
     },
 
@@ -304,6 +342,7 @@ export function createSupervisor(deps: {
       if (saved.paused) {
         // Its agent cannot answer until resumed; the session is made on first use after that.
         m.paused = true
+        memory.hold(vm.id, vm.memMb)
         watch(vm.id, m, 0)
         return true
       }
@@ -317,6 +356,7 @@ export function createSupervisor(deps: {
         await handle.kill(500)
         return false
       }
+      memory.hold(vm.id, vm.memMb)
       watch(vm.id, m, health.uptimeMs)
       return true
     },
@@ -326,8 +366,10 @@ export function createSupervisor(deps: {
 
     /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
     detachAll(): void {
+      clearInterval(vmmLogTimer)
       for (const m of live.values()) retire(m)
       live.clear()
+      memory.clear()
     },
 
     removeRuntimeFiles,

@@ -14,6 +14,8 @@ export type VmmErrorKind =
   | 'not_running'
   /** The RAM directory cannot hold this VM's memory next to the others. */
   | 'ram_exhausted'
+  /** The live VMs' memory and this VM's would pass the host's guest memory budget. */
+  | 'memory_budget_exhausted'
   /** The RAM directory is not ours alone (owner, mode or a symlink). */
   | 'ram_dir_unsafe'
 
