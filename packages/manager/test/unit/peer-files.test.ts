@@ -68,6 +68,12 @@ describe('mounted source filter', () => {
     ['id_rsa', false],
     ['aws_credentials.json', false],
     ['my-secret.txt', false],
+    // Every segment counts, not only the file name.
+    ['secrets/db.json', false],
+    ['config/credentials/prod.json', false],
+    ['auth/tokens/a.txt', false],
+    ['certs.key/readme.md', false],
+    ['sdk/nested/deep/util.ts', true],
     ['node_modules/x/index.js', false],
     ['peers/other/proxy/a.ts', false],
   ])('%s -> %s', (p, ok) => expect(sourcePathAllowed(p)).toBe(ok))

@@ -3,9 +3,9 @@
 // that pass every rule below are kept:
 //   - no hidden entry (a path component starting with "."), except the manifest dir .rds-peer;
 //     this drops .env*, .git, .ssh, .aws, .npmrc, .netrc, .config, caches and the like;
-//   - no dotenv-style or key/credential file by name: *.env, *.pem, *.key, *.p12, *.pfx, *.jks,
-//     *.keystore, id_rsa*, id_dsa*, id_ecdsa*, id_ed25519*, and names containing "secret",
-//     "credential" or "token";
+//   - no dotenv-style or key/credential file or directory by name (any path segment): *.env, *.pem,
+//     *.key, *.p12, *.pfx, *.jks, *.keystore, id_rsa*, id_dsa*, id_ecdsa*, id_ed25519*, and names
+//     containing "secret", "credential" or "token";
 //   - no node_modules, and not the provider's own /workspace/peers (its links are its own);
 //   - no file that contains one of the provider's secretEnv values verbatim;
 //   - no symlink, hard link or device; at most MAX_SOURCE_BYTES in total and MAX_FILE_BYTES each.
@@ -28,11 +28,13 @@ export function sourcePathAllowed(rel: string): boolean {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.')
   if (parts.length === 0) return false
   if (parts[0] === 'peers') return false
+  // Every segment, directories too: `secrets/db.json` or `credentials/prod/x` hide what they hold.
   for (const p of parts) {
     if (p.startsWith('.') && p !== '.rds-peer') return false
     if (p === 'node_modules') return false
+    if (SECRET_NAME.test(p)) return false
   }
-  return !SECRET_NAME.test(parts.at(-1)!)
+  return true
 }
 
 /** Reads a stream to its end (always, so a tar entry is fully consumed); undefined if over `max`. */
