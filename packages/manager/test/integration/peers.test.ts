@@ -36,7 +36,7 @@ const writeFile = (vmId: string, file: string, content: string) => mgr.writeFile
 const runTs = async (vmId: string, code: string) => (await mgr.request('POST', `/v1/vms/${vmId}/run-ts`, { code })).body
 const runJs = async (vmId: string, code: string) => (await mgr.request('POST', `/v1/vms/${vmId}/run-js`, { code })).body
 
-async function createVm(extra: Record<string, unknown>) {
+async function createVm(extra: Record<string, unknown> = {}) {
   return mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [], ...extra })
 }
 
@@ -280,6 +280,24 @@ describe('peer links', () => {
     expect(add.body.peerLinks.map((l: { alias: string }) => l.alias)).toEqual(['b', 'a2'])
     const again = await runTs(consumer, `import { greet } from "file:///workspace/peers/a2/proxy/sdk/greet.ts"; result.set(await greet("back"));`)
     expect(again.result).toEqual({ text: 'hello back', tokenLength: A_TOKEN.length })
+  })
+
+  it('writes the peer files without following a link the user planted at /workspace/peers', async () => {
+    // Issue 13, finding 11: root writes the consumer's peer files; uid 1000 owns /workspace and may
+    // plant a symlink where they go, to steer root's writes (here into a directory of its own, so
+    // anything written through the link would show).
+    const c = await createVm()
+    expect(c.status).toBe(201)
+    const vm = c.body.id
+    try {
+      await exec(vm, 'mkdir /workspace/steered && ln -s /workspace/steered /workspace/peers')
+      const add = await mgr.request('POST', `/v1/vms/${vm}/peers`, { alias: 'a', vmId: providerA })
+      expect(add.status).toBe(200)
+      const after = await exec(vm, 'stat -c "%F %U %a" /workspace/peers; ls -A /workspace/steered | wc -l; ls /workspace/peers')
+      expect(after.stdout).toBe('directory root 555\n0\na\nindex.json\n')
+    } finally {
+      await mgr.request('DELETE', `/v1/vms/${vm}`)
+    }
   })
 
   it('fails calls cleanly while the provider is stopped and once it is gone', async () => {
