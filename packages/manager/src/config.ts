@@ -92,9 +92,23 @@ type Env = Record<string, string | undefined>
 function int(env: Env, name: string, fallback: number, min = 1, max = Infinity): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return fallback
-  const n = Number(raw)
+  // Decimal digits only: Number() would also take "1e3", "0x10" or " 12 ", which nobody means in a limit.
+  const n = /^-?\d+$/.test(raw) ? Number(raw) : NaN
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer ${max === Infinity ? `>= ${min}` : `from ${min} to ${max}`} (got "${raw}")`)
   return n
+}
+
+const TRUE = ['true', '1', 'yes', 'on']
+const FALSE = ['false', '0', 'no', 'off']
+
+/** A switch: the usual spellings of on and off; anything else is refused rather than read as one of them. */
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const v = raw.trim().toLowerCase()
+  if (TRUE.includes(v)) return true
+  if (FALSE.includes(v)) return false
+  throw new ConfigError(`${name} must be true or false (got "${raw}")`)
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
@@ -208,7 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 1024 * MiB),
     qemuBin: env.QEMU_BIN || 'qemu-system-x86_64',
     accel: oneOf(env, 'VMM_ACCEL', ['auto', 'kvm', 'tcg'] as const, 'auto'),
-    skipDefaultImage: env.RDS_SKIP_DEFAULT_IMAGE === 'true',
+    skipDefaultImage: bool(env, 'RDS_SKIP_DEFAULT_IMAGE', false),
     logLevel: env.LOG_LEVEL || 'info',
     vmNetworkCidr: env.VM_NETWORK_CIDR || '172.16.0.0/24',
     vmLinkCidr: env.VM_LINK_CIDR || '169.254.100.0/30',
@@ -217,14 +231,14 @@ export function loadConfig(env: Env = process.env): Config {
     egressExcluded: excludedCidrs(env),
     vmConnectionLimits: connectionLimits(env),
     builtinImage: builtinImage(env),
-    exposeInternalErrors: env.EXPOSE_INTERNAL_ERRORS === 'true',
-    testGuestRoot: env.RDS_TEST_GUEST_ROOT === 'true',
-    enableImageSeed: env.ENABLE_IMAGE_SEED !== 'false',
+    exposeInternalErrors: bool(env, 'EXPOSE_INTERNAL_ERRORS', false),
+    testGuestRoot: bool(env, 'RDS_TEST_GUEST_ROOT', false),
+    enableImageSeed: bool(env, 'ENABLE_IMAGE_SEED', true),
     seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),
     seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 256, 128),
     seedShapesMax: int(env, 'SEED_SHAPES_MAX', 4),
     vmRamDir: env.VM_RAM_DIR ? path.resolve(env.VM_RAM_DIR) : undefined,
-    enableWarmPool: env.ENABLE_WARM_POOL === 'true',
+    enableWarmPool: bool(env, 'ENABLE_WARM_POOL', false),
     warmPoolTarget: int(env, 'WARM_POOL_TARGET', 1, 0),
     warmPoolMaxVms: int(env, 'WARM_POOL_MAX_VMS', 4, 0),
   }

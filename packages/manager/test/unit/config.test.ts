@@ -129,7 +129,7 @@ describe('integers', () => {
   ]
   for (const [name, min] of integers) {
     it(`${name}: refuses text, fractions and values below ${min}`, () => {
-      for (const bad of ['abc', '1.5', '12abc', String(min - 1)]) {
+      for (const bad of ['abc', '1.5', '12abc', '1e3', '0x10', ' 12', String(min - 1)]) {
         expect(refusal({ [name]: bad })).toBe(`${name} must be an integer >= ${min} (got "${bad}")`)
       }
       expect(() => loadConfig({ [name]: String(min) })).not.toThrow()
@@ -149,6 +149,24 @@ describe('integers', () => {
     expect(loadConfig({ PORT: '65535' }).port).toBe(65535)
     expect(loadConfig({ PORT: '0' }).port).toBe(0)
   })
+})
+
+describe('switches', () => {
+  const switches: Array<[string, string, boolean]> = [
+    ['ENABLE_IMAGE_SEED', 'enableImageSeed', true],
+    ['ENABLE_WARM_POOL', 'enableWarmPool', false],
+    ['EXPOSE_INTERNAL_ERRORS', 'exposeInternalErrors', false],
+    ['RDS_TEST_GUEST_ROOT', 'testGuestRoot', false],
+    ['RDS_SKIP_DEFAULT_IMAGE', 'skipDefaultImage', false],
+  ]
+  for (const [name, field, fallback] of switches) {
+    it(`${name}: true/false, 1/0, yes/no, on/off in any case; anything else refused (default ${fallback})`, () => {
+      expect(loadConfig({})[field as keyof ReturnType<typeof loadConfig>]).toBe(fallback)
+      for (const on of ['true', 'TRUE', '1', 'yes', 'On']) expect(loadConfig({ [name]: on })[field as keyof ReturnType<typeof loadConfig>]).toBe(true)
+      for (const off of ['false', 'False', '0', 'no', 'OFF']) expect(loadConfig({ [name]: off })[field as keyof ReturnType<typeof loadConfig>]).toBe(false)
+      for (const bad of ['enabled', 'y', '2']) expect(refusal({ [name]: bad })).toBe(`${name} must be true or false (got "${bad}")`)
+    })
+  }
 })
 
 describe('choices and lists', () => {
