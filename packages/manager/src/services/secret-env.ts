@@ -54,6 +54,11 @@ export function createSecretBox(vmSecretKey: string | undefined) {
 
     open,
 
+    /** What a VM row stores: the sealed env, or null when it has none. */
+    stored(vmId: string, env: Record<string, string>): string | null {
+      return Object.keys(env).length ? this.seal(vmId, env) : null
+    },
+
     /** A VM's secretEnv, decrypted for one call; {} when it has none. */
     envOf: (vm: Pick<VmRecord, 'id' | 'secretEnv'>): Record<string, string> => (vm.secretEnv ? open(vm.id, vm.secretEnv) : {}),
   }

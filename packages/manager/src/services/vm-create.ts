@@ -44,10 +44,13 @@ export interface SeedSource {
   failed(imageId: string, shape: SeedShape, reason: string): Promise<void>
 }
 
+/** The egress policy a create request asks for, with the defaults filled in. */
+export const requestedPolicy = (input: CreateVmInput) => ({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
+
 /** What creating a VM asks of the warm pool (warm-pool.ts). */
 export interface WarmSource {
-  /** A warm VM handed to the caller with its policy and secrets applied, when one fits. */
-  take(input: CreateVmInput): Promise<VmRecord | undefined>
+  /** A warm VM handed to the caller with its policy and secrets (parsed already) applied, when one fits. */
+  take(input: CreateVmInput, secretEnv: Record<string, string>): Promise<VmRecord | undefined>
 }
 
 export function createVmCreation(deps: {
@@ -76,7 +79,7 @@ export function createVmCreation(deps: {
   /** Everything about a create request that can be checked without touching the host. */
   function validateCreate(input: CreateVmInput): Record<string, string> {
     validateResources(input)
-    network.validate({ allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false })
+    network.validate(requestedPolicy(input))
     const secretEnv = parseSecretEnv(input.secretEnv ?? [])
     if (Object.keys(secretEnv).length) deps.secrets.requireKey()
     return secretEnv
@@ -105,11 +108,9 @@ export function createVmCreation(deps: {
   }
 
   return {
-    validateCreate,
-
     async create(input: CreateVmInput): Promise<VmRecord> {
       const secretEnv = validateCreate(input)
-      const warm = await deps.pool.take(input)
+      const warm = await deps.pool.take(input, secretEnv)
       if (warm) return warm
       const snapshotId = input.snapshotId ?? input.userOverlaySnapshotId
       const snap = snapshotId !== undefined ? await userSnapshot(snapshotId) : undefined
@@ -126,10 +127,8 @@ export function createVmCreation(deps: {
         ...shape,
         imageId: image.id,
         purpose: 'user' as const,
-        allowIps: input.allowIps,
-        allowDomains: input.allowDomains ?? [],
-        outboundInternet: input.outboundInternet ?? false,
-        secretEnv: Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null,
+        ...requestedPolicy(input),
+        secretEnv: deps.secrets.stored(id, secretEnv),
         sourceSnapshotId: snap?.id ?? null,
         // Also when the shape differs and the disk is booted cold: what processes wrote there may hold them too.
         inheritedSecretNames: snap?.secretNames ?? [],

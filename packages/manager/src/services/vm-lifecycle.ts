@@ -5,7 +5,7 @@
 // reports on its own (a VMM exit, a silent agent) takes it here.
 import type { FastifyBaseLogger } from 'fastify'
 import { Errors } from '../errors.ts'
-import type { MachineEvent, Supervisor } from '../runtime/supervisor/supervisor.ts'
+import type { BootOptions, MachineEvent, Supervisor } from '../runtime/supervisor/supervisor.ts'
 import { VM_STATES, type VmPatch, type VmsRepo, type VmState } from '../store/vms-repo.ts'
 import type { KeyedLock } from './locks.ts'
 
@@ -132,6 +132,10 @@ export function createLifecycle(deps: {
 
   return {
     transition,
+    /** Boot options that move the VM to STARTING with its VMM's pid as soon as the process exists (a crash meanwhile cannot orphan it). */
+    startingOn: (id: string): BootOptions => ({
+      onProcess: async (h) => void (await transition(id, 'STARTING', { vmmPid: h.pid, vmmStartTime: h.startTime })),
+    }),
     memoryReleased,
     /** Listens for snapshots whose memory file no VM maps any more. */
     onMemoryReleased(listener: (snapshotId: string) => void): void {

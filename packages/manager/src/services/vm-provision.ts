@@ -12,7 +12,7 @@ import { copySparse } from '../runtime/storage/copy.ts'
 import { createOverlay } from '../runtime/storage/overlay.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { RestorePoint, Supervisor } from '../runtime/supervisor/supervisor.ts'
-import type { BootFiles, VmHandle } from '../runtime/vmm/driver.ts'
+import type { BootFiles } from '../runtime/vmm/driver.ts'
 import type { VmPurpose, VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ExecLogsRepo } from '../store/exec-logs-repo.ts'
 import type { ImageService } from './images.ts'
@@ -115,7 +115,7 @@ export function createProvisioner(deps: {
         stage('disk')
         undo.add('VMM process', () => supervisor.kill(vm.id))
         const machine = { id: vm.id, cpu: vm.cpu, memMb: vm.memMb, files, net, memorySnapshotId: vm.memorySnapshotId }
-        const started = { onProcess: async (h: VmHandle) => void (await lifecycle.transition(vm.id, 'STARTING', { vmmPid: h.pid, vmmStartTime: h.startTime })) }
+        const started = lifecycle.startingOn(vm.id)
         const { bootMs } = plan.from ? await supervisor.restore(machine, plan.from, started) : await supervisor.boot(machine, started)
         stage('vmm')
         if (peerLinks.length) {

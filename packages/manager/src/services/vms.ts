@@ -59,7 +59,7 @@ export function createVmService(deps: {
           const net = await network.attach(vm)
           const { bootMs } = await supervisor.boot(
             { id, cpu: vm.cpu, memMb: vm.memMb, files: image.files, net },
-            { onProcess: async (h) => void (await lifecycle.transition(id, 'STARTING', { vmmPid: h.pid, vmmStartTime: h.startTime })) },
+            lifecycle.startingOn(id),
           )
           await lifecycle.transition(id, 'RUNNING', { startedAt: new Date().toISOString(), bootMs, lastError: null })
         } catch (err) {

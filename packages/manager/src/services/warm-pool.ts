@@ -10,8 +10,8 @@ import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { NetworkService } from './network.ts'
-import { parseSecretEnv, type SecretBox } from './secret-env.ts'
-import type { CreateVmInput, SeedSource, WarmSource } from './vm-create.ts'
+import type { SecretBox } from './secret-env.ts'
+import { requestedPolicy, type CreateVmInput, type SeedSource, type WarmSource } from './vm-create.ts'
 import type { Provisioner } from './vm-provision.ts'
 
 /** After a failed refill, wait before trying again (a broken image must not spin the host). */
@@ -50,16 +50,13 @@ export function createWarmPool(deps: {
   }
 
   /** Hands a warm VM to the caller: it becomes a user VM with the caller's policy and secrets. */
-  async function adopt(id: string, input: CreateVmInput): Promise<VmRecord | undefined> {
+  async function adopt(id: string, input: CreateVmInput, secretEnv: Record<string, string>): Promise<VmRecord | undefined> {
     return deps.locks.run(id, async () => {
       const vm = await vmsRepo.get(id)
       if (!vm || vm.purpose !== 'pool' || vm.state !== 'RUNNING') return undefined
-      const secretEnv = parseSecretEnv(input.secretEnv ?? [])
-      const sealed = Object.keys(secretEnv).length ? deps.secrets.seal(id, secretEnv) : null
-      const policy = { allowIps: input.allowIps, allowDomains: input.allowDomains ?? [], outboundInternet: input.outboundInternet ?? false }
       // Policy first: the VM is never the caller's while its rules are still the pool's.
-      const updated = await deps.network.update(vm, policy)
-      const patch = { purpose: 'user' as const, secretEnv: sealed, provisionMode: 'pool' as const }
+      const updated = await deps.network.update(vm, requestedPolicy(input))
+      const patch = { purpose: 'user' as const, secretEnv: deps.secrets.stored(id, secretEnv), provisionMode: 'pool' as const }
       if ((await vmsRepo.adoptWithinQuota(id, patch, { maxVms: config.maxVms })) !== 'ok') {
         await deps.network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
         throw Errors.quotaExceeded('maxVms', config.maxVms)
@@ -100,12 +97,12 @@ export function createWarmPool(deps: {
 
   const source: WarmSource = {
     /** A warm VM for this (already validated) create, when one fits; the pool refills behind it. */
-    async take(input) {
+    async take(input, secretEnv) {
       if (!fits(input)) return undefined
       const imageId = (await deps.images.resolveForBoot(input.imageId)).id
       for (const vm of await vmsRepo.listByPurpose('pool')) {
         if (vm.state !== 'RUNNING' || vm.imageId !== imageId) continue
-        const adopted = await adopt(vm.id, input)
+        const adopted = await adopt(vm.id, input, secretEnv)
         if (!adopted) continue
         void refill()
         return adopted

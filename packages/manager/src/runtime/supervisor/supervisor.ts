@@ -199,13 +199,11 @@ export function createSupervisor(deps: {
       clearInterval(m.monitor)
       m.agent.close()
       void m.console.close()
-      if (live.get(id) !== m) return
-      live.delete(id)
-      memory.release(id)
-      if (m.expectedExit) return
+      // An intended exit is forgotten by the stop or kill that asked for it.
+      if (live.get(id) !== m || m.expectedExit) return
       const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
       log.warn({ vmId: id, exit }, reason)
-      await removeRuntimeFiles(id)
+      await forget(id)
       emit({ type: 'exited', vmId: id, reason })
     })
   }
@@ -230,8 +228,7 @@ export function createSupervisor(deps: {
       if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
       handle = from ? await driver.restore(spec, { stateFile: from.stateFile, withoutRam: from.memoryInFile }) : await driver.boot(spec)
     } catch (err) {
-      memory.release(vm.id)
-      await removeRuntimeFiles(vm.id)
+      await forget(vm.id)
       throw asVmmError(err, failKind)
     }
     const m = newMachine(vm.id, handle, vm.net)
@@ -245,10 +242,16 @@ export function createSupervisor(deps: {
     } catch (err) {
       retire(m)
       await handle.kill(500)
-      memory.release(vm.id)
-      await removeRuntimeFiles(vm.id)
+      await forget(vm.id)
       throw err
     }
+  }
+
+  /** The VM has no VMM in this manager any more: its entry, its memory and its run files go. */
+  async function forget(id: string): Promise<void> {
+    live.delete(id)
+    memory.release(id)
+    await removeRuntimeFiles(id)
   }
 
   function mustBeLive(id: string): Machine {
@@ -317,9 +320,7 @@ export function createSupervisor(deps: {
       }
       m.agent.close()
       void m.console.close()
-      live.delete(id)
-      memory.release(id)
-      await removeRuntimeFiles(id)
+      await forget(id)
     },
 
     /** Immediate kill (delete, failed operations): no guest cooperation needed. */
@@ -328,9 +329,7 @@ export function createSupervisor(deps: {
       if (!m) return
       retire(m)
       await m.handle.kill(500)
-      live.delete(id)
-      memory.release(id)
-      await removeRuntimeFiles(id)
+      await forget(id)
     },
 
     /** After a manager restart: take over a VMM that is still running, or report that it is gone. */
