@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { DIRECT_ROOT_ARGS, qemuArgs, type QemuLaunch } from '../../src/runtime/vmm/qemu/args.ts'
+import { DIRECT_ROOT_ARGS, markedVmId, qemuArgs, type QemuLaunch } from '../../src/runtime/vmm/qemu/args.ts'
 import { imageStamp } from '../../src/services/images.ts'
 
 const spec = (over: Partial<QemuLaunch> = {}): QemuLaunch => ({
@@ -87,5 +87,15 @@ describe('imageStamp', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('markedVmId', () => {
+  it('reads the VM id from a VMM of this instance only, by its -name argument', () => {
+    const args = ['qemu-system-x86_64', ...qemuArgs(spec(), opts)]
+    expect(markedVmId(args, 'i')).toBe('vm-1')
+    expect(markedVmId(args, 'other')).toBeUndefined()
+    expect(markedVmId(['sleep', 'rds:i:vm-1'], 'i')).toBeUndefined()
+    expect(markedVmId(undefined, 'i')).toBeUndefined()
   })
 })

@@ -16,6 +16,7 @@ import { run } from '../process/run.ts'
 import { ramDirProblem } from '../storage/ram-dir.ts'
 import { instanceOf, tryHoldMark, type InstanceMark } from './instance-mark.ts'
 import { detectCgroupLayout, VmmCgroups } from '../vmm/confinement/cgroups.ts'
+import { markedVmId } from '../vmm/qemu/args.ts'
 
 const INSTANCE = '[0-9a-f]{10}'
 const NETNS = new RegExp(`^rds-(${INSTANCE})$`)
@@ -68,10 +69,8 @@ export async function findLeftovers(): Promise<Leftovers[]> {
 
 /** Why the instance counts as alive without asking its mark, or undefined. */
 async function runningParts(instance: string): Promise<string | undefined> {
-  const marker = `rds:${instance}:`
   for (const pid of listPids()) {
-    const args = processCmdline(pid) ?? []
-    if (args.some((a, i) => a === '-name' && args[i + 1]?.startsWith(marker))) return `QEMU process ${pid} runs with its marker`
+    if (markedVmId(processCmdline(pid), instance) !== undefined) return `QEMU process ${pid} runs with its marker`
   }
   const address = await linkAddress(instance)
   if (address && servesDns(address)) return `a process serves DNS on its link address ${address}`

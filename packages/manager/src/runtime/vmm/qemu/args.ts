@@ -6,6 +6,14 @@ import { BRIDGE_PORT_NAME, CONTROL_PORT_NAME } from '@rds/protocol'
 /** Marks our processes in `ps`/`/proc/<pid>/cmdline` so the startup sweep can find them. */
 export const processName = (instance: string, vmId: string) => `rds:${instance}:${vmId}`
 
+/** The VM id in a process's marker, when it is a VMM of `instance` (its `-name`). */
+export function markedVmId(cmdline: string[] | undefined, instance: string): string | undefined {
+  const prefix = processName(instance, '')
+  const i = cmdline?.indexOf('-name') ?? -1
+  const name = i >= 0 ? cmdline![i + 1] : undefined
+  return name?.startsWith(prefix) ? name.slice(prefix.length) : undefined
+}
+
 export function kernelCmdline(tscKhz: number | undefined, extra: string[] = []): string {
   const timing = tscKhz ? [`tsc_early_khz=${tscKhz}`, `lpj=${Math.round((tscKhz * 1000) / 250)}`] : []
   return [

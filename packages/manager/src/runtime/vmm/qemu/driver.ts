@@ -10,7 +10,7 @@ import { asVmmError, VmmError } from '../vmm-error.ts'
 import { QmpClient } from './qmp.ts'
 import { loadState, saveState } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
-import { hostTscKhz, processName, qemuArgs, type QemuLaunch } from './args.ts'
+import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
 import { vmmLimits, type VmmCgroups } from '../confinement/cgroups.ts'
 
@@ -160,7 +160,6 @@ class QemuHandle implements VmHandle {
 
 export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
-  const marker = (vmId: string) => processName(o.instance, vmId)
   const release = (vmId: string) => (o.cgroups ? () => o.cgroups!.remove(vmId) : undefined)
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
@@ -225,20 +224,16 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     },
 
     async reattach(saved: SavedVmm) {
-      const cmd = processCmdline(saved.pid)
-      const same = cmd?.includes(marker(saved.vmId)) && processStartTime(saved.pid) === saved.startTime
+      const same = markedVmId(processCmdline(saved.pid), o.instance) === saved.vmId && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
       return new QemuHandle(saved.pid, saved.startTime, saved.spec, undefined, release(saved.vmId))
     },
 
     sweep(keep) {
-      const prefix = `rds:${o.instance}:`
       const killed: number[] = []
       for (const pid of listPids()) {
-        const cmd = processCmdline(pid)
-        const i = cmd?.indexOf('-name') ?? -1
-        const name = i >= 0 ? cmd![i + 1] : undefined
-        if (!name?.startsWith(prefix) || !isAlive(pid) || keep(name.slice(prefix.length))) continue
+        const vmId = markedVmId(processCmdline(pid), o.instance)
+        if (vmId === undefined || !isAlive(pid) || keep(vmId)) continue
         try {
           process.kill(pid, 'SIGKILL')
           killed.push(pid)
