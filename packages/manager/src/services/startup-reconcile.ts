@@ -9,6 +9,7 @@ import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { NetworkService } from './network.ts'
 import { LIVE_STATES, type Lifecycle } from './vm-lifecycle.ts'
+import { machineOf } from './vm-provision.ts'
 
 export interface ReconcileSummary {
   reattached: string[]
@@ -34,7 +35,7 @@ export async function reconcileAtStartup(deps: {
       const image = await deps.images.resolveForBoot(vm.imageId).catch(() => undefined)
       // A seed build does not survive a restart (it is started again); a warm VM does.
       const keep = vm.purpose !== 'seed' && (vm.state === 'RUNNING' || vm.state === 'PAUSED')
-      const machine = image && { id: vm.id, cpu: vm.cpu, memMb: vm.memMb, files: image.files, net: network.bootNet(vm), memorySnapshotId: vm.memorySnapshotId }
+      const machine = image && machineOf(vm, image.files, network.bootNet(vm))
       if (keep && machine && (await supervisor.reattach(machine, { pid: vm.vmmPid, startTime: vm.vmmStartTime, paused: vm.state === 'PAUSED' }))) {
         out.reattached.push(vm.id)
         return

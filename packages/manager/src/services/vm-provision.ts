@@ -11,7 +11,7 @@ import { Cleanup } from '../runtime/cleanup.ts'
 import { copySparse } from '../runtime/storage/copy.ts'
 import { createOverlay } from '../runtime/storage/overlay.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
-import type { RestorePoint, Supervisor } from '../runtime/supervisor/supervisor.ts'
+import type { MachineConfig, RestorePoint, Supervisor, VmNet } from '../runtime/supervisor/supervisor.ts'
 import type { BootFiles } from '../runtime/vmm/driver.ts'
 import type { VmPurpose, VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ExecLogsRepo } from '../store/exec-logs-repo.ts'
@@ -29,6 +29,9 @@ export interface ProvisionPlan {
   /** The snapshot whose memory file a restored VM maps (its files must outlive the VM). */
   memorySnapshotId?: string
 }
+
+/** What the supervisor needs of a VM row to run it. */
+export const machineOf = (vm: VmRecord, files: BootFiles, net: VmNet | undefined): MachineConfig => ({ id: vm.id, cpu: vm.cpu, memMb: vm.memMb, files, net, memorySnapshotId: vm.memorySnapshotId })
 
 export interface NewVm {
   cpu: number
@@ -114,7 +117,7 @@ export function createProvisioner(deps: {
         else await createOverlay(paths.overlay(vm.id), config.overlaySizeBytes)
         stage('disk')
         undo.add('VMM process', () => supervisor.kill(vm.id))
-        const machine = { id: vm.id, cpu: vm.cpu, memMb: vm.memMb, files, net, memorySnapshotId: vm.memorySnapshotId }
+        const machine = machineOf(vm, files, net)
         const started = lifecycle.startingOn(vm.id)
         const { bootMs } = plan.from ? await supervisor.restore(machine, plan.from, started) : await supervisor.boot(machine, started)
         stage('vmm')

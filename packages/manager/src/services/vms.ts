@@ -13,7 +13,7 @@ import type { NetworkPolicyInput, NetworkService } from './network.ts'
 import type { CreateVmInput, VmCreation } from './vm-create.ts'
 import { assertState, type Lifecycle } from './vm-lifecycle.ts'
 import type { VmLookup } from './vm-lookup.ts'
-import type { Provisioner } from './vm-provision.ts'
+import { machineOf, type Provisioner } from './vm-provision.ts'
 
 export type { VmRecord }
 
@@ -58,7 +58,7 @@ export function createVmService(deps: {
           if (!vm.guestIp) vm.guestIp = await network.allocate(id)
           const net = await network.attach(vm)
           const { bootMs } = await supervisor.boot(
-            { id, cpu: vm.cpu, memMb: vm.memMb, files: image.files, net },
+            machineOf(vm, image.files, net),
             lifecycle.startingOn(id),
           )
           await lifecycle.transition(id, 'RUNNING', { startedAt: new Date().toISOString(), bootMs, lastError: null })
