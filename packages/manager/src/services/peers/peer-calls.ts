@@ -14,6 +14,7 @@ import type { VmRecord } from '../../store/vms-repo.ts'
 import type { SecretBox } from '../secret-env.ts'
 import { maskSecrets, type VmExecService } from '../vm-exec.ts'
 import { fileUrl, runtimeFor } from './peer-links.ts'
+import { KeyedLimiter } from '../../runtime/limits/keyed-limiter.ts'
 
 /**
  * The code run in the provider for one call. The arguments travel as a string that the provider
@@ -30,24 +31,13 @@ result.set(await fn(...args));
 
 /** Per-link limits, in this manager process (documented in docs/peers.md). */
 export class LinkLimiter {
-  private readonly state = new Map<string, { tokens: number; last: number; inFlight: number }>()
+  private readonly limiter = new KeyedLimiter({ ratePerS: PeerLimits.callsPerSecondPerLink, burst: PeerLimits.callsPerSecondPerLink, maxInFlight: PeerLimits.maxConcurrentPerLink })
 
   acquire(key: string, alias: string): () => void {
-    const now = Date.now()
-    const s = this.state.get(key) ?? { tokens: PeerLimits.callsPerSecondPerLink, last: now, inFlight: 0 }
-    this.state.set(key, s)
-    s.tokens = Math.min(PeerLimits.callsPerSecondPerLink, s.tokens + ((now - s.last) / 1000) * PeerLimits.callsPerSecondPerLink)
-    s.last = now
-    if (s.inFlight >= PeerLimits.maxConcurrentPerLink) throw Errors.peerConcurrencyLimited(alias, PeerLimits.maxConcurrentPerLink)
-    if (s.tokens < 1) throw Errors.peerRateLimited(alias, PeerLimits.callsPerSecondPerLink)
-    s.tokens -= 1
-    s.inFlight++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      s.inFlight--
-    }
+    const admission = this.limiter.admit(key)
+    if (admission.ok) return admission.release
+    if (admission.reason === 'in_flight') throw Errors.peerConcurrencyLimited(alias, PeerLimits.maxConcurrentPerLink)
+    throw Errors.peerRateLimited(alias, PeerLimits.callsPerSecondPerLink)
   }
 }
 
