@@ -6,8 +6,11 @@
 // of misreading replies.
 import { Type, type Static } from 'typebox'
 
-/** 2: init answers with the agent's identity, and error codes are a closed set. */
-export const AGENT_PROTOCOL_VERSION = 2
+/**
+ * 2: init answers with the agent's identity, and error codes are a closed set.
+ * 3: streamed output, background processes and file operations (routes added in one step).
+ */
+export const AGENT_PROTOCOL_VERSION = 3
 
 /** Names of the virtio-serial ports (QEMU `virtserialport,name=`), found in the guest under /sys/class/virtio-ports. */
 export const CONTROL_PORT_NAME = 'rds.control'

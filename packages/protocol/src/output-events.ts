@@ -31,6 +31,10 @@ export const ExitEvent = Type.Object(
     exitCode: Type.Integer(),
     timedOut: Type.Boolean(),
     durationMs: Type.Number(),
+    /** run-ts / run-js: the value given to result.set(v), when set. */
+    result: Type.Optional(Type.Unknown()),
+    /** run-ts / run-js: the value given to result.error(e), or the uncaught error, serialized. */
+    error: Type.Optional(Type.Unknown()),
   },
   { additionalProperties: false },
 )
