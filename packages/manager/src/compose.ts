@@ -33,6 +33,10 @@ import { createSnapshotService } from './services/snapshots.ts'
 import { createSeedService } from './services/image-seeds.ts'
 import { createWarmPool } from './services/warm-pool.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
+import { createAdminSessionsRepo } from './store/admin-sessions-repo.ts'
+import { createApiKeysRepo } from './store/api-keys-repo.ts'
+import { createAdminSessions } from './services/accounts/admin-sessions.ts'
+import { createApiKeys } from './services/accounts/api-keys.ts'
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
 
@@ -56,7 +60,9 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   if (ramProblem) throw new ConfigError(ramDirAdvice(ramProblem))
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db), adminSessions: createAdminSessionsRepo(db), apiKeys: createApiKeysRepo(db) }
+  const sessions = createAdminSessions({ config: config.admin, repo: repos.adminSessions })
+  const apiKeys = createApiKeys({ repo: repos.apiKeys })
 
   // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
@@ -92,7 +98,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

@@ -92,7 +92,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       return toPublic(await mustGet(id), await repo.getDefaultId(), await deps.seeds.list(id))
     },
 
-    async create(input: { name: string; description: string }): Promise<ImagePublic> {
+    async create(input: { name: string; description: string }, createdBy: string | null = null): Promise<ImagePublic> {
       const name = input.name.trim()
       const description = input.description.trim()
       if (!name || !description) throw Errors.badRequest('name and description are required')
@@ -108,6 +108,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
         kernelUploadedAt: null,
         rootfsUploadedAt: null,
         manifest: null,
+        createdBy,
       }
       await fsp.mkdir(paths.imageDir(img.id), { recursive: true, mode: 0o755 })
       await repo.insert(img)
@@ -142,6 +143,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
           kernelUploadedAt: now,
           rootfsUploadedAt: now,
           manifest,
+          createdBy: null,
         }
         await repo.insert(img)
         return toPublic(img, await repo.getDefaultId(), [])

@@ -77,7 +77,7 @@ export function createSnapshotService(deps: {
    * their agent polling for a host instead of inside a session with a host that is gone, and
    * connect sooner. Not for user snapshots: it would cut the caller's requests in flight.
    */
-  async function take(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean } = {}): Promise<SnapshotRecord> {
+  async function take(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean; createdBy?: string } = {}): Promise<SnapshotRecord> {
     if (kind !== 'user') return takeUnchecked(vmId, kind, opts)
     // An unknown VM is a 404 even at the quota.
     if (!(await vms.get(vmId))) throw Errors.vmNotFound(vmId)
@@ -91,7 +91,7 @@ export function createSnapshotService(deps: {
     }
   }
 
-  async function takeUnchecked(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean }): Promise<SnapshotRecord> {
+  async function takeUnchecked(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean; createdBy?: string }): Promise<SnapshotRecord> {
     return deps.locks.run(vmId, async () => {
       const vm = await vms.get(vmId)
       if (!vm) throw Errors.vmNotFound(vmId)
@@ -136,6 +136,7 @@ export function createSnapshotService(deps: {
           pauseMs: result.pauseMs,
           createdAt: new Date().toISOString(),
           secretNames,
+          createdBy: opts.createdBy ?? null,
         }
         await repo.insert(snap)
         log.info({ vmId, snapshotId: id, pauseMs: snap.pauseMs, memoryBytes: snap.memoryBytes }, 'snapshot taken')
