@@ -26,6 +26,9 @@ export interface Config {
   vmSecretKey: string | undefined
   /** Admin login (ADMIN_*), sessions (SESSION_*) and the failed-login limit (LOGIN_*). */
   admin: AdminAuthConfig
+  /** The activity log keeps entries this many days, and at most this many. */
+  activityRetentionDays: number
+  activityMaxEvents: number
   maxVms: number
   maxCpu: number
   maxMemMb: number
@@ -229,6 +232,8 @@ export function loadConfig(env: Env = process.env): Config {
     sqlitePath: path.resolve(env.SQLITE_PATH || path.join(storageRoot, 'manager.db')),
     vmSecretKey: env.VM_SECRET_KEY || undefined,
     admin: adminAuth(env),
+    activityRetentionDays: int(env, 'ACTIVITY_RETENTION_DAYS', 30),
+    activityMaxEvents: int(env, 'ACTIVITY_MAX_EVENTS', 100_000, 100),
     maxVms: int(env, 'MAX_VMS', 20),
     maxCpu: int(env, 'MAX_CPU', 4),
     maxMemMb: int(env, 'MAX_MEM_MB', 2048),

@@ -7,7 +7,8 @@
 import crypto from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Errors } from '../errors.ts'
-import type { Actor } from '../services/accounts/actor.ts'
+import { actorLabel, type Actor } from '../services/accounts/actor.ts'
+import { asActor } from '../services/activity/request-actor.ts'
 import type { AdminSessions } from '../services/accounts/admin-sessions.ts'
 import type { ApiKeys } from '../services/accounts/api-keys.ts'
 
@@ -64,6 +65,10 @@ export function requireAuth(app: FastifyInstance, a: Authenticators): void {
   app.addHook('onRequest', async (req: FastifyRequest) => {
     req.actor = await authenticate(req, a)
   })
+  // The handler runs inside the actor's context, so the services name it in the activity log.
+  // A callback hook, because Fastify calls the handler synchronously from `done`: the context
+  // set by run() reaches it (an async hook's context would not survive Fastify's promise chain).
+  app.addHook('preHandler', (req, _reply, done) => asActor(actorLabel(req.actor), done))
 }
 
 /** For routes only an admin may use (minting keys): an API key is refused even if valid. */

@@ -191,6 +191,23 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       for (const table of ['vms', 'snapshots', 'images']) await db.schema.alterTable(table).addColumn('created_by', 'text').execute()
     },
   },
+  '0011_activity': {
+    // The activity log: every state change and who made it, newest read first, pruned by age and count.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('activity')
+        .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('entity_type', 'varchar(32)', (c) => c.notNull())
+        .addColumn('entity_id', 'varchar(128)')
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('meta_json', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('activity_created_idx').on('activity').column('created_at').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

@@ -130,7 +130,21 @@ export interface ApiKeysTable {
   last_used_at: string | null
 }
 
+/** One entry of the activity log. */
+export interface ActivityTable {
+  id: Generated<number>
+  created_at: string
+  type: string
+  entity_type: string
+  entity_id: string | null
+  /** actorLabel of who caused it, or `system`. */
+  actor: string
+  message: string
+  meta_json: string
+}
+
 export interface Database {
+  activity: ActivityTable
   admin_sessions: AdminSessionsTable
   api_keys: ApiKeysTable
   vm_peer_links: PeerLinksTable

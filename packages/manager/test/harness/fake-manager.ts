@@ -173,6 +173,7 @@ export class FakeManager {
     this.startup = await this.s.reconcile()
     await this.s.snapshots.reconcile()
     this.background = this.s.seeds.start().then(() => this.s.pool.start())
+    this.s.activity.start()
     this.app = await buildApp(this.s, { apiKey: this.apiKey })
   }
 
@@ -180,6 +181,7 @@ export class FakeManager {
   private async down(o: { keepNetwork: boolean }): Promise<void> {
     await this.app?.close()
     await Promise.all([this.s.pool.close(), this.s.seeds.close()])
+    this.s.activity.close()
     await this.background.catch(() => {})
     this.s.supervisor.detachAll()
     this.s.peerCalls.closeAll()

@@ -36,6 +36,8 @@ describe('defaults', () => {
       sqlitePath: '/var/lib/run-dat-sheesh/manager.db',
       vmSecretKey: undefined,
       admin: { adminEmail: undefined, adminPassword: undefined, sessionIdleMs: 120 * 60_000, sessionMaxMs: 24 * 3_600_000, loginMaxFailures: 5, loginWindowMs: 15 * 60_000 },
+      activityRetentionDays: 30,
+      activityMaxEvents: 100_000,
       maxVms: 20,
       maxCpu: 4,
       maxMemMb: 2048,

@@ -7,6 +7,7 @@ import crypto from 'node:crypto'
 import type { AdminAuthConfig } from '../../config.ts'
 import { Errors } from '../../errors.ts'
 import type { AdminSessionsRepo } from '../../store/admin-sessions-repo.ts'
+import type { RecordActivity } from '../activity/activity-log.ts'
 import { LoginThrottle } from './login-throttle.ts'
 
 export interface AdminSession {
@@ -23,7 +24,7 @@ const idHash = (sessionId: string) => sha256(sessionId).toString('hex')
 /** Equal-length digests compared in constant time: neither length nor content leaks through timing. */
 const sameSecret = (given: string, expected: string) => crypto.timingSafeEqual(sha256(given), sha256(expected))
 
-export function createAdminSessions(deps: { config: AdminAuthConfig; repo: AdminSessionsRepo }) {
+export function createAdminSessions(deps: { config: AdminAuthConfig; repo: AdminSessionsRepo; activity: RecordActivity }) {
   const { config, repo } = deps
   const throttle = new LoginThrottle(config.loginMaxFailures, config.loginWindowMs)
   const csrfOf = (sessionId: string) => crypto.createHmac('sha256', sessionId).update('rds-csrf').digest('base64url')
@@ -51,6 +52,8 @@ export function createAdminSessions(deps: { config: AdminAuthConfig; repo: Admin
       const passwordOk = sameSecret(password, config.adminPassword)
       if (!(emailOk && passwordOk)) {
         throttle.fail(client)
+        // Who tried is not known, only where from.
+        deps.activity({ type: 'auth.login_failed', entityType: 'admin', actor: 'anonymous', message: `Failed admin login from ${client}`, meta: { client } })
         throw Errors.invalidCredentials()
       }
       throttle.succeed(client)
@@ -60,6 +63,7 @@ export function createAdminSessions(deps: { config: AdminAuthConfig; repo: Admin
       const expiresAt = new Date(now + config.sessionMaxMs).toISOString()
       const at = new Date(now).toISOString()
       await repo.insert({ idHash: idHash(sessionId), email: config.adminEmail, createdAt: at, lastSeenAt: at, expiresAt })
+      deps.activity({ type: 'auth.login', entityType: 'admin', entityId: config.adminEmail, actor: `admin:${config.adminEmail}`, message: `Admin ${config.adminEmail} logged in`, meta: { client } })
       return { sessionId, email: config.adminEmail, csrfToken: csrfOf(sessionId), expiresAt }
     },
 
@@ -83,7 +87,11 @@ export function createAdminSessions(deps: { config: AdminAuthConfig; repo: Admin
     },
 
     async logout(sessionId: string | undefined): Promise<void> {
-      if (sessionId && sessionId.length <= 128) await repo.remove(idHash(sessionId))
+      if (!sessionId || sessionId.length > 128) return
+      const s = await repo.get(idHash(sessionId))
+      if (!s) return
+      await repo.remove(s.idHash)
+      deps.activity({ type: 'auth.logout', entityType: 'admin', entityId: s.email, actor: `admin:${s.email}`, message: `Admin ${s.email} logged out` })
     },
   }
 }

@@ -7,6 +7,7 @@ import crypto from 'node:crypto'
 import { promisify } from 'node:util'
 import { Errors } from '../../errors.ts'
 import type { ApiKeyRecord, ApiKeysRepo } from '../../store/api-keys-repo.ts'
+import type { RecordActivity } from '../activity/activity-log.ts'
 import type { Actor } from './actor.ts'
 
 const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
@@ -27,7 +28,7 @@ async function secretMatches(secret: string, stored: string): Promise<boolean> {
   return crypto.timingSafeEqual(got, expected)
 }
 
-export function createApiKeys(deps: { repo: ApiKeysRepo }) {
+export function createApiKeys(deps: { repo: ApiKeysRepo; activity: RecordActivity }) {
   const { repo } = deps
   /** prefix -> SHA-256 of the secret that passed scrypt for it. */
   const verified = new Map<string, Buffer>()
@@ -48,6 +49,7 @@ export function createApiKeys(deps: { repo: ApiKeysRepo }) {
       const secret = crypto.randomBytes(24).toString('base64url')
       const key: ApiKeyRecord = { id: `key-${crypto.randomUUID()}`, name, prefix, createdAt: new Date().toISOString(), createdBy, expiresAt, revokedAt: null, lastUsedAt: null }
       await repo.insert(key, await hashSecret(secret))
+      deps.activity({ type: 'apikey.created', entityType: 'apikey', entityId: key.id, message: `API key ${name} (${prefix}) created`, meta: { name, prefix, expiresAt } })
       return { key, apiKey: `${prefix}_${secret}` }
     },
 
@@ -56,7 +58,10 @@ export function createApiKeys(deps: { repo: ApiKeysRepo }) {
     async revoke(id: string): Promise<ApiKeyRecord> {
       const key = await repo.get(id)
       if (!key) throw Errors.apiKeyNotFound()
-      if (!key.revokedAt) await repo.revoke(id, new Date().toISOString())
+      if (!key.revokedAt) {
+        await repo.revoke(id, new Date().toISOString())
+        deps.activity({ type: 'apikey.revoked', entityType: 'apikey', entityId: id, message: `API key ${key.name} (${key.prefix}) revoked`, meta: { name: key.name, prefix: key.prefix } })
+      }
       verified.delete(key.prefix)
       return (await repo.get(id))!
     },

@@ -188,7 +188,7 @@ describe('minted API keys', () => {
 
 describe('configuration', () => {
   it('no admin login at all without ADMIN_PASSWORD', async () => {
-    const off = createAdminSessions({ config: loadConfig({}).admin, repo: undefined as never })
+    const off = createAdminSessions({ config: loadConfig({}).admin, repo: undefined as never, activity: () => {} })
     expect(off.enabled).toBe(false)
     await expect(off.login(EMAIL, PASSWORD, '127.0.0.1')).rejects.toMatchObject({ status: 403, code: 'admin_login_disabled' })
     expect(await off.resolve('anything')).toBeUndefined()
