@@ -20,7 +20,7 @@ const activity = async (limit = 200) => (await m.api('GET', `/v1/admin/activity?
 const about = async (id: string) => (await activity()).filter((e) => e.entityId === id).reverse()
 
 describe('what is recorded', () => {
-  it('a VM\'s life, each step by the key that asked; nothing about warm or seed VMs', async () => {
+  it('a VM\'s life, each step by the key that asked', async () => {
     const { body: vm } = await m.api('POST', '/v1/vms', { cpu: 1, memMb: 256, allowIps: [] })
     for (const verb of ['pause', 'resume', 'stop', 'start']) expect((await m.api('POST', `/v1/vms/${vm.id}/${verb}`)).status).toBe(204)
     expect((await m.api('PATCH', `/v1/vms/${vm.id}/network`, { allowIps: ['203.0.113.7'] })).status).toBe(200)
