@@ -12,6 +12,7 @@ import { requireAuth } from './api/auth.ts'
 import { authRoutes } from './api/routes/auth.ts'
 import { adminApiKeyRoutes } from './api/routes/admin-api-keys.ts'
 import { adminActivityRoutes } from './api/routes/admin-activity.ts'
+import { adminWebhookRoutes } from './api/routes/admin-webhooks.ts'
 import { documentCommonErrors } from './api/schemas/common.ts'
 import { vmRoutes } from './api/routes/vms.ts'
 import { vmExecRoutes } from './api/routes/vm-exec.ts'
@@ -70,6 +71,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(warmPoolRoutes(s.pool))
       await v1.register(adminApiKeyRoutes(s.apiKeys))
       await v1.register(adminActivityRoutes(s.activity, s.overview))
+      await v1.register(adminWebhookRoutes(s.webhooks, s.deliveries))
       if (s.config.testGuestRoot) await v1.register(testHookRoutes(s.vmExec))
     },
     { prefix: '/v1' },

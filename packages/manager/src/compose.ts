@@ -41,6 +41,11 @@ import { createActivityRepo } from './store/activity-repo.ts'
 import { createActivityLog, type RecordActivity } from './services/activity/activity-log.ts'
 import { stateChangeActivity } from './services/activity/vm-activity.ts'
 import { createOverview } from './services/activity/overview.ts'
+import { createWebhooksRepo } from './store/webhooks-repo.ts'
+import { managerKey } from './runtime/storage/manager-key.ts'
+import { createSecretSealer } from './services/webhooks/webhook-secret.ts'
+import { createWebhooks } from './services/webhooks/webhooks.ts'
+import { createWebhookDispatcher } from './services/webhooks/webhook-dispatcher.ts'
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
 
@@ -64,11 +69,14 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   if (ramProblem) throw new ConfigError(ramDirAdvice(ramProblem))
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db), adminSessions: createAdminSessionsRepo(db), apiKeys: createApiKeysRepo(db), activity: createActivityRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db), adminSessions: createAdminSessionsRepo(db), apiKeys: createApiKeysRepo(db), activity: createActivityRepo(db), webhooks: createWebhooksRepo(db) }
   const activity = createActivityLog({ repo: repos.activity, retentionDays: config.activityRetentionDays, maxEvents: config.activityMaxEvents, log })
   const recordActivity: RecordActivity = (input) => void activity.record(input)
   const sessions = createAdminSessions({ config: config.admin, repo: repos.adminSessions, activity: recordActivity })
   const apiKeys = createApiKeys({ repo: repos.apiKeys, activity: recordActivity })
+  const sealer = createSecretSealer(managerKey(config.storageRoot))
+  const webhooks = createWebhooks({ repo: repos.webhooks, sealer, activity: recordActivity })
+  const deliveries = createWebhookDispatcher({ repo: repos.webhooks, sealer, activity, config: { ...config.webhooks, retentionDays: config.activityRetentionDays }, log })
 
   // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
@@ -109,7 +117,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

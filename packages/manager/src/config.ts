@@ -29,6 +29,8 @@ export interface Config {
   /** The activity log keeps entries this many days, and at most this many. */
   activityRetentionDays: number
   activityMaxEvents: number
+  /** Webhook deliveries: per-attempt timeout, attempts in all, first retry delay (doubling). */
+  webhooks: { timeoutMs: number; maxAttempts: number; retryBaseMs: number }
   maxVms: number
   maxCpu: number
   maxMemMb: number
@@ -234,6 +236,7 @@ export function loadConfig(env: Env = process.env): Config {
     admin: adminAuth(env),
     activityRetentionDays: int(env, 'ACTIVITY_RETENTION_DAYS', 30),
     activityMaxEvents: int(env, 'ACTIVITY_MAX_EVENTS', 100_000, 100),
+    webhooks: { timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 5000, 100), maxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8), retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5000, 10) },
     maxVms: int(env, 'MAX_VMS', 20),
     maxCpu: int(env, 'MAX_CPU', 4),
     maxMemMb: int(env, 'MAX_MEM_MB', 2048),

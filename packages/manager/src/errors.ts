@@ -36,6 +36,8 @@ export const Errors = {
   csrfTokenInvalid: () => new ApiError(403, 'csrf_token_invalid', 'Missing or wrong X-CSRF-Token header: requests that change state with a session cookie must send the token given by /auth/login or /auth/me'),
   apiKeyNotFound: () => new ApiError(404, 'api_key_not_found', 'Not found'),
   invalidExpiry: (message: string) => new ApiError(400, 'invalid_expires_at', message),
+  invalidWebhook: (message: string) => new ApiError(400, 'invalid_webhook', message),
+  webhookNotFound: () => new ApiError(404, 'webhook_not_found', 'Not found'),
   /** Without an id: the original's wording on GET /v1/vms/:id and /exec-logs ("VM not found"). */
   vmNotFound: (id?: string) => new ApiError(404, 'vm_not_found', id === undefined ? 'VM not found' : `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),

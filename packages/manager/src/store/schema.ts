@@ -143,7 +143,38 @@ export interface ActivityTable {
   meta_json: string
 }
 
+export interface WebhooksTable {
+  id: string
+  name: string
+  url: string
+  enabled: number
+  /** JSON array of activity types; `*` for all. */
+  event_types: string
+  /** The signing secret, sealed (services/webhooks/webhook-secret.ts). */
+  secret_sealed: string
+  created_at: string
+  created_by: string | null
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>
+  webhook_id: string
+  event_type: string
+  /** The exact body sent (and signed) at every attempt. */
+  payload_json: string
+  /** pending | delivered | failed */
+  status: string
+  attempts: number
+  next_attempt_at: string | null
+  last_status: number | null
+  last_error: string | null
+  created_at: string
+  finished_at: string | null
+}
+
 export interface Database {
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
   activity: ActivityTable
   admin_sessions: AdminSessionsTable
   api_keys: ApiKeysTable

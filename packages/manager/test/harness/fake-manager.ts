@@ -174,6 +174,7 @@ export class FakeManager {
     await this.s.snapshots.reconcile()
     this.background = this.s.seeds.start().then(() => this.s.pool.start())
     this.s.activity.start()
+    this.s.deliveries.start()
     this.app = await buildApp(this.s, { apiKey: this.apiKey })
   }
 
@@ -182,6 +183,7 @@ export class FakeManager {
     await this.app?.close()
     await Promise.all([this.s.pool.close(), this.s.seeds.close()])
     this.s.activity.close()
+    await this.s.deliveries.close()
     await this.background.catch(() => {})
     this.s.supervisor.detachAll()
     this.s.peerCalls.closeAll()

@@ -38,6 +38,7 @@ describe('defaults', () => {
       admin: { adminEmail: undefined, adminPassword: undefined, sessionIdleMs: 120 * 60_000, sessionMaxMs: 24 * 3_600_000, loginMaxFailures: 5, loginWindowMs: 15 * 60_000 },
       activityRetentionDays: 30,
       activityMaxEvents: 100_000,
+      webhooks: { timeoutMs: 5000, maxAttempts: 8, retryBaseMs: 5000 },
       maxVms: 20,
       maxCpu: 4,
       maxMemMb: 2048,
