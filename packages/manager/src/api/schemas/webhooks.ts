@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import type { DeliveryRecord } from '../../store/webhooks-repo.ts'
+import type { DeliveryRecord } from '../../services/webhooks/webhooks.ts'
 
 export const WebhookPublic = Type.Object({
   id: Type.String(),

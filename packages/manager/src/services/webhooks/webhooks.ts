@@ -2,7 +2,9 @@
 // made here, shown once in the create answer and stored sealed.
 import crypto from 'node:crypto'
 import { Errors } from '../../errors.ts'
-import type { WebhookRecord, WebhooksRepo } from '../../store/webhooks-repo.ts'
+import type { DeliveryRecord, WebhookRecord, WebhooksRepo } from '../../store/webhooks-repo.ts'
+
+export type { DeliveryRecord, WebhookRecord }
 import type { RecordActivity } from '../activity/activity-log.ts'
 import { newWebhookSecret, type SecretSealer } from './webhook-secret.ts'
 
