@@ -65,22 +65,8 @@ export interface Me {
   expiresAt: string
 }
 
-export interface Vm {
-  id: string
-  state: string
-  cpu: number
-  memMb: number
-  imageId: string
-  guestIp: string | null
-  allowIps: string[]
-  allowDomains: string[]
-  outboundInternet: boolean
-  provisionMode: string | null
-  createdAt: string
-  lastError: string | null
-  createdBy: string | null
-  peerLinks: { alias: string; vmId: string; sourceMode: string }[]
-}
+/** A VM as the API shows it: the SDK's type, which is checked against the API's schema. */
+export type { VmInfo as Vm } from '@run-dat-sheesh/sdk/source'
 
 export interface Activity {
   id: string

@@ -126,14 +126,18 @@ export class Sandbox {
   }
 }
 
-/** Files in the VM: tar.gz archives in and out (paths under /workspace). */
-export class SandboxFiles {
-  private readonly http: Http
-  private readonly id: string
+/** A part of one sandbox's API (its files, network, peers): the client and the VM's path. */
+abstract class SandboxPart {
+  protected readonly http: Http
+  protected readonly id: string
   constructor(http: Http, id: string) {
     this.http = http
     this.id = id
   }
+}
+
+/** Files in the VM: tar.gz archives in and out (paths under /workspace). */
+export class SandboxFiles extends SandboxPart {
 
   /** Unpacks a tar.gz into `dest` (a directory under /workspace, made if missing). */
   async upload(archive: Uint8Array | Blob | ReadableStream<Uint8Array>, dest = '/workspace', o: RequestOptions = {}): Promise<void> {
@@ -155,13 +159,7 @@ export class SandboxFiles {
 }
 
 /** The VM's egress policy, enforced on the host. */
-export class SandboxNetwork {
-  private readonly http: Http
-  private readonly id: string
-  constructor(http: Http, id: string) {
-    this.http = http
-    this.id = id
-  }
+export class SandboxNetwork extends SandboxPart {
   get(o: RequestOptions = {}): Promise<NetworkInfo> {
     return this.http.json<NetworkInfo>('GET', `/v1/vms/${encodeURIComponent(this.id)}/network`, undefined, o)
   }
@@ -172,13 +170,7 @@ export class SandboxNetwork {
 }
 
 /** Provider VMs this VM may call through the manager's bridge. */
-export class SandboxPeers {
-  private readonly http: Http
-  private readonly id: string
-  constructor(http: Http, id: string) {
-    this.http = http
-    this.id = id
-  }
+export class SandboxPeers extends SandboxPart {
   /** Re-reads every provider and rewrites /workspace/peers. */
   async sync(o: RequestOptions = {}): Promise<void> {
     await this.http.json('POST', `/v1/vms/${encodeURIComponent(this.id)}/peers/sync`, undefined, o)
