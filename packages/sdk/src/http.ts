@@ -34,8 +34,8 @@ export class Http {
   private readonly fetchImpl: typeof fetch
 
   constructor(o: ClientOptions = {}) {
-    this.baseUrl = (o.baseUrl ?? env('RDS_BASE_URL') ?? 'http://127.0.0.1:3000').replace(/\/+$/, '')
-    const key = o.apiKey ?? env('RDS_API_KEY')
+    this.baseUrl = (o.baseUrl || env('RDS_BASE_URL') || 'http://127.0.0.1:3000').replace(/\/+$/, '')
+    const key = o.apiKey || env('RDS_API_KEY')
     if (!key) throw new Error('No API key: pass { apiKey } or set RDS_API_KEY')
     this.apiKey = key
     this.timeoutMs = o.timeoutMs ?? 120_000
