@@ -63,6 +63,8 @@ class FakeMachine implements FakeVm {
   }
 
   async listen(): Promise<void> {
+    // The run directory is the driver's to make (the QEMU driver makes it for the VMM's uid).
+    fs.mkdirSync(this.spec.workDir, { recursive: true, mode: 0o700 })
     this.agent = await listenScriptedAgent(this.spec.controlSocket, { onStream: (s, h) => void this.answer(s, h).catch(() => s.destroy()), answersResync: () => !this.mute })
   }
 
