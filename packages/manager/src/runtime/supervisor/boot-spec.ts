@@ -73,5 +73,7 @@ export function bootSpecOf(paths: Paths, vm: MachineConfig, from?: RestorePoint,
 export function bootSpecBeforeRunDir(paths: Paths, spec: BootSpec): BootSpec {
   const dir = paths.vmDir(spec.vmId)
   const at = (p: string) => path.join(dir, path.basename(p))
-  return { ...spec, workDir: dir, controlSocket: at(spec.controlSocket), bridgeSocket: at(spec.bridgeSocket), consoleSocket: at(spec.consoleSocket) }
+  // It runs unconfined (as root, in the host's root): its paths are the host's.
+  const { confinement: _unconfined, ...rest } = spec
+  return { ...rest, workDir: dir, controlSocket: at(spec.controlSocket), bridgeSocket: at(spec.bridgeSocket), consoleSocket: at(spec.consoleSocket) }
 }
