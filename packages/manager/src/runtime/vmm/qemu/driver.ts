@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { BootSpec, SavedState, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
 import { asVmmError, VmmError } from '../vmm-error.ts'
 import { QmpClient } from './qmp.ts'
-import { loadState, saveState } from './migration.ts'
+import { loadState, saveState, type MigrationSocket } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
@@ -42,11 +42,17 @@ const STATE_TIMEOUT_MS = 120_000
 export const STATE_MARGIN_BYTES = 64 * 1024 * 1024
 const stateCapOf = (memMb: number) => memMb * 1024 * 1024 + STATE_MARGIN_BYTES
 
-/** QEMU's own files in the VM's directory (names kept stable: running VMs are re-attached across upgrades). */
+/** QEMU's own files in the VM's run directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
 const PID_FILE = 'vmm.pid'
 /** The migration stream's socket while a state is saved or loaded (as short as qmp.sock: sun_path is 108 bytes). */
 const MIGRATION_SOCKET = 'mig.sock'
+/** The migration socket where the manager binds or connects, and as the VMM names it (a confined one sees its run directory at JAIL_RUN_DIR). */
+const migrationSocketOf = (spec: BootSpec): MigrationSocket => ({
+  path: path.join(spec.workDir, MIGRATION_SOCKET),
+  inVmm: spec.confinement ? path.posix.join(JAIL_RUN_DIR, MIGRATION_SOCKET) : path.join(spec.workDir, MIGRATION_SOCKET),
+  ...(spec.confinement ? { owner: { uid: spec.confinement.uid, gid: spec.confinement.gid } } : {}),
+})
 const launchOf = (spec: BootSpec, incoming?: SavedState): QemuLaunch => ({
   ...spec,
   qmpSocket: path.join(spec.workDir, QMP_SOCKET),
@@ -61,11 +67,8 @@ class QemuHandle implements VmHandle {
   readonly exited: Promise<VmExit>
   private qmp: QmpClient | undefined
   private readonly qmpSocket: string
-  private readonly migrationSocket: string
-  /** The migration socket as the VMM sees it (its filesystem view may differ, confinement/jail.ts). */
-  private readonly migrationSocketInVmm: string
+  private readonly migrationSocket: MigrationSocket
   private readonly memory: BootSpec['memory']
-  private readonly owner: { uid: number; gid: number } | undefined
   private readonly stateCap: number
   private exitInfo: VmExit | undefined
 
@@ -75,9 +78,7 @@ class QemuHandle implements VmHandle {
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
-    this.migrationSocket = path.join(spec.workDir, MIGRATION_SOCKET)
-    this.migrationSocketInVmm = spec.confinement ? path.posix.join(JAIL_RUN_DIR, MIGRATION_SOCKET) : this.migrationSocket
-    this.owner = spec.confinement
+    this.migrationSocket = migrationSocketOf(spec)
     this.stateCap = stateCapOf(spec.memMb)
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
@@ -122,7 +123,7 @@ class QemuHandle implements VmHandle {
     try {
       // A shared memory file holds the RAM as it is now: copy it, and leave RAM out of the stream.
       const memoryInFile = this.memory.shared
-      await saveState(qmp, { path: this.migrationSocket, inVmm: this.migrationSocketInVmm, owner: this.owner }, target.stateFile, memoryInFile, STATE_TIMEOUT_MS, this.stateCap)
+      await saveState(qmp, this.migrationSocket, target.stateFile, memoryInFile, STATE_TIMEOUT_MS, this.stateCap)
       if (memoryInFile) await copySparse(this.memory.file, target.memoryFile)
       await target.whilePaused()
       if (wasRunning) await qmp.execute('cont')
@@ -231,8 +232,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
         started = await start(launch)
         const { handle } = started
         const qmp = await handle.qmpClient()
-        const socket = { path: path.join(spec.workDir, MIGRATION_SOCKET), inVmm: spec.confinement ? path.posix.join(JAIL_RUN_DIR, MIGRATION_SOCKET) : path.join(spec.workDir, MIGRATION_SOCKET) }
-        await Promise.race([loadState(qmp, socket, state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
+        await Promise.race([loadState(qmp, migrationSocketOf(spec), state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
         await qmp.execute('cont')
         return handle
       } catch (err) {
