@@ -15,7 +15,7 @@ const BRIDGE_FLOOD = Number(process.env.RDS_ATTACK_BRIDGE_BYTES || 32 * MiB)
 /** What the manager may gain in resident memory during the bridge flood (the unfixed manager queued GiBs). */
 const BRIDGE_RSS_BUDGET = 256 * MiB
 /** The attacker's disk: small enough to fill in a test, as big as any other VM's would be filled. */
-const OVERLAY_SIZE = 256 * MiB
+const OVERLAY_SIZE = 128 * MiB
 const CONN_FLOOD_MS = Number(process.env.RDS_ATTACK_CONN_FLOOD_MS || 30_000)
 
 let mgr: ManagerProcess
@@ -174,7 +174,7 @@ fs.closeSync(fd);
     }, 100)
     const t0 = Date.now()
     // Guest root: also the blocks ext4 keeps for root. Zeros, so every block is really written.
-    const fill = exec(attacker, 'dd if=/dev/zero of=/fill bs=1M 2>&1 | tail -1; sync; df -B1 / | tail -1', { asRoot: true, timeoutMs: 600_000 })
+    const fill = exec(attacker, 'dd if=/dev/zero of=/fill bs=1M 2>&1 | grep -E "No space|copied"; sync; df -B1 / | tail -1', { asRoot: true, timeoutMs: 600_000 })
     const { result, checks } = await whileBystanderChecked(fill)
     const seconds = (Date.now() - t0) / 1000
     clearInterval(watch)

@@ -125,7 +125,7 @@ describe('VMM confinement', () => {
     const snap = await mgr.request('POST', `/v1/vms/${vmId}/snapshots`)
     expect(snap.status).toBe(201)
     // The stream the state cap bounds (RAM + 64 MiB): RAM is in the shared file, so device state only.
-    console.log(`snapshot of a 384 MiB VM: state stream ${snap.body.stateBytes} B on disk, memory file ${snap.body.memoryBytes} B`)
+    console.log(`snapshot of a 384 MiB VM: state stream ${snap.body.sizes.stateBytes} B on disk, memory file ${snap.body.sizes.memoryBytes} B`)
     const clone = await createVm({ cpu: 2, memMb: 384, snapshotId: snap.body.id })
     expect((await mgr.exec(clone, 'cat /dev/shm/marker')).stdout).toBe('kept\n')
     expect([...cgroupsOf(qemuPid(clone)).values()]).toContain(`/rds-${instance}/vm-${clone}`)
