@@ -2,9 +2,10 @@
 // jailer gives each microVM), so a compromised VMM can open only what belongs to its VM: not the
 // manager's files and not another VM's disk, RAM or sockets, which a single shared VMM user could.
 //
-// The uid is derived from the VM's address, which is unique on the host (two manager instances
-// cannot route the same VM network), known when the TAP is made (its owner must be that uid:
-// the VMM attaches to it without CAP_NET_ADMIN) and the same again after a manager restart.
+// The uid is derived from the VM's address, which is unique among the manager's VMs, known when
+// the TAP is made (its owner must be that uid: the VMM attaches to it without CAP_NET_ADMIN) and
+// the same again after a manager restart, so nothing is stored. Only the low 24 bits are used (a
+// uid is 32 bits): managers sharing a host need VMM_UID_BASEs 2^24 apart (docs/operations.md).
 import { parseCidr } from '../../network/ipv4.ts'
 
 export interface VmmUser {
