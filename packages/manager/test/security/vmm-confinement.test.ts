@@ -4,13 +4,14 @@
 // capabilities, and in a mount namespace whose root holds only its own files; a snapshot and
 // its clone still work under the confinement; nothing of it is left once the VMs are deleted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { ManagerProcess } from '../harness/manager-process.ts'
 import { instanceOf } from '../../src/runtime/reclaim/instance-mark.ts'
 import { detectCgroupLayout, VmmCgroups, vmmLimits } from '../../src/runtime/vmm/confinement/cgroups.ts'
 import { vmmUserOf } from '../../src/runtime/vmm/confinement/vmm-user.ts'
+import { tapName } from '../../src/runtime/network/host-network.ts'
 
 /** The manager's default VMM_UID_BASE (config.ts). */
 const UID_BASE = 1_000_000_000
@@ -110,6 +111,9 @@ describe('VMM confinement', () => {
     expect([st.uid, st.gid, st.mode & 0o777]).toEqual([user.uid, user.gid, 0o700])
     expect(fs.readdirSync(runDir)).toEqual(expect.arrayContaining(['control.sock', 'bridge.sock', 'console.sock', 'qmp.sock', 'vmm.pid']))
     expect((await mgr.exec(vmId, 'echo still-answers')).stdout).toBe('still-answers\n')
+    // Its TAP is its uid's: the unprivileged QEMU could attach to it, and to no other VM's.
+    const owner = execFileSync('ip', ['netns', 'exec', mgr.netns, 'cat', `/sys/class/net/${tapName(vmId)}/owner`], { encoding: 'utf8' }).trim()
+    expect(owner).toBe(String(user.uid))
   })
 
   it('gives each VMM a root that holds only its own files', () => {
