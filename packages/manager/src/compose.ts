@@ -80,13 +80,13 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
 
   // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
-  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits, dnsLimits: config.dnsLimits })
+  const hostNetwork = new HostNetwork(plan, instance, config.port, { excluded: config.egressExcluded, limits: config.vmConnectionLimits, dnsLimits: config.dnsLimits, vmmUidBase: config.vmmUidBase })
   const driver = overrides.driver ?? createQemuDriver({ qemuBin: config.qemuBin, accel: () => accel.value, instance,
     netnsPath: hostNetwork.netnsPath,
     cgroups: vmmCgroups(instance),
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
   })
-  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')) })
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')), vmmUidBase: config.vmmUidBase })
 
   // services, each built after what it uses: no cycles, no late binding
   const locks = new KeyedLock()

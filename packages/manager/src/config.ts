@@ -53,6 +53,8 @@ export interface Config {
   uploadMaxEntries: number
   uploadMaxBytes: number
   qemuBin: string
+  /** VMM_UID_BASE: a VM's VMM runs as uid/gid base + its address's low 24 bits; base itself is the clone group. */
+  vmmUidBase: number
   /** 'auto' probes the host once at start; 'kvm' / 'tcg' force it. */
   accel: 'auto' | 'kvm' | 'tcg'
   /** Skip building the default image at start (tests and hosts that upload images). */
@@ -257,6 +259,8 @@ export function loadConfig(env: Env = process.env): Config {
     uploadMaxEntries: int(env, 'UPLOAD_MAX_ENTRIES', 10_000),
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 1024 * MiB),
     qemuBin: env.QEMU_BIN || 'qemu-system-x86_64',
+    // Far above login users and the usual subuid ranges; the range is base .. base + 2^24.
+    vmmUidBase: int(env, 'VMM_UID_BASE', 1_000_000_000, 65_536, 4_000_000_000),
     accel: oneOf(env, 'VMM_ACCEL', ['auto', 'kvm', 'tcg'] as const, 'auto'),
     skipDefaultImage: bool(env, 'RDS_SKIP_DEFAULT_IMAGE', false),
     logLevel: env.LOG_LEVEL || 'info',

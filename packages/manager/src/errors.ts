@@ -79,6 +79,8 @@ export const Errors = {
   snapshotInUse: (id: string, vms: number) =>
     new ApiError(409, 'snapshot_in_use', `Snapshot ${id} is the memory of ${vms} VM(s) resumed from it; stop or delete them first`),
   snapshotFailed: (reason: string) => new ApiError(500, 'snapshot_failed', `Snapshot failed: ${reason}`),
+  snapshotStateTooLarge: (maxBytes: number) =>
+    new ApiError(500, 'snapshot_state_too_large', `Snapshot failed: the VMM sent more state than the VM's memory and devices can hold (cap ${maxBytes} bytes); nothing was kept and the VM goes on running`, { maxBytes }),
   invalidPeerLinks: (message: string) => new ApiError(400, 'invalid_peer_links', message),
   invalidPeerManifest: (alias: string, message: string) => new ApiError(400, 'invalid_peer_manifest', `Peer alias ${alias}: ${message}`),
   peerLinkNotFound: (vmId: string, alias: string) => new ApiError(404, 'peer_link_not_found', `Peer alias ${alias} not found for VM ${vmId}`),
@@ -123,6 +125,8 @@ export function fromVmmError(e: VmmError): ApiError {
       return Errors.bootFailed(`resume from snapshot failed: ${e.message}`)
     case 'snapshot_failed':
       return Errors.snapshotFailed(e.message)
+    case 'state_too_large':
+      return Errors.snapshotStateTooLarge(Number(e.details.maxBytes))
     case 'control_failed':
       return Errors.vmmControlFailed(e.message)
     case 'not_running':

@@ -7,7 +7,8 @@ import fsp from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RecordActivity } from './activity/activity-log.ts'
 import type { FastifyBaseLogger } from 'fastify'
-import { ApiError, Errors } from '../errors.ts'
+import { ApiError, Errors, fromVmmError } from '../errors.ts'
+import { VmmError } from '../runtime/vmm/vmm-error.ts'
 import { copySparse } from '../runtime/storage/copy.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { SnapshotKind, SnapshotRecord, SnapshotsRepo } from '../store/snapshots-repo.ts'
@@ -147,6 +148,8 @@ export function createSnapshotService(deps: {
       } catch (err) {
         await fsp.rm(dir, { recursive: true, force: true })
         if (err instanceof ApiError) throw err
+        // Its own code: a VMM that overflowed its state stream is a finding, not a transient failure.
+        if (err instanceof VmmError && err.kind === 'state_too_large') throw fromVmmError(err)
         throw Errors.snapshotFailed((err as Error).message)
       }
     })

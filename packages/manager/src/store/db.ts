@@ -20,6 +20,9 @@ export async function openDatabase(opts: { databaseUrl?: string; sqlitePath: str
   } else {
     fs.mkdirSync(path.dirname(opts.sqlitePath), { recursive: true, mode: 0o700 })
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: openSqlite(opts.sqlitePath) }) })
+    // The manager's alone whatever the directory's mode (an operator may have made STORAGE_ROOT
+    // 0755): it holds sealed secrets and every VM's policy, and VMMs run as other users.
+    fs.chmodSync(opts.sqlitePath, 0o600)
     dialect = 'sqlite'
   }
   const { error, results } = await new Migrator({ db, provider: migrationProvider(dialect) }).migrateToLatest()

@@ -39,6 +39,8 @@ class FakeMachine implements FakeVm {
   readonly spec: BootSpec
   readonly exited: Promise<VmExit>
   paused = false
+  /** The next snapshot fails with 'state_too_large' (FakeVmm.overflowNextSnapshot). */
+  overflowSnapshot = false
   exit: VmExit | undefined
   /** Health requests are left unanswered (the other paths still answer). */
   healthSilent = false
@@ -63,6 +65,8 @@ class FakeMachine implements FakeVm {
   }
 
   async listen(): Promise<void> {
+    // The run directory is the driver's to make (the QEMU driver makes it for the VMM's uid).
+    fs.mkdirSync(this.spec.workDir, { recursive: true, mode: 0o700 })
     this.agent = await listenScriptedAgent(this.spec.controlSocket, { onStream: (s, h) => void this.answer(s, h).catch(() => s.destroy()), answersResync: () => !this.mute })
   }
 
@@ -167,6 +171,11 @@ class FakeHandle implements VmHandle {
     try {
       const memoryInFile = this.m.spec.memory.shared
       fs.writeFileSync(target.stateFile, JSON.stringify({ fakeState: this.m.vmId, memoryInFile }))
+      if (this.m.overflowSnapshot) {
+        // As the QEMU driver's cap reports a stream past guest RAM + device state (qemu/byte-cap.ts).
+        this.m.overflowSnapshot = false
+        throw new VmmError('state_too_large', 'fake VMM: state stream over its cap', { maxBytes: 1234 })
+      }
       if (memoryInFile) fs.writeFileSync(target.memoryFile, `fake memory of ${this.m.vmId}\n`)
       await target.whilePaused()
       return { pauseMs: Math.round(performance.now() - t0), memoryInFile }
@@ -203,6 +212,11 @@ export class FakeVmm implements VmmDriver {
   /** The next restore() throws VmmError('restore_failed'), as a saved state that does not load. */
   failNextRestore(reason = 'fake VMM: the saved state did not load'): void {
     this.restoreFailure = reason
+  }
+
+  /** The VM's next snapshot fails as a VMM whose state stream passed its byte cap. */
+  overflowNextSnapshot(vmId: string): void {
+    this.machines.get(vmId)!.overflowSnapshot = true
   }
 
   /** The next VM's agent never answers: its boot runs into BOOT_TIMEOUT_MS. */

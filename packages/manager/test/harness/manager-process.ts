@@ -244,12 +244,14 @@ export class ManagerProcess extends ManagerClient {
 
 /** QEMU processes started by any manager whose STORAGE_ROOT is `storageRoot` (their -name marker). */
 export function qemuProcessesOf(storageRoot: string): number[] {
+  // By the -name marker: a confined QEMU's command line names only paths inside its own root.
+  const marker = `rds:${instanceOf(storageRoot)}:`
   const pids: number[] = []
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
     try {
-      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8')
-      if (cmd.includes('qemu-system') && cmd.includes(storageRoot)) pids.push(Number(d))
+      const args = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
+      if (args[0]?.includes('qemu-system') && args[args.indexOf('-name') + 1]?.startsWith(marker)) pids.push(Number(d))
     } catch {
       // raced with exit
     }

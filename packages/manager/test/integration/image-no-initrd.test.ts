@@ -59,7 +59,7 @@ describe('an image of kernel + rootfs whose kernel has its drivers built in', ()
     expect(r.status, JSON.stringify(r.body)).toBe(201)
     expect(r.body.provisionMode).toBe('boot')
     vm = r.body.id
-    const pid = Number(fs.readFileSync(path.join(mgr.storageRoot, 'vms', vm, 'vmm.pid'), 'utf8'))
+    const pid = Number(fs.readFileSync(path.join(mgr.storageRoot, 'vms', vm, 'run', 'vmm.pid'), 'utf8'))
     const args = qemuCmdline(pid)
     expect(args).not.toContain('-initrd')
     expect(args[args.indexOf('-append') + 1]).toContain('root=/dev/vda ro rootfstype=ext4')

@@ -1,6 +1,7 @@
-// Findings 2 and 4 of issue 13, attacked for real from inside a VM as guest root (the test-only
-// root exec hook, RDS_TEST_GUEST_ROOT): one manager, an attacking VM and a bystander VM.
-// Only sizes and liveness are asserted; the figures of each attack are printed.
+// Findings 2 and 4 of issue 13 and the corpus's disk fill and connection flood, attacked for real
+// from inside a VM as guest root (the test-only root exec hook, RDS_TEST_GUEST_ROOT) or as uid
+// 1000: one manager, an attacking VM and a bystander VM. Only sizes and liveness are asserted;
+// the figures of each attack are printed.
 import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -13,6 +14,9 @@ const CONSOLE_FLOOD = Number(process.env.RDS_ATTACK_CONSOLE_BYTES || 50 * MiB)
 const BRIDGE_FLOOD = Number(process.env.RDS_ATTACK_BRIDGE_BYTES || 32 * MiB)
 /** What the manager may gain in resident memory during the bridge flood (the unfixed manager queued GiBs). */
 const BRIDGE_RSS_BUDGET = 256 * MiB
+/** The attacker's disk: small enough to fill in a test, as big as any other VM's would be filled. */
+const OVERLAY_SIZE = 128 * MiB
+const CONN_FLOOD_MS = Number(process.env.RDS_ATTACK_CONN_FLOOD_MS || 30_000)
 
 let mgr: ManagerProcess
 let attacker: string
@@ -38,6 +42,24 @@ async function eventually<T>(what: string, f: () => Promise<T | undefined>, trie
   throw new Error(`${what} never happened (${(last as Error)?.message ?? 'no result'})\n${mgr.output.slice(-3000)}`)
 }
 
+/**
+ * Runs `attack` while checking, once a second until it settles, that the bystander VM's exec and
+ * the manager's API answer; returns the attack's result and every check's outcome.
+ */
+async function whileBystanderChecked<T>(attack: Promise<T>): Promise<{ result: T; checks: string[] }> {
+  let settled = false
+  const done = attack.finally(() => (settled = true))
+  const checks: string[] = []
+  while (!settled) {
+    const [byst, list] = await Promise.all([exec(bystander, 'echo ok', { timeoutMs: 60_000 }), mgr.request('GET', '/v1/vms')])
+    checks.push(`${byst.status}:${String(byst.body.stdout).trim()}:${list.status}`)
+    await Promise.race([done, sleep(1000)]).catch(() => undefined)
+  }
+  return { result: await done, checks }
+}
+
+const allocatedOf = (file: string) => fs.statSync(file).blocks * 512
+
 const rssOf = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024
 
 async function createVm(): Promise<string> {
@@ -47,7 +69,7 @@ async function createVm(): Promise<string> {
 }
 
 beforeAll(async () => {
-  mgr = new ManagerProcess({ RDS_TEST_GUEST_ROOT: 'true', CONSOLE_LOG_MAX_BYTES: String(CONSOLE_CAP), MAX_EXEC_TIMEOUT_MS: '600000' })
+  mgr = new ManagerProcess({ RDS_TEST_GUEST_ROOT: 'true', CONSOLE_LOG_MAX_BYTES: String(CONSOLE_CAP), MAX_EXEC_TIMEOUT_MS: '600000', OVERLAY_SIZE_BYTES: String(OVERLAY_SIZE) })
   await mgr.start()
   ;[attacker, bystander] = await Promise.all([createVm(), createVm()])
 }, 300_000)
@@ -139,5 +161,68 @@ fs.closeSync(fd);
       return r.status === 200 ? r.body.stdout : undefined
     })
     expect(again).toBe('back\n')
+  }, 900_000)
+
+  it('fills its disk until ENOSPC: the host file of its overlay never outgrows the disk size; the manager and another VM answer', async () => {
+    const overlay = path.join(mgr.storageRoot, 'vms', attacker, 'overlay.ext4')
+    const size = fs.statSync(overlay).size
+    let largest = size
+    let mostAllocated = allocatedOf(overlay)
+    const watch = setInterval(() => {
+      largest = Math.max(largest, fs.statSync(overlay).size)
+      mostAllocated = Math.max(mostAllocated, allocatedOf(overlay))
+    }, 100)
+    const t0 = Date.now()
+    // Guest root: also the blocks ext4 keeps for root. Zeros, so every block is really written.
+    const fill = exec(attacker, 'dd if=/dev/zero of=/fill bs=1M 2>&1 | grep -E "No space|copied"; sync; df -B1 / | tail -1', { asRoot: true, timeoutMs: 600_000 })
+    const { result, checks } = await whileBystanderChecked(fill)
+    const seconds = (Date.now() - t0) / 1000
+    clearInterval(watch)
+    largest = Math.max(largest, fs.statSync(overlay).size)
+    mostAllocated = Math.max(mostAllocated, allocatedOf(overlay))
+    console.log(`disk fill: guest root wrote until ENOSPC in ${seconds.toFixed(1)} s (${JSON.stringify(result.body.stdout)}); host overlay file ${size} B virtual size, largest seen ${largest} B, most allocated ${mostAllocated} B; ${checks.length} bystander/manager checks meanwhile: ${[...new Set(checks)].join(', ')}`)
+    expect(result.status).toBe(200)
+    expect(result.body.stdout).toMatch(/No space left on device/)
+    expect(largest).toBe(size)
+    expect(mostAllocated).toBeLessThanOrEqual(size)
+    expect(checks.length).toBeGreaterThan(0)
+    expect(new Set(checks)).toEqual(new Set(['200:ok:200']))
+    // The full disk is the attacker's alone: its agent answers, and uid 1000 gets room back once root frees it.
+    expect((await exec(attacker, 'rm -f /fill && echo freed', { asRoot: true })).body.stdout).toBe('freed\n')
+    expect((await exec(attacker, 'echo alive')).body.stdout).toBe('alive\n')
+  }, 900_000)
+
+  it('floods the host-side endpoints it can reach with connections: another VM and the manager keep answering', async () => {
+    // DNS on: the gateway's forwarder listens on TCP 53 for this VM (the most it can reach on the host).
+    expect((await mgr.request('PATCH', `/v1/vms/${attacker}/network`, { allowIps: [], allowDomains: ['example.com'] })).status).toBe(200)
+    const flood = `
+const net = require('node:net'); const fs = require('node:fs');
+const gw = /nameserver\\s+(\\S+)/.exec(fs.readFileSync('/etc/resolv.conf', 'utf8'))[1];
+const ports = [53, 53, 53, 80, 443, 22, 3000, 8080];
+const out = { gateway: gw, tried: 0, connected: 0, refused: 0, timedOut: 0, otherErrors: {}, heldAtEnd: 0, connectedByPort: {} };
+const held = [];
+const end = Date.now() + Number(process.argv[1]);
+const one = () => {
+  if (Date.now() > end) return;
+  const port = ports[out.tried++ % ports.length];
+  let settled = false;
+  const settle = (what) => { if (settled) return; settled = true; clearTimeout(t); what(); setImmediate(one); };
+  const c = net.connect({ host: gw, port });
+  const t = setTimeout(() => settle(() => { out.timedOut++; c.destroy(); }), 3000);
+  c.on('connect', () => settle(() => { out.connected++; out.connectedByPort[port] = (out.connectedByPort[port] || 0) + 1; held.push(c); }));
+  c.on('error', (e) => settle(() => { if (e.code === 'ECONNREFUSED') out.refused++; else out.otherErrors[e.code] = (out.otherErrors[e.code] || 0) + 1; }));
+};
+for (let i = 0; i < 256; i++) one();
+setTimeout(() => { out.heldAtEnd = held.filter((c) => !c.destroyed && c.readyState === 'open').length; console.log(JSON.stringify(out)); process.exit(0); }, Number(process.argv[1]) + 3500);
+`
+    const cmd = `node -e '${flood.replace(/'/g, "'\\''")}' ${CONN_FLOOD_MS}`
+    const { result, checks } = await whileBystanderChecked(exec(attacker, cmd, { timeoutMs: CONN_FLOOD_MS + 60_000 }))
+    expect(result.status).toBe(200)
+    const counts = JSON.parse(result.body.stdout) as { tried: number; connected: number; heldAtEnd: number }
+    console.log(`connection flood: uid 1000 for ${CONN_FLOOD_MS / 1000} s against the gateway (DNS TCP 53 and 80/443/22/3000/8080): ${JSON.stringify(counts)}; ${checks.length} bystander/manager checks meanwhile: ${[...new Set(checks)].join(', ')}`)
+    expect(counts.tried).toBeGreaterThan(256)
+    expect(checks.length).toBeGreaterThan(0)
+    expect(new Set(checks)).toEqual(new Set(['200:ok:200']))
+    expect((await exec(attacker, 'echo alive')).body.stdout).toBe('alive\n')
   }, 900_000)
 })

@@ -53,6 +53,7 @@ describe('defaults', () => {
       agentReplyMaxBytes: 64 * MiB,
       consoleLogMaxBytes: 4 * MiB,
       vmmLogMaxBytes: 1 * MiB,
+      vmmUidBase: 1_000_000_000,
       vmMemoryBudgetMb: undefined,
       uploadMaxBodyBytes: 10 * MiB,
       uploadMaxEntries: 10_000,

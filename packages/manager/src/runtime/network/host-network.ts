@@ -13,6 +13,7 @@ import type { DnsLimitsOptions } from './dns-limits.ts'
 import type { EgressPolicy } from './egress-policy.ts'
 import { ResolvedBatcher, type ResolvedBatch, type ResolvedEntry } from './resolved-batch.ts'
 import { formatCidr, overlaps, parseCidr, type Cidr } from './ipv4.ts'
+import { vmmUserOf } from '../vmm/confinement/vmm-user.ts'
 import { addResolved, deleteHostTable, FORWARDING_GUARD, forwardingGuard, hostRuleset, namespaceRuleset, TAP_PREFIX, UPLINK, type AttachedVm, type ConnectionLimits } from './nft-ruleset.ts'
 
 /** Every TAP carries this MAC: each is its own link, and a clone's cached gateway entry stays valid. */
@@ -32,6 +33,8 @@ export interface HostNetworkOptions {
   limits: ConnectionLimits
   /** The forwarder's per-VM limits; the namespace drops DNS packets well beyond them. */
   dnsLimits?: DnsLimitsOptions
+  /** VMM_UID_BASE: each TAP is owned by its VM's VMM uid, which attaches to it without CAP_NET_ADMIN. */
+  vmmUidBase?: number
 }
 
 /** The host end of any manager's veth (`rds` + 10 hex): its own manager turns its forwarding on. */
@@ -232,7 +235,10 @@ export class HostNetwork {
   }
 
   private tapCommands(a: AttachedVm): string[] {
-    return [`tuntap add dev ${a.tap} mode tap`, `link set dev ${a.tap} address ${GATEWAY_MAC}`, ...this.tapAddressing(a)]
+    // The owner is fixed at creation (a TAP cannot be re-owned while it exists): a start re-creates it.
+    const owner = this.o.vmmUidBase === undefined ? undefined : vmmUserOf(this.o.vmmUidBase, a.address)
+    const user = owner ? ` user ${owner.uid} group ${owner.gid}` : ''
+    return [`tuntap add dev ${a.tap} mode tap${user}`, `link set dev ${a.tap} address ${GATEWAY_MAC}`, ...this.tapAddressing(a)]
   }
 
   /** The gateway address on every TAP and a host route to the VM through its own TAP only. */

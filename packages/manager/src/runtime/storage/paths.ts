@@ -18,12 +18,17 @@ export function createPaths(storageRoot: string, imagesDir: string, ramRoot: str
   const vmsRoot = path.join(storageRoot, 'vms')
   const snapshotsRoot = path.join(storageRoot, 'snapshots')
   const vmDir = (id: string) => path.join(vmsRoot, safe(id))
+  /** The VMM's own directory (its uid's, 0700): every socket and file it creates is here, nothing the manager writes. */
+  const runDir = (id: string) => path.join(vmDir(id), 'run')
   const snapshotDir = (id: string) => path.join(snapshotsRoot, safe(id))
   return {
     storageRoot,
     imagesDir,
     vmsRoot,
     vmDir,
+    runDir,
+    /** An empty directory the VMM's root is mounted on, in the VMM's mount namespace only. */
+    vmmRoot: (id: string) => path.join(vmDir(id), 'root'),
     ramRoot,
     ramFile: (id: string) => path.join(ramRoot, `${safe(id)}.ram`),
     snapshotsRoot,
@@ -32,12 +37,10 @@ export function createPaths(storageRoot: string, imagesDir: string, ramRoot: str
     snapshotMemory: (id: string) => path.join(snapshotDir(id), 'memory.raw'),
     snapshotOverlay: (id: string) => path.join(snapshotDir(id), 'overlay.ext4'),
     overlay: (id: string) => path.join(vmDir(id), 'overlay.ext4'),
-    controlSocket: (id: string) => path.join(vmDir(id), 'control.sock'),
-    bridgeSocket: (id: string) => path.join(vmDir(id), 'bridge.sock'),
-    qmpSocket: (id: string) => path.join(vmDir(id), 'qmp.sock'),
-    pidFile: (id: string) => path.join(vmDir(id), 'vmm.pid'),
+    controlSocket: (id: string) => path.join(runDir(id), 'control.sock'),
+    bridgeSocket: (id: string) => path.join(runDir(id), 'bridge.sock'),
     consoleLog: (id: string) => path.join(vmDir(id), 'console.log'),
-    consoleSocket: (id: string) => path.join(vmDir(id), 'console.sock'),
+    consoleSocket: (id: string) => path.join(runDir(id), 'console.sock'),
     vmmLog: (id: string) => path.join(vmDir(id), 'vmm.log'),
     imageDir: (id: string) => path.join(imagesDir, safe(id)),
     apiKeyFile: path.join(storageRoot, 'api-key'),

@@ -4,6 +4,7 @@
 // It never writes a VM's state: it reports what happened (MachineEvent) and the services
 // (services/vm-lifecycle.ts) decide what that means for the VM, under the VM's lock.
 import crypto from 'node:crypto'
+import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -17,7 +18,7 @@ import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
 import type { Paths } from '../storage/paths.ts'
 import { reserveRam } from '../storage/ram-admission.ts'
 import { ensureRamDir, ramDirAdvice, ramDirProblem } from '../storage/ram-dir.ts'
-import { bootSpecOf, type MachineConfig, type RestorePoint, type VmNet } from './boot-spec.ts'
+import { bootSpecBeforeRunDir, bootSpecOf, type MachineConfig, type RestorePoint, type VmNet } from './boot-spec.ts'
 import { MemoryBudget } from './memory-budget.ts'
 
 export interface Machine {
@@ -81,6 +82,8 @@ export function createSupervisor(deps: {
   vmmLogCheckMs?: number
   /** Guest memory all live VMs together may have (VM_MEMORY_BUDGET_MB); unlimited when absent. */
   memoryBudgetMb?: number
+  /** VMM_UID_BASE: each VMM runs as uid/gid base + its address's low 24 bits (confinement/vmm-user.ts); as root when absent. */
+  vmmUidBase?: number
 }) {
   const { driver, paths, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
@@ -119,8 +122,11 @@ export function createSupervisor(deps: {
   }
 
   async function removeRuntimeFiles(id: string): Promise<void> {
-    const driverFiles = driver.runFiles.map((f) => path.join(paths.vmDir(id), f))
-    for (const f of [paths.controlSocket(id), paths.bridgeSocket(id), paths.consoleSocket(id), ...driverFiles]) await fsp.rm(f, { force: true })
+    // The run directory is the VMM's (its uid's): it goes whole. Names in the VM's directory are
+    // where VMMs started before the upgrade that gave them a run directory kept their files.
+    const before = [paths.controlSocket(id), paths.bridgeSocket(id), paths.consoleSocket(id), ...driver.runFiles].map((f) => path.join(paths.vmDir(id), path.basename(f)))
+    await fsp.rm(paths.runDir(id), { recursive: true, force: true })
+    for (const f of before) await fsp.rm(f, { force: true })
     // Not even an unlink through a RAM directory that is not ours.
     if (!ramDirProblem(paths.ramRoot)) await fsp.rm(paths.ramFile(id), { force: true })
   }
@@ -220,7 +226,7 @@ export function createSupervisor(deps: {
     const ramProblem = ensureRamDir(paths.ramRoot)
     if (ramProblem) throw new VmmError('ram_dir_unsafe', ramDirAdvice(ramProblem))
     await removeRuntimeFiles(vm.id)
-    const spec = bootSpecOf(paths, vm, from)
+    const spec = bootSpecOf(paths, vm, from, deps.vmmUidBase)
     // Before the RAM file: a VM over the budget takes no tmpfs room either.
     memory.admit(vm.id, vm.memMb)
     let handle: VmHandle
@@ -335,7 +341,9 @@ export function createSupervisor(deps: {
     /** After a manager restart: take over a VMM that is still running, or report that it is gone. */
     async reattach(vm: MachineConfig, saved: { pid: number | null; startTime: string | null; paused: boolean }): Promise<boolean> {
       if (!saved.pid || !saved.startTime) return false
-      const handle = await driver.reattach({ vmId: vm.id, pid: saved.pid, startTime: saved.startTime, spec: bootSpecOf(paths, vm) })
+      const current = bootSpecOf(paths, vm, undefined, deps.vmmUidBase)
+      const spec = fs.existsSync(paths.runDir(vm.id)) ? current : bootSpecBeforeRunDir(paths, current)
+      const handle = await driver.reattach({ vmId: vm.id, pid: saved.pid, startTime: saved.startTime, spec })
       if (!handle) return false
       const m = newMachine(vm.id, handle, vm.net)
       if (saved.paused) {

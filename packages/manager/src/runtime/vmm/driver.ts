@@ -28,6 +28,16 @@ export interface BootFiles {
   rootfs: string
 }
 
+/** Who the VMM runs as and where its own filesystem view is mounted (see confinement/jail.ts). */
+export interface VmmConfinement {
+  uid: number
+  gid: number
+  /** The group of snapshot memory files that clones map (confinement/vmm-user.ts cloneGroupOf). */
+  cloneGid: number
+  /** An empty root-owned directory of the VM's that the VMM's root is mounted on (in its own mount namespace only). */
+  rootDir: string
+}
+
 export interface BootSpec {
   vmId: string
   cpu: number
@@ -39,7 +49,7 @@ export interface BootSpec {
   rootfs: string
   /** The VM's own writable disk. */
   overlay: string
-  /** The VM's own directory: the driver keeps its private files here (see VmmDriver.runFiles). */
+  /** The VMM's run directory: the driver keeps its private files here (see VmmDriver.runFiles), beside the sockets. */
   workDir: string
   controlSocket: string
   bridgeSocket: string
@@ -49,6 +59,8 @@ export interface BootSpec {
   /** The VM's NIC: a TAP that already exists in the driver's network namespace. */
   net?: { tap: string; mac: string }
   memory: GuestMemory
+  /** Absent only for the KVM probe's throwaway VMM: it then runs as the manager's user. */
+  confinement?: VmmConfinement
 }
 
 export interface SnapshotTarget {

@@ -8,6 +8,8 @@ export type VmmErrorKind =
   | 'restore_failed'
   /** Saving memory and device state failed; the VM continues as it was. */
   | 'snapshot_failed'
+  /** The VMM sent more state than a guest of its size can have; the snapshot was cancelled, the VM continues. */
+  | 'state_too_large'
   /** Pause, resume or another control request to a live VMM failed. */
   | 'control_failed'
   /** The operation needs a live VMM and this VM has none in this manager. */

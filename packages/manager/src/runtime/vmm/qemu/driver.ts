@@ -8,11 +8,12 @@ import path from 'node:path'
 import type { BootSpec, SavedState, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
 import { asVmmError, VmmError } from '../vmm-error.ts'
 import { QmpClient } from './qmp.ts'
-import { loadState, saveState } from './migration.ts'
+import { loadState, saveState, type MigrationSocket } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
 import { vmmLimits, type VmmCgroups } from '../confinement/cgroups.ts'
+import { JAIL_RUN_DIR, jailVmm } from '../confinement/jail.ts'
 
 export interface QemuDriverOptions {
   qemuBin: string
@@ -37,12 +38,21 @@ const JOIN_CGROUP = 'for f; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || 
 const EXIT_POLL_MS = 250
 /** Saving or loading state moves at most a few hundred MB through a pipe. */
 const STATE_TIMEOUT_MS = 120_000
+/** Device state beside guest RAM in a saved stream (84 KiB measured for a 384 MiB VM), with a wide margin; the rest of the cap is the guest's RAM. */
+export const STATE_MARGIN_BYTES = 64 * 1024 * 1024
+const stateCapOf = (memMb: number) => memMb * 1024 * 1024 + STATE_MARGIN_BYTES
 
-/** QEMU's own files in the VM's directory (names kept stable: running VMs are re-attached across upgrades). */
+/** QEMU's own files in the VM's run directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
 const PID_FILE = 'vmm.pid'
 /** The migration stream's socket while a state is saved or loaded (as short as qmp.sock: sun_path is 108 bytes). */
 const MIGRATION_SOCKET = 'mig.sock'
+/** The migration socket where the manager binds or connects, and as the VMM names it (a confined one sees its run directory at JAIL_RUN_DIR). */
+const migrationSocketOf = (spec: BootSpec): MigrationSocket => ({
+  path: path.join(spec.workDir, MIGRATION_SOCKET),
+  inVmm: spec.confinement ? path.posix.join(JAIL_RUN_DIR, MIGRATION_SOCKET) : path.join(spec.workDir, MIGRATION_SOCKET),
+  ...(spec.confinement ? { owner: { uid: spec.confinement.uid, gid: spec.confinement.gid } } : {}),
+})
 const launchOf = (spec: BootSpec, incoming?: SavedState): QemuLaunch => ({
   ...spec,
   qmpSocket: path.join(spec.workDir, QMP_SOCKET),
@@ -57,8 +67,9 @@ class QemuHandle implements VmHandle {
   readonly exited: Promise<VmExit>
   private qmp: QmpClient | undefined
   private readonly qmpSocket: string
-  private readonly migrationSocket: string
+  private readonly migrationSocket: MigrationSocket
   private readonly memory: BootSpec['memory']
+  private readonly stateCap: number
   private exitInfo: VmExit | undefined
 
   /** `released` runs once the process is gone, before `exited` resolves (the VMM's cgroup goes there). */
@@ -67,7 +78,8 @@ class QemuHandle implements VmHandle {
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
-    this.migrationSocket = path.join(spec.workDir, MIGRATION_SOCKET)
+    this.migrationSocket = migrationSocketOf(spec)
+    this.stateCap = stateCapOf(spec.memMb)
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
     const polled = new Promise<VmExit>((resolve) => {
@@ -111,7 +123,7 @@ class QemuHandle implements VmHandle {
     try {
       // A shared memory file holds the RAM as it is now: copy it, and leave RAM out of the stream.
       const memoryInFile = this.memory.shared
-      await saveState(qmp, this.migrationSocket, target.stateFile, memoryInFile, STATE_TIMEOUT_MS)
+      await saveState(qmp, this.migrationSocket, target.stateFile, memoryInFile, STATE_TIMEOUT_MS, this.stateCap)
       if (memoryInFile) await copySparse(this.memory.file, target.memoryFile)
       await target.whilePaused()
       if (wasRunning) await qmp.execute('cont')
@@ -164,13 +176,19 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
   async function start(spec: QemuLaunch): Promise<{ handle: QemuHandle }> {
+    // A confined VMM's run directory is made for its uid (confinement/jail.ts), anyone else's here.
+    if (!spec.confinement) fs.mkdirSync(spec.workDir, { recursive: true, mode: 0o700 })
     const logFd = fs.openSync(spec.vmmLog, 'a', 0o600)
     let child
     try {
       const accel = o.accel()
-      const args = qemuArgs(spec, { accel, instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
-      // nsenter execs QEMU in place: the pid and the -name marker stay QEMU's own.
-      const vmm = spec.net && o.netnsPath ? ['nsenter', `--net=${o.netnsPath}`, '--', o.qemuBin, ...args] : [o.qemuBin, ...args]
+      // Confined: QEMU sees its own root (paths inside it), as the VM's uid (confinement/jail.ts).
+      const jail = spec.confinement ? jailVmm(spec, spec.confinement, accel) : undefined
+      const seen: QemuLaunch = jail ? { ...spec, ...jail.spec, qmpSocket: jail.inside(spec.qmpSocket), pidFile: jail.inside(spec.pidFile) } : spec
+      const args = qemuArgs(seen, { accel, instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
+      const qemu = jail ? jail.argv([o.qemuBin, ...args]) : [o.qemuBin, ...args]
+      // nsenter, unshare, chroot and setpriv exec in place: the pid and the -name marker stay QEMU's own.
+      const vmm = spec.net && o.netnsPath ? ['nsenter', `--net=${o.netnsPath}`, '--', ...qemu] : qemu
       const procs = o.cgroups?.prepare(spec.vmId, vmmLimits(spec, accel)) ?? []
       const [cmd, ...argv] = procs.length ? ['/bin/sh', '-c', JOIN_CGROUP, 'rds-join-cgroup', ...procs, '--', ...vmm] : vmm
       child = spawn(cmd!, argv, { detached: true, stdio: ['ignore', logFd, logFd] })
@@ -214,7 +232,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
         started = await start(launch)
         const { handle } = started
         const qmp = await handle.qmpClient()
-        await Promise.race([loadState(qmp, path.join(spec.workDir, MIGRATION_SOCKET), state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
+        await Promise.race([loadState(qmp, migrationSocketOf(spec), state.stateFile, state.withoutRam, STATE_TIMEOUT_MS), handle.exited.then((e) => Promise.reject(exitedDuringStart(launch, e)))])
         await qmp.execute('cont')
         return handle
       } catch (err) {
