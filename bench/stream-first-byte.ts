@@ -12,11 +12,12 @@ const RUNS = Number(opt.runs)
 const MB = Number(opt.mb)
 
 /** One streamed request: ms to the first stdout event and to the end, and the stdout bytes carried. */
-function streamed(mgr: ManagerProcess, vm: string, cmd: string): Promise<{ firstMs: number; totalMs: number; bytes: number }> {
+function streamed(mgr: ManagerProcess, vm: string, cmd: string): Promise<{ firstMs: number; totalMs: number; bytes: number; events: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now()
     let firstMs = -1
     let bytes = 0
+    let events = 0
     let partial = ''
     const req = http.request(`${mgr.baseUrl}/v1/vms/${vm}/exec`, { method: 'POST', headers: { 'x-api-key': mgr.apiKey, 'content-type': 'application/json' } }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`))
@@ -29,12 +30,13 @@ function streamed(mgr: ManagerProcess, vm: string, cmd: string): Promise<{ first
           partial = partial.slice(nl + 1)
           if (e.type === 'stdout') {
             if (firstMs < 0) firstMs = performance.now() - t0
+            events++
             bytes += e.data !== undefined ? Buffer.byteLength(e.data) : Buffer.from(e.dataBase64!, 'base64').length
           }
           if (e.type === 'error' || (e.type === 'exit' && e.exitCode !== 0)) reject(new Error(JSON.stringify(e)))
         }
       })
-      res.on('end', () => resolve({ firstMs, totalMs: performance.now() - t0, bytes }))
+      res.on('end', () => resolve({ firstMs, totalMs: performance.now() - t0, bytes, events }))
     })
     req.on('error', reject)
     req.end(JSON.stringify({ cmd, stream: true, timeoutMs: 120_000 }))
@@ -73,11 +75,22 @@ async function main() {
     // Throughput: stdout of `head -c ${MB}M /dev/zero` turned into printable bytes (zeros would
     // travel as \u0000, six bytes of JSON each).
     const rates: number[] = []
+    const eventSizes: number[] = []
     const throughputRuns = Math.max(3, Math.min(RUNS, 5))
     for (let i = 0; i < throughputRuns; i++) {
       const s = await streamed(mgr, vm, `head -c ${MB}M /dev/zero | tr '\\0' a`)
       if (s.bytes !== MB * 1024 * 1024) throw new Error(`got ${s.bytes} bytes`)
       rates.push(s.bytes / 1e6 / (s.totalMs / 1000))
+      eventSizes.push(s.bytes / s.events / 1024)
+    }
+    // The brief's own producer, zeros as they are: valid UTF-8, so they travel as text, each NUL
+    // as the six characters \u0000 of JSON. A quarter of the size, it is that much slower.
+    const zeroMb = Math.max(1, Math.floor(MB / 4))
+    const zeroRates: number[] = []
+    for (let i = 0; i < throughputRuns; i++) {
+      const s = await streamed(mgr, vm, `head -c ${zeroMb}M /dev/zero`)
+      if (s.bytes !== zeroMb * 1024 * 1024) throw new Error(`got ${s.bytes} bytes`)
+      zeroRates.push(s.bytes / 1e6 / (s.totalMs / 1000))
     }
     const rawRates: number[] = []
     for (let i = 0; i < throughputRuns; i++) {
@@ -93,6 +106,8 @@ async function main() {
     console.log(line(`non-streamed twin, whole answer`, twin, ms))
     console.log(`${'first byte / twin total'.padEnd(52)} median ${(median(first) / median(twin)).toFixed(3).padStart(10)}`)
     console.log(line(`streamed throughput, ${MB} MiB of stdout`, rates, mbps))
+    console.log(line(`streamed throughput, ${zeroMb} MiB of NUL bytes (6x in JSON)`, zeroRates, mbps))
+    console.log(line(`mean stdout event size`, eventSizes, (n) => `${n.toFixed(1)} KiB`))
     console.log(line(`the producer alone in the guest (to /dev/null)`, rawRates, mbps))
   } finally {
     if (vm) await mgr.request('DELETE', `/v1/vms/${vm}`).catch(() => {})

@@ -29,13 +29,25 @@ interface Output {
   chunker: OutputChunker
   sent: number
   truncated: boolean
+  /** Reads not yet turned into an event: the reads of one turn of the event loop go out as one. */
+  pending: Buffer[]
+  pendingBytes: number
 }
+
+/**
+ * How much the reply may hold before the pipes are no longer read. A little: without it every
+ * event would stop the reading until the channel took it (the HTTP/2 stream's own high-water
+ * mark is 16 KiB), and reading and sending could never overlap.
+ */
+const MAX_UNSENT_BYTES = 256 * 1024
+/** Largest event: reads are joined up to this (pipe reads are often a few KiB each). */
+const MAX_EVENT_BYTES = 64 * 1024
 
 /** Resolves once the last event is written (or the reply closed early and the command was killed). */
 export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: StreamOptions): Promise<void> {
   const started = performance.now()
   const { child } = proc
-  const outputs: Output[] = (['stdout', 'stderr'] as const).map((name) => ({ name, stream: child[name]!, chunker: new OutputChunker(name), sent: 0, truncated: false }))
+  const outputs: Output[] = (['stdout', 'stderr'] as const).map((name) => ({ name, stream: child[name]!, chunker: new OutputChunker(name), sent: 0, truncated: false, pending: [], pendingBytes: 0 }))
   const side = opts.side ? new CappedBuffer(opts.side.maxBytes) : undefined
   const readables = [...outputs.map((o) => o.stream), ...(opts.side ? [opts.side.stream] : [])]
   // The status goes out now: the manager answers its client as soon as the command runs.
@@ -51,7 +63,7 @@ export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: 
     let graceTimer: NodeJS.Timeout | undefined
 
     const send = (event: OutputEvent): void => {
-      if (res.write(jsonLine(event)) || waitingDrain) return
+      if (res.write(jsonLine(event)) || waitingDrain || res.stream.writableLength < MAX_UNSENT_BYTES) return
       waitingDrain = true
       for (const o of outputs) o.stream.pause()
       res.once('drain', () => {
@@ -70,8 +82,29 @@ export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: 
       resolve()
     }
 
+    const emit = (o: Output): void => {
+      if (o.pendingBytes === 0) return
+      const bytes = o.pending.length === 1 ? o.pending[0]! : Buffer.concat(o.pending)
+      o.pending = []
+      o.pendingBytes = 0
+      for (const e of o.chunker.push(bytes)) {
+        if (opts.transform && e.data !== undefined) e.data = opts.transform(e.data)
+        send(e)
+      }
+    }
+    let emitScheduled = false
+    const emitSoon = (): void => {
+      if (emitScheduled) return
+      emitScheduled = true
+      setImmediate(() => {
+        emitScheduled = false
+        if (!done) for (const o of outputs) emit(o)
+      })
+    }
+
     const finish = (): void => {
       if (done) return
+      for (const o of outputs) emit(o)
       for (const o of outputs) for (const e of o.chunker.flush()) send(e)
       if (spawnError !== undefined) {
         send({ type: 'error', code: 'internal', message: `the command could not be started: ${spawnError}` })
@@ -108,10 +141,10 @@ export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: 
           c = c.subarray(0, room)
         }
         o.sent += c.length
-        for (const e of o.chunker.push(c)) {
-          if (opts.transform && e.data !== undefined) e.data = opts.transform(e.data)
-          send(e)
-        }
+        o.pending.push(c)
+        o.pendingBytes += c.length
+        if (o.pendingBytes >= MAX_EVENT_BYTES) emit(o)
+        else emitSoon()
       })
     }
     if (opts.side && side) opts.side.stream.on('data', (c: Buffer) => side.push(c))
