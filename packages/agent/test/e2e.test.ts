@@ -375,6 +375,34 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
       else process.kill(detached, 'SIGKILL')
     })
 
+    it('loses nothing when the reader is slower than the command, up to its exit and after', async () => {
+      const req = session.request({ ':method': 'POST', ':path': '/exec/stream', 'content-type': 'application/json' })
+      req.end(JSON.stringify({ cmd: "head -c 3000000 /dev/zero | tr '\\0' a; head -c 1000000 /dev/zero", maxOutputBytes: 10_000_000 }))
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => {
+        chunks.push(c)
+        // Read in sips: the agent is held back again and again, also after the command exited.
+        req.pause()
+        setTimeout(() => req.resume(), 5)
+      })
+      await new Promise((r) => req.once('end', r))
+      const evs = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l))
+      expect(evs.at(-1)).toMatchObject({ type: 'exit', exitCode: 0 })
+      const out = text(evs, 'stdout')
+      expect(out.length).toBe(4_000_000)
+      expect(out.subarray(0, 3_000_000).every((b) => b === 0x61)).toBe(true)
+      expect(out.subarray(3_000_000).every((b) => b === 0)).toBe(true)
+    })
+
+    it('ends after the exit when a background job keeps the pipes open but quiet', async () => {
+      const r = await events('/exec/stream', { cmd: 'sleep 60 & echo $!; echo started' })
+      expect(r.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, timedOut: false })
+      const [pid, msg] = text(r.events, 'stdout').toString().trim().split('\n')
+      expect(msg).toBe('started')
+      expect(alive(Number(pid))).toBe(true)
+      process.kill(Number(pid), 'SIGKILL')
+    })
+
     it('runs argv without a shell: every argument arrives unchanged', async () => {
       const args = ['a b', '"q" \'s\'', '$(touch /tmp/x)', 'line1\nline2', '', '*', '\\']
       const r = await json(session, 'POST', '/exec', { args: ['node', '-e', 'process.stdout.write(JSON.stringify(process.argv.slice(1)))', ...args], env: { PATH: path.dirname(process.execPath) } })

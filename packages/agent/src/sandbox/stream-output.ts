@@ -118,13 +118,20 @@ export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: 
       end()
     }
 
-    // After the exit, output still in flight is read for a moment; pipes held open by background
-    // jobs do not hold the answer. A paused reader does not count against that moment.
+    // After the exit, the pipes are read to their end; pipes that background jobs keep open end
+    // the answer once they were idle for a moment. Idle means read and quiet: not paused for a
+    // slow reader (the exited command's last output may still sit in the pipe), and no data in
+    // the last moment. The check runs after the event loop polled the pipes (setImmediate), so a
+    // busy loop that fires the timer late has read what was waiting first.
+    let lastDataAt = 0
     const armGrace = (): void => {
-      graceTimer = setTimeout(() => {
-        if (waitingDrain) res.once('drain', armGrace)
-        else finish()
-      }, PIPE_DRAIN_GRACE_MS)
+      clearTimeout(graceTimer)
+      graceTimer = setTimeout(() => setImmediate(() => {
+        if (done) return
+        if (waitingDrain) return void res.once('drain', armGrace)
+        if (performance.now() - lastDataAt < PIPE_DRAIN_GRACE_MS) return armGrace()
+        finish()
+      }), PIPE_DRAIN_GRACE_MS)
     }
     const maybeFinish = (): void => {
       if (exitCode === undefined && spawnError === undefined) return
@@ -134,6 +141,7 @@ export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: 
 
     for (const o of outputs) {
       o.stream.on('data', (c: Buffer) => {
+        lastDataAt = performance.now()
         if (done || o.truncated) return
         const room = opts.maxOutputBytes - o.sent
         if (c.length > room) {
