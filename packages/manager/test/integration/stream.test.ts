@@ -164,13 +164,20 @@ describe('streamed exec', () => {
     // 200 MiB in 64 KiB writes; every 1 MiB the producer notes how much the pipe has taken.
     const code = `import sys\nchunk = b'a' * 65536\nfor i in range(3200):\n    sys.stdout.buffer.write(chunk)\n    sys.stdout.buffer.flush()\n    if i % 16 == 15:\n        open('${progress}', 'w').write(str((i + 1) * 65536))\n`
     let read = 0
+    let paused!: () => void
+    const stopped = new Promise<void>((r) => (paused = r))
     const s = stream(`/v1/vms/${vm}/exec`, { args: ['python3', '-c', code], stream: true, timeoutMs: 120_000 }, (r) => {
       if (r.event.type === 'stdout') read += chunkBytes(r.event).length
+      if (read < 2 * MiB) return undefined
       // Read the first 2 MiB, then stop reading altogether.
-      return read >= 2 * MiB ? 'pause' : undefined
+      paused()
+      return 'pause'
     })
+    await Promise.race([stopped, s.done])
+    expect(read).toBeGreaterThanOrEqual(2 * MiB)
     const written = async () => Number((await mgr.exec(vm, `cat ${progress} 2>/dev/null || echo 0`)).stdout.trim())
     // Wait until the producer stands still (two looks 2 s apart agree), or has written it all.
+    // It has written at least what the client read, so its progress is never 0 from here on.
     let before = -1
     const stalled = await mgr.waitFor('the producer to stand still', async () => {
       const now = await written()
@@ -181,6 +188,7 @@ describe('streamed exec', () => {
     }, 120_000)
     console.log(`slow reader: the client read ${(read / MiB).toFixed(1)} MiB and stopped; the producer stood still at ${(stalled / MiB).toFixed(1)} MiB of 200 MiB`)
     // Pipe, agent, HTTP/2 window (4 MiB), manager relay, and the loopback TCP buffers in between.
+    expect(stalled).toBeGreaterThanOrEqual(read - MiB)
     expect(stalled).toBeLessThan(read + 32 * MiB)
     s.leave()
     await s.done
