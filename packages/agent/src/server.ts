@@ -5,11 +5,11 @@ import { AgentRoutes, decodeQuery, NoBody, type AgentCallName, type AgentQuery, 
 import { HTTP2_WINDOW_BYTES } from './config.ts'
 import type { AgentContext } from './context.ts'
 import { AgentFailure } from './errors.ts'
-import { handleExec } from './handlers/exec.ts'
+import { handleExec, handleExecStream } from './handlers/exec.ts'
 import { handleDownload, handleUpload } from './handlers/files.ts'
 import { handleHealth } from './handlers/health.ts'
 import { handleInit } from './handlers/init.ts'
-import { handleRun } from './handlers/run.ts'
+import { handleRun, handleRunStream } from './handlers/run.ts'
 import { requestShutdown } from './handlers/shutdown.ts'
 import { handlePeersInstall } from './peers/install.ts'
 import { checkRequest, readJson, sendError, sendJson } from './http/respond.ts'
@@ -40,6 +40,8 @@ const ROUTES: Record<AgentRouteName, Route> = {
   init: call('init', handleInit),
   exec: call('exec', handleExec),
   run: call('run', handleRun),
+  execStream: async (ctx, req, res) => handleExecStream(ctx, checkRequest<AgentRequest<'execStream'>>(AgentRoutes.execStream.request, await readJson(req)), res),
+  runStream: async (ctx, req, res) => handleRunStream(ctx, checkRequest<AgentRequest<'runStream'>>(AgentRoutes.runStream.request, await readJson(req)), res),
   shutdown: async (_ctx, _req, res) => {
     res.writeHead(AgentRoutes.shutdown.status)
     // Only once the answer is out: PID 1 starts unmounting at once.

@@ -324,6 +324,102 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect(fs.readdirSync(path.join(root, 'spool-root', 'peers-staging'))).toEqual([])
   })
 
+  describe('streamed exec', () => {
+    /** The events of one streamed request, with the order they arrived in. */
+    async function events(route: string, body: object): Promise<{ status: number; type: string | undefined; events: any[] }> {
+      const r = await request(session, 'POST', route, body)
+      const lines = r.body.toString('utf8').split('\n').filter(Boolean)
+      return { status: r.status, type: r.headers['content-type'] as string | undefined, events: lines.map((l) => JSON.parse(l)) }
+    }
+    const text = (evs: any[], stream: string) => Buffer.concat(evs.filter((e) => e.type === stream).map((e) => (e.dataBase64 !== undefined ? Buffer.from(e.dataBase64, 'base64') : Buffer.from(e.data, 'utf8'))))
+
+    it('writes output events as they happen and ends with one exit event', async () => {
+      const r = await events('/exec/stream', { cmd: 'echo out; echo err >&2; printf "\\377\\376"; exit 4' })
+      expect(r.status).toBe(200)
+      expect(r.type).toBe('application/x-ndjson')
+      expect(r.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 4, timedOut: false })
+      expect(r.events.filter((e) => e.type === 'exit')).toHaveLength(1)
+      expect(text(r.events, 'stdout')).toEqual(Buffer.concat([Buffer.from('out\n'), Buffer.from([0xff, 0xfe])]))
+      expect(text(r.events, 'stderr').toString()).toBe('err\n')
+    })
+
+    it('refuses a bad request with an ordinary error reply, before anything runs', async () => {
+      const r = await json(session, 'POST', '/exec/stream', { cmd: 'true', cwd: '/etc' })
+      expect([r.status, r.body.code]).toEqual([400, 'path_not_allowed'])
+      expect((await json(session, 'POST', '/exec/stream', { cmd: 'true', args: ['true'] })).body.code).toBe('invalid_request')
+    })
+
+    it('caps each stream and says so on the exit event', async () => {
+      const r = await events('/exec/stream', { cmd: "head -c 5000 /dev/zero | tr '\\0' a; echo err >&2", maxOutputBytes: 100 })
+      expect(text(r.events, 'stdout').toString()).toBe('a'.repeat(100))
+      expect(r.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, stdoutTruncated: true })
+      expect(r.events.at(-1).stderrTruncated).toBeUndefined()
+    })
+
+    it('kills the tree on timeout', async () => {
+      const r = await events('/exec/stream', { cmd: 'echo started; sleep 100', timeoutMs: 1000 })
+      expect(text(r.events, 'stdout').toString()).toBe('started\n')
+      expect(r.events.at(-1)).toMatchObject({ type: 'exit', exitCode: -1, timedOut: true })
+    })
+
+    it('kills the tree when the stream is cancelled before the exit', async () => {
+      const pids = path.join(root, 'tmp', 'stream-pids')
+      fs.rmSync(pids, { force: true })
+      const req = session.request({ ':method': 'POST', ':path': '/exec/stream', 'content-type': 'application/json' })
+      req.end(JSON.stringify({ cmd: `setsid sleep 100 > /dev/null 2>&1 & echo $! > ${pids}; echo ready; sleep 100` }))
+      await new Promise<void>((resolve) => req.on('data', (c: Buffer) => c.toString().includes('ready') && resolve()))
+      const detached = Number(fs.readFileSync(pids, 'utf8'))
+      expect(alive(detached)).toBe(true)
+      req.close()
+      if (cgroupRoot) await until('setsid child gone after cancel', () => !alive(detached))
+      else process.kill(detached, 'SIGKILL')
+    })
+
+    it('loses nothing when the reader is slower than the command, up to its exit and after', async () => {
+      const req = session.request({ ':method': 'POST', ':path': '/exec/stream', 'content-type': 'application/json' })
+      req.end(JSON.stringify({ cmd: "head -c 3000000 /dev/zero | tr '\\0' a; head -c 1000000 /dev/zero", maxOutputBytes: 10_000_000 }))
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => {
+        chunks.push(c)
+        // Read in sips: the agent is held back again and again, also after the command exited.
+        req.pause()
+        setTimeout(() => req.resume(), 5)
+      })
+      await new Promise((r) => req.once('end', r))
+      const evs = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l))
+      expect(evs.at(-1)).toMatchObject({ type: 'exit', exitCode: 0 })
+      const out = text(evs, 'stdout')
+      expect(out.length).toBe(4_000_000)
+      expect(out.subarray(0, 3_000_000).every((b) => b === 0x61)).toBe(true)
+      expect(out.subarray(3_000_000).every((b) => b === 0)).toBe(true)
+    })
+
+    it('ends after the exit when a background job keeps the pipes open but quiet', async () => {
+      const r = await events('/exec/stream', { cmd: 'sleep 60 & echo $!; echo started' })
+      expect(r.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, timedOut: false })
+      const [pid, msg] = text(r.events, 'stdout').toString().trim().split('\n')
+      expect(msg).toBe('started')
+      expect(alive(Number(pid))).toBe(true)
+      process.kill(Number(pid), 'SIGKILL')
+    })
+
+    it('runs argv without a shell: every argument arrives unchanged', async () => {
+      const args = ['a b', '"q" \'s\'', '$(touch /tmp/x)', 'line1\nline2', '', '*', '\\']
+      const r = await json(session, 'POST', '/exec', { args: ['node', '-e', 'process.stdout.write(JSON.stringify(process.argv.slice(1)))', ...args], env: { PATH: path.dirname(process.execPath) } })
+      expect(r.status).toBe(200)
+      expect(JSON.parse(r.body.stdout)).toEqual(args)
+      const s = await events('/exec/stream', { args: ['printf', '%s|', ...args] })
+      expect(text(s.events, 'stdout').toString()).toBe(args.map((a) => `${a}|`).join(''))
+      expect((await json(session, 'POST', '/exec', { args: ['no-such-program-here'] })).body.exitCode).toBe(127)
+    })
+
+    it('streams a node run with its result on the exit event', async () => {
+      const r = await events('/run/stream', { runtime: 'node', code: 'console.log("hi"); result.set({ n: 42 })' })
+      expect(text(r.events, 'stdout').toString()).toBe('hi\n')
+      expect(r.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, result: { n: 42 } })
+    })
+  })
+
   it('survives repeated reconnects, graceful and hard', async () => {
     for (let i = 0; i < 6; i++) {
       const s = await connectAgent(sock)

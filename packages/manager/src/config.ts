@@ -42,6 +42,8 @@ export interface Config {
   bootTimeoutMs: number
   stopTimeoutMs: number
   execOutputMaxBytes: number
+  /** Per-stream cap of a streamed exec/run: the manager holds none of it, so it can be far larger. */
+  execStreamMaxBytes: number
   /** Largest JSON reply the manager reads from a guest agent; a hostile agent ignores every guest-side limit. */
   agentReplyMaxBytes: number
   /** Disk a VM's console log may use: console.log plus one rotated console.log.1. */
@@ -250,6 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
     bootTimeoutMs: int(env, 'BOOT_TIMEOUT_MS', 120_000),
     stopTimeoutMs: int(env, 'STOP_TIMEOUT_MS', 15_000),
     execOutputMaxBytes: int(env, 'EXEC_OUTPUT_MAX_BYTES', 1 * MiB),
+    execStreamMaxBytes: int(env, 'EXEC_STREAM_MAX_BYTES', 1024 * MiB),
     agentReplyMaxBytes: int(env, 'AGENT_REPLY_MAX_BYTES', 64 * MiB, 1 * MiB),
     consoleLogMaxBytes: int(env, 'CONSOLE_LOG_MAX_BYTES', 4 * MiB, 64 * 1024),
     vmmLogMaxBytes: int(env, 'VMM_LOG_MAX_BYTES', 1 * MiB, 64 * 1024),

@@ -23,6 +23,7 @@ export const Errors = {
   invalidDiskSize: (message: string) => new ApiError(400, 'invalid_disk_size', message),
   tooManyAllowIps: (max: number) => new ApiError(400, 'invalid_allow_ips', `Too many allowIps (maxAllowIps=${max})`),
   timeoutTooLarge: (field: string, max: number) => new ApiError(400, 'timeout_too_large', `timeoutMs exceeds ${field}=${max}`),
+  invalidCommand: () => new ApiError(400, 'invalid_command', 'Give exactly one of cmd (a command line run by bash) and args (an argv run without a shell, args[0] looked up on the guest PATH)'),
   invalidEnv: (message: string) => new ApiError(400, 'invalid_env', message),
   invalidAllowIps: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_ips', `Invalid allowIps entry ${JSON.stringify(entry)}: ${reason}`),
   invalidAllowDomains: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_domains', `Invalid allowDomains entry ${JSON.stringify(entry)}: ${reason}`),

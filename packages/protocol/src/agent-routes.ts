@@ -4,6 +4,7 @@
 // body. The agent routes and checks requests by this table; the manager sends by it and checks
 // every reply against it before reading a field, so the two ends cannot drift apart unnoticed.
 import { Type, type Static, type TObject } from 'typebox'
+import { NDJSON } from './output-events.ts'
 import { AgentPaths, DownloadQuery, ExecRequest, ExecResult, Health, InitReply, InitRequest, RunRequest, RunResult, UploadQuery } from './agent.ts'
 
 /** No body: a GET, or an answer that is only its status. */
@@ -20,6 +21,13 @@ export const AgentRoutes = {
   init: { method: 'POST', path: AgentPaths.init, request: InitRequest, status: 200, reply: InitReply, statesVersion: true },
   exec: { method: 'POST', path: AgentPaths.exec, request: ExecRequest, status: 200, reply: ExecResult, statesVersion: false },
   run: { method: 'POST', path: AgentPaths.run, request: RunRequest, status: 200, reply: RunResult, statesVersion: false },
+  /**
+   * The reply is a stream of OutputEvent lines (NDJSON) written as output happens, flow-controlled
+   * by HTTP/2 (a reader that stops slows the command), ending with exactly one exit or error
+   * event. The manager resetting the stream kills the command's whole tree.
+   */
+  execStream: { method: 'POST', path: AgentPaths.execStream, request: ExecRequest, status: 200, reply: NDJSON, statesVersion: false },
+  runStream: { method: 'POST', path: AgentPaths.runStream, request: RunRequest, status: 200, reply: NDJSON, statesVersion: false },
   /** Accepted, not done: the agent asks PID 1 to power off once the answer is out. */
   shutdown: { method: 'POST', path: AgentPaths.shutdown, request: NoBody, status: 202, reply: NoBody, statesVersion: false },
   upload: { method: 'POST', path: AgentPaths.upload, query: UploadQuery, request: TAR_GZ, status: 204, reply: NoBody, statesVersion: false },
@@ -36,7 +44,10 @@ export type AgentCallName = { [R in AgentRouteName]: Routes[R]['request'] extend
 /** Routes whose request body is a stream. */
 export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] extends typeof TAR_GZ ? R : never }[AgentRouteName]
 
-export type AgentRequest<R extends AgentCallName> = Static<Routes[R]['request']>
+/** Routes with a JSON request whose reply is a stream of OutputEvents. */
+export type AgentEventStreamName = { [R in AgentRouteName]: Routes[R]['reply'] extends typeof NDJSON ? R : never }[AgentRouteName]
+
+export type AgentRequest<R extends AgentCallName | AgentEventStreamName> = Static<Routes[R]['request']>
 export type AgentReply<R extends AgentCallName> = Static<Routes[R]['reply']>
 export type AgentQuery<R extends AgentUploadName | 'download'> = Static<Routes[R]['query']>
 

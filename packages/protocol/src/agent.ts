@@ -21,6 +21,9 @@ export const AgentPaths = {
   init: '/init',
   exec: '/exec',
   run: '/run',
+  /** The same requests as exec / run, answered as NDJSON OutputEvents while the command runs. */
+  execStream: '/exec/stream',
+  runStream: '/run/stream',
   upload: '/files/upload',
   download: '/files/download',
   shutdown: '/shutdown',
@@ -69,7 +72,10 @@ export const InitReply = AgentIdentity
 export type InitReply = Static<typeof InitReply>
 
 export const ExecRequest = Type.Object({
-  cmd: Type.String(),
+  /** A shell command line (bash -c). Exactly one of cmd / args. */
+  cmd: Type.Optional(Type.String()),
+  /** argv mode: args[0] is looked up on the guest PATH and run without a shell. */
+  args: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
   cwd: Type.Optional(Type.String()),
   env: Type.Optional(Type.Record(Type.String(), Type.String())),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),

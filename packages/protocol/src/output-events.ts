@@ -31,6 +31,9 @@ export const ExitEvent = Type.Object(
     exitCode: Type.Integer(),
     timedOut: Type.Boolean(),
     durationMs: Type.Number(),
+    /** Streamed exec/run: set when the stream's output went over maxOutputBytes and the rest was dropped. */
+    stdoutTruncated: Type.Optional(Type.Boolean()),
+    stderrTruncated: Type.Optional(Type.Boolean()),
     /** run-ts / run-js: the value given to result.set(v), when set. */
     result: Type.Optional(Type.Unknown()),
     /** run-ts / run-js: the value given to result.error(e), or the uncaught error, serialized. */

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
+import type { Http2ServerResponse } from 'node:http2'
 import path from 'node:path'
+import type { Readable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import type { RunRequest, RunResult } from '@rds/protocol'
 import { DEFAULT_EXEC_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, MAX_RUN_RESULT_BYTES } from '../config.ts'
@@ -10,13 +12,45 @@ import { createResultPipe } from '../run/result-pipe.ts'
 import { wrapperSource } from '../run/wrappers.ts'
 import { baseEnv, parseEnvList } from '../sandbox/env.ts'
 import { resolveExisting } from '../sandbox/paths.ts'
-import { collect, spawnAsUser, type Collected } from '../sandbox/spawn.ts'
+import { collect, spawnAsUser, type Collected, type UserProcess } from '../sandbox/spawn.ts'
+import { streamOutput } from '../sandbox/stream-output.ts'
 import { toExecResult } from './exec.ts'
 
 // Deno is told NO_COLOR, but the original agent stripped escapes from Deno output; keep that.
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g
 
 export async function handleRun(ctx: AgentContext, req: RunRequest): Promise<RunResult> {
+  const run = await startRun(ctx, req)
+  try {
+    const c = await collect(run.proc, { ...limitsOf(req), side: { stream: run.resultPipe, maxBytes: MAX_RUN_RESULT_BYTES } })
+    return { ...toExecResult(c, run.strip), ...parseResultMessage(c) }
+  } finally {
+    fs.rmSync(run.runDir, { recursive: true, force: true })
+  }
+}
+
+/** The streamed twin: output as events while it runs, the result (or error) on the exit event. */
+export async function handleRunStream(ctx: AgentContext, req: RunRequest, res: Http2ServerResponse): Promise<void> {
+  const run = await startRun(ctx, req)
+  try {
+    await streamOutput(run.proc, res, { ...limitsOf(req), side: { stream: run.resultPipe, maxBytes: MAX_RUN_RESULT_BYTES }, transform: run.strip, finish: parseResultMessage })
+  } finally {
+    fs.rmSync(run.runDir, { recursive: true, force: true })
+  }
+}
+
+const limitsOf = (req: RunRequest) => ({ timeoutMs: req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, maxOutputBytes: req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES })
+
+interface StartedRun {
+  proc: UserProcess
+  resultPipe: Readable
+  /** Deno output loses its colour escapes. */
+  strip: ((s: string) => string) | undefined
+  /** Root-only wrapper dir; the caller removes it when the run is over. */
+  runDir: string
+}
+
+async function startRun(ctx: AgentContext, req: RunRequest): Promise<StartedRun> {
   if ((req.code === undefined) === (req.path === undefined)) {
     throw new AgentFailure('invalid_request', 'exactly one of code and path is required')
   }
@@ -55,15 +89,11 @@ export async function handleRun(ctx: AgentContext, req: RunRequest): Promise<Run
     } finally {
       fs.closeSync(pipe.writeFd)
     }
-    const c = await collect(proc, {
-      timeoutMs: req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
-      maxOutputBytes: req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
-      side: { stream: pipe.reader, maxBytes: MAX_RUN_RESULT_BYTES },
-    })
     const strip = req.runtime === 'deno' ? (s: string) => s.replace(ANSI, '') : undefined
-    return { ...toExecResult(c, strip), ...parseResultMessage(c) }
-  } finally {
+    return { proc, resultPipe: pipe.reader, strip, runDir }
+  } catch (e) {
     fs.rmSync(runDir, { recursive: true, force: true })
+    throw e
   }
 }
 

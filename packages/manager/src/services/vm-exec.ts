@@ -2,10 +2,13 @@
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
 import type { Readable } from 'node:stream'
-import { EnvListError, parseEnvList, toEnvList, type ExecResult, type RunResult } from '@rds/protocol'
+import { EnvListError, parseEnvList, toEnvList, type AgentEventStreamName, type AgentRequest, type ErrorEvent, type ExecResult, type RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
-import { Errors } from '../errors.ts'
-import { askAgent } from './agent-fault.ts'
+import { ApiError, Errors } from '../errors.ts'
+import { agentFault, askAgent } from './agent-fault.ts'
+import { StreamedCallRecord } from './exec-stream-history.ts'
+import { EventRelay } from '../runtime/agent/event-relay.ts'
+import type { AgentClient } from '../runtime/agent/client.ts'
 import { readTail } from '../runtime/logs/rotating-log.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
@@ -17,7 +20,10 @@ import { assertState } from './vm-lifecycle.ts'
 import type { VmLookup } from './vm-lookup.ts'
 
 export interface ExecInput {
-  cmd: string
+  /** A command line for bash; exactly one of cmd and args. */
+  cmd?: string
+  /** argv mode: run without a shell. */
+  args?: string[]
   cwd?: string
   env?: Record<string, string>
   timeoutMs?: number
@@ -37,6 +43,8 @@ export interface RunInput {
 const DEFAULT_TIMEOUT_MS = 30_000
 /** Beyond the run's own timeout, how long the manager waits for the agent's answer. */
 const REPLY_GRACE_MS = 15_000
+/** How long the agent may take to start a streamed command and answer with its headers. */
+const STREAM_OPEN_TIMEOUT_MS = 30_000
 /** Exec history keeps this much of each output stream, of command or code text, and of the JSON of any other value. */
 const LOG_OUTPUT_CAP = 16 * 1024
 /** GET /logs reads at most this much of the end of a log (across its rotation). */
@@ -104,6 +112,36 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     return timeoutMs ?? Math.min(DEFAULT_TIMEOUT_MS, max)
   }
 
+  /**
+   * A streamed call: the agent's events relayed with backpressure, the call recorded in the
+   * history once it ends, however it ends (exit, error, or the client leaving, which cancels the
+   * agent stream: the agent then kills the command).
+   */
+  async function streamed<R extends AgentEventStreamName>(id: string, agent: AgentClient, route: R, body: AgentRequest<R>, timeoutMs: number, history: { type: ExecLogType; input: Record<string, unknown>; secrets: Record<string, string> }): Promise<Readable> {
+    const started = Date.now()
+    const { stream, cancel } = await askAgent(id, agent.openEvents(route, body, STREAM_OPEN_TIMEOUT_MS))
+    const copy = new StreamedCallRecord(2 * LOG_OUTPUT_CAP)
+    let recorded = false
+    const save = (gone: boolean) => {
+      if (recorded) return
+      recorded = true
+      void record(id, history.type, history.input, copy.result(Date.now() - started, gone), started, history.secrets)
+    }
+    const relay = new EventRelay(stream, {
+      route,
+      maxExitLineBytes: agent.replyCap,
+      deadlineMs: timeoutMs + REPLY_GRACE_MS,
+      cancel,
+      describe: (fault) => errorEvent(agentFault(id, fault)),
+      onEvent: (event) => {
+        copy.add(event)
+        if (event.type === 'exit' || event.type === 'error') save(false)
+      },
+    })
+    relay.once('close', () => save(true))
+    return relay
+  }
+
   async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number, secrets: Record<string, string>) {
     const history = historyOf(input, result, secrets)
     const durationMs = Date.now() - startedAt
@@ -114,8 +152,8 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     deps.activity({ type: ACTIVITY_TYPES[type], entityType: 'vm', entityId: vmId, message: `${type} in VM ${vmId} exited with ${result.exitCode}`, meta: { ...meta, exitCode: result.exitCode, timedOut: result.timedOut, durationMs } })
   }
 
-  /** `history`: what the exec history records as the input instead of the request (peer calls). */
-  async function run(id: string, runtime: 'deno' | 'node', input: RunInput, history?: Record<string, unknown>): Promise<RunResult> {
+  /** Everything a run needs before it is sent: checked input, the agent, the body and what the history keeps. */
+  async function prepareRun(id: string, runtime: 'deno' | 'node', input: RunInput, maxOutputBytes: number, history?: Record<string, unknown>) {
     if (input.code === undefined && input.path === undefined) throw Errors.badRequest('code or path is required')
     const timeoutMs = checkTimeout(input.timeoutMs, config.maxRunTimeoutMs, 'maxRunTsTimeoutMs')
     const callerEnv = callerEnvOf(input.env ?? [])
@@ -123,28 +161,57 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const secrets = deps.secrets.envOf(vm)
     // Secrets win over the caller's env, as in the original.
     const env = toEnvList(new Map([...callerEnv, ...Object.entries(secrets)]))
-    const started = Date.now()
-    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes: config.execOutputMaxBytes }
-    const result = await askAgent(id, agent.call('run', body, timeoutMs + REPLY_GRACE_MS))
-    const type = runtime === 'deno' ? 'run-ts' : 'run-js'
+    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes }
+    const type: ExecLogType = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
     const logged = { code: input.code, path: input.path, args: input.args, env: [...callerEnv.keys()], timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }
-    await record(id, type, history ?? logged, result, started, secrets)
+    return { agent, body, timeoutMs, secrets, type, logged: history ?? logged }
+  }
+
+  /** `history`: what the exec history records as the input instead of the request (peer calls). */
+  async function run(id: string, runtime: 'deno' | 'node', input: RunInput, history?: Record<string, unknown>): Promise<RunResult> {
+    const p = await prepareRun(id, runtime, input, config.execOutputMaxBytes, history)
+    const started = Date.now()
+    const result = await askAgent(id, p.agent.call('run', p.body, p.timeoutMs + REPLY_GRACE_MS))
+    await record(id, p.type, p.logged, result, started, p.secrets)
     return result
+  }
+
+  async function runStream(id: string, runtime: 'deno' | 'node', input: RunInput): Promise<Readable> {
+    const p = await prepareRun(id, runtime, input, config.execStreamMaxBytes)
+    return streamed(id, p.agent, 'runStream', p.body, p.timeoutMs, { type: p.type, input: { ...p.logged, stream: true }, secrets: p.secrets })
+  }
+
+  async function prepareExec(id: string, input: ExecInput, maxOutputBytes: number) {
+    if ((input.cmd === undefined) === (input.args === undefined)) throw Errors.invalidCommand()
+    const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
+    const { vm, agent } = await agentFor(id, 'exec')
+    const secrets = deps.secrets.envOf(vm)
+    const env = { ...input.env, ...secrets }
+    const body = { cmd: input.cmd, args: input.args, cwd: input.cwd, env: Object.keys(env).length ? env : undefined, timeoutMs, maxOutputBytes, ...(input.asRoot ? { asRoot: true } : {}) }
+    const logged = { cmd: input.cmd, args: input.args, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }
+    return { agent, body, timeoutMs, secrets, logged }
   }
 
   return {
     async exec(id: string, input: ExecInput): Promise<ExecResult> {
-      const timeoutMs = checkTimeout(input.timeoutMs, config.maxExecTimeoutMs, 'maxExecTimeoutMs')
-      const { vm, agent } = await agentFor(id, 'exec')
+      const p = await prepareExec(id, input, config.execOutputMaxBytes)
       const started = Date.now()
-      const secrets = deps.secrets.envOf(vm)
-      const env = { ...input.env, ...secrets }
-      const body = { cmd: input.cmd, cwd: input.cwd, env: Object.keys(env).length ? env : undefined, timeoutMs, maxOutputBytes: config.execOutputMaxBytes, ...(input.asRoot ? { asRoot: true } : {}) }
-      const result = await askAgent(id, agent.call('exec', body, timeoutMs + REPLY_GRACE_MS))
-      await record(id, 'exec', { cmd: input.cmd, cwd: input.cwd, env: Object.keys(input.env ?? {}), timeoutMs }, result, started, secrets)
+      const result = await askAgent(id, p.agent.call('exec', p.body, p.timeoutMs + REPLY_GRACE_MS))
+      await record(id, 'exec', p.logged, result, started, p.secrets)
       return result
     },
+
+    /**
+     * The command's output as NDJSON OutputEvents while it runs. Everything that can be refused
+     * (VM, state, body, the agent's own checks) is refused before this resolves, as an error.
+     */
+    async execStream(id: string, input: ExecInput): Promise<Readable> {
+      const p = await prepareExec(id, input, config.execStreamMaxBytes)
+      return streamed(id, p.agent, 'execStream', p.body, p.timeoutMs, { type: 'exec', input: { ...p.logged, stream: true }, secrets: p.secrets })
+    },
+    runTsStream: (id: string, input: RunInput) => runStream(id, 'deno', input),
+    runJsStream: (id: string, input: RunInput) => runStream(id, 'node', input),
 
     runTs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'deno', input, history),
     runJs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'node', input, history),
@@ -179,6 +246,12 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   }
 }
 export type VmExecService = ReturnType<typeof createVmExecService>
+
+/** A fault after the stream began, as the event that ends it: the API's code and sentence. */
+function errorEvent(err: unknown): ErrorEvent {
+  if (err instanceof ApiError) return { type: 'error', code: err.code, message: err.message }
+  return { type: 'error', code: 'agent_unavailable', message: (err as Error)?.message ?? String(err) }
+}
 
 /** Shorter values are masked only where a whole string or key equals them (docs/security.md, "Secrets"). */
 export const MASK_ANYWHERE_MIN_LENGTH = 4

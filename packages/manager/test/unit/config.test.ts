@@ -50,6 +50,7 @@ describe('defaults', () => {
       bootTimeoutMs: 120_000,
       stopTimeoutMs: 15_000,
       execOutputMaxBytes: 1 * MiB,
+      execStreamMaxBytes: 1024 * MiB,
       agentReplyMaxBytes: 64 * MiB,
       consoleLogMaxBytes: 4 * MiB,
       vmmLogMaxBytes: 1 * MiB,

@@ -2,6 +2,7 @@
 // values, before any cut) and every field capped. Retention per VM is tested on both databases
 // in store-postgres.test.ts; the real path through a VM in security/hardening.test.ts.
 import { describe, expect, it } from 'vitest'
+import { StreamedCallRecord } from '../../src/services/exec-stream-history.ts'
 import { historyOf, maskSecrets } from '../../src/services/vm-exec.ts'
 
 const CAP = 16 * 1024
@@ -60,5 +61,37 @@ describe('historyOf', () => {
     expect(h.input).toEqual({ cmd: 'echo hi', env: ['A'] })
     expect(h.result).toMatchObject({ exitCode: 0, stdout: 'hi\n', result: { a: [1, 2] } })
     expect(h.result.resultTruncated).toBeUndefined()
+  })
+})
+
+describe('a streamed call in the history', () => {
+  const chunk = (type: 'stdout' | 'stderr', text: string) => ({ type, data: text }) as const
+
+  it('keeps the head of each stream, enough past the cut that a secret across it is still masked whole', () => {
+    const secret = 'streamed-secret-value'
+    const copy = new StreamedCallRecord(2 * CAP)
+    copy.add(chunk('stdout', 'a'.repeat(CAP - 5)))
+    copy.add(chunk('stdout', secret))
+    copy.add(chunk('stdout', 'b'.repeat(10 * CAP)))
+    copy.add({ type: 'stderr', dataBase64: Buffer.from('err\n').toString('base64') })
+    copy.add({ type: 'exit', exitCode: 3, timedOut: false, durationMs: 9, stdoutTruncated: true })
+    const r = copy.result(100, false)
+    expect(r).toMatchObject({ exitCode: 3, stderr: 'err\n', durationMs: 9, stdoutTruncated: true, stderrTruncated: false })
+    expect(r.stdout.length).toBe(2 * CAP)
+    const h = historyOf({ cmd: 'x', stream: true }, r, { TOKEN: secret })
+    expect(h.result.stdout).toBe(`${'a'.repeat(CAP - 5)}[secret TOKEN]`.slice(0, CAP) + '…[truncated]')
+    expect(JSON.stringify(h)).not.toContain('streamed-s')
+  })
+
+  it('records how the call ended: the run result, an error event, or the client leaving', () => {
+    const run = new StreamedCallRecord(CAP)
+    run.add({ type: 'exit', exitCode: 0, timedOut: false, durationMs: 1, result: { n: 1 } })
+    expect(run.result(5, false)).toMatchObject({ exitCode: 0, result: { n: 1 } })
+    const broken = new StreamedCallRecord(CAP)
+    broken.add({ type: 'error', code: 'agent_unavailable', message: 'gone' })
+    expect(broken.result(5, false)).toMatchObject({ exitCode: -1, error: { code: 'agent_unavailable' }, durationMs: 5 })
+    const left = new StreamedCallRecord(CAP)
+    left.add(chunk('stdout', 'ready\n'))
+    expect(left.result(7, true)).toMatchObject({ exitCode: -1, stdout: 'ready\n', error: { code: 'client_disconnected' } })
   })
 })

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream'
+import { OutputEvent } from '@rds/protocol'
 import { Type, type Static } from 'typebox'
 
 const Timeout = Type.Integer({ minimum: 1, description: 'Kill the whole process tree after this long (default 30000).' })
@@ -11,12 +13,16 @@ const Output = {
   durationMs: Type.Number(),
 }
 
+const Stream = Type.Boolean({ description: 'Answer 200 application/x-ndjson: one OutputEvent per line as output happens, ending with one exit or error event. A client that disconnects kills the command.' })
+
 export const ExecBody = Type.Object(
   {
-    cmd: Type.String({ minLength: 1, description: 'Run by bash as uid 1000 in /workspace.' }),
+    cmd: Type.Optional(Type.String({ minLength: 1, description: 'Run by bash as uid 1000 in /workspace. Exactly one of cmd and args.' })),
+    args: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'argv mode: run without a shell, args[0] looked up on the guest PATH; every argument arrives unchanged. Exactly one of cmd and args.' })),
     cwd: Type.Optional(Type.String()),
     env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
     timeoutMs: Type.Optional(Timeout),
+    stream: Type.Optional(Stream),
   },
   { additionalProperties: false },
 )
@@ -30,6 +36,7 @@ const runFields = {
   args: Type.Optional(Type.Array(Type.String())),
   env: Type.Optional(Type.Array(Type.String(), { description: '"KEY=value" entries.' })),
   timeoutMs: Type.Optional(Timeout),
+  stream: Type.Optional(Stream),
 }
 
 export const RunTsBody = Type.Object({ ...runFields, denoFlags: Type.Optional(Type.Array(Type.String())) }, { additionalProperties: false })
@@ -45,6 +52,13 @@ export const RunResponse = Type.Object(
   },
   {},
 )
+
+/** The 200 of exec / run-ts / run-js: JSON, or with `"stream": true` NDJSON of OutputEvent. */
+export const streamable = (json: typeof ExecResponse | typeof RunResponse) => ({
+  description: 'The result as JSON; with `"stream": true`, NDJSON: one OutputEvent per line (stdout/stderr chunks as they happen, then exactly one exit or error event).',
+  // Typed as the stream the route sends; documented as the events it carries.
+  content: { 'application/json': { schema: json }, 'application/x-ndjson': { schema: Type.Unsafe<Readable>(OutputEvent) } },
+})
 
 export const ExecLogsQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ default: 50 })),

@@ -5,7 +5,7 @@
 import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AgentRoutes, encodeQuery, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
+import { AgentRoutes, encodeQuery, type AgentCallName, type AgentEventStreamName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
 import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
 import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
@@ -13,7 +13,7 @@ import { connectAndResync } from './resync.ts'
 const WINDOW = 4 * 1024 * 1024
 /** A hostile agent may answer with any size; JSON replies are parsed whole, so they are capped. */
 export const DEFAULT_REPLY_MAX_BYTES = 64 * 1024 * 1024
-/** An error reply of a download is a short JSON document; more is not worth reading. */
+/** An error reply of a download or event stream is a short JSON document; more is not worth reading. */
 const ERROR_BODY_MAX_BYTES = 64 * 1024
 
 export interface AgentClientOptions {
@@ -166,6 +166,26 @@ export class AgentClient {
     const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
     if (r.status === spec.status) return req
     throw refusal('download', r.status, r.body)
+  }
+
+  /**
+   * Opens a streamed exec/run and returns its reply stream (NDJSON OutputEvents, paused, unread:
+   * read it through an EventRelay) once the agent answered with its headers, which it does as
+   * soon as the command started. A refusal (bad cwd, bad request) comes as an ordinary error
+   * reply, read and thrown here as its fault. Closing the returned stream cancels it, and the
+   * agent kills the command.
+   */
+  async openEvents<R extends AgentEventStreamName>(route: R, body: AgentRequest<R>, timeoutMs: number): Promise<{ stream: Readable; cancel: () => void }> {
+    const spec = AgentRoutes[route]
+    const req = await this.stream(spec.method, spec.path, { 'content-type': 'application/json' })
+    const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(JSON.stringify(body)), (status) => status === spec.status)
+    if (r.status === spec.status) return { stream: req, cancel: () => req.close(http2.constants.NGHTTP2_CANCEL) }
+    throw refusal(route, r.status, r.body)
+  }
+
+  /** The largest reply this client reads whole (an event stream's exit line is bounded by it too). */
+  get replyCap(): number {
+    return this.maxReplyBytes
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
