@@ -5,7 +5,7 @@
 import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AgentRoutes, encodeQuery, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
+import { AgentRoutes, encodeQuery, type AgentCallName, type AgentDownloadName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
 import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
 import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
@@ -166,6 +166,21 @@ export class AgentClient {
     const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
     if (r.status === spec.status) return req
     throw refusal('download', r.status, r.body)
+  }
+
+  /**
+   * Opens a streamed reply of any stream route (file bytes, watch events) with its headers, read
+   * by the caller under HTTP/2 flow control; destroying the stream cancels it in the guest.
+   * `timeoutMs` bounds the wait for the headers only. Failures as in download().
+   */
+  async openStream<R extends AgentDownloadName>(route: R, query: AgentQuery<R>, timeoutMs: number): Promise<{ body: http2.ClientHttp2Stream; headers: http2.IncomingHttpHeaders }> {
+    const spec = AgentRoutes[route]
+    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`)
+    let headers: http2.IncomingHttpHeaders = {}
+    req.once('response', (h) => (headers = h))
+    const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
+    if (r.status === spec.status) return { body: req, headers }
+    throw refusal(route, r.status, r.body)
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
