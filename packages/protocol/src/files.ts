@@ -56,6 +56,13 @@ export type FileReadQuery = Static<typeof FileReadQuery>
 export const FILE_SIZE_HEADER = 'x-rds-file-size'
 export const FILE_OFFSET_HEADER = 'x-rds-file-offset'
 
+/**
+ * Trailer of every streamed request body (uploads): the number of bytes the sender sent, once the
+ * body really ended. A body without it was abandoned, however it ended on the wire (Node ends a
+ * stream before resetting it), so a write is committed only with it.
+ */
+export const BODY_BYTES_TRAILER = 'x-rds-body-bytes'
+
 /** Query of PUT /files/write (body: the file's bytes). Without `mode`, a replaced file keeps its mode; a new one gets 644. */
 export const FileWriteQuery = Type.Object({ path: Type.String(), mode: Type.Optional(FileMode) })
 export type FileWriteQuery = Static<typeof FileWriteQuery>

@@ -12,7 +12,7 @@ import { spawnAsUser } from '../sandbox/spawn.ts'
 export async function handleFileRead(ctx: AgentContext, res: Http2ServerResponse, q: FileReadQuery): Promise<void> {
   const at = await locate(q.path, ctx.workspacePaths, { follow: true })
   if (at.exists === false) throw new AgentFailure('path_not_found', `${at.pub}: no such file or directory`)
-  const st = (await ctx.fileWorker.call({ op: 'stat', path: at.real, as: at.pub, follow: true })) as FileEntry
+  const st = (await ctx.fileWorker.call({ op: 'stat', path: at.real, as: at.pub, follow: true, readable: true })) as FileEntry
   if (st.type === 'dir') throw new AgentFailure('is_a_directory', `${at.pub} is a directory (list it with /files/list, or download it as tar.gz)`)
   if (st.type !== 'file') throw new AgentFailure('invalid_request', `${at.pub} is not a regular file`)
   let start = 0

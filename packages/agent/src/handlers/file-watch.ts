@@ -5,7 +5,7 @@
 // the pipe fills, and the watcher's bounded queue drops events and says so with `overflow`.
 import type { Http2ServerResponse } from 'node:http2'
 import type net from 'node:net'
-import { AgentRoutes, FILE_EVENT_MAX_BYTES, FileEvent, matches, NDJSON, readLines, type FileWatchQuery } from '@rds/protocol'
+import { AgentRoutes, FILE_EVENT_MAX_BYTES, FileEvent, matches, NDJSON, readLines, type FileEntry, type FileWatchQuery } from '@rds/protocol'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
 import { baseEnv } from '../sandbox/env.ts'
@@ -17,6 +17,8 @@ const inside = (p: string | undefined, dir: string): boolean => p === undefined 
 export async function handleFileWatch(ctx: AgentContext, res: Http2ServerResponse, q: FileWatchQuery): Promise<void> {
   const at = await locate(q.path, ctx.workspacePaths, { follow: true })
   if (at.exists === false) throw new AgentFailure('path_not_found', `${at.pub}: no such file or directory`)
+  const st = (await ctx.fileWorker.call({ op: 'stat', path: at.real, as: at.pub, follow: true })) as FileEntry
+  if (st.type !== 'dir') throw new AgentFailure('not_a_directory', `${at.pub} is not a directory (a watch is of a directory)`)
   const proc = spawnAsUser(ctx.config, ctx.cgroups, {
     argv: [ctx.config.node, ctx.config.fileWorker, 'watch', at.real, at.pub, q.recursive === 'false' ? '0' : '1'],
     env: baseEnv(ctx.config),

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Http2ServerRequest } from 'node:http2'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import type { FileWriteQuery } from '@rds/protocol'
+import { BODY_BYTES_TRAILER, type FileWriteQuery } from '@rds/protocol'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
 import { baseEnv } from '../sandbox/env.ts'
@@ -36,12 +36,15 @@ export async function handleFileWrite(ctx: AgentContext, req: Http2ServerRequest
   const stdin = proc.child.stdin!
   let ok = false
   try {
+    let received = 0
+    req.on('data', (c: Buffer) => (received += c.length))
     try {
       await pipeline(req, stdin)
-      // A stream the client reset still ends its body normally in Node's compatibility API:
-      // only the reset code tells an abandoned upload from a complete one.
+      // An abandoned body may still end normally on the wire (the sender's stack ends a stream
+      // before resetting it): only the sender's trailer with the full count confirms it.
       const rst = req.stream.rstCode
       if (req.aborted || (rst !== undefined && rst !== 0)) throw new Error('the client abandoned the upload')
+      if (req.trailers?.[BODY_BYTES_TRAILER] !== String(received)) throw new Error('the body ended without its length trailer')
     } catch (e) {
       // The client left (or cat died): kill before the part file could be taken for complete.
       proc.killAll()

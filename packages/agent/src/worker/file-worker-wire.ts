@@ -6,7 +6,7 @@ import type { AgentErrorCode, FileEntry } from '@rds/protocol'
 export type WireEntry = FileEntry
 
 export type WorkerOp =
-  | { op: 'stat'; path: string; as: string; follow?: boolean }
+  | { op: 'stat'; path: string; as: string; follow?: boolean; readable?: boolean }
   | { op: 'list'; path: string; as: string; depth: number; max: number }
   | { op: 'glob'; start: string; as: string; pattern: string; prefix: string; max: number }
   | { op: 'delete'; path: string; recursive: boolean }

@@ -77,6 +77,8 @@ async function glob(start: string, publicStart: string, relPattern: string, pref
 async function handle(req: WorkerRequest): Promise<unknown> {
   switch (req.op) {
     case 'stat': {
+      // Before a read's headers go out: a file the user may not read is a 403, not an aborted body.
+      if (req.readable) await fs.access(req.path, fs.constants.R_OK)
       const st = req.follow ? await fs.stat(req.path) : await fs.lstat(req.path)
       return entryOf(st, path.posix.basename(req.as), req.as)
     }

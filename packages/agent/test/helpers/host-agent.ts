@@ -7,6 +7,7 @@ import type http2 from 'node:http2'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BODY_BYTES_TRAILER } from '@rds/protocol'
 import { connectAgent } from './agent-client.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -72,4 +73,20 @@ export async function startHostAgent(): Promise<HostAgent> {
       fs.rmSync(root, { recursive: true, force: true })
     },
   }
+}
+
+/** A streamed request body as the manager sends one: ended, then confirmed by its length trailer. */
+export function putBody(session: http2.ClientHttp2Session, path: string, body: string | Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(body)
+    const req = session.request({ ':method': 'PUT', ':path': path, 'content-type': 'application/octet-stream' }, { waitForTrailers: true })
+    req.once('wantTrailers', () => req.sendTrailers({ [BODY_BYTES_TRAILER]: String(data.length) }))
+    let status = 0
+    let text = ''
+    req.on('response', (h) => (status = Number(h[':status'])))
+    req.on('data', (c: Buffer) => (text += c.toString()))
+    req.on('end', () => resolve({ status, body: text }))
+    req.on('error', reject)
+    req.end(data)
+  })
 }

@@ -4,6 +4,7 @@
 // client leaves).
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
+import http from 'node:http'
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ManagerClient } from '../harness/manager-process.ts'
@@ -133,6 +134,9 @@ describe('the file API of a running VM', () => {
     expect([ro.status, ro.body.code]).toEqual([403, 'permission_denied'])
     const rm = await api.request('DELETE', `${files()}?path=ro`)
     expect(rm.status).toBe(204)
+    await api.exec(vmId, 'echo private > /workspace/locked && chmod 000 /workspace/locked')
+    const locked = await api.request('GET', `${files()}?path=locked`)
+    expect([locked.status, locked.body.code]).toEqual([403, 'permission_denied'])
   })
 
   it('round-trips 256 MiB with the manager\'s memory bounded', async () => {
@@ -165,6 +169,21 @@ describe('the file API of a running VM', () => {
     const growthMiB = (peak - before) / 1024
     console.log(`manager RSS ${before >> 10} MiB before, peak ${peak >> 10} MiB during the 256 MiB round trip (+${growthMiB.toFixed(1)} MiB)`)
     expect(growthMiB).toBeLessThan(64)
+  })
+
+  it('leaves nothing under the final name when the client abandons an upload', async () => {
+    await api.request('PUT', `${files()}?path=kept.bin`, new TextEncoder().encode('old content'))
+    const req = http.request(`${api.baseUrl}${files()}?path=kept.bin`, { method: 'PUT', headers: { ...key(), 'content-type': 'application/octet-stream' } })
+    req.on('error', () => {})
+    req.write(Buffer.alloc(4 * 1024 * 1024, 7))
+    await new Promise((r) => setTimeout(r, 2000))
+    req.destroy()
+    // The part file goes once the guest noticed; the old file is never replaced by the partial one.
+    const listing = async () => (await api.exec(vmId, 'ls -a /workspace | grep kept.bin || true')).stdout
+    await api.waitFor('the part file to go', async () => ((await listing()) === 'kept.bin\n' ? true : undefined), 120_000)
+    expect(await listing()).toBe('kept.bin\n')
+    const r = await api.request('GET', `${files()}?path=kept.bin`)
+    expect(new TextDecoder().decode(r.body)).toBe('old content')
   })
 
   it('watches create, write, rename and remove, and stops the guest watcher when the client leaves', async () => {

@@ -5,7 +5,7 @@
 import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AgentRoutes, encodeQuery, type AgentCallName, type AgentDownloadName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
+import { AgentRoutes, BODY_BYTES_TRAILER, encodeQuery, type AgentCallName, type AgentDownloadName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
 import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
 import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
@@ -118,8 +118,8 @@ export class AgentClient {
     }
   }
 
-  private async stream(method: string, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<http2.ClientHttp2Stream> {
-    return (await this.usableSession()).request({ ':method': method, ':path': path, ...headers })
+  private async stream(method: string, path: string, headers: http2.OutgoingHttpHeaders = {}, options: http2.ClientSessionRequestOptions = {}): Promise<http2.ClientHttp2Stream> {
+    return (await this.usableSession()).request({ ':method': method, ':path': path, ...headers }, options)
   }
 
   /** A request of a JSON route. `timeoutMs` bounds the whole exchange (the agent enforces run timeouts itself). */
@@ -135,7 +135,17 @@ export class AgentClient {
   /** Streams a tar.gz `body` to an upload route (backpressure via pipe); resolves once the agent accepted it. */
   async upload<R extends AgentUploadName>(route: R, query: AgentQuery<R>, body: Readable, timeoutMs: number): Promise<void> {
     const spec = AgentRoutes[route]
-    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`, { 'content-type': spec.request })
+    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`, { 'content-type': spec.request }, { waitForTrailers: true })
+    // Node ends a stream's body (END_STREAM) before it resets it, so an abandoned upload can look
+    // complete to the agent: only a body that ended here is confirmed, by a trailer with its length.
+    let sent = 0
+    let ended = false
+    body.on('data', (c: Buffer) => (sent += c.length))
+    body.once('end', () => (ended = true))
+    req.once('wantTrailers', () => {
+      if (ended) req.sendTrailers({ [BODY_BYTES_TRAILER]: String(sent) })
+      else req.close(http2.constants.NGHTTP2_CANCEL)
+    })
     let bodyError: Error | undefined
     let reply: RawReply
     try {
