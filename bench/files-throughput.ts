@@ -37,10 +37,12 @@ async function main() {
   const sha = createHash('sha256').update(fs.readFileSync(file)).digest('hex')
   execFileSync('tar', ['-czf', path.join(dir, 'data.tar.gz'), '-C', dir, 'data.bin'])
   const mgr = new ManagerProcess({ LOG_LEVEL: 'error', UPLOAD_MAX_BODY_BYTES: String(SIZE * 2), UPLOAD_MAX_BYTES: String(SIZE * 2) })
+  const cleanups: (() => Promise<void>)[] = []
   try {
     process.stderr.write('starting manager…\n')
     await mgr.start()
     const raw = await rawChannel(mgr, file, sha)
+    cleanups.push(raw.close)
     const r = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [] })
     if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}`)
     const id = r.body.id as string
@@ -71,14 +73,19 @@ async function main() {
     const download = async () => {
       await drain(await fetch(url('/files/download?path=/workspace/bench/data.bin'), { headers: key }))
     }
-    const results: Record<string, number[]> = { 'raw channel: fileWrite': raw.put, 'raw channel: fileRead': raw.get, 'PUT /files (file API)': [], 'POST /files/upload (tar.gz baseline)': [], 'GET /files (file API)': [], 'GET /files/download (tar.gz baseline)': [] }
+    const results: Record<string, number[]> = { 'raw channel: fileWrite': [], 'raw channel: fileRead': [], 'PUT /files (file API)': [], 'POST /files/upload (tar.gz baseline)': [], 'GET /files (file API)': [], 'GET /files/download (tar.gz baseline)': [] }
     process.stderr.write(`warming up (${MB} MiB each way)…\n`)
     await put()
     await get()
+    await raw.put()
+    await raw.get()
+    // Interleaved, so that both see the same load on the shared host.
     for (let i = 0; i < RUNS; i++) {
       process.stderr.write(`run ${i + 1}/${RUNS}\n`)
+      results['raw channel: fileWrite']!.push(mbps(await timed(raw.put)))
       results['PUT /files (file API)']!.push(mbps(await timed(put)))
       results['POST /files/upload (tar.gz baseline)']!.push(mbps(await timed(upload)))
+      results['raw channel: fileRead']!.push(mbps(await timed(raw.get)))
       results['GET /files (file API)']!.push(mbps(await timed(get)))
       results['GET /files/download (tar.gz baseline)']!.push(mbps(await timed(download)))
     }
@@ -103,14 +110,21 @@ async function main() {
     console.log(lat('exec `node -e statSync` (Node per operation)', execNode))
     await mgr.request('DELETE', `/v1/vms/${id}`)
   } finally {
+    for (const c of cleanups) await c().catch(() => {})
     await mgr.stop().catch(() => {})
     await mgr.cleanup().catch(() => {})
     fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 
+interface RawVm {
+  put(): Promise<void>
+  get(): Promise<void>
+  close(): Promise<void>
+}
+
 /** The file routes straight over the agent channel of a VM booted through the driver (no manager). */
-async function rawChannel(mgr: ManagerProcess, file: string, sha: string): Promise<{ put: number[]; get: number[] }> {
+async function rawChannel(mgr: ManagerProcess, file: string, sha: string): Promise<RawVm> {
   const images = (await mgr.request('GET', '/v1/images')).body as Array<{ id: string; isDefault: boolean }>
   const imgDir = path.join(mgr.storageRoot, 'images', images.find((i) => i.isDefault)!.id)
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-files-raw-'))
@@ -120,34 +134,28 @@ async function rawChannel(mgr: ManagerProcess, file: string, sha: string): Promi
   const ram = `/dev/shm/rds-bench-files-raw-${process.pid}.ram`
   const h = await driver.boot({ vmId: 'rawfiles', cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), workDir: d, consoleSocket: path.join(d, 'con.sock'), vmmLog: path.join(d, 'vmm.log'), memory: { file: ram, shared: true } })
   const agent = new AgentClient(path.join(d, 'c.sock'))
-  const out = { put: [] as number[], get: [] as number[] }
-  try {
-    await agent.waitReady(180_000, () => h.isAlive())
-    const put = () => agent.upload('fileWrite', { path: 'bench/data.bin' }, fs.createReadStream(file), 600_000)
-    const get = async () => {
-      const { body } = await agent.openStream('fileRead', { path: 'bench/data.bin' }, 60_000)
-      const hash = createHash('sha256')
-      for await (const c of body as AsyncIterable<Buffer>) hash.update(c)
-      if (hash.digest('hex') !== sha) throw new Error('raw read returned other bytes')
-    }
-    await put()
-    await get()
-    for (let i = 0; i < RUNS; i++) {
-      process.stderr.write(`raw run ${i + 1}/${RUNS}\n`)
-      let t = performance.now()
-      await put()
-      out.put.push(mbps(performance.now() - t))
-      t = performance.now()
-      await get()
-      out.get.push(mbps(performance.now() - t))
-    }
-  } finally {
+  const close = async () => {
     agent.close()
     await h.kill(500)
     fs.rmSync(ram, { force: true })
     fs.rmSync(d, { recursive: true, force: true })
   }
-  return out
+  try {
+    await agent.waitReady(180_000, () => h.isAlive())
+  } catch (e) {
+    await close()
+    throw e
+  }
+  return {
+    put: () => agent.upload('fileWrite', { path: 'bench/data.bin' }, fs.createReadStream(file), 600_000),
+    async get() {
+      const { body } = await agent.openStream('fileRead', { path: 'bench/data.bin' }, 60_000)
+      const hash = createHash('sha256')
+      for await (const c of body as AsyncIterable<Buffer>) hash.update(c)
+      if (hash.digest('hex') !== sha) throw new Error('raw read returned other bytes')
+    },
+    close,
+  }
 }
 
 main().catch((e) => {

@@ -12,13 +12,16 @@ let a: HostAgent
 const asUser = (cmd: string) => execFileSync('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'sh', '-c', cmd], { cwd: a.ws, encoding: 'utf8' })
 const q = (s: string) => encodeURIComponent(s)
 
-const workerPids = (what: string): number[] =>
+/** The agent's children running the file worker in `mode` (serve or watch). */
+const workerPids = (mode: string): number[] =>
   fs
     .readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
       try {
-        return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(what) && fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(a.root)
+        const ppid = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${d}/status`, 'utf8'))![1])
+        const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
+        return ppid === a.pid && argv.some((x) => x.endsWith('file-worker.ts')) && argv.includes(mode)
       } catch {
         return false
       }
@@ -99,6 +102,18 @@ describe.skipIf(!canRunHostAgent)('file API (host agent)', () => {
     expect([r.status, r.body.code]).toEqual([403, 'permission_denied'])
     const watchFile = await json(a.session, 'GET', '/files/watch?path=locked')
     expect([watchFile.status, watchFile.body.code]).toEqual([409, 'not_a_directory'])
+  })
+
+  it('restarts the file worker when user code killed it', async () => {
+    expect((await json(a.session, 'POST', '/files/stat', { path: '.' })).status).toBe(200)
+    const [pid] = workerPids('serve')
+    expect(pid).toBeGreaterThan(0)
+    // It is the user's process: uid 1000 may kill it.
+    asUser(`kill -9 ${pid}`)
+    for (let i = 0; i < 100 && workerPids('serve').includes(pid!); i++) await new Promise((r) => setTimeout(r, 50))
+    expect((await json(a.session, 'POST', '/files/stat', { path: '.' })).body).toMatchObject({ type: 'dir', path: a.ws })
+    expect(workerPids('serve')).toHaveLength(1)
+    expect(workerPids('serve')).not.toContain(pid)
   })
 
   it('commits a body only with its length trailer', async () => {

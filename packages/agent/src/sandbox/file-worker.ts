@@ -18,13 +18,24 @@ const MAX_IN_FLIGHT = 64
 /** A listing of MAX_LIST_ENTRIES entries with long paths stays below this. */
 const MAX_REPLY_LINE_BYTES = 48 * 1024 * 1024
 const CALL_TIMEOUT_MS = 60_000
+const STDERR_LINES_LOGGED = 10
 
 interface Pending {
   resolve: (v: unknown) => void
   reject: (e: unknown) => void
   timer: NodeJS.Timeout
   proc: UserProcess
+  op: WorkerOp
+  timeoutMs: number
+  retried: boolean
 }
+
+/**
+ * Operations that may run twice with the same outcome. User code can kill the worker at any
+ * moment, also between a request and its exit being seen: those are sent once more to a fresh
+ * worker; the others (delete, move, commit) fail, since they may have been done already.
+ */
+const IDEMPOTENT = new Set<WorkerOp['op']>(['stat', 'list', 'glob', 'mkdir', 'mkdirParent', 'chmod', 'unlink'])
 
 export class FileWorker {
   readonly #ctx: AgentContext
@@ -36,7 +47,7 @@ export class FileWorker {
     this.#ctx = ctx
   }
 
-  call(op: WorkerOp, timeoutMs = CALL_TIMEOUT_MS): Promise<unknown> {
+  call(op: WorkerOp, timeoutMs = CALL_TIMEOUT_MS, retried = false): Promise<unknown> {
     if (this.#pending.size >= MAX_IN_FLIGHT) return Promise.reject(new AgentFailure('busy', `more than ${MAX_IN_FLIGHT} file operations at once in this VM; retry`))
     const proc = this.#running()
     const id = this.#nextId++
@@ -47,7 +58,7 @@ export class FileWorker {
         // Stuck (or held by user code): a fresh one serves the next call.
         this.#stop(proc)
       }, timeoutMs)
-      this.#pending.set(id, { resolve, reject, timer, proc })
+      this.#pending.set(id, { resolve, reject, timer, proc, op, timeoutMs, retried })
       proc.child.stdin!.write(`${JSON.stringify({ ...op, id })}\n`)
     })
   }
@@ -64,19 +75,29 @@ export class FileWorker {
     this.#proc = proc
     const { child } = proc
     child.stdin!.on('error', () => {})
-    child.stderr!.on('data', (c: Buffer) => log.error(`file worker: ${c.toString('utf8').slice(0, 500).trim()}`))
+    // The user's process writes this: a few lines help a diagnosis, more would flood the log.
+    let logged = 0
+    child.stderr!.on('data', (c: Buffer) => {
+      if (logged++ < STDERR_LINES_LOGGED) log.error(`file worker: ${c.toString('utf8').slice(0, 500).trim()}`)
+    })
     readLines(child.stdout as net.Socket, MAX_REPLY_LINE_BYTES, (line) => this.#onReply(line), () => {})
-    child.once('exit', () => {
+    const ended = (): void => {
       proc.release()
       if (this.#proc === proc) this.#proc = undefined
       for (const [id, p] of this.#pending) {
         if (p.proc !== proc) continue
         clearTimeout(p.timer)
-        p.reject(new AgentFailure('internal', 'the file worker ended during the operation'))
         this.#pending.delete(id)
+        if (!p.retried && IDEMPOTENT.has(p.op.op)) this.call(p.op, p.timeoutMs, true).then(p.resolve, p.reject)
+        else p.reject(new AgentFailure('internal', 'the file worker ended during the operation (it is the sandbox user\'s process; retry)'))
       }
+    }
+    child.once('exit', ended)
+    // Not even started (no Node, no rds-exec): its calls fail now, not at their deadline.
+    child.once('error', (e) => {
+      log.error(`file worker: ${e.message}`)
+      ended()
     })
-    child.once('error', (e) => log.error(`file worker: ${e.message}`))
     return proc
   }
 

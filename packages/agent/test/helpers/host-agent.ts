@@ -21,6 +21,8 @@ export interface HostAgent {
   /** The workspace directory (what the agent calls /workspace... under this name). */
   ws: string
   session: http2.ClientHttp2Session
+  /** The agent process (its children are the processes it started). */
+  pid: number
   log(): string
   stop(): Promise<void>
 }
@@ -65,6 +67,7 @@ export async function startHostAgent(): Promise<HostAgent> {
     root,
     ws,
     session,
+    pid: agent.pid!,
     log: () => log,
     async stop() {
       session.close()
