@@ -8,17 +8,13 @@
 //   file-worker.mjs watch <dir> <public-dir> <recursive 0|1>   FileEvent lines until killed
 //
 // It trusts the agent's paths (already confined) and answers with the public names it was given.
-import { existsSync, readdirSync, watch as fsWatch, type Dirent, type FSWatcher, type Stats } from 'node:fs'
+import { existsSync, readdirSync, watch as fsWatch, type Dirent, type FSWatcher } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { failureOf, type WorkerRequest, type WorkerReply, type WireEntry } from './file-worker-wire.ts'
+import { entryOf } from './file-entry.ts'
 import { coalesceEvents, type RawWatchEvent } from './watch-events.ts'
-
-function entryOf(st: Stats, name: string, publicPath: string): WireEntry {
-  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other'
-  return { name, path: publicPath, type, size: st.size, mode: (st.mode & 0o7777).toString(8).padStart(3, '0'), mtime: st.mtime.toISOString() }
-}
 
 class TooMany extends Error {}
 
