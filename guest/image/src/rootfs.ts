@@ -68,6 +68,7 @@ export interface StageInputs {
   npm: string;
   deno: string;
   agentJs: string;
+  fileWorkerJs: string;
   rdsInit: string;
   rdsExec: string;
 }
@@ -103,6 +104,9 @@ export async function stageRootfs(s: StageInputs): Promise<void> {
   mkdirSync(at('usr/lib/rds'), { recursive: true });
   copyFileSync(s.rdsExec, at('usr/lib/rds/rds-exec'));
   chmodSync(at('usr/lib/rds/rds-exec'), 0o755);
+  // Run by the user (the file API's worker): no secrets in it, and it must be readable.
+  copyFileSync(s.fileWorkerJs, at('usr/lib/rds/file-worker.mjs'));
+  chmodSync(at('usr/lib/rds/file-worker.mjs'), 0o644);
   copyFileSync(s.rdsInit, at('sbin/rds-init'));
   chmodSync(at('sbin/rds-init'), 0o755);
   // Mount points for a boot without initramfs (rds-init then builds the root from here, and

@@ -30,6 +30,9 @@ export interface AgentConfig {
   node: string
   tar: string
   mkfifo: string
+  /** The file worker's bundle (worker/file-worker.ts), readable by the user who runs it. */
+  fileWorker: string
+  dd: string
   /** Set the guest clock from the host's init (off only when the agent runs on a real host, in tests). */
   setClock: boolean
   ip: string
@@ -68,6 +71,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     node: str('RDS_AGENT_NODE', '/usr/local/bin/node'),
     tar: str('RDS_AGENT_TAR', 'tar'),
     mkfifo: str('RDS_AGENT_MKFIFO', 'mkfifo'),
+    fileWorker: str('RDS_AGENT_FILE_WORKER', '/usr/lib/rds/file-worker.mjs'),
+    dd: str('RDS_AGENT_DD', 'dd'),
     setClock: env.RDS_AGENT_SET_CLOCK !== 'false',
     ip: str('RDS_AGENT_IP', '/usr/sbin/ip'),
     resolvConf: str('RDS_AGENT_RESOLV_CONF', '/etc/resolv.conf'),

@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { AgentConfig } from './config.ts'
 import { CgroupManager } from './sandbox/cgroup.ts'
+import { FileWorker } from './sandbox/file-worker.ts'
 import { realRoots, type PathRoots } from './sandbox/paths.ts'
 
 /** Everything a handler needs, built once at start-up. */
@@ -17,6 +18,8 @@ export interface AgentContext {
   startedAt: number
   /** The guest was booted with rds.test_root=1: exec may run as root (see ExecRequest.asRoot). */
   testRoot: boolean
+  /** Does the file API's metadata operations as the user (started on first use). */
+  fileWorker: FileWorker
 }
 
 export async function createContext(config: AgentConfig): Promise<AgentContext> {
@@ -26,7 +29,7 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
   ensureRootDir(runsDir, 0o711)
   ensureRootDir(path.dirname(spoolDir), 0o700)
   ensureRootDir(spoolDir, 0o700)
-  return {
+  const ctx: AgentContext = {
     config,
     cgroups: new CgroupManager(config.cgroupRoot),
     // base stays the public name: the lexical rule is about what the caller wrote.
@@ -35,7 +38,10 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
     spoolDir,
     startedAt: Date.now(),
     testRoot: kernelArgs().includes('rds.test_root=1'),
+    fileWorker: undefined as unknown as FileWorker,
   }
+  ctx.fileWorker = new FileWorker(ctx)
+  return ctx
 }
 
 /** Creates or repairs a root-owned directory; refuses anything that is not a plain directory. */

@@ -7,6 +7,10 @@ import type { AgentContext } from './context.ts'
 import { AgentFailure } from './errors.ts'
 import { handleExec, handleExecStream } from './handlers/exec.ts'
 import { handleDownload, handleUpload } from './handlers/files.ts'
+import { fileChmod, fileDelete, fileGlob, fileList, fileMkdir, fileMove, fileStat } from './handlers/file-ops.ts'
+import { handleFileRead } from './handlers/file-read.ts'
+import { handleFileWatch } from './handlers/file-watch.ts'
+import { handleFileWrite } from './handlers/file-write.ts'
 import { handleHealth } from './handlers/health.ts'
 import { handleInit } from './handlers/init.ts'
 import { handleRun, handleRunStream } from './handlers/run.ts'
@@ -30,7 +34,7 @@ function call<R extends AgentCallName>(name: R, handle: (ctx: AgentContext, body
   }
 }
 
-const queryOf = <R extends 'upload' | 'peersInstall' | 'download'>(name: R, params: URLSearchParams): AgentQuery<R> => {
+const queryOf = <R extends 'upload' | 'peersInstall' | 'download' | 'fileRead' | 'fileWrite' | 'fileWatch'>(name: R, params: URLSearchParams): AgentQuery<R> => {
   const schema = AgentRoutes[name].query
   return checkRequest<AgentQuery<R>>(schema, decodeQuery(schema, params))
 }
@@ -59,6 +63,20 @@ const ROUTES: Record<AgentRouteName, Route> = {
     res.end()
   },
   download: (ctx, _req, res, q) => handleDownload(ctx, res, queryOf('download', q)),
+  fileRead: (ctx, _req, res, q) => handleFileRead(ctx, res, queryOf('fileRead', q)),
+  fileWrite: async (ctx, req, res, q) => {
+    await handleFileWrite(ctx, req, queryOf('fileWrite', q))
+    res.writeHead(AgentRoutes.fileWrite.status)
+    res.end()
+  },
+  fileStat: call('fileStat', fileStat),
+  fileList: call('fileList', fileList),
+  fileGlob: call('fileGlob', fileGlob),
+  fileDelete: call('fileDelete', fileDelete),
+  fileMove: call('fileMove', fileMove),
+  fileMkdir: call('fileMkdir', fileMkdir),
+  fileChmod: call('fileChmod', fileChmod),
+  fileWatch: (ctx, _req, res, q) => handleFileWatch(ctx, res, queryOf('fileWatch', q)),
 }
 
 const BY_METHOD_AND_PATH = new Map(Object.entries(ROUTES).map(([name, route]) => [`${AgentRoutes[name as AgentRouteName].method} ${AgentRoutes[name as AgentRouteName].path}`, route]))

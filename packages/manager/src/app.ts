@@ -20,6 +20,7 @@ import { vmRoutes } from './api/routes/vms.ts'
 import { vmExecRoutes } from './api/routes/vm-exec.ts'
 import { vmPeerRoutes } from './api/routes/vm-peers.ts'
 import { vmFileRoutes } from './api/routes/vm-files.ts'
+import { vmFileApiRoutes } from './api/routes/vm-file-api.ts'
 import { imageRoutes } from './api/routes/images.ts'
 import { snapshotRoutes } from './api/routes/snapshots.ts'
 import { warmPoolRoutes } from './api/routes/warm-pool.ts'
@@ -69,6 +70,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(vmPeerRoutes(s.vms, s.peers))
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
+      await v1.register(vmFileApiRoutes(s.vmFiles))
       await v1.register(imageRoutes(s.images, s.seeds))
       await v1.register(snapshotRoutes(s.snapshots))
       await v1.register(warmPoolRoutes(s.pool))

@@ -4,6 +4,7 @@
 // body. The agent routes and checks requests by this table; the manager sends by it and checks
 // every reply against it before reading a field, so the two ends cannot drift apart unnoticed.
 import { Type, type Static, type TObject } from 'typebox'
+import { FileChmodRequest, FileDeleteRequest, FileEntries, FileEntry, FileGlobRequest, FileListRequest, FileMoveRequest, FilePathRequest, FileReadQuery, FileWatchQuery, FileWriteQuery } from './files.ts'
 import { NDJSON } from './output-events.ts'
 import { AgentPaths, DownloadQuery, ExecRequest, ExecResult, Health, InitReply, InitRequest, RunRequest, RunResult, UploadQuery } from './agent.ts'
 
@@ -13,6 +14,8 @@ export const NoBody = Type.Undefined()
 export const NoQuery = Type.Object({})
 /** A body that is a gzip-compressed tar stream, which neither end holds whole. */
 export const TAR_GZ = 'application/gzip'
+/** A body that is a file's bytes, streamed. */
+export const OCTET_STREAM = 'application/octet-stream'
 
 export const AgentRoutes = {
   /** `statesVersion`: the reply carries the agent's protocolVersion, which the manager checks first. */
@@ -34,6 +37,19 @@ export const AgentRoutes = {
   /** The generated peer tree; replaces /workspace/peers, root-owned and read-only. */
   peersInstall: { method: 'POST', path: AgentPaths.peersInstall, query: NoQuery, request: TAR_GZ, status: 204, reply: NoBody, statesVersion: false },
   download: { method: 'GET', path: AgentPaths.download, query: DownloadQuery, request: NoBody, status: 200, reply: TAR_GZ, statesVersion: false },
+  /** The file's bytes (or the range's); headers FILE_SIZE_HEADER, FILE_OFFSET_HEADER and content-length. */
+  fileRead: { method: 'GET', path: AgentPaths.fileRead, query: FileReadQuery, request: NoBody, status: 200, reply: OCTET_STREAM, statesVersion: false },
+  /** Parents created; the bytes land under the final name only once all of them arrived. */
+  fileWrite: { method: 'PUT', path: AgentPaths.fileWrite, query: FileWriteQuery, request: OCTET_STREAM, status: 204, reply: NoBody, statesVersion: false },
+  fileStat: { method: 'POST', path: AgentPaths.fileStat, request: FilePathRequest, status: 200, reply: FileEntry, statesVersion: false },
+  fileList: { method: 'POST', path: AgentPaths.fileList, request: FileListRequest, status: 200, reply: FileEntries, statesVersion: false },
+  fileGlob: { method: 'POST', path: AgentPaths.fileGlob, request: FileGlobRequest, status: 200, reply: FileEntries, statesVersion: false },
+  fileDelete: { method: 'POST', path: AgentPaths.fileDelete, request: FileDeleteRequest, status: 204, reply: NoBody, statesVersion: false },
+  fileMove: { method: 'POST', path: AgentPaths.fileMove, request: FileMoveRequest, status: 204, reply: NoBody, statesVersion: false },
+  fileMkdir: { method: 'POST', path: AgentPaths.fileMkdir, request: FilePathRequest, status: 204, reply: NoBody, statesVersion: false },
+  fileChmod: { method: 'POST', path: AgentPaths.fileChmod, request: FileChmodRequest, status: 204, reply: NoBody, statesVersion: false },
+  /** FileEvent lines until the client leaves (the guest's watcher stops with it). */
+  fileWatch: { method: 'GET', path: AgentPaths.fileWatch, query: FileWatchQuery, request: NoBody, status: 200, reply: NDJSON, statesVersion: false },
 } as const
 
 type Routes = typeof AgentRoutes
@@ -42,14 +58,16 @@ export type AgentRouteName = keyof Routes
 /** Routes whose request and reply are both JSON or nothing: the manager's typed `call`. */
 export type AgentCallName = { [R in AgentRouteName]: Routes[R]['request'] extends string ? never : Routes[R]['reply'] extends string ? never : R }[AgentRouteName]
 /** Routes whose request body is a stream. */
-export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] extends typeof TAR_GZ ? R : never }[AgentRouteName]
+export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] extends typeof TAR_GZ | typeof OCTET_STREAM ? R : never }[AgentRouteName]
+/** Routes asked by a query whose reply body is a stream (archives, file bytes, watch events). */
+export type AgentDownloadName = { [R in AgentRouteName]: Routes[R]['reply'] extends string ? (Routes[R] extends { query: TObject } ? R : never) : never }[AgentRouteName]
 
-/** Routes with a JSON request whose reply is a stream of OutputEvents. */
-export type AgentEventStreamName = { [R in AgentRouteName]: Routes[R]['reply'] extends typeof NDJSON ? R : never }[AgentRouteName]
+/** Routes with a JSON request whose reply is a stream of OutputEvents (streamed exec and run). */
+export type AgentEventStreamName = { [R in AgentRouteName]: Routes[R]['reply'] extends typeof NDJSON ? (Routes[R] extends { query: TObject } ? never : R) : never }[AgentRouteName]
 
 export type AgentRequest<R extends AgentCallName | AgentEventStreamName> = Static<Routes[R]['request']>
 export type AgentReply<R extends AgentCallName> = Static<Routes[R]['reply']>
-export type AgentQuery<R extends AgentUploadName | 'download'> = Static<Routes[R]['query']>
+export type AgentQuery<R extends AgentUploadName | AgentDownloadName> = Static<Routes[R]['query']>
 
 /** `?a=1&b=x` of a stream route's typed query ('' when it has none). */
 export function encodeQuery(query: object): string {

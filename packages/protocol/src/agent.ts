@@ -29,6 +29,16 @@ export const AgentPaths = {
   shutdown: '/shutdown',
   /** Body: tar.gz of the generated peer tree; replaces /workspace/peers, root-owned and read-only. */
   peersInstall: '/peers/install',
+  fileRead: '/files/read',
+  fileWrite: '/files/write',
+  fileStat: '/files/stat',
+  fileList: '/files/list',
+  fileGlob: '/files/glob',
+  fileDelete: '/files/delete',
+  fileMove: '/files/move',
+  fileMkdir: '/files/mkdir',
+  fileChmod: '/files/chmod',
+  fileWatch: '/files/watch',
 } as const
 
 /** Who answers: stated in the reply of init (the first request of every session) and of health. */
@@ -144,6 +154,14 @@ export const AgentErrorCodes = [
   'path_not_found',
   'archive_invalid', // unreadable tar.gz, absolute/../link/device entries
   'archive_too_large', // entries or uncompressed bytes over the limit (-> 413)
+  'not_a_directory', // a directory was needed (-> 409)
+  'is_a_directory', // a file was needed (-> 409)
+  'directory_not_empty', // delete without recursive (-> 409)
+  'already_exists', // mkdir over a file (-> 409)
+  'permission_denied', // uid 1000 may not do it (-> 403)
+  'range_not_satisfiable', // no byte of the range exists (-> 416)
+  'too_many_entries', // a listing or glob over MAX_LIST_ENTRIES (-> 400)
+  'no_space', // the VM's disk is full (-> 507)
   'busy', // shutting down
   'network_failed', // the host-assigned network could not be applied
   'internal',

@@ -13,8 +13,8 @@ export interface UserSpawnOptions {
   argv: readonly string[]
   env: Record<string, string>
   cwd: string
-  /** Child's stdin: an fd to read from, or nothing (/dev/null). */
-  stdinFd?: number
+  /** Child's stdin: an fd to read from, a pipe the caller writes ('pipe'), or nothing (/dev/null). */
+  stdinFd?: number | 'pipe'
   /** Becomes fd 3 in the child. */
   fd3?: number
   /** uid/gid 0 instead of the user (test guests only; see ExecRequest.asRoot). */

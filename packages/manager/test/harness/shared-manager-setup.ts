@@ -41,7 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     fs.rmSync(path.dirname(logFile), { recursive: true, force: true })
     throw err
   }
-  const info: SharedManagerInfo = { port: mgr.port, apiKey: mgr.apiKey, storageRoot: mgr.storageRoot, logFile }
+  const info: SharedManagerInfo = { port: mgr.port, apiKey: mgr.apiKey, storageRoot: mgr.storageRoot, logFile, pid: mgr.pid! }
   project.provide('sharedManager', info)
   return async () => {
     await mgr.cleanup()

@@ -22,6 +22,8 @@ export interface SharedManagerInfo {
   storageRoot: string
   /** The manager's output goes here (it runs in the main vitest process, not in the test's). */
   logFile: string
+  /** The manager process (memory figures: /proc/<pid>/status). */
+  pid: number
 }
 
 declare module 'vitest' {
@@ -52,4 +54,9 @@ export async function sharedManager(): Promise<ManagerClient> {
   const client = new SharedManagerClient(info)
   if (!(await client.loadOpenApi())) throw new Error(`the shared manager does not answer on port ${info.port}`)
   return client
+}
+
+/** The shared manager's process id, for tests that measure its memory. */
+export function sharedManagerPid(): number {
+  return inject('sharedManager').pid
 }

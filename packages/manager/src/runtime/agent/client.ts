@@ -5,7 +5,7 @@
 import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AgentRoutes, encodeQuery, type AgentCallName, type AgentEventStreamName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
+import { AgentRoutes, BODY_BYTES_TRAILER, encodeQuery, type AgentCallName, type AgentDownloadName, type AgentEventStreamName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
 import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
 import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
@@ -118,8 +118,8 @@ export class AgentClient {
     }
   }
 
-  private async stream(method: string, path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<http2.ClientHttp2Stream> {
-    return (await this.usableSession()).request({ ':method': method, ':path': path, ...headers })
+  private async stream(method: string, path: string, headers: http2.OutgoingHttpHeaders = {}, options: http2.ClientSessionRequestOptions = {}): Promise<http2.ClientHttp2Stream> {
+    return (await this.usableSession()).request({ ':method': method, ':path': path, ...headers }, options)
   }
 
   /** A request of a JSON route. `timeoutMs` bounds the whole exchange (the agent enforces run timeouts itself). */
@@ -135,7 +135,17 @@ export class AgentClient {
   /** Streams a tar.gz `body` to an upload route (backpressure via pipe); resolves once the agent accepted it. */
   async upload<R extends AgentUploadName>(route: R, query: AgentQuery<R>, body: Readable, timeoutMs: number): Promise<void> {
     const spec = AgentRoutes[route]
-    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`, { 'content-type': spec.request })
+    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`, { 'content-type': spec.request }, { waitForTrailers: true })
+    // Node ends a stream's body (END_STREAM) before it resets it, so an abandoned upload can look
+    // complete to the agent: only a body that ended here is confirmed, by a trailer with its length.
+    let sent = 0
+    let ended = false
+    body.on('data', (c: Buffer) => (sent += c.length))
+    body.once('end', () => (ended = true))
+    req.once('wantTrailers', () => {
+      if (ended) req.sendTrailers({ [BODY_BYTES_TRAILER]: String(sent) })
+      else req.close(http2.constants.NGHTTP2_CANCEL)
+    })
     let bodyError: Error | undefined
     let reply: RawReply
     try {
@@ -186,6 +196,21 @@ export class AgentClient {
   /** The largest reply this client reads whole (an event stream's exit line is bounded by it too). */
   get replyCap(): number {
     return this.maxReplyBytes
+  }
+
+  /**
+   * Opens a streamed reply of any stream route (file bytes, watch events) with its headers, read
+   * by the caller under HTTP/2 flow control; destroying the stream cancels it in the guest.
+   * `timeoutMs` bounds the wait for the headers only. Failures as in download().
+   */
+  async openStream<R extends AgentDownloadName>(route: R, query: AgentQuery<R>, timeoutMs: number): Promise<{ body: http2.ClientHttp2Stream; headers: http2.IncomingHttpHeaders }> {
+    const spec = AgentRoutes[route]
+    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`)
+    let headers: http2.IncomingHttpHeaders = {}
+    req.once('response', (h) => (headers = h))
+    const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
+    if (r.status === spec.status) return { body: req, headers }
+    throw refusal(route, r.status, r.body)
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
