@@ -98,3 +98,21 @@ def test_async(sb):
         return [results[0].stdout, results[1].stdout, results[2].result]
 
     assert asyncio.run(main()) == ["one\n", "two\n", 3]
+
+
+def test_single_files(sb):
+    sb.files.write("/workspace/pf/a.txt", "héllo\n")
+    assert sb.files.read("/workspace/pf/a.txt") == "héllo\n"
+    sb.files.write("/workspace/pf/b.bin", b"\x00\xff\x01", mode="600")
+    assert sb.files.read("/workspace/pf/b.bin", binary=True) == b"\x00\xff\x01"
+    assert sb.files.stat("/workspace/pf/b.bin").mode == "600"
+    assert [e.name for e in sb.files.list("/workspace/pf")] == ["a.txt", "b.bin"]
+    sb.files.mkdir("/workspace/pf/d")
+    sb.files.move("/workspace/pf/a.txt", "/workspace/pf/d/a.txt")
+    with pytest.raises(RdsApiError) as e:
+        sb.files.remove("/workspace/pf/d")
+    assert e.value.code == "directory_not_empty"
+    sb.files.remove("/workspace/pf/d", recursive=True)
+    with pytest.raises(RdsApiError) as e:
+        sb.files.read("/workspace/pf/d/a.txt")
+    assert e.value.status == 404

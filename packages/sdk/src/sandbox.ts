@@ -1,7 +1,7 @@
 // A sandbox is one VM. `Sandbox.create()` makes one, `Sandbox.connect(id)` takes one that exists;
 // `await using sb = await Sandbox.create()` deletes it when the block ends.
 import { Http, q, type ClientOptions, type RequestOptions } from './http.ts'
-import type { CreateOptions, ExecOptions, ExecResult, NetworkInfo, NetworkPolicy, PeerLink, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
+import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, PeerLink, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
 
 const envList = (env: Record<string, string> | undefined) => (env ? Object.entries(env).map(([k, v]) => `${k}=${v}`) : undefined)
 /** Beyond a run's own timeout, how long to wait for the manager's answer. */
@@ -136,8 +136,100 @@ abstract class SandboxPart {
   }
 }
 
-/** Files in the VM: tar.gz archives in and out (paths under /workspace). */
+/** Files in the VM, one at a time or as tar.gz archives (paths under /workspace, as uid 1000 may use them). */
 export class SandboxFiles extends SandboxPart {
+  private file(rest: string, params: Record<string, string | number | boolean | undefined>): string {
+    return `/v1/vms/${encodeURIComponent(this.id)}/files${rest}${q(params)}`
+  }
+
+  /** A file's content: text (UTF-8) by default, bytes with `{ format: 'bytes' }`. */
+  read(path: string, o?: RequestOptions & { format?: 'text' }): Promise<string>
+  read(path: string, o: RequestOptions & { format: 'bytes' }): Promise<Uint8Array>
+  async read(path: string, o: RequestOptions & { format?: 'text' | 'bytes' } = {}): Promise<string | Uint8Array> {
+    const res = await this.http.send('GET', this.file('', { path }), undefined, o)
+    return o.format === 'bytes' ? new Uint8Array(await res.arrayBuffer()) : res.text()
+  }
+
+  /** A file's content as a stream (any size; nothing held whole). */
+  async readStream(path: string, o: RequestOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    return (await this.http.send('GET', this.file('', { path }), undefined, o)).body!
+  }
+
+  /** Writes a file (parents made, replaced whole once all bytes arrived); `mode` as octal text, e.g. "755". */
+  async write(path: string, data: string | Uint8Array | Blob | ReadableStream<Uint8Array>, o: RequestOptions & { mode?: string } = {}): Promise<void> {
+    const res = await this.http.send('PUT', this.file('', { path, mode: o.mode }), { body: data as BodyInit, type: 'application/octet-stream' }, o)
+    await res.body?.cancel()
+  }
+
+  /** A directory's entries (`depth` levels down, default 1). */
+  list(path = '/workspace', o: RequestOptions & { depth?: number } = {}): Promise<FileEntry[]> {
+    return this.http.json<FileEntry[]>('GET', this.file('/list', { path, depth: o.depth }), undefined, o)
+  }
+
+  stat(path: string, o: RequestOptions = {}): Promise<FileEntry> {
+    return this.http.json<FileEntry>('GET', this.file('/stat', { path }), undefined, o)
+  }
+
+  /** Entries matching a glob pattern (`*`, `?`, `{a,b}`, and a double star for any depth). */
+  glob(pattern: string, o: RequestOptions = {}): Promise<FileEntry[]> {
+    return this.http.json<FileEntry[]>('GET', this.file('/glob', { pattern }), undefined, o)
+  }
+
+  /** Deletes a file, link or directory (`recursive` for a non-empty one). */
+  async remove(path: string, o: RequestOptions & { recursive?: boolean } = {}): Promise<void> {
+    await this.http.json('DELETE', this.file('', { path, recursive: o.recursive }), undefined, o)
+  }
+
+  async move(from: string, to: string, o: RequestOptions = {}): Promise<void> {
+    await this.http.json('POST', this.file('/move', {}), { from, to }, o)
+  }
+
+  async mkdir(path: string, o: RequestOptions = {}): Promise<void> {
+    await this.http.json('POST', this.file('/mkdir', {}), { path }, o)
+  }
+
+  async chmod(path: string, mode: string, o: RequestOptions = {}): Promise<void> {
+    await this.http.json('POST', this.file('/chmod', {}), { path, mode }, o)
+  }
+
+  /**
+   * Calls `onEvent` for each change under `path` until the returned stop() is called (or
+   * `signal` aborts). Resolves once the watch is set up in the VM.
+   */
+  async watch(path: string, onEvent: (e: FileEvent) => void, o: { recursive?: boolean; signal?: AbortSignal } = {}): Promise<{ stop: () => void; done: Promise<void> }> {
+    const ac = new AbortController()
+    const signal = o.signal ? AbortSignal.any([o.signal, ac.signal]) : ac.signal
+    // No timeout: a watch lasts as long as the caller wants it.
+    const res = await this.http.send('GET', this.file('/watch', { path, recursive: o.recursive }), undefined, { signal, timeoutMs: 2 ** 31 - 1 })
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let ready!: () => void
+    const isReady = new Promise<void>((r) => (ready = r))
+    const done = (async () => {
+      let buf = ''
+      try {
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          buf += value
+          let at: number
+          while ((at = buf.indexOf('\n\n')) >= 0) {
+            const data = /^data: (.*)$/m.exec(buf.slice(0, at))?.[1]
+            buf = buf.slice(at + 2)
+            if (!data) continue
+            const e = JSON.parse(data) as FileEvent | { type: 'ready' }
+            if (e.type === 'ready') ready()
+            else onEvent(e)
+          }
+        }
+      } catch (err) {
+        if (!signal.aborted) throw err
+      } finally {
+        ready()
+      }
+    })()
+    await isReady
+    return { stop: () => ac.abort(), done }
+  }
 
   /** Unpacks a tar.gz into `dest` (a directory under /workspace, made if missing). */
   async upload(archive: Uint8Array | Blob | ReadableStream<Uint8Array>, dest = '/workspace', o: RequestOptions = {}): Promise<void> {

@@ -97,6 +97,26 @@ export interface SnapshotInfo {
   createdBy: string | null
 }
 
+/** One entry of a listing, stat or glob (a symlink is described as the link). */
+export interface FileEntry {
+  name: string
+  /** Absolute, under /workspace. */
+  path: string
+  type: 'file' | 'dir' | 'symlink'
+  size: number
+  /** Permission bits as octal text, e.g. "644". */
+  mode: string
+  mtime: string
+}
+
+/** A change seen by `files.watch`. */
+export interface FileEvent {
+  type: 'create' | 'write' | 'remove' | 'rename' | 'overflow'
+  path?: string
+  /** rename: the old path. */
+  from?: string
+}
+
 export interface NetworkPolicy {
   allowIps?: string[]
   allowDomains?: string[]

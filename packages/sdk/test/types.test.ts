@@ -4,7 +4,7 @@
 // other way round, fails here.
 import fs from 'node:fs'
 import { expect, it } from 'vitest'
-import type { CreateOptions, ExecResult, NetworkInfo, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
+import type { CreateOptions, ExecResult, FileEntry, NetworkInfo, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
 
 const doc = JSON.parse(fs.readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'))
 const schemaOf = (path: string, method: string, status?: string) => {
@@ -38,4 +38,10 @@ it('SnapshotInfo is a subset of the snapshot answer; NetworkInfo is the network 
   for (const key of keys(snap)) expect(props).toHaveProperty(key)
   const net: Record<keyof NetworkInfo, true> = { guestIp: true, gateway: true, mac: true, allowIps: true, allowDomains: true, outboundInternet: true, effective: true }
   expect(keys(net)).toEqual(keys(schemaOf('/v1/vms/{id}/network', 'get', '200').properties))
+})
+
+it('FileEntry is an entry of GET /v1/vms/{id}/files/list', () => {
+  const k: Record<keyof FileEntry, true> = { name: true, path: true, type: true, size: true, mode: true, mtime: true }
+  const list = doc.paths['/v1/vms/{id}/files/list'].get.responses['200'].content['application/json'].schema
+  expect(keys(k)).toEqual(keys(list.items.properties))
 })

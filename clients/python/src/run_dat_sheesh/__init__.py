@@ -3,10 +3,10 @@
 from .async_sandbox import AsyncSandbox
 from .errors import RdsApiError, RdsConnectionError, RdsError
 from .sandbox import Sandbox, SandboxFiles, SandboxNetwork
-from .types import ExecResult, NetworkInfo, PeerLink, RunResult, SnapshotInfo, VmInfo
+from .types import ExecResult, FileEntry, NetworkInfo, PeerLink, RunResult, SnapshotInfo, VmInfo
 
 __all__ = [
-    "AsyncSandbox", "ExecResult", "NetworkInfo", "PeerLink", "RdsApiError", "RdsConnectionError", "RdsError",
+    "AsyncSandbox", "ExecResult", "FileEntry", "NetworkInfo", "PeerLink", "RdsApiError", "RdsConnectionError", "RdsError",
     "RunResult", "Sandbox", "SandboxFiles", "SandboxNetwork", "SnapshotInfo", "VmInfo",
 ]
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from ._http import Http, query
 from .errors import RdsApiError
-from .types import ExecResult, NetworkInfo, PeerLink, RunResult, SnapshotInfo, VmInfo
+from .types import ExecResult, FileEntry, NetworkInfo, PeerLink, RunResult, SnapshotInfo, VmInfo
 
 #: Beyond a run's own timeout, how long to wait for the manager's answer (seconds).
 _ANSWER_GRACE_S = 30.0
@@ -153,11 +153,36 @@ class Sandbox:
 
 
 class SandboxFiles:
-    """Files in the VM as tar.gz archives (paths under /workspace)."""
+    """Files in the VM, one at a time or as tar.gz archives (paths under /workspace, with uid 1000's rights)."""
 
     def __init__(self, http: Http, vm_id: str) -> None:
         self._http = http
         self._base = f"/v1/vms/{urllib.parse.quote(vm_id, safe='')}/files"
+
+    def read(self, path: str, binary: bool = False) -> Union[str, bytes]:
+        """A file's content: text (UTF-8), or bytes with ``binary=True``."""
+        data = self._http.send("GET", f"{self._base}{query(path=path)}")
+        return data if binary else data.decode("utf-8")
+
+    def write(self, path: str, data: Union[str, bytes], mode: Optional[str] = None) -> None:
+        """Writes a file whole (parents made); ``mode`` as octal text, e.g. "755"."""
+        body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._http.send("PUT", f"{self._base}{query(path=path, mode=mode)}", body, "application/octet-stream")
+
+    def list(self, path: str = "/workspace", depth: Optional[int] = None) -> List[FileEntry]:
+        return [FileEntry.from_api(e) for e in self._http.json("GET", f"{self._base}/list{query(path=path, depth=depth)}")]
+
+    def stat(self, path: str) -> FileEntry:
+        return FileEntry.from_api(self._http.json("GET", f"{self._base}/stat{query(path=path)}"))
+
+    def remove(self, path: str, recursive: bool = False) -> None:
+        self._http.send("DELETE", f"{self._base}{query(path=path, recursive=recursive or None)}")
+
+    def mkdir(self, path: str) -> None:
+        self._http.json("POST", f"{self._base}/mkdir", {"path": path})
+
+    def move(self, src: str, dst: str) -> None:
+        self._http.json("POST", f"{self._base}/move", {"from": src, "to": dst})
 
     def upload(self, archive: Union[bytes, bytearray], dest: str = "/workspace") -> None:
         """Unpacks a tar.gz into ``dest`` (made if missing)."""

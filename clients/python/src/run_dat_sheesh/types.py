@@ -90,6 +90,23 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True)
+class FileEntry:
+    name: str
+    #: Absolute, under /workspace.
+    path: str
+    #: "file", "dir" or "symlink" (a link is described as the link).
+    type: str
+    size: int
+    #: Permission bits as octal text, e.g. "644".
+    mode: str
+    mtime: str
+
+    @staticmethod
+    def from_api(e: Dict[str, Any]) -> "FileEntry":
+        return FileEntry(e["name"], e["path"], e["type"], e["size"], e["mode"], e["mtime"])
+
+
+@dataclass(frozen=True)
 class NetworkInfo:
     guest_ip: Optional[str]
     gateway: str

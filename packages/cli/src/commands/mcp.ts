@@ -1,5 +1,5 @@
 // sheesh mcp: a Model Context Protocol server over stdio (the official MCP TypeScript SDK) whose
-// tools let an agent create sandboxes, run commands and code in them, and move files. Results
+// tools let an agent create sandboxes, run commands and code in them, and read and write files. Results
 // are text for the model plus structured content; API errors come back as tool errors carrying
 // the API's sentence and code, so the model can correct its call.
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
@@ -23,7 +23,6 @@ async function tool(work: () => Promise<{ text: string; data: Record<string, unk
   }
 }
 
-const quote = (path: string) => `'${path.replace(/'/g, `'\\''`)}'`
 const runText = (r: { exitCode: number; stdout: string; stderr: string; result?: unknown; error?: unknown }) =>
   [`exit code ${r.exitCode}`, r.stdout && `stdout:\n${r.stdout}`, r.stderr && `stderr:\n${r.stderr}`, r.result !== undefined && `result: ${JSON.stringify(r.result)}`, r.error !== undefined && `error: ${JSON.stringify(r.error)}`].filter(Boolean).join('\n')
 
@@ -89,33 +88,24 @@ export function mcpServer(client: ClientOptions): McpServer {
 
   server.registerTool(
     'write_file',
-    { description: 'Write a text file in a sandbox (under /workspace; parent directories are made).', inputSchema: { sandboxId, path: z.string().describe('e.g. /workspace/app/main.py'), content: z.string() } },
+    { description: 'Write a text file in a sandbox (under /workspace; parent directories are made, an existing file is replaced).', inputSchema: { sandboxId, path: z.string().describe('e.g. /workspace/app/main.py'), content: z.string() } },
     (a) =>
       tool(async () => {
-        const sb = await connect(a.sandboxId)
-        // Through a run as the sandbox's user: the same path rules as any of its commands.
-        const r = await sb.exec(`mkdir -p -- "$(dirname -- ${quote(a.path)})" && printf %s "$RDS_CONTENT" > ${quote(a.path)}`, { env: { RDS_CONTENT: a.content } })
-        if (r.exitCode !== 0) throw new Error(`could not write ${a.path}: ${r.stderr.trim()}`)
+        await (await connect(a.sandboxId)).files.write(a.path, a.content)
         return { text: `Wrote ${Buffer.byteLength(a.content)} bytes to ${a.path}.`, data: { path: a.path, bytes: Buffer.byteLength(a.content) } }
       }),
   )
 
-  server.registerTool('read_file', { description: 'Read a text file from a sandbox.', inputSchema: { sandboxId, path: z.string() } }, (a) =>
+  server.registerTool('read_file', { description: 'Read a text file from a sandbox (UTF-8).', inputSchema: { sandboxId, path: z.string() } }, (a) =>
     tool(async () => {
-      const r = await (await connect(a.sandboxId)).exec(`cat -- ${quote(a.path)}`)
-      if (r.exitCode !== 0) throw new Error(`could not read ${a.path}: ${r.stderr.trim()}`)
-      return { text: r.stdout, data: { path: a.path, content: r.stdout, truncated: r.stdoutTruncated } }
+      const content = await (await connect(a.sandboxId)).files.read(a.path)
+      return { text: content, data: { path: a.path, content } }
     }),
   )
 
   server.registerTool('list_files', { description: 'List a directory in a sandbox (name, type, size).', inputSchema: { sandboxId, path: z.string().default('/workspace') } }, (a) =>
     tool(async () => {
-      const r = await (await connect(a.sandboxId)).exec(`find ${quote(a.path)} -mindepth 1 -maxdepth 1 -printf '%y\\t%s\\t%f\\n' | sort -k3`)
-      if (r.exitCode !== 0) throw new Error(`could not list ${a.path}: ${r.stderr.trim()}`)
-      const entries = r.stdout.split('\n').filter(Boolean).map((l) => {
-        const [t, size, name] = l.split('\t')
-        return { name: name!, type: t === 'd' ? 'dir' : t === 'l' ? 'symlink' : 'file', size: Number(size) }
-      })
+      const entries = (await (await connect(a.sandboxId)).files.list(a.path)).map((e) => ({ name: e.name, type: e.type, size: e.size }))
       return { text: entries.map((e) => `${e.type === 'dir' ? `${e.name}/` : e.name}\t${e.size}`).join('\n') || '(empty)', data: { path: a.path, entries } }
     }),
   )

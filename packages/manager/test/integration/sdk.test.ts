@@ -52,6 +52,29 @@ describe('Sandbox', () => {
     expect(archive.includes(Buffer.from('from the sdk'))).toBe(true)
   })
 
+  it('reads, writes, lists, moves and deletes single files, and watches a directory', async () => {
+    await sb.files.write('/workspace/f/hello.txt', 'héllo\n')
+    expect(await sb.files.read('/workspace/f/hello.txt')).toBe('héllo\n')
+    const bytes = new Uint8Array([0, 255, 1, 254])
+    await sb.files.write('/workspace/f/bin.dat', bytes, { mode: '600' })
+    expect(await sb.files.read('/workspace/f/bin.dat', { format: 'bytes' })).toEqual(bytes)
+    expect(await sb.files.stat('/workspace/f/bin.dat')).toMatchObject({ type: 'file', size: 4, mode: '600' })
+    expect((await sb.files.list('/workspace/f')).map((e) => e.name)).toEqual(['bin.dat', 'hello.txt'])
+    await sb.files.mkdir('/workspace/f/sub')
+    await sb.files.move('/workspace/f/hello.txt', '/workspace/f/sub/moved.txt')
+    expect((await sb.files.glob('/workspace/f/**/*.txt')).map((e) => e.path)).toEqual(['/workspace/f/sub/moved.txt'])
+    await expect(sb.files.remove('/workspace/f/sub')).rejects.toMatchObject({ status: 409, code: 'directory_not_empty' })
+    await sb.files.remove('/workspace/f/sub', { recursive: true })
+    await expect(sb.files.read('/workspace/f/sub/moved.txt')).rejects.toMatchObject({ status: 404 })
+
+    const seen: string[] = []
+    const watch = await sb.files.watch('/workspace/f', (e) => seen.push(`${e.type} ${e.path}`))
+    await sb.exec('echo x > /workspace/f/new.txt')
+    await expect.poll(() => seen.some((s) => s.startsWith('create /workspace/f/new.txt')), { timeout: 30_000 }).toBe(true)
+    watch.stop()
+    await watch.done
+  })
+
   it('reads and changes the network policy', async () => {
     expect((await sb.network.get()).effective.egress).toBe('none')
     const changed = await sb.network.update({ allowIps: ['203.0.113.9'] })
