@@ -130,7 +130,8 @@ describe('Sandbox', () => {
 })
 
 describe('the built package', () => {
-  beforeAll(() => execFileSync(process.execPath, [path.join(repo, 'packages/sdk/build.ts')], { stdio: 'pipe' }))
+  // tsc keeps a compile cache in TMPDIR unless told not to; the leak check would find it.
+  beforeAll(() => execFileSync(process.execPath, [path.join(repo, 'packages/sdk/build.ts')], { stdio: 'pipe', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } }))
 
   it('loads as ESM and as CommonJS and works', async () => {
     const esm = await import(path.join(repo, 'packages/sdk/dist/index.mjs'))
