@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { AgentConfig } from './config.ts'
+import { ProcessTable } from './processes/process-table.ts'
 import { CgroupManager } from './sandbox/cgroup.ts'
 import { realRoots, type PathRoots } from './sandbox/paths.ts'
 
@@ -17,6 +18,8 @@ export interface AgentContext {
   startedAt: number
   /** The guest was booted with rds.test_root=1: exec may run as root (see ExecRequest.asRoot). */
   testRoot: boolean
+  /** Background processes: owned here, so they outlive manager sessions and end with the VM. */
+  processes: ProcessTable
 }
 
 export async function createContext(config: AgentConfig): Promise<AgentContext> {
@@ -35,6 +38,7 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
     spoolDir,
     startedAt: Date.now(),
     testRoot: kernelArgs().includes('rds.test_root=1'),
+    processes: new ProcessTable(),
   }
 }
 

@@ -8,6 +8,9 @@ const STATUS: Record<AgentErrorCode, number> = {
   archive_too_large: 413,
   busy: 503,
   network_failed: 500,
+  process_not_found: 404,
+  process_limit: 429,
+  process_state: 409,
   internal: 500,
 }
 

@@ -10,6 +10,7 @@ import { handleDownload, handleUpload } from './handlers/files.ts'
 import { handleHealth } from './handlers/health.ts'
 import { handleInit } from './handlers/init.ts'
 import { handleRun } from './handlers/run.ts'
+import { handleProcessGet, handleProcessKill, handleProcessOutput, handleProcessResize, handleProcessSignal, handleProcessStart, handleProcessStdin } from './handlers/processes.ts'
 import { requestShutdown } from './handlers/shutdown.ts'
 import { handlePeersInstall } from './peers/install.ts'
 import { checkRequest, readJson, sendError, sendJson } from './http/respond.ts'
@@ -30,7 +31,7 @@ function call<R extends AgentCallName>(name: R, handle: (ctx: AgentContext, body
   }
 }
 
-const queryOf = <R extends 'upload' | 'peersInstall' | 'download'>(name: R, params: URLSearchParams): AgentQuery<R> => {
+const queryOf = <R extends 'upload' | 'peersInstall' | 'download' | 'processOutput' | 'processStdin'>(name: R, params: URLSearchParams): AgentQuery<R> => {
   const schema = AgentRoutes[name].query
   return checkRequest<AgentQuery<R>>(schema, decodeQuery(schema, params))
 }
@@ -57,6 +58,18 @@ const ROUTES: Record<AgentRouteName, Route> = {
     res.end()
   },
   download: (ctx, _req, res, q) => handleDownload(ctx, res, queryOf('download', q)),
+  processStart: call('processStart', handleProcessStart),
+  processList: call('processList', async (ctx) => ({ processes: ctx.processes.list() })),
+  processGet: call('processGet', handleProcessGet),
+  processOutput: (ctx, _req, res, q) => handleProcessOutput(ctx, res, queryOf('processOutput', q)),
+  processStdin: async (ctx, req, res, q) => {
+    await handleProcessStdin(ctx, req, queryOf('processStdin', q))
+    res.writeHead(AgentRoutes.processStdin.status)
+    res.end()
+  },
+  processSignal: call('processSignal', handleProcessSignal),
+  processResize: call('processResize', handleProcessResize),
+  processKill: call('processKill', handleProcessKill),
 }
 
 const BY_METHOD_AND_PATH = new Map(Object.entries(ROUTES).map(([name, route]) => [`${AgentRoutes[name as AgentRouteName].method} ${AgentRoutes[name as AgentRouteName].path}`, route]))

@@ -4,6 +4,8 @@
 // body. The agent routes and checks requests by this table; the manager sends by it and checks
 // every reply against it before reading a field, so the two ends cannot drift apart unnoticed.
 import { Type, type Static, type TObject } from 'typebox'
+import { ProcessInfo, ProcessList, ProcessOutputQuery, ProcessRef, ProcessResizeRequest, ProcessSignalRequest, ProcessStartRequest, ProcessStdinQuery, OCTET_STREAM } from './processes.ts'
+import { NDJSON } from './output-events.ts'
 import { AgentPaths, DownloadQuery, ExecRequest, ExecResult, Health, InitReply, InitRequest, RunRequest, RunResult, UploadQuery } from './agent.ts'
 
 /** No body: a GET, or an answer that is only its status. */
@@ -26,6 +28,18 @@ export const AgentRoutes = {
   /** The generated peer tree; replaces /workspace/peers, root-owned and read-only. */
   peersInstall: { method: 'POST', path: AgentPaths.peersInstall, query: NoQuery, request: TAR_GZ, status: 204, reply: NoBody, statesVersion: false },
   download: { method: 'GET', path: AgentPaths.download, query: DownloadQuery, request: NoBody, status: 200, reply: TAR_GZ, statesVersion: false },
+  /** A background process (processes.ts); answers once it was started. */
+  processStart: { method: 'POST', path: AgentPaths.processStart, request: ProcessStartRequest, status: 201, reply: ProcessInfo, statesVersion: false },
+  processList: { method: 'GET', path: AgentPaths.processList, request: NoBody, status: 200, reply: ProcessList, statesVersion: false },
+  processGet: { method: 'POST', path: AgentPaths.processGet, request: ProcessRef, status: 200, reply: ProcessInfo, statesVersion: false },
+  /** NDJSON output events from the replay buffer; with follow, open until the exit event. */
+  processOutput: { method: 'GET', path: AgentPaths.processOutput, query: ProcessOutputQuery, request: NoBody, status: 200, reply: NDJSON, statesVersion: false },
+  /** Raw bytes written to the process's stdin as they arrive. */
+  processStdin: { method: 'POST', path: AgentPaths.processStdin, query: ProcessStdinQuery, request: OCTET_STREAM, status: 204, reply: NoBody, statesVersion: false },
+  processSignal: { method: 'POST', path: AgentPaths.processSignal, request: ProcessSignalRequest, status: 204, reply: NoBody, statesVersion: false },
+  processResize: { method: 'POST', path: AgentPaths.processResize, request: ProcessResizeRequest, status: 204, reply: NoBody, statesVersion: false },
+  /** Kills the process group and everything in its cgroup; the process stays listed as exited. */
+  processKill: { method: 'POST', path: AgentPaths.processKill, request: ProcessRef, status: 204, reply: NoBody, statesVersion: false },
 } as const
 
 type Routes = typeof AgentRoutes
@@ -38,7 +52,7 @@ export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] exte
 
 export type AgentRequest<R extends AgentCallName> = Static<Routes[R]['request']>
 export type AgentReply<R extends AgentCallName> = Static<Routes[R]['reply']>
-export type AgentQuery<R extends AgentUploadName | 'download'> = Static<Routes[R]['query']>
+export type AgentQuery<R extends AgentUploadName | 'download' | 'processOutput' | 'processStdin'> = Static<Routes[R]['query']>
 
 /** `?a=1&b=x` of a stream route's typed query ('' when it has none). */
 export function encodeQuery(query: object): string {

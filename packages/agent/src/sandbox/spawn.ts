@@ -13,10 +13,12 @@ export interface UserSpawnOptions {
   argv: readonly string[]
   env: Record<string, string>
   cwd: string
-  /** Child's stdin: an fd to read from, or nothing (/dev/null). */
-  stdinFd?: number
-  /** Becomes fd 3 in the child. */
-  fd3?: number
+  /** Child's stdin: an fd to read from, a pipe of ours ('pipe'), or nothing (/dev/null). */
+  stdinFd?: number | 'pipe'
+  /** Becomes fd 3 in the child: an fd, or a pipe of ours ('pipe': child.stdio[3]). */
+  fd3?: number | 'pipe'
+  /** Run the program on a fresh pseudo-terminal of this size (rds-exec --pty; fd 3 is its control pipe). */
+  pty?: { cols: number; rows: number }
   /** uid/gid 0 instead of the user (test guests only; see ExecRequest.asRoot). */
   asRoot?: boolean
 }
@@ -40,6 +42,7 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
     '--umask', '022',
     // Close every inherited descriptor beyond stdio (and the result pipe of a run).
     '--keep-fds', opts.fd3 !== undefined ? '4' : '3',
+    ...(opts.pty ? ['--pty', `${opts.pty.cols}x${opts.pty.rows}`] : []),
     '--',
     ...opts.argv,
   ]
