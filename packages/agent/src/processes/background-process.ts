@@ -130,7 +130,12 @@ export class BackgroundProcess {
     try {
       // rds-exec calls setsid(), so the pid is also the process group id.
       process.kill(-this.pid, n)
-    } catch {}
+    } catch {
+      // Just started, rds-exec has not made its group yet: the process itself.
+      try {
+        process.kill(this.pid, n)
+      } catch {}
+    }
   }
 
   resize(size: PtySize): boolean {
