@@ -21,6 +21,8 @@ import { createImageService } from './services/images.ts'
 import { createVmService } from './services/vms.ts'
 import { createVmCreation } from './services/vm-create.ts'
 import { createVmExecService } from './services/vm-exec.ts'
+import { createVmProcessService } from './services/vm-processes.ts'
+import { createAttachTickets } from './services/attach-tickets.ts'
 import { createVmLookup } from './services/vm-lookup.ts'
 import { createLifecycle } from './services/vm-lifecycle.ts'
 import { createProvisioner } from './services/vm-provision.ts'
@@ -77,6 +79,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.follow(supervisor)
   const lookup = createVmLookup(repos.vms)
   const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs })
+  const vmProcesses = createVmProcessService({ vms: lookup, machines: supervisor, secrets, tickets: createAttachTickets() })
   const peers = createPeerLinks({ links: repos.peerLinks, getVm: lookup.find, vmExec, machines: supervisor, secrets })
   const peerCalls = createPeerCalls({ links: repos.peerLinks, getVm: lookup.find, vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
   supervisor.subscribe((e) => {
@@ -92,7 +95,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, snapshots, seeds, pool, peers, peerCalls, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmProcesses, snapshots, seeds, pool, peers, peerCalls, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

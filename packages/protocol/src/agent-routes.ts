@@ -29,7 +29,7 @@ export const AgentRoutes = {
   peersInstall: { method: 'POST', path: AgentPaths.peersInstall, query: NoQuery, request: TAR_GZ, status: 204, reply: NoBody, statesVersion: false },
   download: { method: 'GET', path: AgentPaths.download, query: DownloadQuery, request: NoBody, status: 200, reply: TAR_GZ, statesVersion: false },
   /** A background process (processes.ts); answers once it was started. */
-  processStart: { method: 'POST', path: AgentPaths.processStart, request: ProcessStartRequest, status: 201, reply: ProcessInfo, statesVersion: false },
+  processStart: { method: 'POST', path: AgentPaths.processStart, request: ProcessStartRequest, status: 200, reply: ProcessInfo, statesVersion: false },
   processList: { method: 'GET', path: AgentPaths.processList, request: NoBody, status: 200, reply: ProcessList, statesVersion: false },
   processGet: { method: 'POST', path: AgentPaths.processGet, request: ProcessRef, status: 200, reply: ProcessInfo, statesVersion: false },
   /** NDJSON output events from the replay buffer; with follow, open until the exit event. */
@@ -47,12 +47,14 @@ export type AgentRouteName = keyof Routes
 
 /** Routes whose request and reply are both JSON or nothing: the manager's typed `call`. */
 export type AgentCallName = { [R in AgentRouteName]: Routes[R]['request'] extends string ? never : Routes[R]['reply'] extends string ? never : R }[AgentRouteName]
-/** Routes whose request body is a stream. */
-export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] extends typeof TAR_GZ ? R : never }[AgentRouteName]
+/** Routes whose request body is a stream (tar.gz, or raw bytes such as a process's stdin). */
+export type AgentUploadName = { [R in AgentRouteName]: Routes[R]['request'] extends string ? R : never }[AgentRouteName]
+/** Routes whose reply is a stream the caller reads (tar.gz, NDJSON). */
+export type AgentStreamName = { [R in AgentRouteName]: Routes[R]['reply'] extends string ? R : never }[AgentRouteName]
 
 export type AgentRequest<R extends AgentCallName> = Static<Routes[R]['request']>
 export type AgentReply<R extends AgentCallName> = Static<Routes[R]['reply']>
-export type AgentQuery<R extends AgentUploadName | 'download' | 'processOutput' | 'processStdin'> = Static<Routes[R]['query']>
+export type AgentQuery<R extends AgentUploadName | AgentStreamName> = Static<Routes[R]['query']>
 
 /** `?a=1&b=x` of a stream route's typed query ('' when it has none). */
 export function encodeQuery(query: object): string {

@@ -13,9 +13,18 @@ export function keyMatches(given: string | undefined, expected: string): boolean
   return crypto.timingSafeEqual(digest(given), digest(expected))
 }
 
+/**
+ * A route's other way in, named in its config (`config: { ticketAuth }`): the WebSocket attach
+ * takes a single-use ticket where a browser cannot send the header. Asked only when the key is
+ * missing or wrong, so a valid key never uses up a ticket.
+ */
+export type TicketAuth = (req: FastifyRequest) => boolean
+
 export function requireApiKey(app: FastifyInstance, apiKey: string): void {
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const given = req.headers['x-api-key']
-    if (!keyMatches(Array.isArray(given) ? given[0] : given, apiKey)) throw Errors.unauthorized()
+    if (keyMatches(Array.isArray(given) ? given[0] : given, apiKey)) return
+    const ticketAuth = (req.routeOptions.config as { ticketAuth?: TicketAuth } | undefined)?.ticketAuth
+    if (!ticketAuth?.(req)) throw Errors.unauthorized()
   })
 }

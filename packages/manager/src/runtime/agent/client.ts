@@ -5,7 +5,7 @@
 import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AgentRoutes, encodeQuery, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
+import { AgentRoutes, encodeQuery, type AgentCallName, type AgentQuery, type AgentReply, type AgentRequest, type AgentStreamName, type AgentUploadName } from '@rds/protocol'
 import { AgentProtocolMismatchError, AgentReplyTooLargeError, AgentUnavailableError } from './faults.ts'
 import { acceptReply, acceptUploaded, refusal } from './reply-check.ts'
 import { connectAndResync } from './resync.ts'
@@ -161,11 +161,20 @@ export class AgentClient {
    * small cap, checked, and thrown as its fault.
    */
   async download(query: AgentQuery<'download'>, timeoutMs: number): Promise<Readable> {
-    const spec = AgentRoutes.download
+    return this.openStream('download', query, timeoutMs)
+  }
+
+  /**
+   * Opens a route whose reply is a stream (a download, a process's output) and returns it once its
+   * headers arrived; `timeoutMs` bounds only the wait for them. The caller reads the stream
+   * (paused until then, flow-controlled by HTTP/2) and checks what it carries.
+   */
+  async openStream<R extends AgentStreamName>(route: R, query: AgentQuery<R>, timeoutMs: number): Promise<Readable> {
+    const spec = AgentRoutes[route]
     const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`)
     const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
     if (r.status === spec.status) return req
-    throw refusal('download', r.status, r.body)
+    throw refusal(route, r.status, r.body)
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */
