@@ -146,7 +146,9 @@ export class BackgroundProcess {
 
   /** The process group and everything in its cgroup (also what left the group). */
   kill(): void {
-    this.#proc.killAll()
+    // Once exited its pid is free for reuse: only the cgroup still names what it left behind.
+    if (this.#exited) this.#proc.killCgroup()
+    else this.#proc.killAll()
   }
 
   #pipes(fn: (s: NodeJS.ReadableStream) => void): void {

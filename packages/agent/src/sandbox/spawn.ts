@@ -27,6 +27,8 @@ export interface UserProcess {
   child: ChildProcess
   /** Kills every process the child started, including ones that left its process group. */
   killAll(): void
+  /** Kills what is left in the child's cgroup only: for after its exit, when its pid may be another process's. */
+  killCgroup(): void
   /** Call once the child exited; removes the cgroup now or once its last process is gone. */
   release(): void
 }
@@ -60,6 +62,9 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
           process.kill(target, 'SIGKILL')
         } catch {}
       }
+    },
+    killCgroup() {
+      if (cgroup) cgroups.kill(cgroup)
     },
     release() {
       if (released || !cgroup) return

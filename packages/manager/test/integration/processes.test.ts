@@ -50,7 +50,7 @@ const stdin = (pid: number, body: string, eof = false) =>
 
 beforeAll(async () => {
   api = await sharedManager()
-  const r = await api.request('POST', '/v1/vms', { cpu: 1, memMb: 512 })
+  const r = await api.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [] })
   if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}`)
   vmId = r.body.id
 })
@@ -143,17 +143,24 @@ describe('background processes', () => {
 })
 
 describe('terminals', () => {
-  it('gives a pty: tty, TERM, stty size before and after a resize, Ctrl-C interrupts sleep in an interactive bash', async () => {
-    const pid = await start({ cmd: 'bash -i', pty: { cols: 80, rows: 24 } })
-    expect((await stdin(pid, 'tty; echo TERM=$TERM; stty size\n')).status).toBe(204)
-    const before = await outputUntil(pid, /\n24 80\r?\n/)
+  it('gives a pty: tty, TERM, stty size before and after a resize', async () => {
+    const pid = await start({ cmd: 'tty; echo TERM=$TERM; stty size; read x; stty size', pty: { cols: 80, rows: 24 } })
+    const before = await outputUntil(pid, /24 80/)
     expect(before).toMatch(/\/dev\/pts\/\d+/)
     expect(before).toContain('TERM=xterm-256color')
     const ws = await attach(pid)
     ws.send(JSON.stringify({ type: 'resize', cols: 120, rows: 40 }))
-    ws.send(Buffer.from('stty size\n'))
-    await ws.until(/\n40 120\r?\n/)
-    // The terminal echoes what is typed: the marker is computed, so only its output can match.
+    ws.send(Buffer.from('\n'))
+    await ws.until(/40 120/)
+    expect(await ws.exit).toBe(0)
+  })
+
+  it('Ctrl-C interrupts sleep in an interactive bash', async () => {
+    const pid = await start({ cmd: 'bash --norc -i', pty: { cols: 80, rows: 24 } })
+    const ws = await attach(pid)
+    // The terminal echoes what is typed: markers are computed, so only their output can match.
+    ws.send(Buffer.from('echo ready-$((2*3))\n'))
+    await ws.until(/ready-6/)
     ws.send(Buffer.from('sleep 100; echo after-$((6*7))\n'))
     await sleep(1000)
     ws.send(Buffer.from('\x03'))
@@ -227,8 +234,9 @@ function attach(pid: number, o: { ticket?: string; noKey?: boolean } = {}): Prom
         close: () => ws.close(),
         exit,
         until: async (pattern) => {
+          const deadline = Date.now() + 90_000
           while (!pattern.test(received)) {
-            if (ws.readyState !== ws.OPEN) throw new Error(`closed before ${pattern}: ${JSON.stringify(received)}`)
+            if (ws.readyState !== ws.OPEN || Date.now() > deadline) throw new Error(`no ${pattern} (open: ${ws.readyState === ws.OPEN}): ${JSON.stringify(received)}`)
             await new Promise<void>((r) => {
               waiters.push(r)
               setTimeout(r, 1000)

@@ -46,7 +46,20 @@ export const processAttachRoutes = (svc: VmProcessService): FastifyPluginAsyncTy
     },
     async (socket, req) => {
       const { id, pid } = req.params
-      await attach(svc, socket, id, pid, req.query.since ?? 0).catch((err: unknown) => {
+      // Frames that arrive while the attach is being set up are kept (the client may type at once).
+      const early: Frame[] = []
+      let earlyBytes = 0
+      const keep = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+        earlyBytes += Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
+        // Bounded like one frame: a client that floods before the attach is up is cut off.
+        if (earlyBytes > ATTACH_MAX_FRAME_BYTES) return socket.close(1009)
+        early.push([data, isBinary])
+      }
+      socket.on('message', keep)
+      await attach(svc, socket, id, pid, req.query.since ?? 0, () => {
+        socket.off('message', keep)
+        return early
+      }).catch((err: unknown) => {
         sendJson(socket, { type: 'error', code: err instanceof ApiError ? err.code : 'internal', message: err instanceof ApiError ? err.message : 'attach failed' })
         socket.close(closeCodeOf(err))
       })
@@ -58,7 +71,9 @@ function sendJson(socket: WebSocket, value: unknown): void {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(value))
 }
 
-async function attach(svc: VmProcessService, socket: WebSocket, id: string, pid: number, since: number): Promise<void> {
+type Frame = [Buffer | ArrayBuffer | Buffer[], boolean]
+
+async function attach(svc: VmProcessService, socket: WebSocket, id: string, pid: number, since: number, takeEarly: () => Frame[]): Promise<void> {
   const info = await svc.get(id, pid)
   const events = await svc.output(id, pid, { since, follow: true })
   let stdin: PassThrough | undefined
@@ -77,7 +92,7 @@ async function attach(svc: VmProcessService, socket: WebSocket, id: string, pid:
     void events.return(undefined)
   })
 
-  socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+  const onFrame = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
     if (isBinary) {
       if (!stdin) return
@@ -100,7 +115,9 @@ async function attach(svc: VmProcessService, socket: WebSocket, id: string, pid:
     const m = msg as { type: 'resize'; cols: number; rows: number } | { type: 'signal'; signal: ProcessSignal }
     const done = m.type === 'resize' ? svc.resize(id, pid, { cols: m.cols, rows: m.rows }) : svc.signal(id, pid, m.signal)
     done.catch((err: unknown) => sendJson(socket, { type: 'error', code: err instanceof ApiError ? err.code : 'internal', message: err instanceof ApiError ? err.message : 'control failed' }))
-  })
+  }
+  for (const [data, isBinary] of takeEarly()) onFrame(data, isBinary)
+  socket.on('message', onFrame)
 
   for await (const e of events) {
     if (socket.readyState !== socket.OPEN) break
