@@ -1,6 +1,7 @@
 // buildApp(): the HTTP surface over already-built services. It never listens (main.ts does),
 // so tests can use app.inject() as well as a real socket.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import cookie from '@fastify/cookie'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
@@ -8,7 +9,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { installErrorHandler } from './api/error-handler.ts'
 import { describeRawBodies } from './api/openapi-raw-bodies.ts'
 import { installValidation } from './api/validation.ts'
-import { requireApiKey } from './api/auth.ts'
+import { requireAuth } from './api/auth.ts'
+import { authRoutes } from './api/routes/auth.ts'
+import { adminApiKeyRoutes } from './api/routes/admin-api-keys.ts'
+import { adminActivityRoutes } from './api/routes/admin-activity.ts'
+import { adminWebhookRoutes } from './api/routes/admin-webhooks.ts'
 import { documentCommonErrors } from './api/schemas/common.ts'
 import { vmRoutes } from './api/routes/vms.ts'
 import { vmExecRoutes } from './api/routes/vm-exec.ts'
@@ -34,13 +39,19 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
 
   installErrorHandler(app, { exposeInternalErrors: s.config.exposeInternalErrors })
   installValidation(app)
+  await app.register(cookie)
 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'run-dat-sheesh manager API', version: API_VERSION, description: 'Real microVMs for untrusted code. Every /v1 route needs the X-API-Key header.' },
-      components: { securitySchemes: { ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
-      security: [{ ApiKeyAuth: [] }],
+      info: { title: 'run-dat-sheesh manager API', version: API_VERSION, description: 'Real microVMs for untrusted code. Every /v1 route needs the X-API-Key header (the env API_KEY or a key minted by the admin), or the admin session cookie (with X-CSRF-Token on requests that change state).' },
+      components: {
+        securitySchemes: {
+          ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          AdminSession: { type: 'apiKey', in: 'cookie', name: 'rds_session' },
+        },
+      },
+      security: [{ ApiKeyAuth: [] }, { AdminSession: [] }],
     },
     transform: describeRawBodies,
   })
@@ -49,10 +60,11 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(async (legacy) => legacy.register(swaggerUi, { routePrefix: '/swagger' }))
   await app.register(websocket, { options: { maxPayload: ATTACH_MAX_FRAME_BYTES } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  await app.register(authRoutes(s.sessions))
 
   await app.register(
     async (v1) => {
-      requireApiKey(v1, o.apiKey)
+      requireAuth(v1, { envKey: o.apiKey, apiKeys: s.apiKeys, sessions: s.sessions })
       v1.addHook('onRoute', documentCommonErrors)
       await v1.register(vmRoutes(s.vms, s.peers))
       await v1.register(vmPeerRoutes(s.vms, s.peers))
@@ -63,6 +75,9 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(imageRoutes(s.images, s.seeds))
       await v1.register(snapshotRoutes(s.snapshots))
       await v1.register(warmPoolRoutes(s.pool))
+      await v1.register(adminApiKeyRoutes(s.apiKeys))
+      await v1.register(adminActivityRoutes(s.activity, s.overview))
+      await v1.register(adminWebhookRoutes(s.webhooks, s.deliveries))
       if (s.config.testGuestRoot) await v1.register(testHookRoutes(s.vmExec))
     },
     { prefix: '/v1' },

@@ -35,6 +35,19 @@ import { createSnapshotService } from './services/snapshots.ts'
 import { createSeedService } from './services/image-seeds.ts'
 import { createWarmPool } from './services/warm-pool.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
+import { createAdminSessionsRepo } from './store/admin-sessions-repo.ts'
+import { createApiKeysRepo } from './store/api-keys-repo.ts'
+import { createAdminSessions } from './services/accounts/admin-sessions.ts'
+import { createApiKeys } from './services/accounts/api-keys.ts'
+import { createActivityRepo } from './store/activity-repo.ts'
+import { createActivityLog, type RecordActivity } from './services/activity/activity-log.ts'
+import { stateChangeActivity } from './services/activity/vm-activity.ts'
+import { createOverview } from './services/activity/overview.ts'
+import { createWebhooksRepo } from './store/webhooks-repo.ts'
+import { managerKey } from './runtime/storage/manager-key.ts'
+import { createSecretSealer } from './services/webhooks/webhook-secret.ts'
+import { createWebhooks } from './services/webhooks/webhooks.ts'
+import { createWebhookDispatcher } from './services/webhooks/webhook-dispatcher.ts'
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
 
@@ -58,7 +71,14 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   if (ramProblem) throw new ConfigError(ramDirAdvice(ramProblem))
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db), adminSessions: createAdminSessionsRepo(db), apiKeys: createApiKeysRepo(db), activity: createActivityRepo(db), webhooks: createWebhooksRepo(db) }
+  const activity = createActivityLog({ repo: repos.activity, retentionDays: config.activityRetentionDays, maxEvents: config.activityMaxEvents, log })
+  const recordActivity: RecordActivity = (input) => void activity.record(input)
+  const sessions = createAdminSessions({ config: config.admin, repo: repos.adminSessions, activity: recordActivity })
+  const apiKeys = createApiKeys({ repo: repos.apiKeys, activity: recordActivity })
+  const sealer = createSecretSealer(managerKey(config.storageRoot))
+  const webhooks = createWebhooks({ repo: repos.webhooks, sealer, activity: recordActivity })
+  const deliveries = createWebhookDispatcher({ repo: repos.webhooks, sealer, activity, config: { ...config.webhooks, retentionDays: config.activityRetentionDays }, log })
 
   // runtime: the host network, the VMM driver and the supervisor of live VMs
   const plan = addressPlanOf(config)
@@ -74,28 +94,33 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const locks = new KeyedLock()
   const secrets = createSecretBox(config.vmSecretKey)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, dnsLimits: config.dnsLimits, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
-  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths, activity: recordActivity })
   const lifecycle = createLifecycle({ repo: repos.vms, locks, log })
   lifecycle.follow(supervisor)
+  lifecycle.onStateChange((change) => {
+    const entry = stateChangeActivity(change)
+    if (entry) recordActivity(entry)
+  })
   const lookup = createVmLookup(repos.vms)
-  const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs })
+  const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs, activity: recordActivity })
   const vmProcesses = createVmProcessService({ vms: lookup, machines: supervisor, secrets, tickets: createAttachTickets() })
-  const peers = createPeerLinks({ links: repos.peerLinks, getVm: lookup.find, vmExec, machines: supervisor, secrets })
+  const peers = createPeerLinks({ links: repos.peerLinks, getVm: lookup.find, vmExec, machines: supervisor, secrets, activity: recordActivity })
   const peerCalls = createPeerCalls({ links: repos.peerLinks, getVm: lookup.find, vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
   supervisor.subscribe((e) => {
     if (e.type === 'live') peerCalls.attachBridge(e.vmId, e.handle)
   })
   const provisioner = createProvisioner({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, supervisor, lifecycle, network, peers, locks, log })
-  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, secrets, log })
-  const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, log })
+  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, secrets, activity: recordActivity, log })
+  const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
   // A warm VM that failed is never handed out: the (re)fill replaces it now, not at the next restart.
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
-  const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks })
+  const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
+  const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmProcesses, snapshots, seeds, pool, peers, peerCalls, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

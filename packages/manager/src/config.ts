@@ -24,8 +24,13 @@ export interface Config {
   databaseUrl: string | undefined
   sqlitePath: string
   vmSecretKey: string | undefined
-  adminEmail: string | undefined
-  adminPassword: string | undefined
+  /** Admin login (ADMIN_*), sessions (SESSION_*) and the failed-login limit (LOGIN_*). */
+  admin: AdminAuthConfig
+  /** The activity log keeps entries this many days, and at most this many. */
+  activityRetentionDays: number
+  activityMaxEvents: number
+  /** Webhook deliveries: per-attempt timeout, attempts in all, first retry delay (doubling). */
+  webhooks: { timeoutMs: number; maxAttempts: number; retryBaseMs: number }
   maxVms: number
   maxCpu: number
   maxMemMb: number
@@ -177,6 +182,35 @@ function database(env: Env): string | undefined {
 /** A key short enough to guess is refused, never shortened or padded; the key itself is never repeated. */
 export const API_KEY_MIN_LENGTH = 16
 
+export interface AdminAuthConfig {
+  /** Both set, or both undefined (no admin login at all). */
+  adminEmail: string | undefined
+  adminPassword: string | undefined
+  sessionIdleMs: number
+  sessionMaxMs: number
+  loginMaxFailures: number
+  loginWindowMs: number
+}
+
+export const ADMIN_PASSWORD_MIN_LENGTH = 12
+
+function adminAuth(env: Env): AdminAuthConfig {
+  const email = env.ADMIN_EMAIL || undefined
+  const password = env.ADMIN_PASSWORD || undefined
+  if (password !== undefined && email === undefined) throw new ConfigError('ADMIN_PASSWORD needs ADMIN_EMAIL: set both to enable the admin login, or neither')
+  if (password !== undefined && password.length < ADMIN_PASSWORD_MIN_LENGTH) {
+    throw new ConfigError(`ADMIN_PASSWORD must be at least ${ADMIN_PASSWORD_MIN_LENGTH} characters (got ${password.length})`)
+  }
+  return {
+    adminEmail: password === undefined ? undefined : email,
+    adminPassword: password,
+    sessionIdleMs: int(env, 'SESSION_IDLE_MINUTES', 120) * 60_000,
+    sessionMaxMs: int(env, 'SESSION_MAX_HOURS', 24) * 3_600_000,
+    loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5),
+    loginWindowMs: int(env, 'LOGIN_WINDOW_MINUTES', 15) * 60_000,
+  }
+}
+
 function apiKey(env: Env): string | undefined {
   const raw = env.API_KEY
   if (raw === undefined || raw === '') return undefined
@@ -199,8 +233,10 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: database(env),
     sqlitePath: path.resolve(env.SQLITE_PATH || path.join(storageRoot, 'manager.db')),
     vmSecretKey: env.VM_SECRET_KEY || undefined,
-    adminEmail: env.ADMIN_EMAIL || undefined,
-    adminPassword: env.ADMIN_PASSWORD || undefined,
+    admin: adminAuth(env),
+    activityRetentionDays: int(env, 'ACTIVITY_RETENTION_DAYS', 30),
+    activityMaxEvents: int(env, 'ACTIVITY_MAX_EVENTS', 100_000, 100),
+    webhooks: { timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 5000, 100), maxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8), retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5000, 10) },
     maxVms: int(env, 'MAX_VMS', 20),
     maxCpu: int(env, 'MAX_CPU', 4),
     maxMemMb: int(env, 'MAX_MEM_MB', 2048),

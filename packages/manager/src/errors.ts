@@ -27,6 +27,17 @@ export const Errors = {
   invalidAllowIps: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_ips', `Invalid allowIps entry ${JSON.stringify(entry)}: ${reason}`),
   invalidAllowDomains: (entry: string, reason: string) => new ApiError(400, 'invalid_allow_domains', `Invalid allowDomains entry ${JSON.stringify(entry)}: ${reason}`),
   unauthorized: () => new ApiError(401, 'unauthorized', 'Unauthorized'),
+  /** The original's wording, whichever of the two was wrong. */
+  invalidCredentials: () => new ApiError(401, 'invalid_credentials', 'Invalid credentials'),
+  adminLoginDisabled: () => new ApiError(403, 'admin_login_disabled', 'Admin login is disabled on this manager: set ADMIN_EMAIL and ADMIN_PASSWORD to enable it'),
+  loginRateLimited: (retryAfterSeconds: number) =>
+    new ApiError(429, 'login_rate_limited', `Too many failed logins from this client; try again in ${retryAfterSeconds} s`, { retryAfterSeconds }),
+  sessionRequired: () => new ApiError(403, 'session_required', 'This needs an admin session (log in at /login/): an API key cannot do it'),
+  csrfTokenInvalid: () => new ApiError(403, 'csrf_token_invalid', 'Missing or wrong X-CSRF-Token header: requests that change state with a session cookie must send the token given by /auth/login or /auth/me'),
+  apiKeyNotFound: () => new ApiError(404, 'api_key_not_found', 'Not found'),
+  invalidExpiry: (message: string) => new ApiError(400, 'invalid_expires_at', message),
+  invalidWebhook: (message: string) => new ApiError(400, 'invalid_webhook', message),
+  webhookNotFound: () => new ApiError(404, 'webhook_not_found', 'Not found'),
   /** Without an id: the original's wording on GET /v1/vms/:id and /exec-logs ("VM not found"). */
   vmNotFound: (id?: string) => new ApiError(404, 'vm_not_found', id === undefined ? 'VM not found' : `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),

@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   log.info({ ...summary, removedSnapshotDirs }, 'startup reconciliation done')
   // Seeds, then the pool (whose VMs resume from the seed): in the background, the API serves meanwhile.
   void s.seeds.start().then(() => s.pool.start())
+  s.activity.start()
+  s.deliveries.start()
 
   const app = await buildApp(s, { apiKey, loggerInstance: log })
   await app.listen({ port: config.port, host: config.host })
@@ -68,6 +70,8 @@ async function main(): Promise<void> {
     void s.pool.close()
     // A seed build in progress is abandoned; the next start removes its VM and builds again.
     void s.seeds.close()
+    s.activity.close()
+    await s.deliveries.close().catch(() => {})
     s.supervisor.detachAll()
     s.peerCalls.closeAll()
     // Running VMs keep their TAPs and rules; with no VM left nothing of ours stays on the host.

@@ -19,6 +19,7 @@ export function installErrorHandler(app: FastifyInstance, o: { exposeInternalErr
     const err = knownApiError(thrown) ?? thrown
     if (err instanceof ApiError) {
       if (err.status >= 500) req.log.error({ err }, err.message)
+      if (typeof err.details?.retryAfterSeconds === 'number') reply.header('retry-after', String(err.details.retryAfterSeconds))
       return reply.code(err.status).send({ ...err.details, code: err.code, message: err.message })
     }
     const status = err.statusCode ?? 500

@@ -3,6 +3,7 @@
 // of that VM's process only, once, within TICKET_TTL_MS; it is random (not derived from the key),
 // kept in this manager's memory only (a restart voids it) and never logged.
 import crypto from 'node:crypto'
+import type { Actor } from './accounts/actor.ts'
 
 export const TICKET_TTL_MS = 30_000
 /** Outstanding tickets at most; the oldest are dropped first (each is short-lived anyway). */
@@ -12,6 +13,8 @@ interface Ticket {
   vmId: string
   pid: number
   expiresAt: number
+  /** Who asked for it: the attach acts as them. */
+  actor: Actor
 }
 
 export function createAttachTickets(now: () => number = Date.now) {
@@ -25,22 +28,22 @@ export function createAttachTickets(now: () => number = Date.now) {
   }
 
   return {
-    issue(vmId: string, pid: number): { ticket: string; expiresAt: string } {
+    issue(vmId: string, pid: number, actor: Actor): { ticket: string; expiresAt: string } {
       sweep()
       const ticket = crypto.randomBytes(32).toString('base64url')
       const expiresAt = now() + TICKET_TTL_MS
       // Stored by hash: a heap dump or debugger view of the map opens nothing.
-      tickets.set(digest(ticket), { vmId, pid, expiresAt })
+      tickets.set(digest(ticket), { vmId, pid, expiresAt, actor })
       return { ticket, expiresAt: new Date(expiresAt).toISOString() }
     },
 
-    /** True once for a valid ticket of this VM and process; the ticket is used up either way. */
-    redeem(ticket: string, vmId: string, pid: number): boolean {
+    /** Whoever asked for a valid ticket of this VM and process, once; the ticket is used up either way. */
+    redeem(ticket: string, vmId: string, pid: number): Actor | undefined {
       const key = digest(ticket)
       const t = tickets.get(key)
-      if (!t) return false
+      if (!t) return undefined
       tickets.delete(key)
-      return t.expiresAt > now() && t.vmId === vmId && t.pid === pid
+      return t.expiresAt > now() && t.vmId === vmId && t.pid === pid ? t.actor : undefined
     },
   }
 }

@@ -4,6 +4,8 @@
 // its first cold boot, up to SEED_SHAPES_MAX per image (least recently used dropped first).
 // Seeds are rebuilt when the image files change; a broken seed only costs speed (the create
 // boots cold), never a failed create.
+import type { RecordActivity } from './activity/activity-log.ts'
+import { SYSTEM_ACTOR } from './activity/request-actor.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ExecRequest, RunRequest } from '@rds/protocol'
 import type { Config } from '../config.ts'
@@ -36,6 +38,7 @@ export function createSeedService(deps: {
   snapshotsRepo: SnapshotsRepo
   supervisor: Supervisor
   provisioner: Provisioner
+  activity: RecordActivity
   log: FastifyBaseLogger
 }) {
   const { config, imagesRepo, seedsRepo, snapshots, provisioner, log } = deps
@@ -86,6 +89,8 @@ export function createSeedService(deps: {
       await seedsRepo.put(imageId, shape, { status: 'ready', snapshotId: snap.id, error: null }, { used: true })
       built = true
       log.info({ imageId, ...shape, snapshotId: snap.id, ms: Date.now() - started }, 'image seed snapshot ready')
+      // Built in the background, whoever's create asked for the shape first.
+      deps.activity({ type: 'snapshot.seed_ready', entityType: 'image', entityId: imageId, actor: SYSTEM_ACTOR, message: `Image ${imageId}: seed for ${shape.cpu} vCPU / ${shape.memMb} MiB ready`, meta: { ...shape, snapshotId: snap.id, buildMs: Date.now() - started } })
     } catch (err) {
       if (err instanceof ApiError && err.code === 'host_memory_exhausted') {
         // No room next to the running VMs: no seed this time, and the shape's next cold boot may try again.

@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import type { RecordActivity } from './activity/activity-log.ts'
 import type { Readable } from 'node:stream'
 import { Errors } from '../errors.ts'
 import type { ImageRecord, ImagesRepo } from '../store/images-repo.ts'
@@ -39,7 +40,7 @@ export interface ImagePublic extends ImageRecord, ImageSeed {
 
 export type { BootFiles }
 
-export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; seeds: ImageSeedsRepo; template: SeedShape; paths: Paths }) {
+export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; seeds: ImageSeedsRepo; template: SeedShape; paths: Paths; activity: RecordActivity }) {
   const { repo, vms, paths, template } = deps
 
   const toPublic = (img: ImageRecord, defaultId: string | undefined, seeds: ImageSeedRecord[]): ImagePublic => {
@@ -92,7 +93,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       return toPublic(await mustGet(id), await repo.getDefaultId(), await deps.seeds.list(id))
     },
 
-    async create(input: { name: string; description: string }): Promise<ImagePublic> {
+    async create(input: { name: string; description: string }, createdBy: string | null = null): Promise<ImagePublic> {
       const name = input.name.trim()
       const description = input.description.trim()
       if (!name || !description) throw Errors.badRequest('name and description are required')
@@ -108,9 +109,11 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
         kernelUploadedAt: null,
         rootfsUploadedAt: null,
         manifest: null,
+        createdBy,
       }
       await fsp.mkdir(paths.imageDir(img.id), { recursive: true, mode: 0o755 })
       await repo.insert(img)
+      deps.activity({ type: 'image.created', entityType: 'image', entityId: img.id, message: `Image ${name} created`, meta: { name } })
       return toPublic(img, await repo.getDefaultId(), [])
     },
 
@@ -142,6 +145,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
           kernelUploadedAt: now,
           rootfsUploadedAt: now,
           manifest,
+          createdBy: null,
         }
         await repo.insert(img)
         return toPublic(img, await repo.getDefaultId(), [])
@@ -152,8 +156,9 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
     },
 
     async setDefault(id: string): Promise<void> {
-      await mustGet(id)
+      const img = await mustGet(id)
       await repo.setDefaultId(id)
+      deps.activity({ type: 'image.default_set', entityType: 'image', entityId: id, message: `Image ${img.name} is the default`, meta: { name: img.name } })
     },
 
     async getDefault(): Promise<ImagePublic | undefined> {
@@ -175,6 +180,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
         throw err
       }
       await recordPart(id, part)
+      deps.activity({ type: `image.${part}_uploaded`, entityType: 'image', entityId: id, message: `Image ${id}: ${part} uploaded` })
     },
 
     /** A zip or tar(.gz) bundle of image parts: spooled to disk (never memory), then unpacked. */
@@ -188,6 +194,7 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
           await fsp.rename(tmp, path.join(dir, IMAGE_FILES[part]))
           await recordPart(id, part)
         }
+        deps.activity({ type: 'image.bundle_uploaded', entityType: 'image', entityId: id, message: `Image ${id}: bundle uploaded (${[...parts.keys()].join(', ')})`, meta: { parts: [...parts.keys()] } })
         return [...parts.keys()]
       } finally {
         await fsp.rm(spool, { force: true })
@@ -195,13 +202,14 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
     },
 
     async remove(id: string): Promise<void> {
-      await mustGet(id)
+      const img = await mustGet(id)
       if ((await vms.countUsingImage(id)) > 0) throw Errors.imageInUse()
       // A user snapshot can only resume on its image; its seed snapshot goes with the image.
       const userSnapshots = (await deps.snapshots.list(['user'])).filter((s) => s.imageId === id).length
       if (userSnapshots > 0) throw Errors.imageHasSnapshots(userSnapshots)
       await repo.remove(id)
       await fsp.rm(paths.imageDir(id), { recursive: true, force: true })
+      deps.activity({ type: 'image.deleted', entityType: 'image', entityId: id, message: `Image ${img.name} deleted`, meta: { name: img.name } })
     },
 
     /** Files to boot a VM from; `imageId` undefined means the default image. */

@@ -5,6 +5,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { RecordActivity } from './activity/activity-log.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import { ApiError, Errors } from '../errors.ts'
 import { copySparse } from '../runtime/storage/copy.ts'
@@ -40,6 +41,7 @@ export function createSnapshotService(deps: {
   machines: Supervisor
   locks: KeyedLock
   secrets: SecretBox
+  activity: RecordActivity
   log: FastifyBaseLogger
 }) {
   const { paths, repo, vms, machines, log } = deps
@@ -77,7 +79,7 @@ export function createSnapshotService(deps: {
    * their agent polling for a host instead of inside a session with a host that is gone, and
    * connect sooner. Not for user snapshots: it would cut the caller's requests in flight.
    */
-  async function take(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean } = {}): Promise<SnapshotRecord> {
+  async function take(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean; createdBy?: string } = {}): Promise<SnapshotRecord> {
     if (kind !== 'user') return takeUnchecked(vmId, kind, opts)
     // An unknown VM is a 404 even at the quota.
     if (!(await vms.get(vmId))) throw Errors.vmNotFound(vmId)
@@ -91,7 +93,7 @@ export function createSnapshotService(deps: {
     }
   }
 
-  async function takeUnchecked(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean }): Promise<SnapshotRecord> {
+  async function takeUnchecked(vmId: string, kind: SnapshotKind, opts: { quiesce?: boolean; createdBy?: string }): Promise<SnapshotRecord> {
     return deps.locks.run(vmId, async () => {
       const vm = await vms.get(vmId)
       if (!vm) throw Errors.vmNotFound(vmId)
@@ -136,9 +138,11 @@ export function createSnapshotService(deps: {
           pauseMs: result.pauseMs,
           createdAt: new Date().toISOString(),
           secretNames,
+          createdBy: opts.createdBy ?? null,
         }
         await repo.insert(snap)
         log.info({ vmId, snapshotId: id, pauseMs: snap.pauseMs, memoryBytes: snap.memoryBytes }, 'snapshot taken')
+        if (kind === 'user') deps.activity({ type: 'snapshot.created', entityType: 'snapshot', entityId: id, message: `Snapshot ${id} of VM ${vmId} taken`, meta: { vmId, pauseMs: snap.pauseMs, containsSecrets: secretNames.length > 0 } })
         return snap
       } catch (err) {
         await fsp.rm(dir, { recursive: true, force: true })
@@ -161,6 +165,7 @@ export function createSnapshotService(deps: {
       await repo.remove(id)
       await fsp.rm(paths.snapshotDir(snap.id), { recursive: true, force: true })
       await deps.seedsRepo.forgetSnapshot(id)
+      deps.activity({ type: 'snapshot.deleted', entityType: 'snapshot', entityId: id, message: `Snapshot ${id} deleted`, meta: { kind: snap.kind } })
     },
 
     /**

@@ -33,6 +33,8 @@ export interface CreateVmInput {
   userOverlaySnapshotId?: string
   /** A snapshot holding secrets (containsSecrets) may be used without secretEnv of the same names. */
   acceptSnapshotSecrets?: boolean
+  /** Who asks (services/accounts/actor.ts actorLabel); recorded on the VM. */
+  createdBy?: string
 }
 
 /** What creating a VM asks of the image seeds (image-seeds.ts). */
@@ -132,6 +134,7 @@ export function createVmCreation(deps: {
         sourceSnapshotId: snap?.id ?? null,
         // Also when the shape differs and the disk is booted cold: what processes wrote there may hold them too.
         inheritedSecretNames: snap?.secretNames ?? [],
+        createdBy: input.createdBy ?? null,
       }
       let created: VmRecord
       try {

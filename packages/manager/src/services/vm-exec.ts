@@ -12,6 +12,7 @@ import type { ExecLogsRepo, ExecLogType } from '../store/exec-logs-repo.ts'
 import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
 import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
+import type { RecordActivity } from './activity/activity-log.ts'
 import { assertState } from './vm-lifecycle.ts'
 import type { VmLookup } from './vm-lookup.ts'
 
@@ -85,7 +86,9 @@ function callerEnvOf(list: unknown): Map<string, string> {
   }
 }
 
-export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmLookup; machines: Supervisor; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo }) {
+const ACTIVITY_TYPES: Record<ExecLogType, string> = { exec: 'exec.command', 'run-ts': 'runTs.executed', 'run-js': 'runJs.executed' }
+
+export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmLookup; machines: Supervisor; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo; activity: RecordActivity }) {
   const { config, vms, machines, execLogs } = deps
 
   async function agentFor(id: string, op: 'exec' | 'files') {
@@ -102,9 +105,13 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   }
 
   async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number, secrets: Record<string, string>) {
-    await execLogs
-      .append(vmId, { timestamp: new Date(startedAt).toISOString(), type, ...historyOf(input, result, secrets), durationMs: Date.now() - startedAt })
-      .catch(() => {})
+    const history = historyOf(input, result, secrets)
+    const durationMs = Date.now() - startedAt
+    await execLogs.append(vmId, { timestamp: new Date(startedAt).toISOString(), type, ...history, durationMs }).catch(() => {})
+    // The activity log gets the history's input (secret values masked, text capped), never output.
+    const { cmd, cwd, path, code, timeoutMs } = history.input
+    const meta = type === 'exec' ? { cmd, cwd, timeoutMs } : { path, hasInlineCode: code !== undefined, timeoutMs }
+    deps.activity({ type: ACTIVITY_TYPES[type], entityType: 'vm', entityId: vmId, message: `${type} in VM ${vmId} exited with ${result.exitCode}`, meta: { ...meta, exitCode: result.exitCode, timedOut: result.timedOut, durationMs } })
   }
 
   /** `history`: what the exec history records as the input instead of the request (peer calls). */

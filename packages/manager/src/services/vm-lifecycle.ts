@@ -6,7 +6,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { Errors } from '../errors.ts'
 import type { BootOptions, MachineEvent, Supervisor } from '../runtime/supervisor/supervisor.ts'
-import { VM_STATES, type VmPatch, type VmsRepo, type VmState } from '../store/vms-repo.ts'
+import { VM_STATES, type VmPatch, type VmRecord, type VmsRepo, type VmState } from '../store/vms-repo.ts'
+import { asSystem } from './activity/request-actor.ts'
 import type { KeyedLock } from './locks.ts'
 
 export { VM_STATES, type VmState }
@@ -61,6 +62,12 @@ export const TRANSITIONS: Record<VmState, readonly VmState[]> = {
   ERROR: ['STARTING', 'RUNNING', 'STOPPING', 'STOPPED'],
 }
 
+/** A state written: the VM as it is now, and the state it left. */
+export interface StateChange {
+  vm: VmRecord
+  from: VmState
+}
+
 export const canTransition = (from: VmState, to: VmState): boolean => from === to || TRANSITIONS[from].includes(to)
 
 /** A state write the table does not allow: a bug in the manager, never the caller's fault. */
@@ -79,6 +86,7 @@ export function createLifecycle(deps: {
   const { repo, locks, log } = deps
   const releaseListeners: Array<(snapshotId: string) => void> = []
   const failureListeners: Array<(vmId: string) => void> = []
+  const changeListeners: Array<(change: StateChange) => void> = []
 
   /** A VM stopped mapping a snapshot's memory file: a dropped image seed may be removed now. */
   function memoryReleased(snapshotId: string): void {
@@ -99,6 +107,7 @@ export function createLifecycle(deps: {
     // Compare-and-set: a writer that bypassed the lock cannot be overwritten unseen.
     if (!(await repo.setState(id, vm.state, to, patch))) throw new Error(`VM ${id}: state changed during a transition to ${to}`)
     if (vm.memorySnapshotId && patch.memorySnapshotId === null) memoryReleased(vm.memorySnapshotId)
+    if (vm.state !== to) for (const l of changeListeners) l({ vm: { ...vm, ...patch, state: to }, from: vm.state })
     return true
   }
 
@@ -145,11 +154,17 @@ export function createLifecycle(deps: {
     onVmFailed(listener: (vmId: string) => void): void {
       failureListeners.push(listener)
     },
+    /** Listens for every change of a VM's state, once written (under the VM's lock: listeners must not wait for it). */
+    onStateChange(listener: (change: StateChange) => void): void {
+      changeListeners.push(listener)
+    },
     /** Has the supervisor's reports become state changes from now on. */
     follow(supervisor: Supervisor): void {
       supervisor.subscribe((e) => {
         if (e.type === 'live') return
-        void onMachineEvent(e).catch((err: Error) => log.error({ vmId: e.vmId, event: e.type, err: err.message }, 'could not record what happened to a VM'))
+        // What a VM does on its own is the system's doing, even when the watcher that saw it
+        // was set up during a caller's request.
+        void asSystem(() => onMachineEvent(e)).catch((err: Error) => log.error({ vmId: e.vmId, event: e.type, err: err.message }, 'could not record what happened to a VM'))
       })
     },
   }

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream'
 import type { OutputEvent, ProcessInfo, ProcessSignal, PtySize } from '@rds/protocol'
 import { askAgent } from './agent-fault.ts'
+import type { Actor } from './accounts/actor.ts'
 import type { AttachTickets } from './attach-tickets.ts'
 import type { SecretBox } from './secret-env.ts'
 import { assertState } from './vm-lifecycle.ts'
@@ -94,9 +95,9 @@ export function createVmProcessService(deps: { vms: VmLookup; machines: Supervis
     },
 
     /** A ticket for one WebSocket attach of this process (attach-tickets.ts). */
-    async attachTicket(id: string, pid: number): Promise<{ ticket: string; expiresAt: string }> {
+    async attachTicket(id: string, pid: number, actor: Actor): Promise<{ ticket: string; expiresAt: string }> {
       await this.get(id, pid)
-      return deps.tickets.issue(id, pid)
+      return deps.tickets.issue(id, pid, actor)
     },
 
     redeemTicket: (ticket: string, id: string, pid: number) => deps.tickets.redeem(ticket, id, pid),

@@ -46,6 +46,7 @@ export interface NewVm {
   sourceSnapshotId?: string | null
   /** Secret names the source snapshot's memory held (vm-create.ts decided the caller may have them). */
   inheritedSecretNames?: string[]
+  createdBy?: string | null
 }
 
 export function createProvisioner(deps: {
@@ -87,6 +88,7 @@ export function createProvisioner(deps: {
       secretEnv: v.secretEnv ?? null,
       sourceSnapshotId: v.sourceSnapshotId ?? null,
       inheritedSecretNames: v.inheritedSecretNames ?? [],
+      createdBy: v.createdBy ?? null,
       // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
       memorySnapshotId: plan.from?.memoryInFile ? (plan.memorySnapshotId ?? null) : null,
     }

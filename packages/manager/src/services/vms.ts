@@ -3,6 +3,8 @@
 // running commands and files is vm-exec.ts; snapshots are snapshots.ts. Each lifecycle verb
 // runs under the VM's lock, and every state it writes goes through vm-lifecycle.ts; exec &
 // files do not take the lock, so requests to one VM never wait on another VM's lifecycle.
+import type { RecordActivity } from './activity/activity-log.ts'
+import { vmCreatedActivity } from './activity/vm-activity.ts'
 import type { Config } from '../config.ts'
 import { Errors, knownApiError } from '../errors.ts'
 import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
@@ -28,6 +30,7 @@ export function createVmService(deps: {
   lifecycle: Lifecycle
   network: NetworkService
   locks: KeyedLock
+  activity: RecordActivity
 }) {
   const { config, repo, lookup, images, supervisor, lifecycle, network } = deps
   const lock = deps.locks
@@ -39,7 +42,11 @@ export function createVmService(deps: {
     /** All VMs of this manager, its own included (they hold TAPs too). */
     countAll: async () => (await repo.list()).length,
 
-    create: (input: CreateVmInput) => deps.creation.create(input),
+    async create(input: CreateVmInput): Promise<VmRecord> {
+      const vm = await deps.creation.create(input)
+      deps.activity(vmCreatedActivity(vm))
+      return vm
+    },
 
     async start(id: string): Promise<void> {
       await lock.run(id, async () => {
@@ -104,13 +111,17 @@ export function createVmService(deps: {
     /** Removes everything of the VM: process, disks, sockets, directory, logs and its row. */
     async remove(id: string): Promise<void> {
       await lock.run(id, async () => deps.provisioner.destroy(await lookup.get(id)))
+      deps.activity({ type: 'vm.deleted', entityType: 'vm', entityId: id, message: `VM ${id} deleted` })
     },
 
     network: async (id: string) => network.view(await lookup.get(id)),
 
     /** Applies a new egress policy at once, whatever the VM's state (rules live while the VM exists). */
     async updateNetwork(id: string, input: NetworkPolicyInput) {
-      return lock.run(id, async () => network.view(await network.update(await lookup.get(id), input)))
+      const view = await lock.run(id, async () => network.view(await network.update(await lookup.get(id), input)))
+      const { allowIps, allowDomains, outboundInternet } = view
+      deps.activity({ type: 'vm.network_updated', entityType: 'vm', entityId: id, message: `VM ${id}: network policy changed`, meta: { allowIps, allowDomains, outboundInternet } })
+      return view
     },
   }
 }

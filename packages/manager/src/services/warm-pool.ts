@@ -56,7 +56,7 @@ export function createWarmPool(deps: {
       if (!vm || vm.purpose !== 'pool' || vm.state !== 'RUNNING') return undefined
       // Policy first: the VM is never the caller's while its rules are still the pool's.
       const updated = await deps.network.update(vm, requestedPolicy(input))
-      const patch = { purpose: 'user' as const, secretEnv: deps.secrets.stored(id, secretEnv), provisionMode: 'pool' as const }
+      const patch = { purpose: 'user' as const, secretEnv: deps.secrets.stored(id, secretEnv), provisionMode: 'pool' as const, createdBy: input.createdBy ?? null }
       if ((await vmsRepo.adoptWithinQuota(id, patch, { maxVms: config.maxVms })) !== 'ok') {
         await deps.network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
         throw Errors.quotaExceeded('maxVms', config.maxVms)

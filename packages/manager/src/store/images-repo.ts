@@ -15,6 +15,8 @@ export interface ImageRecord {
   kernelUploadedAt: string | null
   rootfsUploadedAt: string | null
   manifest: Record<string, unknown> | null
+  /** Who registered it (actorLabel); null for the manager's own default image. */
+  createdBy: string | null
 }
 
 const fromRow = (r: Selectable<ImagesTable>): ImageRecord => ({
@@ -29,6 +31,7 @@ const fromRow = (r: Selectable<ImagesTable>): ImageRecord => ({
   kernelUploadedAt: r.kernel_uploaded_at,
   rootfsUploadedAt: r.rootfs_uploaded_at,
   manifest: r.manifest_json ? (JSON.parse(r.manifest_json) as Record<string, unknown>) : null,
+  createdBy: r.created_by,
 })
 
 const DEFAULT_IMAGE_KEY = 'defaultGuestImageId'
@@ -57,6 +60,7 @@ export function createImagesRepo(db: Db) {
           kernel_uploaded_at: img.kernelUploadedAt,
           rootfs_uploaded_at: img.rootfsUploadedAt,
           manifest_json: img.manifest ? JSON.stringify(img.manifest) : null,
+          created_by: img.createdBy,
         })
         .execute()
     },

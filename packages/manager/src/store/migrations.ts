@@ -163,6 +163,84 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.alterTable('vms').addColumn('inherited_secret_names', 'text').execute()
     },
   },
+  '0010_accounts': {
+    // Admin sessions and database API keys (issue 15). Both store only hashes: a copy of the
+    // database gives no live session and no usable key. created_by says which key or session
+    // made a VM, snapshot or image.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('admin_sessions')
+        .addColumn('id_hash', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('last_seen_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('expires_at', 'varchar(32)', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('prefix', 'varchar(64)', (c) => c.notNull().unique())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('created_by', 'text')
+        .addColumn('expires_at', 'varchar(32)')
+        .addColumn('revoked_at', 'varchar(32)')
+        .addColumn('last_used_at', 'varchar(32)')
+        .execute()
+      for (const table of ['vms', 'snapshots', 'images']) await db.schema.alterTable(table).addColumn('created_by', 'text').execute()
+    },
+  },
+  '0011_activity': {
+    // The activity log: every state change and who made it, newest read first, pruned by age and count.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('activity')
+        .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('entity_type', 'varchar(32)', (c) => c.notNull())
+        .addColumn('entity_id', 'varchar(128)')
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('meta_json', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('activity_created_idx').on('activity').column('created_at').execute()
+    },
+  },
+  '0012_webhooks': {
+    // Webhooks and their deliveries: a delivery is queued here before it is attempted, so a
+    // restart neither loses nor blocks it. The signing secret is stored sealed.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('event_types', 'text', (c) => c.notNull())
+        .addColumn('secret_sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('created_by', 'text')
+        .execute()
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('webhook_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('event_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('payload_json', 'text', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'varchar(32)')
+        .addColumn('last_status', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('finished_at', 'varchar(32)')
+        .execute()
+      await db.schema.createIndex('webhook_deliveries_due_idx').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute()
+      await db.schema.createIndex('webhook_deliveries_hook_idx').on('webhook_deliveries').columns(['webhook_id', 'id']).execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

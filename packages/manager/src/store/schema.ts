@@ -28,6 +28,8 @@ export interface VmsTable {
   source_snapshot_id: string | null
   /** JSON array: names of the secrets a snapshot this VM was created from held in its memory (their values may be in this VM's RAM too). */
   inherited_secret_names: string | null
+  /** Who created it (services/accounts/actor.ts actorLabel); null before accounts existed. */
+  created_by: string | null
 }
 
 export interface SnapshotsTable {
@@ -47,6 +49,7 @@ export interface SnapshotsTable {
   created_at: string
   /** JSON array: names of the secrets whose values the snapshot's memory may hold; null or [] for none. */
   secret_names: string | null
+  created_by: string | null
 }
 
 export interface ImagesTable {
@@ -61,6 +64,7 @@ export interface ImagesTable {
   kernel_uploaded_at: string | null
   rootfs_uploaded_at: string | null
   manifest_json: string | null
+  created_by: string | null
 }
 
 /** One seed snapshot per (image, cpu, mem_mb): the shapes users create, resumed instead of booted. */
@@ -103,7 +107,77 @@ export interface PeerLinksTable {
   synced_at: string
 }
 
+/** A logged-in admin. The cookie holds the session id; only its SHA-256 is stored. */
+export interface AdminSessionsTable {
+  id_hash: string
+  email: string
+  created_at: string
+  last_seen_at: string
+  /** Absolute end, whatever the activity. */
+  expires_at: string
+}
+
+/** A minted API key: `<prefix>_<secret>`; the secret is stored as an scrypt hash only. */
+export interface ApiKeysTable {
+  id: string
+  name: string
+  prefix: string
+  hash: string
+  created_at: string
+  created_by: string | null
+  expires_at: string | null
+  revoked_at: string | null
+  last_used_at: string | null
+}
+
+/** One entry of the activity log. */
+export interface ActivityTable {
+  id: Generated<number>
+  created_at: string
+  type: string
+  entity_type: string
+  entity_id: string | null
+  /** actorLabel of who caused it, or `system`. */
+  actor: string
+  message: string
+  meta_json: string
+}
+
+export interface WebhooksTable {
+  id: string
+  name: string
+  url: string
+  enabled: number
+  /** JSON array of activity types; `*` for all. */
+  event_types: string
+  /** The signing secret, sealed (services/webhooks/webhook-secret.ts). */
+  secret_sealed: string
+  created_at: string
+  created_by: string | null
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>
+  webhook_id: string
+  event_type: string
+  /** The exact body sent (and signed) at every attempt. */
+  payload_json: string
+  /** pending | delivered | failed */
+  status: string
+  attempts: number
+  next_attempt_at: string | null
+  last_status: number | null
+  last_error: string | null
+  created_at: string
+  finished_at: string | null
+}
+
 export interface Database {
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
+  activity: ActivityTable
+  admin_sessions: AdminSessionsTable
+  api_keys: ApiKeysTable
   vm_peer_links: PeerLinksTable
   vms: VmsTable
   images: ImagesTable

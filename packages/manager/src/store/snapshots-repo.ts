@@ -26,6 +26,8 @@ export interface SnapshotRecord {
    * and what it inherited itself); empty when none. A clone resumes those processes, values and all.
    */
   secretNames: string[]
+  /** Who took it (actorLabel); null for image seeds and older snapshots. */
+  createdBy: string | null
 }
 
 const fromRow = (r: Selectable<SnapshotsTable>): SnapshotRecord => ({
@@ -43,6 +45,7 @@ const fromRow = (r: Selectable<SnapshotsTable>): SnapshotRecord => ({
   pauseMs: r.pause_ms,
   createdAt: r.created_at,
   secretNames: r.secret_names ? (JSON.parse(r.secret_names) as string[]) : [],
+  createdBy: r.created_by,
 })
 
 export function createSnapshotsRepo(db: Db) {
@@ -77,6 +80,7 @@ export function createSnapshotsRepo(db: Db) {
           pause_ms: s.pauseMs,
           created_at: s.createdAt,
           secret_names: s.secretNames.length ? JSON.stringify(s.secretNames) : null,
+          created_by: s.createdBy,
         })
         .execute()
     },

@@ -39,6 +39,8 @@ export interface VmRecord {
    * (from the source VM) whatever its own secretEnv says, so its own snapshots count them too.
    */
   inheritedSecretNames: string[]
+  /** Who created it (actorLabel), null for the manager's own (pool, seed) and for VMs older than accounts. */
+  createdBy: string | null
 }
 
 export type VmPurpose = 'user' | 'seed' | 'pool'
@@ -65,6 +67,7 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   memorySnapshotId: r.memory_snapshot_id,
   sourceSnapshotId: r.source_snapshot_id,
   inheritedSecretNames: r.inherited_secret_names ? (JSON.parse(r.inherited_secret_names) as string[]) : [],
+  createdBy: r.created_by,
 })
 
 /** Fields written beside a state change or on their own; `state` itself only through setState. */
@@ -91,6 +94,7 @@ const toColumns = (p: VmPatch & { state?: VmState }): Partial<VmsTable> => {
   if (p.memorySnapshotId !== undefined) c.memory_snapshot_id = p.memorySnapshotId
   if (p.sourceSnapshotId !== undefined) c.source_snapshot_id = p.sourceSnapshotId
   if (p.inheritedSecretNames !== undefined) c.inherited_secret_names = p.inheritedSecretNames.length ? JSON.stringify(p.inheritedSecretNames) : null
+  if (p.createdBy !== undefined) c.created_by = p.createdBy
   return c
 }
 

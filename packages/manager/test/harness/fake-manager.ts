@@ -34,17 +34,19 @@ export interface ApiReply<T> {
 /**
  * A VM network no other manager on this host uses: 10.204.<n>.0/24 with 169.254.204.<4n>/30.
  * Each vitest worker (VITEST_POOL_ID) has its own four values of n, so files running at the
- * same time never share one; a value whose network is routed already (a leftover, another
- * run) is skipped.
+ * same time never share one, and each checkout of the repository its own sixteen (from the
+ * hash of its path), so two checkouts testing at once rarely meet; a value whose network is
+ * routed already (a leftover, another run) is skipped.
  */
 function freeTestNetwork(): Record<string, string> {
   const routes = execFileSync('ip', ['-4', '-o', 'route', 'show', 'table', 'all'], { encoding: 'utf8' })
   const worker = Number(process.env.VITEST_POOL_ID ?? 1) - 1
+  const checkout = crypto.createHash('sha256').update(path.resolve(import.meta.dirname, '../../../..')).digest()[0]! % 4
   for (let k = 0; k < 4; k++) {
-    const n = (worker * 4 + k) % 64
+    const n = (checkout * 16 + worker * 4 + k) % 64
     if (!routes.includes(`10.204.${n}.`)) return { VM_NETWORK_CIDR: `10.204.${n}.0/24`, VM_LINK_CIDR: `169.254.204.${n * 4}/30` }
   }
-  throw new Error(`no free test VM network for vitest worker ${worker + 1}: 10.204.${worker * 4}-${worker * 4 + 3}.0/24 are all routed`)
+  throw new Error(`no free test VM network for vitest worker ${worker + 1}: 10.204.${checkout * 16 + worker * 4}-${checkout * 16 + worker * 4 + 3}.0/24 are all routed`)
 }
 
 /** Image files no VMM reads: only their presence and identity (imageStamp) matter. The initrd spares the kernel's driver check. */
@@ -171,6 +173,8 @@ export class FakeManager {
     this.startup = await this.s.reconcile()
     await this.s.snapshots.reconcile()
     this.background = this.s.seeds.start().then(() => this.s.pool.start())
+    this.s.activity.start()
+    this.s.deliveries.start()
     this.app = await buildApp(this.s, { apiKey: this.apiKey })
   }
 
@@ -178,6 +182,8 @@ export class FakeManager {
   private async down(o: { keepNetwork: boolean }): Promise<void> {
     await this.app?.close()
     await Promise.all([this.s.pool.close(), this.s.seeds.close()])
+    this.s.activity.close()
+    await this.s.deliveries.close()
     await this.background.catch(() => {})
     this.s.supervisor.detachAll()
     this.s.peerCalls.closeAll()

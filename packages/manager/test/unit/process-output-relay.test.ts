@@ -42,20 +42,21 @@ describe('output events from the agent', () => {
 })
 
 describe('attach tickets', () => {
+  const ME = { kind: 'env-key' } as const
   it('open one attach of one process, once, before they expire', () => {
     let now = 1_000_000
     const tickets = createAttachTickets(() => now)
-    const a = tickets.issue('vm-1', 7)
-    expect(tickets.redeem(a.ticket, 'vm-1', 8)).toBe(false)
+    const a = tickets.issue('vm-1', 7, ME)
+    expect(tickets.redeem(a.ticket, 'vm-1', 8)).toBeUndefined()
     // Used up by the wrong try as well: a ticket is never guessed twice.
-    expect(tickets.redeem(a.ticket, 'vm-1', 7)).toBe(false)
-    const b = tickets.issue('vm-1', 7)
-    expect(tickets.redeem(b.ticket, 'vm-1', 7)).toBe(true)
-    expect(tickets.redeem(b.ticket, 'vm-1', 7)).toBe(false)
-    const c = tickets.issue('vm-1', 7)
+    expect(tickets.redeem(a.ticket, 'vm-1', 7)).toBeUndefined()
+    const b = tickets.issue('vm-1', 7, ME)
+    expect(tickets.redeem(b.ticket, 'vm-1', 7)).toEqual(ME)
+    expect(tickets.redeem(b.ticket, 'vm-1', 7)).toBeUndefined()
+    const c = tickets.issue('vm-1', 7, ME)
     now += 31_000
-    expect(tickets.redeem(c.ticket, 'vm-1', 7)).toBe(false)
-    expect(tickets.redeem('made-up', 'vm-1', 7)).toBe(false)
+    expect(tickets.redeem(c.ticket, 'vm-1', 7)).toBeUndefined()
+    expect(tickets.redeem('made-up', 'vm-1', 7)).toBeUndefined()
   })
 
   it('never reach the log', () => {

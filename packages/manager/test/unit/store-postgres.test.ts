@@ -54,6 +54,7 @@ const vm = (id: string): VmRecord => ({
   memorySnapshotId: null,
   sourceSnapshotId: null,
   inheritedSecretNames: [],
+  createdBy: null,
 })
 
 /** A database as the previous release left it: migrated up to 0007, one seed per image on its row. */
@@ -110,7 +111,7 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
 
   it('keeps images and the default image setting', async () => {
     const repo = createImagesRepo(dbs[dialect])
-    const base = { name: 'n', description: 'd', createdAt: new Date().toISOString(), kernelFilename: null, initrdFilename: null, rootfsFilename: null, baseRootfsBytes: null, kernelUploadedAt: null, rootfsUploadedAt: null, manifest: null }
+    const base = { name: 'n', description: 'd', createdAt: new Date().toISOString(), kernelFilename: null, initrdFilename: null, rootfsFilename: null, baseRootfsBytes: null, kernelUploadedAt: null, rootfsUploadedAt: null, manifest: null, createdBy: null }
     await repo.insert({ ...base, id: 'img-a' })
     await repo.insert({ ...base, id: 'img-b', manifest: { recipe: 'r' } })
     await repo.update('img-a', { rootfsFilename: 'rootfs.ext4', baseRootfsBytes: 5 * 1024 ** 3 })
@@ -126,7 +127,7 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
   it('keeps one seed per image and shape, with its last use; drops them with the image or their snapshot', async () => {
     const images = createImagesRepo(dbs[dialect])
     const repo = createImageSeedsRepo(dbs[dialect])
-    const base = { name: 'n', description: 'd', createdAt: new Date().toISOString(), kernelFilename: null, initrdFilename: null, rootfsFilename: null, baseRootfsBytes: null, kernelUploadedAt: null, rootfsUploadedAt: null, manifest: null }
+    const base = { name: 'n', description: 'd', createdAt: new Date().toISOString(), kernelFilename: null, initrdFilename: null, rootfsFilename: null, baseRootfsBytes: null, kernelUploadedAt: null, rootfsUploadedAt: null, manifest: null, createdBy: null }
     await images.insert({ ...base, id: 'img-s1' })
     await images.insert({ ...base, id: 'img-s2' })
     const small = { cpu: 1, memMb: 256 }

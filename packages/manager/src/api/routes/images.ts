@@ -1,3 +1,4 @@
+import { actorLabel } from '../../services/accounts/actor.ts'
 import type { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
@@ -17,7 +18,7 @@ export const imageRoutes = (images: ImageService, seeds: SeedService): FastifyPl
   acceptRawBodies(app)
   app.get('/images', { schema: { tags, summary: 'List guest images', response: { 200: Type.Array(ImagePublic) } } }, () => images.list())
   app.post('/images', { schema: { tags, summary: 'Register a new (empty) image', body: CreateImageBody, response: { 201: ImagePublic, ...errorResponses(400) } } }, async (req, reply) =>
-    reply.code(201).send(await images.create(req.body)),
+    reply.code(201).send(await images.create(req.body, actorLabel(req.actor))),
   )
   app.post('/images/:id/set-default', { schema: { tags, summary: 'Make this the default image', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404) } } }, async (req, reply) => {
     await images.setDefault(req.params.id)

@@ -30,7 +30,7 @@ export const processAttachRoutes = (svc: VmProcessService): FastifyPluginAsyncTy
   const ticketAuth: TicketAuth = (req) => {
     const { id, pid } = req.params as { id: string; pid: number }
     const ticket = (req.query as { ticket?: string }).ticket
-    return typeof ticket === 'string' && svc.redeemTicket(ticket, id, Number(pid))
+    return typeof ticket === 'string' ? svc.redeemTicket(ticket, id, Number(pid)) : undefined
   }
   app.get(
     '/vms/:id/processes/:pid/attach',

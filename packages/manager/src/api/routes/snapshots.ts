@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { actorLabel } from '../../services/accounts/actor.ts'
 import type { SnapshotRecord, SnapshotScope, SnapshotService } from '../../services/snapshots.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { SnapshotIdParams, SnapshotMeta, SnapshotsQuery } from '../schemas/snapshot.ts'
@@ -19,6 +20,7 @@ const toMeta = (s: SnapshotRecord): SnapshotMeta => ({
   hasMemory: true,
   internal: s.kind !== 'user',
   containsSecrets: s.secretNames.length > 0,
+  createdBy: s.createdBy,
   pauseMs: s.pauseMs,
   sizes: { memoryBytes: s.memoryBytes, stateBytes: s.stateBytes, diskBytes: s.diskBytes },
 })
@@ -36,7 +38,7 @@ export const snapshotRoutes = (snapshots: SnapshotService): FastifyPluginAsyncTy
         response: { 201: SnapshotMeta, ...errorResponses(404, 409, 429, 500) },
       },
     },
-    async (req, reply) => reply.code(201).send(toMeta(await snapshots.take(req.params.id, 'user'))),
+    async (req, reply) => reply.code(201).send(toMeta(await snapshots.take(req.params.id, 'user', { createdBy: actorLabel(req.actor) }))),
   )
   app.get('/snapshots', { schema: { tags, summary: 'List snapshots', querystring: SnapshotsQuery, response: { 200: Type.Array(SnapshotMeta) } } }, async (req) =>
     (await snapshots.list(scopeOf(req.query.scope))).map(toMeta),

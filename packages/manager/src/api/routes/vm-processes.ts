@@ -66,7 +66,7 @@ export const vmProcessRoutes = (svc: VmProcessService): FastifyPluginAsyncTypebo
     return reply.code(204).send(null)
   })
   app.post('/vms/:id/processes/:pid/attach-ticket', { schema: { tags, summary: 'A single-use ticket (30 s) for one WebSocket attach of this process, for clients that cannot send X-API-Key', params: ProcessParams, response: { 200: TicketResponse, ...agentErrors } } }, async (req) =>
-    svc.attachTicket(req.params.id, req.params.pid),
+    svc.attachTicket(req.params.id, req.params.pid, req.actor),
   )
 }
 

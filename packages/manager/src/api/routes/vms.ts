@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { actorLabel } from '../../services/accounts/actor.ts'
 import type { VmService } from '../../services/vms.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
@@ -21,7 +22,7 @@ export const vmRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTy
       },
     },
     async (req, reply) => {
-      const vm = await vms.create(req.body)
+      const vm = await vms.create({ ...req.body, createdBy: actorLabel(req.actor) })
       return reply.code(201).send(toVmPublic(vm, await peers.list(vm.id)))
     },
   )

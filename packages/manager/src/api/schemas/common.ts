@@ -19,7 +19,8 @@ export const errorResponses = (...codes: number[]) => Object.fromEntries(codes.m
 
 /**
  * Answers every /v1 route can give whatever it does, documented once here instead of on each
- * route (the response validator of the tests found them missing): 401 without a valid key; 400
+ * route (the response validator of the tests found them missing): 401 without a valid key or
+ * session; 403 on a route that changes state, for a session without its CSRF token; 400
  * when the route takes input its schema can refuse (params, query, body); and for a JSON body
  * 413 over the body limit and 415 when it is not JSON. A route's own entry for a status wins.
  */
@@ -27,6 +28,9 @@ export function documentCommonErrors(route: RouteOptions): void {
   const schema = (route.schema ??= {})
   const response = (schema.response ??= {}) as Record<string, unknown>
   response[401] ??= ErrorBody
+  // A session without its CSRF token is refused on every route that changes state.
+  const methods = [route.method].flat()
+  if (methods.some((m) => !['GET', 'HEAD', 'OPTIONS'].includes(m))) response[403] ??= ErrorBody
   if (schema.params || schema.querystring || schema.body) response[400] ??= ErrorBody
   if (schema.body) {
     response[413] ??= ErrorBody

@@ -41,6 +41,7 @@ export const ImagePublic = Type.Object(
     hasInitrd: Type.Boolean(),
     hasRootfs: Type.Boolean(),
     manifest: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    createdBy: N(Type.String({ description: 'Who registered it (env:API_KEY, key:<id>, admin:<email>); null for the image the manager built itself.' })),
   },
   {},
 )

@@ -26,6 +26,7 @@ export const SnapshotMeta = Type.Object(
         'The memory holds secretEnv values of the VM it was taken of (process environments). A VM created from it can read them, so a create needs secretEnv with the same names or acceptSnapshotSecrets: true (400 snapshot_contains_secrets otherwise). Never true for image seeds.',
     }),
     pauseMs: Type.Integer({ description: 'How long the source VM was paused for the copy point.' }),
+    createdBy: Type.Union([Type.String(), Type.Null()], { description: 'Who took it (env:API_KEY, key:<id>, admin:<email>); null for image seeds.' }),
     sizes: Type.Object(
       {
         memoryBytes: Type.Integer({ description: 'Disk space of the memory file (sparse: only pages the guest touched).' }),

@@ -66,6 +66,7 @@ export const VmPublic = Type.Object(
     startedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     bootMs: Type.Union([Type.Integer({ description: 'VMM start to agent ready, last boot.' }), Type.Null()]),
     lastError: Type.Union([Type.String(), Type.Null()]),
+    createdBy: Type.Union([Type.String(), Type.Null()], { description: 'Who created it: env:API_KEY, key:<api key id> or admin:<email>; null for VMs created before accounts existed.' }),
     peerLinks: Type.Array(PeerLink),
   },
   {},
@@ -88,5 +89,6 @@ export const toVmPublic = (vm: VmRecord, peerLinks: PeerLinkRecord[] = []): VmPu
   startedAt: vm.startedAt,
   bootMs: vm.bootMs,
   lastError: vm.lastError,
+  createdBy: vm.createdBy,
   peerLinks: peerLinks.map((l) => ({ alias: l.alias, vmId: l.providerVmId, sourceMode: l.sourceMode })),
 })

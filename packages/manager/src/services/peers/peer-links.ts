@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { PEER_MANIFEST_PATH, PeerManifestError, parsePeerManifest, type PeerManifest, type RunResult } from '@rds/protocol'
 import { ApiError, Errors } from '../../errors.ts'
 import { askAgent } from '../agent-fault.ts'
+import type { RecordActivity } from '../activity/activity-log.ts'
 import type { PeerLinkRecord, PeerLinksRepo, SourceMode } from '../../store/peer-links-repo.ts'
 import type { VmRecord } from '../../store/vms-repo.ts'
 import { KeyedLock } from '../locks.ts'
@@ -58,7 +59,8 @@ result.set(out);
 
 type Inspection = Record<string, { missing?: boolean; exports?: string[]; error?: string }>
 
-export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: VmExecService; machines: Supervisor; secrets: SecretBox }) {
+export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string) => Promise<VmRecord | undefined>; vmExec: VmExecService; machines: Supervisor; secrets: SecretBox; activity: RecordActivity }) {
+  const peerActivity = (type: string, consumerId: string, message: string, meta: Record<string, unknown>) => deps.activity({ type, entityType: 'vm', entityId: consumerId, message, meta })
   const { links } = deps
   const lock = new KeyedLock()
 
@@ -184,6 +186,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
         for (const l of current) next.push({ ...l, manifest: await inspect(l.alias, l.providerVmId), syncedAt: now() })
         await install(consumer.id, next)
         await links.replaceFor(consumer.id, next)
+        peerActivity('peer.synced', consumer.id, `VM ${consumer.id}: peer files rewritten`, { aliases: next.map((l) => l.alias) })
         return links.listFor(consumer.id)
       })
     },
@@ -198,6 +201,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
         const next = [...current, { alias: l!.alias, providerVmId: l!.vmId, sourceMode: l!.sourceMode, manifest: await inspect(l!.alias, l!.vmId), syncedAt: now() }]
         await install(consumer.id, next)
         await links.replaceFor(consumer.id, next)
+        peerActivity('peer.linked', consumer.id, `VM ${consumer.id} linked to ${l!.vmId} as ${l!.alias}`, { alias: l!.alias, providerVmId: l!.vmId, sourceMode: l!.sourceMode })
         return links.listFor(consumer.id)
       })
     },
@@ -216,6 +220,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
         const next = current.filter((l) => l.alias !== alias)
         // The link goes first: from here on calls under the alias are refused, whatever the files say.
         await links.replaceFor(consumer.id, next)
+        peerActivity('peer.unlinked', consumer.id, `VM ${consumer.id}: link ${alias} removed`, { alias })
         if (consumer.state === 'RUNNING' && deps.machines.get(consumer.id)) {
           try {
             await install(consumer.id, next)
@@ -239,6 +244,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
         const next = current.map((l) => (l.alias === alias ? { ...l, sourceMode } : l))
         await install(consumer.id, next)
         await links.replaceFor(consumer.id, next)
+        peerActivity('peer.updated', consumer.id, `VM ${consumer.id}: link ${alias} source mode ${sourceMode}`, { alias, sourceMode })
         return links.listFor(consumer.id)
       })
     },
