@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chunkBytes, PROCESS_RING_BYTES, type OutputEvent } from '@rds/protocol'
+import { chunkBytes, MAX_EXITED_PROCESSES, MAX_RUNNING_PROCESSES, PROCESS_RING_BYTES, type OutputEvent } from '@rds/protocol'
 import { connectAgent, json, request } from './helpers/agent-client.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -215,5 +215,26 @@ describe.skipIf(!canRun)('agent background processes (host, test mode)', () => {
     const r = await json(session, 'POST', '/processes/resize', { pid, cols: 10, rows: 10 })
     expect(r.body.code).toBe('process_state')
     await json(session, 'POST', '/processes/kill', { pid })
+  })
+
+  it('refuses a start beyond MAX_RUNNING_PROCESSES, and forgets the oldest exited beyond MAX_EXITED_PROCESSES', async () => {
+    const noneRunning = async () => ((await json(session, 'GET', '/processes/list')).body.processes.some((p: { state: string }) => p.state === 'running') ? undefined : true)
+    // What earlier tests killed may take a moment to be reaped.
+    await until('earlier processes exited', noneRunning)
+    const sleepers = []
+    for (let i = 0; i < MAX_RUNNING_PROCESSES; i++) sleepers.push(await start({ cmd: 'sleep 300' }))
+    const refused = await json(session, 'POST', '/processes/start', { cmd: 'true' })
+    expect(refused.status).toBe(429)
+    expect(refused.body.code).toBe('process_limit')
+    for (const pid of sleepers) await json(session, 'POST', '/processes/kill', { pid })
+    await until('all sleepers exited', noneRunning)
+    // Every sleeper is exited now and only the last MAX_EXITED_PROCESSES of them are kept.
+    const list = (await json(session, 'GET', '/processes/list')).body.processes
+    expect(list.filter((p: { state: string }) => p.state === 'exited').length).toBe(MAX_EXITED_PROCESSES)
+    // (They exited in whatever order the kernel reaped them: which ones are kept is not fixed.)
+    const found = await Promise.all(sleepers.map(async (pid) => (await json(session, 'POST', '/processes/get', { pid })).body))
+    expect(found.filter((p) => p.code === 'process_not_found')).toHaveLength(MAX_RUNNING_PROCESSES - MAX_EXITED_PROCESSES)
+    expect(found.filter((p) => p.exitCode === 137)).toHaveLength(MAX_EXITED_PROCESSES)
+    expect((await json(session, 'POST', '/processes/start', { cmd: 'true' })).status).toBe(200)
   })
 })
