@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # package:command-that-proves-it-is-installed
 NEEDED="qemu-system-x86:qemu-system-x86_64 kmod:depmod debootstrap:debootstrap e2fsprogs:mkfs.ext4 musl-tools:musl-gcc gcc:gcc binutils:strip cpio:cpio lz4:lz4 nftables:nft iproute2:ip"
 
-# `--test` adds what only the test suite needs: a PostgreSQL server for the store tests.
+# `--test` adds what only the test suite needs: a PostgreSQL server for the store tests and
+# Chromium for the console tests (driven by playwright-core) and pytest for the Python SDK.
 if [ "${1:-}" = "--test" ]; then
-  NEEDED="$NEEDED postgresql:/usr/lib/postgresql/15/bin/initdb"
+  NEEDED="$NEEDED postgresql:/usr/lib/postgresql/15/bin/initdb chromium:chromium python3-pytest:pytest-3"
 fi
 
 missing=""

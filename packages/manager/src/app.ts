@@ -14,6 +14,8 @@ import { authRoutes } from './api/routes/auth.ts'
 import { adminApiKeyRoutes } from './api/routes/admin-api-keys.ts'
 import { adminActivityRoutes } from './api/routes/admin-activity.ts'
 import { adminWebhookRoutes } from './api/routes/admin-webhooks.ts'
+import { consoleRoutes } from './api/routes/console.ts'
+import { buildConsole } from '@rds/console/build'
 import { documentCommonErrors } from './api/schemas/common.ts'
 import { vmRoutes } from './api/routes/vms.ts'
 import { vmExecRoutes } from './api/routes/vm-exec.ts'
@@ -61,6 +63,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(websocket, { options: { maxPayload: ATTACH_MAX_FRAME_BYTES } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(authRoutes(s.sessions))
+  await app.register(consoleRoutes(await buildConsole(), s.sessions))
 
   await app.register(
     async (v1) => {

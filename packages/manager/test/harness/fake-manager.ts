@@ -147,8 +147,11 @@ export class FakeManager {
     return fs.existsSync(this.env.VM_RAM_DIR) ? fs.readdirSync(this.env.VM_RAM_DIR) : []
   }
 
-  /** Polls until `check` returns a value (not undefined/false), or fails after `timeoutMs`. */
-  async waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  /**
+   * Polls until `check` returns a value (not undefined/false), or fails after `timeoutMs`: a bound
+   * against hangs, generous because a loaded host (parallel files, VM builds) is slow.
+   */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const v = await check()

@@ -15,6 +15,9 @@ export const SHARED_MANAGER_ENV = {
   SNAPSHOT_TEMPLATE_CPU: '1',
   SNAPSHOT_TEMPLATE_MEM_MB: '512',
   VM_SECRET_KEY: 'shared-manager-suite-key',
+  // The console test logs in as this admin.
+  ADMIN_EMAIL: 'suite-admin@example.com',
+  ADMIN_PASSWORD: 'suite admin password',
   // A network of its own, apart from the per-file managers' 10.202.x, and per run (by pid) so two
   // checkouts testing at once do not claim the same route.
   VM_NETWORK_CIDR: `10.205.${process.pid % 250}.0/24`,

@@ -1,0 +1,100 @@
+"""The Python SDK against a real manager with real VMs (RDS_BASE_URL / RDS_API_KEY given by the
+suite: packages/manager/test/integration/python-sdk.test.ts runs this file)."""
+
+import asyncio
+import gzip
+import io
+import os
+import tarfile
+
+import pytest
+
+from run_dat_sheesh import AsyncSandbox, RdsApiError, RdsConnectionError, Sandbox
+
+MEM = int(os.environ.get("RDS_TEST_MEM_MB", "256"))
+
+
+def tar_gz(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with Sandbox.create(mem_mb=MEM) as sandbox:
+        yield sandbox
+
+
+def test_create_connect_list(sb):
+    assert sb.info.state == "RUNNING" and sb.info.mem_mb == MEM and sb.info.created_by == "env:API_KEY"
+    assert Sandbox.connect(sb.id).info.id == sb.id
+    assert sb.id in [v.id for v in Sandbox.list()]
+
+
+def test_exec(sb):
+    sb.exec("mkdir -p /workspace/py")
+    r = sb.exec('echo "$WHO in $(pwd)"; exit 4', cwd="/workspace/py", env={"WHO": "python"})
+    assert (r.exit_code, r.stdout, r.timed_out) == (4, "python in /workspace/py\n", False)
+
+
+def test_run_ts_and_js(sb):
+    assert sb.run_ts("const n: number = 21; result.set({ n: n * 2 })").result == {"n": 42}
+    assert sb.run_js("result.set(['js', 1 + 1])").result == ["js", 2]
+    with pytest.raises(ValueError):
+        sb.run_ts()
+
+
+def test_files_round_trip(sb):
+    sb.files.upload(tar_gz({"data/hello.txt": "from python\n"}), dest="/workspace/up")
+    assert sb.exec("cat /workspace/up/data/hello.txt").stdout == "from python\n"
+    with tarfile.open(fileobj=io.BytesIO(sb.files.download("/workspace/up/data")), mode="r:gz") as tar:
+        names = tar.getnames()
+        member = next(m for m in tar.getmembers() if m.name.endswith("hello.txt"))
+        assert tar.extractfile(member).read() == b"from python\n", names
+
+
+def test_network(sb):
+    assert sb.network.get().effective["egress"] == "none"
+    assert sb.network.update(allow_ips=["203.0.113.5"]).effective["egress"] == "list"
+    sb.network.update(allow_ips=[])
+
+
+def test_snapshot_and_clone(sb):
+    sb.exec("echo kept > /workspace/kept.txt")
+    snap = sb.snapshot()
+    assert snap.kind == "user_overlay" and snap.source_vm_id == sb.id
+    with Sandbox.create(mem_mb=MEM, snapshot_id=snap.id) as clone:
+        assert clone.exec("cat /workspace/kept.txt").stdout == "kept\n"
+        clone_id = clone.id
+    with pytest.raises(RdsApiError) as gone:
+        Sandbox.connect(clone_id)
+    assert gone.value.status == 404 and gone.value.code == "vm_not_found"
+
+
+def test_errors(sb):
+    with pytest.raises(RdsApiError) as e:
+        sb.exec("true", cwd="/etc")
+    assert (e.value.status, e.value.code) == (400, "path_not_allowed") and "/workspace" in e.value.message
+    with pytest.raises(RdsApiError) as e:
+        Sandbox.create(cpu=99)
+    assert e.value.code == "invalid_cpu"
+    with pytest.raises(RdsApiError) as e:
+        Sandbox.list(api_key="wrong-key-wrong-key")
+    assert e.value.status == 401
+    with pytest.raises(RdsConnectionError):
+        Sandbox.list(base_url="http://127.0.0.1:9", api_key="k")
+
+
+def test_async(sb):
+    async def main():
+        a = await AsyncSandbox.connect(sb.id)
+        results = await asyncio.gather(a.exec("echo one"), a.exec("echo two"), a.run_ts("result.set(3)"))
+        return [results[0].stdout, results[1].stdout, results[2].result]
+
+    assert asyncio.run(main()) == ["one\n", "two\n", 3]

@@ -1,0 +1,41 @@
+// The SDK's hand-written types against the API's generated document (docs/openapi.json): each
+// key list below must name exactly the type's keys (the compiler checks that), and the test checks
+// they are exactly the schema's properties. A field added to the API and not to the SDK, or the
+// other way round, fails here.
+import fs from 'node:fs'
+import { expect, it } from 'vitest'
+import type { CreateOptions, ExecResult, NetworkInfo, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
+
+const doc = JSON.parse(fs.readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'))
+const schemaOf = (path: string, method: string, status?: string) => {
+  const op = doc.paths[path][method]
+  const content = status ? op.responses[status].content : op.requestBody.content
+  return content['application/json'].schema as { properties: Record<string, unknown>; required?: string[] }
+}
+const keys = (o: object) => Object.keys(o).sort()
+
+it('VmInfo is the VM of GET /v1/vms/{id}', () => {
+  const k: Record<keyof VmInfo, true> = { id: true, state: true, cpu: true, memMb: true, imageId: true, guestIp: true, allowIps: true, allowDomains: true, outboundInternet: true, provisionMode: true, sourceSnapshotId: true, createdAt: true, startedAt: true, bootMs: true, lastError: true, createdBy: true, peerLinks: true }
+  expect(keys(k)).toEqual(keys(schemaOf('/v1/vms/{id}', 'get', '200').properties))
+})
+
+it('CreateOptions are the body of POST /v1/vms (less the original\'s aliases the SDK does not offer)', () => {
+  const k: Record<keyof CreateOptions, true> = { cpu: true, memMb: true, allowIps: true, allowDomains: true, outboundInternet: true, imageId: true, snapshotId: true, acceptSnapshotSecrets: true, secretEnv: true, peerLinks: true }
+  const body = keys(schemaOf('/v1/vms', 'post').properties).filter((p) => !['userOverlaySnapshotId', 'diskSizeMb'].includes(p))
+  expect(keys(k)).toEqual(body)
+})
+
+it('ExecResult and RunResult are the answers of exec and run-ts', () => {
+  const exec: Record<keyof ExecResult, true> = { exitCode: true, stdout: true, stderr: true, timedOut: true, stdoutTruncated: true, stderrTruncated: true, durationMs: true }
+  expect(keys(exec)).toEqual(keys(schemaOf('/v1/vms/{id}/exec', 'post', '200').properties))
+  const run: Record<keyof RunResult, true> = { ...exec, result: true, error: true }
+  expect(keys(run)).toEqual(keys(schemaOf('/v1/vms/{id}/run-ts', 'post', '200').properties))
+})
+
+it('SnapshotInfo is a subset of the snapshot answer; NetworkInfo is the network answer', () => {
+  const snap: Record<keyof SnapshotInfo, true> = { id: true, kind: true, createdAt: true, cpu: true, memMb: true, imageId: true, sourceVmId: true, containsSecrets: true, pauseMs: true, createdBy: true }
+  const props = schemaOf('/v1/vms/{id}/snapshots', 'post', '201').properties
+  for (const key of keys(snap)) expect(props).toHaveProperty(key)
+  const net: Record<keyof NetworkInfo, true> = { guestIp: true, gateway: true, mac: true, allowIps: true, allowDomains: true, outboundInternet: true, effective: true }
+  expect(keys(net)).toEqual(keys(schemaOf('/v1/vms/{id}/network', 'get', '200').properties))
+})
