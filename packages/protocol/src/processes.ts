@@ -65,6 +65,8 @@ export const ProcessInfo = Type.Object({
   /** Bytes written so far on each stream (the offset a follower reaches at the end). */
   stdoutBytes: Type.Integer({ minimum: 0 }),
   stderrBytes: Type.Integer({ minimum: 0 }),
+  /** Output streams open on it now (followers and replays, WebSocket attaches included). */
+  readers: Type.Integer({ minimum: 0 }),
 })
 export type ProcessInfo = Static<typeof ProcessInfo>
 

@@ -6,9 +6,14 @@
 import os from 'node:os'
 import type { Writable } from 'node:stream'
 import { PROCESS_RING_BYTES, type OutputStream, type ProcessInfo, type ProcessSignal, type PtySize } from '@rds/protocol'
-import { PIPE_DRAIN_GRACE_MS } from '../config.ts'
 import type { UserProcess } from '../sandbox/spawn.ts'
 import { OutputRing } from './output-ring.ts'
+
+/**
+ * After the exit, how long the pipes may stay quiet before the process counts as ended although
+ * something it started still holds them open (a server sent to the background).
+ */
+const QUIET_AFTER_EXIT_MS = 250
 
 export interface ProcessSpec {
   cmd: string
@@ -33,11 +38,15 @@ export class BackgroundProcess {
   /** Set once the exit is known and the pipes were read to their end (or given up on): readers end. */
   #done = false
   #blocked = 0
+  /** Output streams open on this process (ProcessInfo.readers). */
+  readers = 0
   #waiters: (() => void)[] = []
   #exitListeners: (() => void)[] = []
   #timer: NodeJS.Timeout | undefined
   #grace: NodeJS.Timeout | undefined
   #openPipes = 2
+  /** When output last arrived (performance.now()). */
+  #lastData = 0
 
   constructor(proc: UserProcess, spec: ProcessSpec) {
     this.#proc = proc
@@ -83,6 +92,7 @@ export class BackgroundProcess {
       ...(this.spec.pty ? { pty: this.spec.pty } : {}),
       stdoutBytes: this.ring.end('stdout'),
       stderrBytes: this.ring.end('stderr'),
+      readers: this.readers,
     }
   }
 
@@ -159,6 +169,7 @@ export class BackgroundProcess {
     const pipe = this.#proc.child[stream]!
     pipe.on('data', (c: Buffer) => {
       if (this.#done) return // a leftover background child after the end: drained, not kept
+      this.#lastData = performance.now()
       this.ring.append(stream, c)
       this.#wake()
     })
@@ -178,9 +189,18 @@ export class BackgroundProcess {
     this.exitCode = this.timedOut ? -1 : (code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : -1))
     this.#control?.end()
     if (this.#openPipes === 0) return this.#finish()
-    // Background children may hold the pipes open: give the output a moment, not forever.
+    // Background children may hold the pipes open: wait for the output to go quiet, not for EOF.
+    // The check runs after the event loop's I/O phase (setImmediate), so output already waiting in
+    // a pipe when the timer fires (a busy loop) is read first and counts as not quiet.
     const wait = () => {
-      this.#grace = setTimeout(() => (this.#blocked > 0 ? wait() : this.#finish()), PIPE_DRAIN_GRACE_MS)
+      this.#grace = setTimeout(() => {
+        const firedAt = performance.now()
+        setImmediate(() => {
+          const quiet = this.#blocked === 0 && this.#lastData < firedAt - QUIET_AFTER_EXIT_MS / 2 && !this.#done
+          if (quiet) this.#finish()
+          else if (!this.#done) wait()
+        })
+      }, QUIET_AFTER_EXIT_MS)
     }
     wait()
   }

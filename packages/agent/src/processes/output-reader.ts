@@ -14,6 +14,15 @@ export interface ReadOptions {
 }
 
 export async function streamOutput(p: BackgroundProcess, out: Writable, opts: ReadOptions, abort: AbortSignal): Promise<void> {
+  p.readers++
+  try {
+    await read(p, out, opts, abort)
+  } finally {
+    p.readers--
+  }
+}
+
+async function read(p: BackgroundProcess, out: Writable, opts: ReadOptions, abort: AbortSignal): Promise<void> {
   const cursors: Cursors = { stdout: opts.since, stderr: opts.stderrSince }
   const chunkers: Record<OutputStream, OutputChunker> = { stdout: new OutputChunker('stdout', cursors.stdout), stderr: new OutputChunker('stderr', cursors.stderr) }
   /** Bytes skipped on a stream that no event has reported yet. */

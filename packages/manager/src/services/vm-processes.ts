@@ -66,11 +66,16 @@ export function createVmProcessService(deps: { vms: VmLookup; machines: Supervis
       return askAgent(id, agent.call('processGet', { pid }, CALL_TIMEOUT_MS))
     },
 
-    /** The checked events; the caller must consume or return the generator (that cancels the agent stream). */
-    async output(id: string, pid: number, q: OutputQuery): Promise<AsyncGenerator<OutputEvent>> {
+    /**
+     * The checked events, and `cancel`, which the caller calls when its client left: a generator
+     * waiting for output of a silent process cannot be returned until that output comes, while the
+     * agent stream (one of the session's limited streams) must be let go at once.
+     */
+    async output(id: string, pid: number, q: OutputQuery): Promise<{ events: AsyncGenerator<OutputEvent>; cancel: () => void }> {
       const { agent } = await agentFor(id)
       const query = { pid, since: q.since, stderrSince: q.stderrSince, follow: q.follow ? ('true' as const) : ('false' as const) }
-      return outputEventsOf(await askAgent(id, agent.openStream('processOutput', query, CALL_TIMEOUT_MS)))
+      const stream = await askAgent(id, agent.openStream('processOutput', query, CALL_TIMEOUT_MS))
+      return { events: outputEventsOf(stream), cancel: () => stream.destroy() }
     },
 
     /** Writes `body` to the process's stdin as it arrives; resolves once the agent wrote all of it. */

@@ -96,6 +96,19 @@ describe('background processes', () => {
     expect(textOf(kept)).toContain('line-40')
   })
 
+  it('followers that leave a silent process free their agent stream at once', async () => {
+    const pid = await start({ cmd: 'sleep 300' })
+    for (let i = 0; i < 20; i++) {
+      const ac = new AbortController()
+      const r = await api.fetch(`/v1/vms/${vmId}/processes/${pid}/output?follow=true`, { headers: { 'x-api-key': api.apiKey }, signal: ac.signal })
+      expect(r.status).toBe(200)
+      ac.abort()
+    }
+    // Every one of them let go of its agent stream, although the process never wrote a byte.
+    await api.waitFor('no readers left', async () => ((await api.request('GET', `/v1/vms/${vmId}/processes/${pid}`)).body.readers === 0 ? true : undefined), 60_000)
+    await api.fetch(`/v1/vms/${vmId}/processes/${pid}`, { method: 'DELETE', headers: { 'x-api-key': api.apiKey } })
+  })
+
   it('writes stdin to an interactive program; eof closes it', async () => {
     const pid = await start({ cmd: 'read line; echo got:$line; cat; echo cat-ended', stdin: true })
     expect((await stdin(pid, 'hello\n')).status).toBe(204)

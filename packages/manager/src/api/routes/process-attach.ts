@@ -75,7 +75,7 @@ type Frame = [Buffer | ArrayBuffer | Buffer[], boolean]
 
 async function attach(svc: VmProcessService, socket: WebSocket, id: string, pid: number, since: number, takeEarly: () => Frame[]): Promise<void> {
   const info = await svc.get(id, pid)
-  const events = await svc.output(id, pid, { since, follow: true })
+  const { events, cancel } = await svc.output(id, pid, { since, follow: true })
   let stdin: PassThrough | undefined
   if (info.stdin && info.state === 'running') {
     stdin = new PassThrough()
@@ -86,10 +86,11 @@ async function attach(svc: VmProcessService, socket: WebSocket, id: string, pid:
       pipe.destroy()
     })
   }
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  // A client that left during the set-up: let go of the agent streams at once.
+  const closed = socket.readyState === socket.OPEN ? new Promise<void>((resolve) => socket.once('close', () => resolve())) : Promise.resolve()
   void closed.then(() => {
     stdin?.end()
-    void events.return(undefined)
+    cancel()
   })
 
   const onFrame = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {

@@ -33,10 +33,14 @@ export const vmProcessRoutes = (svc: VmProcessService): FastifyPluginAsyncTypebo
       },
     },
     async (req, reply) => {
-      const events = await svc.output(req.params.id, req.params.pid, req.query)
+      const { events, cancel } = await svc.output(req.params.id, req.params.pid, req.query)
       // Pulled as the client reads: a slow client slows the agent stream (and the process).
       const body = Readable.from(ndjson(events), { objectMode: false })
-      return reply.type(NDJSON).send(body)
+      reply.raw.once('close', cancel)
+      reply.type(NDJSON).send(body)
+      // The status goes out now, not with the first output: a silent process is followed too.
+      reply.raw.flushHeaders()
+      return reply
     },
   )
   app.post(
