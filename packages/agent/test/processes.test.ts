@@ -186,8 +186,10 @@ describe.skipIf(!canRun)('agent background processes (host, test mode)', () => {
     const info = (await json(session, 'POST', '/processes/get', { pid })).body
     expect(info.state, JSON.stringify(info)).toBe('running')
     expect(info.stdoutBytes).toBeLessThan(8 * PROCESS_RING_BYTES)
+    expect(info.readers).toBe(1)
     // The reader leaves: the process runs to its end.
     stalled.close(http2.constants.NGHTTP2_CANCEL)
+    await until('the reader gone', async () => ((await json(session, 'POST', '/processes/get', { pid })).body.readers === 0 ? true : undefined))
     const events = await output(pid, '&follow=true&since=0')
     expect(exitOf(events)?.exitCode).toBe(0)
     expect(text(events, 'stderr')).toBe('done\n')
