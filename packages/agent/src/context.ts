@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { AgentConfig } from './config.ts'
+import { ProcessTable } from './processes/process-table.ts'
 import { CgroupManager } from './sandbox/cgroup.ts'
 import { FileWorker } from './sandbox/file-worker.ts'
 import { realRoots, type PathRoots } from './sandbox/paths.ts'
@@ -20,6 +21,8 @@ export interface AgentContext {
   testRoot: boolean
   /** Does the file API's metadata operations as the user (started on first use). */
   fileWorker: FileWorker
+  /** Background processes: owned here, so they outlive manager sessions and end with the VM. */
+  processes: ProcessTable
 }
 
 export async function createContext(config: AgentConfig): Promise<AgentContext> {
@@ -39,6 +42,7 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
     startedAt: Date.now(),
     testRoot: kernelArgs().includes('rds.test_root=1'),
     fileWorker: undefined as unknown as FileWorker,
+    processes: new ProcessTable(),
   }
   ctx.fileWorker = new FileWorker(ctx)
   return ctx

@@ -16,6 +16,9 @@ const STATUS: Record<AgentErrorCode, number> = {
   no_space: 507,
   busy: 503,
   network_failed: 500,
+  process_not_found: 404,
+  process_limit: 429,
+  process_state: 409,
   internal: 500,
 }
 

@@ -14,6 +14,7 @@ import { handleFileWrite } from './handlers/file-write.ts'
 import { handleHealth } from './handlers/health.ts'
 import { handleInit } from './handlers/init.ts'
 import { handleRun, handleRunStream } from './handlers/run.ts'
+import { handleProcessGet, handleProcessKill, handleProcessOutput, handleProcessResize, handleProcessSignal, handleProcessStart, handleProcessStdin } from './handlers/processes.ts'
 import { requestShutdown } from './handlers/shutdown.ts'
 import { handlePeersInstall } from './peers/install.ts'
 import { checkRequest, readJson, sendError, sendJson } from './http/respond.ts'
@@ -34,7 +35,7 @@ function call<R extends AgentCallName>(name: R, handle: (ctx: AgentContext, body
   }
 }
 
-const queryOf = <R extends 'upload' | 'peersInstall' | 'download' | 'fileRead' | 'fileWrite' | 'fileWatch'>(name: R, params: URLSearchParams): AgentQuery<R> => {
+const queryOf = <R extends 'upload' | 'peersInstall' | 'download' | 'fileRead' | 'fileWrite' | 'fileWatch' | 'processOutput' | 'processStdin'>(name: R, params: URLSearchParams): AgentQuery<R> => {
   const schema = AgentRoutes[name].query
   return checkRequest<AgentQuery<R>>(schema, decodeQuery(schema, params))
 }
@@ -77,6 +78,18 @@ const ROUTES: Record<AgentRouteName, Route> = {
   fileMkdir: call('fileMkdir', fileMkdir),
   fileChmod: call('fileChmod', fileChmod),
   fileWatch: (ctx, _req, res, q) => handleFileWatch(ctx, res, queryOf('fileWatch', q)),
+  processStart: call('processStart', handleProcessStart),
+  processList: call('processList', async (ctx) => ({ processes: ctx.processes.list() })),
+  processGet: call('processGet', handleProcessGet),
+  processOutput: (ctx, _req, res, q) => handleProcessOutput(ctx, res, queryOf('processOutput', q)),
+  processStdin: async (ctx, req, res, q) => {
+    await handleProcessStdin(ctx, req, queryOf('processStdin', q))
+    res.writeHead(AgentRoutes.processStdin.status)
+    res.end()
+  },
+  processSignal: call('processSignal', handleProcessSignal),
+  processResize: call('processResize', handleProcessResize),
+  processKill: call('processKill', handleProcessKill),
 }
 
 const BY_METHOD_AND_PATH = new Map(Object.entries(ROUTES).map(([name, route]) => [`${AgentRoutes[name as AgentRouteName].method} ${AgentRoutes[name as AgentRouteName].path}`, route]))

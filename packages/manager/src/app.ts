@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import cookie from '@fastify/cookie'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import websocket from '@fastify/websocket'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { installErrorHandler } from './api/error-handler.ts'
 import { describeRawBodies } from './api/openapi-raw-bodies.ts'
@@ -25,6 +26,8 @@ import { imageRoutes } from './api/routes/images.ts'
 import { snapshotRoutes } from './api/routes/snapshots.ts'
 import { warmPoolRoutes } from './api/routes/warm-pool.ts'
 import { testHookRoutes } from './api/routes/test-hooks.ts'
+import { vmProcessRoutes } from './api/routes/vm-processes.ts'
+import { ATTACH_MAX_FRAME_BYTES, processAttachRoutes } from './api/routes/process-attach.ts'
 import type { Services } from './compose.ts'
 
 export const API_VERSION = '0.1.0'
@@ -58,6 +61,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(swaggerUi, { routePrefix: '/docs' })
   // The original served the same UI under /swagger; its users' bookmarks and scripts keep working.
   await app.register(async (legacy) => legacy.register(swaggerUi, { routePrefix: '/swagger' }))
+  await app.register(websocket, { options: { maxPayload: ATTACH_MAX_FRAME_BYTES } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(authRoutes(s.sessions))
   await app.register(consoleRoutes(await buildConsole(), s.sessions))
@@ -71,6 +75,8 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(vmExecRoutes(s.vmExec))
       await v1.register(vmFileRoutes(s.vmExec, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
       await v1.register(vmFileApiRoutes(s.vmFiles))
+      await v1.register(vmProcessRoutes(s.vmProcesses))
+      await v1.register(processAttachRoutes(s.vmProcesses))
       await v1.register(imageRoutes(s.images, s.seeds))
       await v1.register(snapshotRoutes(s.snapshots))
       await v1.register(warmPoolRoutes(s.pool))

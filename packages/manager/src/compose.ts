@@ -22,6 +22,8 @@ import { createVmService } from './services/vms.ts'
 import { createVmCreation } from './services/vm-create.ts'
 import { createVmExecService } from './services/vm-exec.ts'
 import { createVmFilesService } from './services/vm-files.ts'
+import { createVmProcessService } from './services/vm-processes.ts'
+import { createAttachTickets } from './services/attach-tickets.ts'
 import { createVmLookup } from './services/vm-lookup.ts'
 import { createLifecycle } from './services/vm-lifecycle.ts'
 import { createProvisioner } from './services/vm-provision.ts'
@@ -103,6 +105,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const lookup = createVmLookup(repos.vms)
   const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs, activity: recordActivity })
   const vmFiles = createVmFilesService({ vms: lookup, machines: supervisor })
+  const vmProcesses = createVmProcessService({ vms: lookup, machines: supervisor, secrets, tickets: createAttachTickets() })
   const peers = createPeerLinks({ links: repos.peerLinks, getVm: lookup.find, vmExec, machines: supervisor, secrets, activity: recordActivity })
   const peerCalls = createPeerCalls({ links: repos.peerLinks, getVm: lookup.find, vmExec, secrets, maxRunTimeoutMs: config.maxRunTimeoutMs, log })
   supervisor.subscribe((e) => {
@@ -119,7 +122,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

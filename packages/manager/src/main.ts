@@ -11,6 +11,7 @@ import { ensureBuiltinImage, ensureDefaultImage } from './default-image.ts'
 import { claimInstance, InstanceTakenError } from './runtime/reclaim/stale-instances.ts'
 import { chooseAccel } from './runtime/vmm/accel.ts'
 import { probeKvm } from './runtime/vmm/kvm-probe.ts'
+import { requestLogSerializers } from './api/request-log.ts'
 
 async function main(): Promise<void> {
   let config
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]'] })
+  const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]'], serializers: requestLogSerializers })
   keepRunningOnStrayErrors(log)
   if (process.getuid?.() !== 0) log.warn('not running as root: VM networking and some host setup need root')
 

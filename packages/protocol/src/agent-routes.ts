@@ -5,6 +5,7 @@
 // every reply against it before reading a field, so the two ends cannot drift apart unnoticed.
 import { Type, type Static, type TObject } from 'typebox'
 import { FileChmodRequest, FileDeleteRequest, FileEntries, FileEntry, FileGlobRequest, FileListRequest, FileMoveRequest, FilePathRequest, FileReadQuery, FileWatchQuery, FileWriteQuery } from './files.ts'
+import { ProcessInfo, ProcessList, ProcessOutputQuery, ProcessRef, ProcessResizeRequest, ProcessSignalRequest, ProcessStartRequest, ProcessStdinQuery } from './processes.ts'
 import { NDJSON } from './output-events.ts'
 import { AgentPaths, DownloadQuery, ExecRequest, ExecResult, Health, InitReply, InitRequest, RunRequest, RunResult, UploadQuery } from './agent.ts'
 
@@ -50,6 +51,18 @@ export const AgentRoutes = {
   fileChmod: { method: 'POST', path: AgentPaths.fileChmod, request: FileChmodRequest, status: 204, reply: NoBody, statesVersion: false },
   /** FileEvent lines until the client leaves (the guest's watcher stops with it). */
   fileWatch: { method: 'GET', path: AgentPaths.fileWatch, query: FileWatchQuery, request: NoBody, status: 200, reply: NDJSON, statesVersion: false },
+  /** A background process (processes.ts); answers once it was started. */
+  processStart: { method: 'POST', path: AgentPaths.processStart, request: ProcessStartRequest, status: 200, reply: ProcessInfo, statesVersion: false },
+  processList: { method: 'GET', path: AgentPaths.processList, request: NoBody, status: 200, reply: ProcessList, statesVersion: false },
+  processGet: { method: 'POST', path: AgentPaths.processGet, request: ProcessRef, status: 200, reply: ProcessInfo, statesVersion: false },
+  /** NDJSON output events from the replay buffer; with follow, open until the exit event. */
+  processOutput: { method: 'GET', path: AgentPaths.processOutput, query: ProcessOutputQuery, request: NoBody, status: 200, reply: NDJSON, statesVersion: false },
+  /** Raw bytes written to the process's stdin as they arrive. */
+  processStdin: { method: 'POST', path: AgentPaths.processStdin, query: ProcessStdinQuery, request: OCTET_STREAM, status: 204, reply: NoBody, statesVersion: false },
+  processSignal: { method: 'POST', path: AgentPaths.processSignal, request: ProcessSignalRequest, status: 204, reply: NoBody, statesVersion: false },
+  processResize: { method: 'POST', path: AgentPaths.processResize, request: ProcessResizeRequest, status: 204, reply: NoBody, statesVersion: false },
+  /** Kills the process group and everything in its cgroup; the process stays listed as exited. */
+  processKill: { method: 'POST', path: AgentPaths.processKill, request: ProcessRef, status: 204, reply: NoBody, statesVersion: false },
 } as const
 
 type Routes = typeof AgentRoutes

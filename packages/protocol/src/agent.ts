@@ -39,6 +39,14 @@ export const AgentPaths = {
   fileMkdir: '/files/mkdir',
   fileChmod: '/files/chmod',
   fileWatch: '/files/watch',
+  processStart: '/processes/start',
+  processList: '/processes/list',
+  processGet: '/processes/get',
+  processOutput: '/processes/output',
+  processStdin: '/processes/stdin',
+  processSignal: '/processes/signal',
+  processResize: '/processes/resize',
+  processKill: '/processes/kill',
 } as const
 
 /** Who answers: stated in the reply of init (the first request of every session) and of health. */
@@ -164,6 +172,9 @@ export const AgentErrorCodes = [
   'no_space', // the VM's disk is full (-> 507)
   'busy', // shutting down
   'network_failed', // the host-assigned network could not be applied
+  'process_not_found', // no process with that pid (never started, or forgotten)
+  'process_limit', // too many running processes (-> 429)
+  'process_state', // the process cannot do that now: exited, no stdin pipe, not on a terminal (-> 409)
   'internal',
 ] as const
 export type AgentErrorCode = (typeof AgentErrorCodes)[number]

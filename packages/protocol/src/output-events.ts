@@ -19,6 +19,12 @@ export const OutputChunkEvent = Type.Object(
     dataBase64: Type.Optional(Type.String()),
     /** Byte offset of the chunk's first byte in its stream (background processes; resume with `since`). */
     offset: Type.Optional(Type.Integer({ minimum: 0 })),
+    /**
+     * Background processes: bytes of this stream right before `offset` that are not delivered
+     * because the replay buffer no longer held them (a `since` older than what is kept, or a
+     * reader that fell behind). Absent when nothing was skipped.
+     */
+    skipped: Type.Optional(Type.Integer({ minimum: 1 })),
   },
   { additionalProperties: false },
 )

@@ -13,10 +13,12 @@ export interface UserSpawnOptions {
   argv: readonly string[]
   env: Record<string, string>
   cwd: string
-  /** Child's stdin: an fd to read from, a pipe the caller writes ('pipe'), or nothing (/dev/null). */
+  /** Child's stdin: an fd to read from, a pipe of ours ('pipe'), or nothing (/dev/null). */
   stdinFd?: number | 'pipe'
-  /** Becomes fd 3 in the child. */
-  fd3?: number
+  /** Becomes fd 3 in the child: an fd, or a pipe of ours ('pipe': child.stdio[3]). */
+  fd3?: number | 'pipe'
+  /** Run the program on a fresh pseudo-terminal of this size (rds-exec --pty; fd 3 is its control pipe). */
+  pty?: { cols: number; rows: number }
   /** uid/gid 0 instead of the user (test guests only; see ExecRequest.asRoot). */
   asRoot?: boolean
 }
@@ -25,6 +27,8 @@ export interface UserProcess {
   child: ChildProcess
   /** Kills every process the child started, including ones that left its process group. */
   killAll(): void
+  /** Kills what is left in the child's cgroup only: for after its exit, when its pid may be another process's. */
+  killCgroup(): void
   /** Call once the child exited; removes the cgroup now or once its last process is gone. */
   release(): void
 }
@@ -40,6 +44,7 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
     '--umask', '022',
     // Close every inherited descriptor beyond stdio (and the result pipe of a run).
     '--keep-fds', opts.fd3 !== undefined ? '4' : '3',
+    ...(opts.pty ? ['--pty', `${opts.pty.cols}x${opts.pty.rows}`] : []),
     '--',
     ...opts.argv,
   ]
@@ -57,6 +62,9 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
           process.kill(target, 'SIGKILL')
         } catch {}
       }
+    },
+    killCgroup() {
+      if (cgroup) cgroups.kill(cgroup)
     },
     release() {
       if (released || !cgroup) return

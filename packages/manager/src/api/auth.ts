@@ -31,6 +31,13 @@ export function keyMatches(given: string | undefined, expected: string): boolean
   return crypto.timingSafeEqual(digest(given), digest(expected))
 }
 
+/**
+ * A route's other way in, named in its config (`config: { ticketAuth }`): the WebSocket attach
+ * takes a single-use ticket where a browser cannot send the header. Asked only when no key is
+ * given; the ticket acts as whoever asked for it.
+ */
+export type TicketAuth = (req: FastifyRequest) => Actor | undefined
+
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name]
   return Array.isArray(v) ? v[0] : v
@@ -52,6 +59,9 @@ export async function authenticate(req: FastifyRequest, a: Authenticators): Prom
     // A wrong key is wrong even with a session beside it: say so rather than guess.
     throw Errors.unauthorized()
   }
+  const ticketAuth = (req.routeOptions.config as { ticketAuth?: TicketAuth } | undefined)?.ticketAuth
+  const viaTicket = ticketAuth?.(req)
+  if (viaTicket) return viaTicket
   const sessionId = req.cookies[SESSION_COOKIE]
   const session = await a.sessions.resolve(sessionId)
   if (!session || !sessionId) throw Errors.unauthorized()

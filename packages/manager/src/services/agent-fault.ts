@@ -28,6 +28,10 @@ export async function askAgent<T>(vmId: string, request: Promise<T>): Promise<T>
  */
 function refused(err: AgentRefusedError): ApiError {
   if (err.status === 413 || err.code === 'archive_too_large') return Errors.archiveTooLarge(err.agentMessage)
+  // Background processes: the agent's table is the truth, its codes go on with their own statuses.
+  if (err.code === 'process_not_found') return new ApiError(404, err.code, err.agentMessage)
+  if (err.code === 'process_limit') return new ApiError(429, err.code, err.agentMessage)
+  if (err.code === 'process_state') return new ApiError(409, err.code, err.agentMessage)
   if (err.status >= 400 && err.status < 500) return new ApiError(400, err.code, err.agentMessage)
   return Errors.agentError(err.agentMessage)
 }

@@ -94,7 +94,7 @@ export class ManagerClient {
       headers: { 'x-api-key': this.apiKey, ...(body !== undefined && !isRaw ? { 'content-type': 'application/json' } : {}), ...headers },
       body: body === undefined ? undefined : isRaw ? (body as unknown as BodyInit) : JSON.stringify(body),
     })
-    const text = r.headers.get('content-type')?.includes('json') ? await r.text() : undefined
+    const text = isJson(r.headers.get('content-type')) ? await r.text() : undefined
     this.checkResponse(method, url, r, text)
     const data = text !== undefined ? (text ? JSON.parse(text) : undefined) : new Uint8Array(await r.arrayBuffer())
     return { status: r.status, body: data as T, headers: r.headers }
@@ -103,7 +103,7 @@ export class ManagerClient {
   /** A request as given (no API key added), for streamed bodies and missing keys; the answer is checked like request()'s. */
   async fetch(url: string, init: RequestInit = {}): Promise<Response> {
     const r = await fetch(`${this.baseUrl}${url}`, init)
-    if (!r.headers.get('content-type')?.includes('json')) {
+    if (!isJson(r.headers.get('content-type'))) {
       this.checkResponse(init.method ?? 'GET', url, r, undefined)
       return r
     }
@@ -146,6 +146,9 @@ export class ManagerClient {
     return (await this.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
   }
 }
+
+/** A JSON document (application/json, …+json), not a stream of them (application/x-ndjson). */
+const isJson = (contentType: string | null): boolean => /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(contentType ?? '')
 
 /** A manager started by the test as a child process (`npm start`'s code), with its own STORAGE_ROOT. */
 export class ManagerProcess extends ManagerClient {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { AgentClient, DEFAULT_REPLY_MAX_BYTES } from '../../src/runtime/agent/client.ts'
 import { AgentReplyTooLargeError, AgentUnavailableError } from '../../src/runtime/agent/faults.ts'
 import { agentFault } from '../../src/services/agent-fault.ts'
+import { outputEventsOf } from '../../src/runtime/agent/output-events-in.ts'
 import { ApiError } from '../../src/errors.ts'
 import { answer, identity, scriptedAgent, type ScriptedChannel } from '../harness/scripted-agent.ts'
 
@@ -62,6 +63,23 @@ beforeAll(async () => {
     if (req.path === '/files/download?path=error-late') {
       json(500)
       return void stream.write('{"code":')
+    }
+    if (req.path.startsWith('/processes/output?pid=1&')) {
+      stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' })
+      stream.write('{"type":"stdout","data":"ok","offset":0}\n')
+      return void stream.end('{"type":"stdout","data":5}\n{"type":"stdout","data":"after"}\n')
+    }
+    if (req.path.startsWith('/processes/output?pid=2&')) {
+      // Output without end, as fast as the reader lets it.
+      stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' })
+      const line = Buffer.from(`${JSON.stringify({ type: 'stdout', data: 'y'.repeat(60_000), offset: 0 })}\n`)
+      const pump = () => {
+        while (!stream.destroyed) {
+          sent.set('chatty', (sent.get('chatty') ?? 0) + line.length)
+          if (!stream.write(line)) return void stream.once('drain', pump)
+        }
+      }
+      return pump()
     }
     answer(stream, 404, { code: 'invalid_request', message: 'no such route' })
   })
@@ -119,5 +137,29 @@ it('a download error body is capped and has a deadline', async () => {
   await expect(c.download({ path: 'error-late' }, 500)).rejects.toThrow(/did not reply within 500 ms/)
   const h = await c.call('health', undefined, 10_000)
   expect(h.status).toBe('ok')
+  c.close()
+})
+
+it('a process output event that breaks the protocol ends the relay with an error event, naming no guest bytes', async () => {
+  const c = await client()
+  const events = []
+  for await (const e of outputEventsOf((await c.openStream('processOutput', { pid: 1, follow: 'true' }, 10_000)).body)) events.push(e)
+  expect(events).toEqual([{ type: 'stdout', data: 'ok', offset: 0 }, { type: 'error', code: 'agent_reply_invalid', message: expect.stringContaining('/data') }])
+  expect((await c.call('health', undefined, 10_000)).status).toBe('ok')
+  c.close()
+})
+
+it('a process output the reader does not take stays in the agent (HTTP/2 flow control), and leaving cancels it', async () => {
+  const c = await client()
+  const events = outputEventsOf((await c.openStream('processOutput', { pid: 2, follow: 'true' }, 10_000)).body)
+  await events.next()
+  await new Promise((r) => setTimeout(r, 1000))
+  const handed = sent.get('chatty') ?? 0
+  await new Promise((r) => setTimeout(r, 500))
+  // Nothing more once the windows are full: a few MiB at most, however long the reader waits.
+  expect(sent.get('chatty')).toBe(handed)
+  expect(handed).toBeLessThan(16 * MiB)
+  await events.return(undefined)
+  expect((await c.call('health', undefined, 10_000)).status).toBe('ok')
   c.close()
 })

@@ -171,11 +171,7 @@ export class AgentClient {
    * small cap, checked, and thrown as its fault.
    */
   async download(query: AgentQuery<'download'>, timeoutMs: number): Promise<Readable> {
-    const spec = AgentRoutes.download
-    const req = await this.stream(spec.method, `${spec.path}${encodeQuery(query)}`)
-    const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
-    if (r.status === spec.status) return req
-    throw refusal('download', r.status, r.body)
+    return (await this.openStream('download', query, timeoutMs)).body
   }
 
   /**
@@ -199,7 +195,7 @@ export class AgentClient {
   }
 
   /**
-   * Opens a streamed reply of any stream route (file bytes, watch events) with its headers, read
+   * Opens a streamed reply of any stream route (file bytes, watch events, a process's output) with its headers, read
    * by the caller under HTTP/2 flow control; destroying the stream cancels it in the guest.
    * `timeoutMs` bounds the wait for the headers only. Failures as in download().
    */
