@@ -102,4 +102,3 @@ export const ProcessStdinQuery = Type.Object({
   eof: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
 })
 export type ProcessStdinQuery = Static<typeof ProcessStdinQuery>
-
