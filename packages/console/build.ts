@@ -4,6 +4,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
@@ -43,7 +44,9 @@ export async function buildConsole(): Promise<string> {
     outdir: path.join(tmp, 'assets'),
     logLevel: 'warning',
   })
-  fs.copyFileSync(path.join(SRC, 'styles.css'), path.join(tmp, 'assets', 'console.css'))
+  // xterm.js's own stylesheet first, ours after it (ours may adjust it).
+  const xtermCss = fs.readFileSync(createRequire(import.meta.url).resolve('@xterm/xterm/css/xterm.css'), 'utf8')
+  fs.writeFileSync(path.join(tmp, 'assets', 'console.css'), `${xtermCss}\n${fs.readFileSync(path.join(SRC, 'styles.css'), 'utf8')}`)
   fs.copyFileSync(path.join(SRC, 'index.html'), path.join(tmp, 'index.html'))
   fs.writeFileSync(path.join(tmp, '.source-hash'), hash)
   // Swapped in whole, so a manager serving the old build never sees half of the new one. Two

@@ -1,4 +1,5 @@
-import { useRef, useState } from 'preact/hooks'
+import { Terminal as XTerm } from '@xterm/xterm'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, type Vm } from '../api.ts'
 import { ago, ErrorBox, StateBadge } from '../ui/parts.tsx'
 import { useAction, useData } from '../ui/use-data.ts'
@@ -13,8 +14,64 @@ interface ExecResult {
   error?: unknown
 }
 
+/**
+ * A real terminal: `bash -l` on a pseudo-terminal in the VM (a background process), attached over
+ * a WebSocket with a single-use ticket. Leaving the tab ends the shell.
+ */
+function PtyTerminal({ vm }: { vm: Vm }) {
+  const host = useRef<HTMLDivElement>(null)
+  const [status, setStatus] = useState('starting…')
+  useEffect(() => {
+    if (vm.state !== 'RUNNING') return setStatus(`the VM is ${vm.state}`)
+    const term = new XTerm({ cols: 110, rows: 30, fontFamily: 'ui-monospace, monospace', fontSize: 13, cursorBlink: true })
+    term.open(host.current!)
+    let ws: WebSocket | undefined
+    let pid: number | undefined
+    let gone = false
+    const base = `/v1/vms/${encodeURIComponent(vm.id)}/processes`
+    void (async () => {
+      const p = await api.post<{ pid: number }>(base, { args: ['bash', '-l'], pty: { cols: term.cols, rows: term.rows }, tag: 'console-terminal' })
+      pid = p.pid
+      if (gone) return void api.del(`${base}/${pid}`).catch(() => {})
+      const { ticket } = await api.post<{ ticket: string }>(`${base}/${pid}/attach-ticket`)
+      ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${base}/${pid}/attach?ticket=${encodeURIComponent(ticket)}`)
+      ws.binaryType = 'arraybuffer'
+      ws.onopen = () => {
+        setStatus('connected')
+        term.focus()
+      }
+      ws.onmessage = (m) => {
+        if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data as ArrayBuffer))
+        const control = JSON.parse(m.data) as { type: string; exitCode?: number }
+        if (control.type === 'exit') {
+          term.write(`\r\n[exited ${control.exitCode}]\r\n`)
+          setStatus('exited')
+        }
+      }
+      ws.onclose = () => setStatus((s) => (s === 'exited' ? s : 'disconnected'))
+      const encoder = new TextEncoder()
+      term.onData((d) => ws?.readyState === WebSocket.OPEN && ws.send(encoder.encode(d)))
+      term.onResize(({ cols, rows }) => ws?.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'resize', cols, rows })))
+    })().catch((e: Error) => setStatus(`error: ${e.message}`))
+    return () => {
+      gone = true
+      ws?.close()
+      term.dispose()
+      if (pid !== undefined) void api.del(`${base}/${pid}`).catch(() => {})
+    }
+  }, [vm.id, vm.state])
+  return (
+    <div>
+      <div class="muted" role="status" aria-label="Terminal status">
+        {status}
+      </div>
+      <div class="xterm-host" ref={host} aria-label="Terminal" />
+    </div>
+  )
+}
+
 /** A command line: each command runs as uid 1000 in /workspace; its output is shown below it. */
-function Terminal({ vm }: { vm: Vm }) {
+function CommandConsole({ vm }: { vm: Vm }) {
   const [history, setHistory] = useState<{ cmd: string; r?: ExecResult; error?: string }[]>([])
   const [cmd, setCmd] = useState('')
   const [busy, setBusy] = useState(false)
@@ -36,7 +93,7 @@ function Terminal({ vm }: { vm: Vm }) {
     }
   }
   return (
-    <div class="terminal" aria-label="Terminal">
+    <div class="terminal" aria-label="Commands">
       {history.map((h, i) => (
         <div key={i} class="term-entry">
           <div class="prompt">$ {h.cmd}</div>
@@ -185,7 +242,7 @@ function Network({ vm, onDone }: { vm: Vm; onDone: () => void }) {
   )
 }
 
-const TABS = ['terminal', 'code', 'files', 'logs', 'network', 'peers'] as const
+const TABS = ['terminal', 'commands', 'code', 'files', 'logs', 'network', 'peers'] as const
 
 export function VmDetail({ id }: { id: string }) {
   const vm = useData(() => api.get<Vm>(`/v1/vms/${id}`), [id], (e) => e.entityId === id)
@@ -211,7 +268,8 @@ export function VmDetail({ id }: { id: string }) {
               </button>
             ))}
           </nav>
-          {tab === 'terminal' && <Terminal vm={v} />}
+          {tab === 'terminal' && <PtyTerminal vm={v} />}
+          {tab === 'commands' && <CommandConsole vm={v} />}
           {tab === 'code' && <CodeRunner vm={v} />}
           {tab === 'files' && <Files vm={v} />}
           {tab === 'logs' && <Logs vm={v} />}

@@ -1,10 +1,12 @@
 // The console in a real headless Chromium on the shared manager with a real VM: create it from
-// the form, run a command in its terminal and see the output, run TypeScript, upload a file and
-// see it in the workspace, delete it.
+// the form, type into its terminal (a shell on a pseudo-terminal, over the WebSocket attach), run
+// a command in the command console, run TypeScript, upload a file and see it, delete the VM.
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { tarGz } from '../harness/archives.ts'
-import { launchBrowser } from '../harness/browser.ts'
+import fs from 'node:fs'
+import path from 'node:path'
+import { launchBrowser, screenshotDir } from '../harness/browser.ts'
 import type { ManagerClient } from '../harness/manager-process.ts'
 import { SHARED_MANAGER_ENV } from '../harness/shared-manager-setup.ts'
 import { sharedManager } from '../harness/shared-manager.ts'
@@ -40,7 +42,29 @@ it('logs in and creates a VM from the form; it opens RUNNING', async () => {
   await page.locator('.badge', { hasText: 'RUNNING' }).first().waitFor()
 })
 
-it('runs a command in the terminal and shows its output', async () => {
+it('opens a real terminal (a shell on a pseudo-terminal in the VM) and types into it', async () => {
+  await page.getByRole('status', { name: 'Terminal status' }).filter({ hasText: 'connected' }).waitFor()
+  await page.locator('.xterm-host').click()
+  await page.keyboard.type('tty; echo "sum=$((6 * 7))"; stty size\n')
+  const screen = page.locator('.xterm-rows')
+  await expect.poll(() => screen.textContent(), { timeout: 60_000 }).toContain('sum=42')
+  expect(await screen.textContent()).toMatch(/\/dev\/pts\/\d+/)
+  expect(await screen.textContent()).toContain('30 110')
+  if (screenshotDir) {
+    fs.mkdirSync(screenshotDir, { recursive: true })
+    await page.screenshot({ path: path.join(screenshotDir, 'vm-detail.png'), fullPage: true })
+  }
+  // Ctrl-C interrupts the foreground job, as on any terminal.
+  await page.keyboard.type('sleep 100\n')
+  await page.keyboard.press('Control+C')
+  await page.keyboard.type('echo after-interrupt\n')
+  await expect.poll(() => screen.textContent(), { timeout: 60_000 }).toContain('after-interrupt')
+})
+
+it('runs a command in the command console and shows its output', async () => {
+  await page.getByRole('tab', { name: 'commands' }).click()
+  // Leaving the terminal tab ended its shell.
+  await expect.poll(async () => (await mgr.request('GET', `/v1/vms/${vmId}/processes`)).body.filter((p: { state: string }) => p.state === 'running').length, { timeout: 60_000 }).toBe(0)
   await page.getByLabel('Command').fill('echo "from $(id -un) in $(pwd): $((6 * 7))"')
   await page.getByLabel('Command').press('Enter')
   await page.locator('.terminal pre.out', { hasText: 'in /workspace: 42' }).waitFor()

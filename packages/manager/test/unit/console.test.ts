@@ -75,8 +75,8 @@ describe('the console', () => {
     const id = page.url().split('/').at(-1)!
     await page.locator('.badge', { hasText: 'RUNNING' }).first().waitFor()
     expect((await m.api('GET', `/v1/vms/${id}`)).body).toMatchObject({ state: 'RUNNING', createdBy: `admin:${EMAIL}` })
+    // (The VM page's screenshot comes from console-vm.test.ts: its terminal needs a real guest.)
     await page.getByRole('tab', { name: 'terminal' }).waitFor()
-    await shot('vm-detail')
     await page.getByRole('link', { name: 'Virtual machines' }).click()
     await page.getByRole('link', { name: id.slice(0, 8) }).waitFor()
     await shot('vms')

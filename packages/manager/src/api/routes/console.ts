@@ -10,7 +10,9 @@ import type { AdminSessions } from '../../services/accounts/admin-sessions.ts'
 import { SESSION_COOKIE } from '../auth.ts'
 
 const PAGE_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  // Styles may be inline: the terminal (xterm.js) writes its theme as a style element. Scripts
+  // stay our bundle only.
+  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
