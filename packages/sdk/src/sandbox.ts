@@ -1,7 +1,9 @@
 // A sandbox is one VM. `Sandbox.create()` makes one, `Sandbox.connect(id)` takes one that exists;
 // `await using sb = await Sandbox.create()` deletes it when the block ends.
+import { RdsApiError } from './errors.ts'
 import { Http, q, type ClientOptions, type RequestOptions } from './http.ts'
-import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, PeerLink, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
+import { readEvents } from './ndjson.ts'
+import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, ProcessInfo, ProcessStartOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
 
 const envList = (env: Record<string, string> | undefined) => (env ? Object.entries(env).map(([k, v]) => `${k}=${v}`) : undefined)
 /** Beyond a run's own timeout, how long to wait for the manager's answer. */
@@ -15,6 +17,7 @@ export class Sandbox {
   readonly files: SandboxFiles
   readonly network: SandboxNetwork
   readonly peers: SandboxPeers
+  readonly processes: SandboxProcesses
 
   private constructor(http: Http, info: VmInfo) {
     this.http = http
@@ -23,6 +26,7 @@ export class Sandbox {
     this.files = new SandboxFiles(http, info.id)
     this.network = new SandboxNetwork(http, info.id)
     this.peers = new SandboxPeers(http, info.id)
+    this.processes = new SandboxProcesses(http, info.id)
   }
 
   /** Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. */
@@ -63,10 +67,28 @@ export class Sandbox {
     return this.info
   }
 
-  /** A shell command as uid 1000 in /workspace (or `cwd`); resolves with its exit code and output. */
-  exec(cmd: string, o: ExecOptions = {}): Promise<ExecResult> {
+  /**
+   * A shell command as uid 1000 in /workspace (or `cwd`); resolves with its exit code and output.
+   * With `onStdout` / `onStderr` the output also arrives as it happens, and aborting the call
+   * (`signal`) kills the command.
+   */
+  async exec(cmd: string, o: ExecOptions = {}): Promise<ExecResult> {
     const body = { cmd, ...(o.cwd ? { cwd: o.cwd } : {}), ...(o.env ? { env: o.env } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) }
-    return this.http.json<ExecResult>('POST', this.path('/exec'), body, { signal: o.signal, timeoutMs: (o.timeoutMs ?? 30_000) + ANSWER_GRACE_MS })
+    const timing = { signal: o.signal, timeoutMs: (o.timeoutMs ?? 30_000) + ANSWER_GRACE_MS }
+    if (!o.onStdout && !o.onStderr) return this.http.json<ExecResult>('POST', this.path('/exec'), body, timing)
+    const res = await this.http.send('POST', this.path('/exec'), { body: JSON.stringify({ ...body, stream: true }), type: 'application/json' }, timing)
+    const out: string[] = []
+    const err: string[] = []
+    for await (const e of readEvents(res.body!)) {
+      if (e.type === 'stdout' || e.type === 'stderr') {
+        const text = e.data ?? new TextDecoder().decode(Uint8Array.from(atob(e.dataBase64 ?? ''), (c) => c.charCodeAt(0)))
+        ;(e.type === 'stdout' ? out : err).push(text)
+        ;(e.type === 'stdout' ? o.onStdout : o.onStderr)?.(text)
+      } else if (e.type === 'exit') {
+        return { exitCode: e.exitCode, stdout: out.join(''), stderr: err.join(''), timedOut: e.timedOut, stdoutTruncated: e.stdoutTruncated ?? false, stderrTruncated: e.stderrTruncated ?? false, durationMs: e.durationMs }
+      } else if (e.type === 'error') throw new RdsApiError(502, e.code, e.message)
+    }
+    throw new RdsApiError(502, 'agent_unavailable', 'the stream ended without an exit event')
   }
 
   /** TypeScript with Deno: inline code, or `{ path }` of a module under /workspace. */
@@ -247,6 +269,47 @@ export class SandboxFiles extends SandboxPart {
   async downloadBytes(path: string, o: RequestOptions = {}): Promise<Uint8Array> {
     const res = await this.http.send('GET', `/v1/vms/${encodeURIComponent(this.id)}/files/download${q({ path })}`, undefined, o)
     return new Uint8Array(await res.arrayBuffer())
+  }
+}
+
+/** Background processes: they outlive the call that started them (and a manager restart). */
+export class SandboxProcesses extends SandboxPart {
+  private proc(rest = ''): string {
+    return `/v1/vms/${encodeURIComponent(this.id)}/processes${rest}`
+  }
+
+  start(o: ProcessStartOptions, r: RequestOptions = {}): Promise<ProcessInfo> {
+    return this.http.json<ProcessInfo>('POST', this.proc(), o, r)
+  }
+  list(r: RequestOptions = {}): Promise<ProcessInfo[]> {
+    return this.http.json<ProcessInfo[]>('GET', this.proc(), undefined, r)
+  }
+  get(pid: number, r: RequestOptions = {}): Promise<ProcessInfo> {
+    return this.http.json<ProcessInfo>('GET', this.proc(`/${pid}`), undefined, r)
+  }
+
+  /**
+   * The process's output as events, from byte `since` (what is still kept); with `follow`, new
+   * output as it comes until the exit event. Break out of the loop (or abort) to stop reading.
+   */
+  async *output(pid: number, o: { since?: number; follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<OutputEvent> {
+    const res = await this.http.send('GET', this.proc(`/${pid}/output${q({ since: o.since, follow: o.follow })}`), undefined, { signal: o.signal, timeoutMs: 2 ** 31 - 1 })
+    yield* readEvents(res.body!)
+  }
+
+  /** Writes to the process's stdin (started with `stdin: true`); `eof` closes it after. */
+  async sendStdin(pid: number, data: string | Uint8Array, o: RequestOptions & { eof?: boolean } = {}): Promise<void> {
+    const res = await this.http.send('POST', this.proc(`/${pid}/stdin${q({ eof: o.eof })}`), { body: data as BodyInit, type: 'application/octet-stream' }, o)
+    await res.body?.cancel()
+  }
+
+  async signal(pid: number, signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2' | 'SIGSTOP' | 'SIGCONT' | 'SIGWINCH', r: RequestOptions = {}): Promise<void> {
+    await this.http.json('POST', this.proc(`/${pid}/signal`), { signal }, r)
+  }
+
+  /** Kills the process group and everything it started; it stays listed as exited. */
+  async kill(pid: number, r: RequestOptions = {}): Promise<void> {
+    await this.http.json('DELETE', this.proc(`/${pid}`), undefined, r)
   }
 }
 

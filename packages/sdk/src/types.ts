@@ -73,6 +73,47 @@ export interface ExecOptions {
   env?: Record<string, string>
   timeoutMs?: number
   signal?: AbortSignal
+  /** Output as it happens (the call streams; the result still holds all of it). */
+  onStdout?: (text: string) => void
+  onStderr?: (text: string) => void
+}
+
+/** One line of a streamed run or a process's output. */
+export type OutputEvent =
+  | { type: 'stdout' | 'stderr'; data?: string; dataBase64?: string; offset?: number; skipped?: number }
+  | { type: 'exit'; exitCode: number; timedOut: boolean; durationMs: number; result?: unknown; error?: unknown; stdoutTruncated?: boolean; stderrTruncated?: boolean }
+  | { type: 'error'; code: string; message: string }
+
+/** A background process (its state as the API shows it). */
+export interface ProcessInfo {
+  pid: number
+  tag?: string
+  cmd: string
+  args?: string[]
+  state: 'running' | 'exited'
+  exitCode?: number
+  timedOut?: boolean
+  startedAt: string
+  endedAt?: string
+  stdin: boolean
+  pty?: { cols: number; rows: number }
+  stdoutBytes: number
+  stderrBytes: number
+  readers: number
+}
+
+export interface ProcessStartOptions {
+  /** A shell line (bash -c), or `args` for argv without a shell. */
+  cmd?: string
+  args?: string[]
+  cwd?: string
+  env?: Record<string, string>
+  timeoutMs?: number
+  /** Keep stdin open for `sendStdin`. */
+  stdin?: boolean
+  /** Run on a pseudo-terminal of this size. */
+  pty?: { cols: number; rows: number }
+  tag?: string
 }
 
 export interface RunOptions {

@@ -38,6 +38,37 @@ describe('Sandbox', () => {
     expect(await sb.exec('echo "$GREETING from $(pwd)"; exit 3', { cwd: '/workspace/sub', env: { GREETING: 'hi' } })).toMatchObject({ exitCode: 3, stdout: 'hi from /workspace/sub\n', timedOut: false })
   })
 
+  it('streams a command\'s output as it happens when asked, and still returns all of it', async () => {
+    const seen: { text: string; at: number }[] = []
+    const r = await sb.exec('echo first; sleep 2; echo second >&2; exit 5', { onStdout: (text) => seen.push({ text, at: Date.now() }), onStderr: (text) => seen.push({ text: `err:${text}`, at: Date.now() }) })
+    expect(r).toMatchObject({ exitCode: 5, stdout: 'first\n', stderr: 'second\n' })
+    expect(seen.map((s) => s.text)).toEqual(['first\n', 'err:second\n'])
+    // The first line came during the command's sleep, not with its end.
+    expect(seen[1]!.at - seen[0]!.at).toBeGreaterThan(1000)
+  })
+
+  it('runs a background process: stdin, output followed from an offset, kill', async () => {
+    const p = await sb.processes.start({ cmd: 'while read -r l; do echo "got:$l"; done', stdin: true, tag: 'sdk' })
+    expect(p).toMatchObject({ state: 'running', tag: 'sdk', stdin: true })
+    expect((await sb.processes.list()).map((x) => x.pid)).toContain(p.pid)
+    await sb.processes.sendStdin(p.pid, 'one\ntwo\n')
+    const lines: string[] = []
+    for await (const e of sb.processes.output(p.pid, { follow: true })) {
+      if (e.type === 'stdout') lines.push(e.data ?? '')
+      if (lines.join('').includes('got:two')) break
+    }
+    expect(lines.join('')).toBe('got:one\ngot:two\n')
+    // From an offset: only what came after it.
+    const after: string[] = []
+    for await (const e of sb.processes.output(p.pid, { since: 'got:one\n'.length })) if (e.type === 'stdout') after.push(e.data ?? '')
+    expect(after.join('')).toBe('got:two\n')
+    await sb.processes.sendStdin(p.pid, '', { eof: true })
+    await expect.poll(async () => (await sb.processes.get(p.pid)).state, { timeout: 30_000 }).toBe('exited')
+    const long = await sb.processes.start({ args: ['sleep', '300'] })
+    await sb.processes.kill(long.pid)
+    await expect.poll(async () => (await sb.processes.get(long.pid)).state, { timeout: 30_000 }).toBe('exited')
+  })
+
   it('runTs and runJs return result.set values, inline or from a file', async () => {
     expect((await sb.runTs('const n: number = 21; result.set({ n: n * 2 })')).result).toEqual({ n: 42 })
     expect((await sb.runJs('result.set([process.argv.length > 0, 7])')).result).toEqual([true, 7])
