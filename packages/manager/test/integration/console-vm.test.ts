@@ -47,9 +47,10 @@ it('opens a real terminal (a shell on a pseudo-terminal in the VM) and types int
   await page.locator('.xterm-host').click()
   await page.keyboard.type('tty; echo "sum=$((6 * 7))"; stty size\n')
   const screen = page.locator('.xterm-rows')
-  await expect.poll(() => screen.textContent(), { timeout: 60_000 }).toContain('sum=42')
+  // `stty size` answers last: once its line is there, so are the others.
+  await expect.poll(() => screen.textContent(), { timeout: 60_000 }).toContain('30 110')
   expect(await screen.textContent()).toMatch(/\/dev\/pts\/\d+/)
-  expect(await screen.textContent()).toContain('30 110')
+  expect(await screen.textContent()).toContain('sum=42')
   if (screenshotDir) {
     fs.mkdirSync(screenshotDir, { recursive: true })
     await page.screenshot({ path: path.join(screenshotDir, 'vm-detail.png'), fullPage: true })
@@ -65,11 +66,11 @@ it('runs a command in the command console and shows its output', async () => {
   await page.getByRole('tab', { name: 'commands' }).click()
   // Leaving the terminal tab ended its shell.
   await expect.poll(async () => (await mgr.request('GET', `/v1/vms/${vmId}/processes`)).body.filter((p: { state: string }) => p.state === 'running').length, { timeout: 60_000 }).toBe(0)
-  await page.getByLabel('Command').fill('echo "from $(id -un) in $(pwd): $((6 * 7))"')
-  await page.getByLabel('Command').press('Enter')
+  await page.getByLabel('Command', { exact: true }).fill('echo "from $(id -un) in $(pwd): $((6 * 7))"')
+  await page.getByLabel('Command', { exact: true }).press('Enter')
   await page.locator('.terminal pre.out', { hasText: 'in /workspace: 42' }).waitFor()
-  await page.getByLabel('Command').fill('exit 3')
-  await page.getByLabel('Command').press('Enter')
+  await page.getByLabel('Command', { exact: true }).fill('exit 3')
+  await page.getByLabel('Command', { exact: true }).press('Enter')
   await page.locator('.terminal', { hasText: 'exit 3' }).waitFor()
 })
 
