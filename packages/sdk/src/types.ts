@@ -84,6 +84,8 @@ export type OutputEvent =
   | { type: 'exit'; exitCode: number; timedOut: boolean; durationMs: number; result?: unknown; error?: unknown; stdoutTruncated?: boolean; stderrTruncated?: boolean }
   | { type: 'error'; code: string; message: string }
 
+export type ProcessSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2' | 'SIGSTOP' | 'SIGCONT' | 'SIGWINCH'
+
 /** A background process (its state as the API shows it). */
 export interface ProcessInfo {
   pid: number
@@ -114,6 +116,19 @@ export interface ProcessStartOptions {
   /** Run on a pseudo-terminal of this size. */
   pty?: { cols: number; rows: number }
   tag?: string
+}
+
+export interface PtyOptions {
+  cols: number
+  rows: number
+  /** Default: a login bash. */
+  cmd?: string
+  args?: string[]
+  cwd?: string
+  env?: Record<string, string>
+  tag?: string
+  /** Kill the terminal's whole process tree after this long (no timeout unless given). */
+  timeoutMs?: number
 }
 
 export interface RunOptions {
@@ -172,4 +187,30 @@ export interface NetworkInfo {
   allowDomains: string[]
   outboundInternet: boolean
   effective: { egress: 'none' | 'list' | 'all'; dns: 'none' | 'all' | 'listed'; gatewayServices: boolean }
+}
+
+/** A guest image (GET /v1/images). */
+export interface ImageInfo {
+  id: string
+  name: string
+  description: string
+  createdAt: string
+  kernelFilename: string | null
+  initrdFilename: string | null
+  rootfsFilename: string | null
+  baseRootfsBytes: number | null
+  kernelUploadedAt: string | null
+  rootfsUploadedAt: string | null
+  /** The template shape's seed snapshot; every seeded shape is in `seeds`. */
+  seedSnapshotId: string | null
+  seedStatus: 'pending' | 'ready' | 'failed' | null
+  seedUpdatedAt: string | null
+  seedError: string | null
+  seeds: { cpu: number; memMb: number; status: 'pending' | 'ready' | 'failed'; snapshotId: string | null; error: string | null; updatedAt: string; lastUsedAt: string | null }[]
+  isDefault: boolean
+  hasKernel: boolean
+  hasInitrd: boolean
+  hasRootfs: boolean
+  manifest: Record<string, unknown> | null
+  createdBy: string | null
 }

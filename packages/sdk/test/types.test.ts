@@ -4,7 +4,7 @@
 // other way round, fails here.
 import fs from 'node:fs'
 import { expect, it } from 'vitest'
-import type { CreateOptions, ExecResult, FileEntry, NetworkInfo, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
+import type { CreateOptions, ImageInfo, ExecResult, FileEntry, NetworkInfo, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
 
 const doc = JSON.parse(fs.readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'))
 const schemaOf = (path: string, method: string, status?: string) => {
@@ -44,4 +44,12 @@ it('FileEntry is an entry of GET /v1/vms/{id}/files/list', () => {
   const k: Record<keyof FileEntry, true> = { name: true, path: true, type: true, size: true, mode: true, mtime: true }
   const list = doc.paths['/v1/vms/{id}/files/list'].get.responses['200'].content['application/json'].schema
   expect(keys(k)).toEqual(keys(list.items.properties))
+})
+
+it('ImageInfo is an image of GET /v1/images, its seeds each a seed shape', () => {
+  const k: Record<keyof ImageInfo, true> = { id: true, name: true, description: true, createdAt: true, kernelFilename: true, initrdFilename: true, rootfsFilename: true, baseRootfsBytes: true, kernelUploadedAt: true, rootfsUploadedAt: true, seedSnapshotId: true, seedStatus: true, seedUpdatedAt: true, seedError: true, seeds: true, isDefault: true, hasKernel: true, hasInitrd: true, hasRootfs: true, manifest: true, createdBy: true }
+  const item = doc.paths['/v1/images'].get.responses['200'].content['application/json'].schema.items
+  expect(keys(k)).toEqual(keys(item.properties))
+  const seed: Record<keyof ImageInfo['seeds'][number], true> = { cpu: true, memMb: true, status: true, snapshotId: true, error: true, updatedAt: true, lastUsedAt: true }
+  expect(keys(seed)).toEqual(keys(item.properties.seeds.items.properties))
 })

@@ -62,7 +62,15 @@ export async function startHostAgent(): Promise<HostAgent> {
   agent.stderr!.on('data', (c) => (log += c))
   for (let i = 0; i < 400 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50))
   if (!fs.existsSync(sock)) throw new Error(`agent did not start:\n${log}`)
-  const session = await connectAgent(sock)
+  // The socket file appears at bind(), a moment before listen(): on a loaded host a first connect
+  // can be refused.
+  let session: Awaited<ReturnType<typeof connectAgent>> | undefined
+  for (let i = 0; !session; i++) {
+    session = await connectAgent(sock).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNREFUSED' || i >= 100) throw err
+      return new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))
+    })
+  }
   return {
     root,
     ws,
