@@ -331,6 +331,23 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
       process.kill(Number(pid), 'SIGKILL')
     })
 
+    it('keeps output written just before the exit, and is not held by a background job that keeps writing', async () => {
+      // A chatty job on the inherited pipes: the answer ends PIPE_DRAIN_MAX_MS after the exit at the
+      // latest, not at the timeout, and what the command itself wrote last is there.
+      const cmd = '(while true; do echo bg; sleep 0.02; done) & echo $!; head -c 200000 /dev/zero | tr "\\0" x; echo; echo last-line'
+      const r = await json(session, 'POST', '/exec', { cmd, timeoutMs: 20_000 })
+      expect(r.body).toMatchObject({ exitCode: 0, timedOut: false })
+      const lines = r.body.stdout.split('\n')
+      process.kill(Number(lines[0]), 'SIGKILL')
+      expect(lines).toContain('last-line')
+      expect(lines).toContain('x'.repeat(200_000))
+      const s = await events('/exec/stream', { cmd, timeoutMs: 20_000 })
+      expect(s.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, timedOut: false })
+      const streamed = text(s.events, 'stdout').toString().split('\n')
+      process.kill(Number(streamed[0]), 'SIGKILL')
+      expect(streamed).toContain('last-line')
+    })
+
     it('runs argv without a shell: every argument arrives unchanged', async () => {
       const args = ['a b', '"q" \'s\'', '$(touch /tmp/x)', 'line1\nline2', '', '*', '\\']
       const r = await json(session, 'POST', '/exec', { args: ['node', '-e', 'process.stdout.write(JSON.stringify(process.argv.slice(1)))', ...args], env: { PATH: path.dirname(process.execPath) } })
