@@ -13,8 +13,9 @@ import { mcp } from './commands/mcp.ts'
 import { image, logs, snapshot } from './commands/misc.ts'
 import { runJs, runTs } from './commands/run.ts'
 import { vm } from './commands/vm.ts'
+import { template } from './commands/template.ts'
 
-export const COMMANDS: Command[] = [vm, exec, runTs, runJs, cp, snapshot, logs, image, completion, mcp]
+export const COMMANDS: Command[] = [vm, exec, runTs, runJs, cp, snapshot, template, logs, image, completion, mcp]
 
 const GLOBAL: OptionSpec = {
   url: { type: 'string' },
