@@ -42,8 +42,8 @@ const SetupStepPublic = Type.Object({
   exitCode: Type.Integer({ description: '-1 on timeout, 128+n when killed by signal n.' }),
   timedOut: Type.Boolean(),
   durationMs: Type.Integer(),
-  stdout: Type.String({ description: 'The last 4 KiB (cut at the front, marked with "…").' }),
-  stderr: Type.String({ description: 'The last 4 KiB (cut at the front, marked with "…").' }),
+  stdout: Type.String({ description: 'The last 4096 characters (cut at the front, marked with "…").' }),
+  stderr: Type.String({ description: 'The last 4096 characters (cut at the front, marked with "…").' }),
 })
 
 export const TemplatePublic = Type.Object({
