@@ -260,8 +260,14 @@ export function createTemplateService(deps: {
       await rebuildStale()
     },
 
-    /** An image's files were replaced, an image deleted or another made the default. */
+    /** An image's files were replaced or an image deleted. */
     imageChanged(): void {
+      if (closed) return
+      void rebuildStale().catch(warn('template image check failed'))
+    },
+
+    /** Templates that name no image follow the default. */
+    defaultChanged(): void {
       if (closed) return
       void rebuildStale().catch(warn('template image check failed'))
     },

@@ -15,6 +15,8 @@ const MAX_IMAGE_FILE_BYTES = 8 * 1024 ** 3
 /** What hears of every change to an image's files or of the default: image seeds (rebuilt or removed), templates (rebuilt). */
 export interface ImageListener {
   imageChanged(imageId: string): void
+  /** Another image is the default (seeds do not care: a seed is per image, not per default). */
+  defaultChanged?(imageId: string): void
 }
 
 export const imageRoutes = (images: ImageService, listeners: ImageListener[]): FastifyPluginAsyncTypebox => async (app) => {
@@ -26,7 +28,7 @@ export const imageRoutes = (images: ImageService, listeners: ImageListener[]): F
   )
   app.post('/images/:id/set-default', { schema: { tags, summary: 'Make this the default image', params: IdParams, response: { 204: Type.Null(), ...errorResponses(404) } } }, async (req, reply) => {
     await images.setDefault(req.params.id)
-    changed(req.params.id)
+    listeners.forEach((l) => l.defaultChanged?.(req.params.id))
     return reply.code(204).send(null)
   })
   for (const part of ['kernel', 'initrd', 'rootfs'] as const satisfies ImagePart[]) {
