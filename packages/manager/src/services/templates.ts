@@ -283,10 +283,12 @@ export function createTemplateService(deps: {
 
     count: () => repo.count(),
 
-    /** Waits for the build in progress (tests, shutdown); queued ones never start. A restart fails the interrupted one. */
-    async close(): Promise<void> {
+    /**
+     * Queued builds never start. The one in progress is not waited for (a setup may take many
+     * minutes): the next start fails it and removes its VM, as after a crash.
+     */
+    close(): void {
       closed = true
-      await queue
     },
   }
 }

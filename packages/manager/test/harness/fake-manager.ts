@@ -185,7 +185,8 @@ export class FakeManager {
   /** As main.ts shuts down: VMs keep running (unless the network goes too, then they are ended first). */
   private async down(o: { keepNetwork: boolean }): Promise<void> {
     await this.app?.close()
-    await Promise.all([this.s.pool.close(), this.s.seeds.close(), this.s.templates.close()])
+    this.s.templates.close()
+    await Promise.all([this.s.pool.close(), this.s.seeds.close()])
     this.s.activity.close()
     await this.s.deliveries.close()
     await this.background.catch(() => {})

@@ -205,6 +205,20 @@ describe('changes', () => {
 })
 
 describe('restarts', () => {
+  it('a restart in the middle of a build: its VM is removed at start and the template failed', async () => {
+    m.vmm.answerExec(() => new Promise(() => {}))
+    expect((await m.api('POST', '/v1/templates', { name: 'cut', ...def })).status).toBe(202)
+    const vm = await m.waitFor('the build VM in its setup', async () => m.vmm.vms().find((v) => !v.exit && v.requests.includes('POST /exec')))
+    m.vmm.answerExec(undefined)
+    await m.restart()
+    expect(m.vmm.vm(vm.vmId)!.exit).toBeDefined()
+    expect(m.startup.removed).toContain(vm.vmId)
+    expect(m.vmDirs()).not.toContain(vm.vmId)
+    expect(await get('cut')).toMatchObject({ status: 'failed', snapshotId: null, error: expect.stringContaining('restarted during the build') })
+    expect((await m.api('DELETE', '/v1/templates/cut')).status).toBe(204)
+  })
+
+
   it('a build a restart interrupted is failed at startup; staged files of names never created are dropped', async () => {
     expect((await m.api('POST', '/v1/templates', { name: 'interrupted', ...def })).status).toBe(202)
     await settled('interrupted')
