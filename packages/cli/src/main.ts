@@ -15,8 +15,9 @@ import { logs, snapshot } from './commands/misc.ts'
 import { runJs, runTs } from './commands/run.ts'
 import { shell } from './commands/shell.ts'
 import { vm } from './commands/vm.ts'
+import { template } from './commands/template.ts'
 
-export const COMMANDS: Command[] = [vm, exec, shell, runTs, runJs, cp, snapshot, logs, image, completion, mcp]
+export const COMMANDS: Command[] = [vm, exec, shell, runTs, runJs, cp, snapshot, template, logs, image, completion, mcp]
 
 const GLOBAL: OptionSpec = {
   url: { type: 'string' },

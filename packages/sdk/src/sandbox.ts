@@ -32,9 +32,23 @@ export class Sandbox {
     this.pty = new SandboxPty(http, info.id)
   }
 
-  /** Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. */
-  static async create(o: CreateOptions & ClientOptions & RequestOptions = {}): Promise<Sandbox> {
+  /**
+   * Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. With
+   * `template`, the VM is spawned from that template's build (its shape and image; the network
+   * policy, secrets and peer links given here).
+   */
+  static async create(o: CreateOptions & { template?: string } & ClientOptions & RequestOptions = {}): Promise<Sandbox> {
     const http = new Http(o)
+    if (o.template !== undefined) {
+      const spawn = {
+        ...(o.allowIps ? { allowIps: o.allowIps } : {}),
+        ...(o.allowDomains ? { allowDomains: o.allowDomains } : {}),
+        ...(o.outboundInternet !== undefined ? { outboundInternet: o.outboundInternet } : {}),
+        ...(o.secretEnv ? { secretEnv: envList(o.secretEnv) } : {}),
+        ...(o.peerLinks ? { peerLinks: o.peerLinks } : {}),
+      }
+      return new Sandbox(http, await http.json<VmInfo>('POST', `/v1/templates/${encodeURIComponent(o.template)}/vms`, spawn, o))
+    }
     const body = {
       cpu: o.cpu ?? 1,
       memMb: o.memMb ?? 256,

@@ -142,7 +142,7 @@ export interface RunOptions {
 
 export interface SnapshotInfo {
   id: string
-  kind: 'user_overlay' | 'image_seed'
+  kind: 'user_overlay' | 'image_seed' | 'template'
   createdAt: string
   cpu: number
   memMb: number
@@ -213,4 +213,57 @@ export interface ImageInfo {
   hasRootfs: boolean
   manifest: Record<string, unknown> | null
   createdBy: string | null
+}
+
+/** A template's definition (the body of PUT /v1/templates/{name}; POST adds the name). */
+export interface TemplateDefinition {
+  /** The image to build on; the default image (at build time) when absent. */
+  imageId?: string
+  cpu: number
+  memMb: number
+  /** Command lines run in order by bash in /workspace as uid 1000; the build stops at the first that fails. */
+  setup: string[]
+  /** Environment of the setup commands (stored in the clear: secrets go in spawn's secretEnv). */
+  env?: Record<string, string>
+  allowIps?: string[]
+  allowDomains?: string[]
+  outboundInternet?: boolean
+  /** Timeout of each setup command (default MAX_EXEC_TIMEOUT_MS). */
+  setupTimeoutMs?: number
+}
+
+/** One setup command of a build, with the end of its output. */
+export interface SetupStep {
+  cmd: string
+  exitCode: number
+  timedOut: boolean
+  durationMs: number
+  stdout: string
+  stderr: string
+}
+
+/** A template as the API shows it (TemplatePublic). */
+export interface TemplateInfo extends TemplateDefinition {
+  name: string
+  status: 'building' | 'ready' | 'failed'
+  allowIps: string[]
+  hasFiles: boolean
+  /** The build VMs are spawned from; null until a build succeeded. */
+  snapshotId: string | null
+  builtImageId: string | null
+  builtAt: string | null
+  error: string | null
+  setupOutput: SetupStep[]
+  createdAt: string
+  updatedAt: string
+  createdBy: string | null
+}
+
+/** What a VM spawned from a template may choose for itself (the template fixes shape and image). */
+export interface SpawnOptions {
+  allowIps?: string[]
+  allowDomains?: string[]
+  outboundInternet?: boolean
+  secretEnv?: Record<string, string>
+  peerLinks?: PeerLink[]
 }

@@ -4,7 +4,7 @@
 // other way round, fails here.
 import fs from 'node:fs'
 import { expect, it } from 'vitest'
-import type { CreateOptions, ImageInfo, ExecResult, FileEntry, NetworkInfo, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
+import type { CreateOptions, ExecResult, FileEntry, ImageInfo, NetworkInfo, RunResult, SetupStep, SnapshotInfo, SpawnOptions, TemplateDefinition, TemplateInfo, VmInfo } from '../src/types.ts'
 
 const doc = JSON.parse(fs.readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'))
 const schemaOf = (path: string, method: string, status?: string) => {
@@ -52,4 +52,17 @@ it('ImageInfo is an image of GET /v1/images, its seeds each a seed shape', () =>
   expect(keys(k)).toEqual(keys(item.properties))
   const seed: Record<keyof ImageInfo['seeds'][number], true> = { cpu: true, memMb: true, status: true, snapshotId: true, error: true, updatedAt: true, lastUsedAt: true }
   expect(keys(seed)).toEqual(keys(item.properties.seeds.items.properties))
+})
+
+it('TemplateInfo is GET /v1/templates/{name}; TemplateDefinition the body of its PUT; SpawnOptions the body of a spawn', () => {
+  const def: Record<keyof TemplateDefinition, true> = { imageId: true, cpu: true, memMb: true, setup: true, env: true, allowIps: true, allowDomains: true, outboundInternet: true, setupTimeoutMs: true }
+  expect(keys(def)).toEqual(keys(schemaOf('/v1/templates/{name}', 'put').properties))
+  expect(keys({ ...def, name: true })).toEqual(keys(schemaOf('/v1/templates', 'post').properties))
+  const info: Record<keyof TemplateInfo, true> = { ...def, name: true, status: true, hasFiles: true, snapshotId: true, builtImageId: true, builtAt: true, error: true, setupOutput: true, createdAt: true, updatedAt: true, createdBy: true }
+  const answer = schemaOf('/v1/templates/{name}', 'get', '200') as { properties: Record<string, any> }
+  expect(keys(info)).toEqual(keys(answer.properties))
+  const step: Record<keyof SetupStep, true> = { cmd: true, exitCode: true, timedOut: true, durationMs: true, stdout: true, stderr: true }
+  expect(keys(step)).toEqual(keys(answer.properties.setupOutput.items.properties))
+  const spawn: Record<keyof SpawnOptions, true> = { allowIps: true, allowDomains: true, outboundInternet: true, secretEnv: true, peerLinks: true }
+  expect(keys(spawn)).toEqual(keys(schemaOf('/v1/templates/{name}/vms', 'post').properties))
 })
