@@ -51,6 +51,7 @@ import { createWebhooks } from './services/webhooks/webhooks.ts'
 import { createWebhookDispatcher } from './services/webhooks/webhook-dispatcher.ts'
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
+import { createExpiryReaper } from './services/vm-expiry.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -120,9 +121,10 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
+  const expiry = createExpiryReaper({ repo: repos.vms, vms, log })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

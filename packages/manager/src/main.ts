@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   void s.seeds.start().then(() => s.pool.start())
   s.activity.start()
   s.deliveries.start()
+  // After the reconciliation: what expired while the manager was down goes first.
+  void s.expiry.start()
 
   const app = await buildApp(s, { apiKey, loggerInstance: log })
   await app.listen({ port: config.port, host: config.host })
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     void s.pool.close()
     // A seed build in progress is abandoned; the next start removes its VM and builds again.
     void s.seeds.close()
+    await s.expiry.close().catch(() => {})
     s.activity.close()
     await s.deliveries.close().catch(() => {})
     s.supervisor.detachAll()

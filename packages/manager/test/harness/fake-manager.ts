@@ -106,7 +106,7 @@ export class FakeManager {
     return `rds-${crypto.createHash('sha256').update(this.root).digest('hex').slice(0, 10)}`
   }
 
-  async api<T = any>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown): Promise<ApiReply<T>> {
+  async api<T = any>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown): Promise<ApiReply<T>> {
     const r = await this.app.inject({ method, url, headers: { 'x-api-key': this.apiKey }, ...(body === undefined ? {} : { payload: body as object }) })
     return { status: r.statusCode, body: (r.body ? r.json() : undefined) as T }
   }
@@ -178,12 +178,14 @@ export class FakeManager {
     this.background = this.s.seeds.start().then(() => this.s.pool.start())
     this.s.activity.start()
     this.s.deliveries.start()
+    void this.s.expiry.start()
     this.app = await buildApp(this.s, { apiKey: this.apiKey })
   }
 
   /** As main.ts shuts down: VMs keep running (unless the network goes too, then they are ended first). */
   private async down(o: { keepNetwork: boolean }): Promise<void> {
     await this.app?.close()
+    await this.s.expiry.close()
     await Promise.all([this.s.pool.close(), this.s.seeds.close()])
     this.s.activity.close()
     await this.s.deliveries.close()
