@@ -1,5 +1,5 @@
-// The verbs on VMs, all in one list: get, list, create, start, stop, pause, resume, remove
-// and the network policy. Creating is vm-create.ts (which asks the pool and the seeds);
+// The verbs on VMs, all in one list: get, list, create, start, stop, pause, resume, remove, extend,
+// labels, expire and the network policy. Creating is vm-create.ts (which asks the pool and the seeds);
 // running commands and files is vm-exec.ts; snapshots are snapshots.ts. Each lifecycle verb
 // runs under the VM's lock, and every state it writes goes through vm-lifecycle.ts; exec &
 // files do not take the lock, so requests to one VM never wait on another VM's lifecycle.
