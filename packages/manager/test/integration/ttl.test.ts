@@ -4,7 +4,10 @@
 // deleted when the manager starts again. The first part shares the suite's manager (creates
 // resume from its image seed); the restart needs a manager of its own.
 import crypto from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import path from 'node:path'
+import { Sandbox } from '@run-dat-sheesh/sdk/source'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ManagerProcess, qemuProcessesOf, type ManagerClient } from '../harness/manager-process.ts'
@@ -77,6 +80,36 @@ describe('on a running manager', () => {
     expect(vm).toMatchObject({ state: 'RUNNING', ttlSeconds: 600 })
     expect(Date.parse(vm.expiresAt) - Date.now()).toBeGreaterThan(500_000)
     expect((await api.exec(vms.paused.id, 'echo resumed')).stdout).toBe('resumed\n')
+  })
+})
+
+describe('the SDK and the CLI', () => {
+  it('list by labels, extend (setTimeout), set labels; sheesh vm ls --label and vm extend', async () => {
+    const api = await sharedManager()
+    const client = { baseUrl: api.baseUrl, apiKey: api.apiKey }
+    const suite = `ttl-${crypto.randomBytes(4).toString('hex')}`
+    const sb = await Sandbox.create({ ...client, ...shape, ttlSeconds: 600, onExpire: 'pause', labels: { suite } })
+    try {
+      expect(sb.info).toMatchObject({ ttlSeconds: 600, onExpire: 'pause', labels: { suite } })
+      expect((await Sandbox.list({ ...client, labels: { suite } })).map((v) => v.id)).toEqual([sb.id])
+      expect(await Sandbox.list({ ...client, labels: { suite, role: null } })).toEqual([])
+      expect(await sb.setTimeout(900_000)).toMatchObject({ ttlSeconds: 900 })
+      expect((await sb.setLabels({ role: 'sdk' })).labels).toEqual({ suite, role: 'sdk' })
+
+      const { NODE_OPTIONS: _, ...outer } = process.env as Record<string, string>
+      const env = { ...outer, RDS_BASE_URL: api.baseUrl, RDS_API_KEY: api.apiKey, XDG_CONFIG_HOME: path.join(process.env.TMPDIR ?? '/tmp', 'no-sheesh-config') }
+      const sheesh = (...args: string[]) => spawnSync(process.execPath, [path.resolve(import.meta.dirname, '../../../cli/bin/sheesh.mjs'), ...args], { encoding: 'utf8', env, timeout: 120_000 })
+      const ls = sheesh('vm', 'ls', '--label', `suite=${suite}`, '--label', 'role=sdk', '--json')
+      expect(ls.status, ls.stderr).toBe(0)
+      expect(JSON.parse(ls.stdout).map((v: { id: string }) => v.id)).toEqual([sb.id])
+      const ext = sheesh('vm', 'extend', sb.id, '1200')
+      expect(ext.status, ext.stderr).toBe(0)
+      expect(ext.stdout).toContain(`${sb.id} expires at `)
+      expect((await sb.refresh()).ttlSeconds).toBe(1200)
+      expect(sheesh('vm', 'create', '--ttl', 'soon').status).toBe(2)
+    } finally {
+      await sb.delete()
+    }
   })
 })
 
