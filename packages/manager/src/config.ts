@@ -227,12 +227,12 @@ function apiKey(env: Env): string | undefined {
 }
 
 function ttlLimits(env: Env): Pick<Config, 'defaultTtlSeconds' | 'maxTtlSeconds'> {
-  const optional = (name: string) => (env[name] ? int(env, name, 0) : undefined)
+  const optional = (name: string) => (env[name] ? int(env, name, 0, 1) : undefined)
   const defaultTtlSeconds = optional('DEFAULT_TTL_SECONDS')
   const maxTtlSeconds = optional('MAX_TTL_SECONDS')
   // A default over the cap would make every create without ttlSeconds fail.
   if (defaultTtlSeconds !== undefined && maxTtlSeconds !== undefined && defaultTtlSeconds > maxTtlSeconds) throw new ConfigError(`DEFAULT_TTL_SECONDS (${defaultTtlSeconds}) must not be over MAX_TTL_SECONDS (${maxTtlSeconds})`)
-  return { defaultTtlSeconds, maxTtlSeconds: maxTtlSeconds }
+  return { defaultTtlSeconds, maxTtlSeconds }
 }
 
 export function loadConfig(env: Env = process.env): Config {
