@@ -54,6 +54,7 @@ import { createWebhooks } from './services/webhooks/webhooks.ts'
 import { createWebhookDispatcher } from './services/webhooks/webhook-dispatcher.ts'
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
+import { createExpiryReaper } from './services/vm-expiry.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -126,9 +127,10 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const builder = createTemplateBuilder({ config, paths, images, provisioner, supervisor, snapshots, log })
   const templates = createTemplateService({ config, paths, repo: repos.templates, snapshotsRepo: repos.snapshots, imagesRepo: repos.images, images, network, snapshots, vms, builder, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => templates.released(id))
+  const expiry = createExpiryReaper({ repo: repos.vms, vms, log })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

@@ -31,6 +31,10 @@ export interface Config {
   activityMaxEvents: number
   /** Webhook deliveries: per-attempt timeout, attempts in all, first retry delay (doubling). */
   webhooks: { timeoutMs: number; maxAttempts: number; retryBaseMs: number }
+  /** TTL of a VM created without ttlSeconds; undefined: such VMs do not expire. */
+  defaultTtlSeconds: number | undefined
+  /** Largest TTL a create or extend may ask for; when set, every VM expires. */
+  maxTtlSeconds: number | undefined
   maxVms: number
   maxCpu: number
   maxMemMb: number
@@ -222,6 +226,15 @@ function apiKey(env: Env): string | undefined {
   return raw
 }
 
+function ttlLimits(env: Env): Pick<Config, 'defaultTtlSeconds' | 'maxTtlSeconds'> {
+  const optional = (name: string) => (env[name] ? int(env, name, 0, 1) : undefined)
+  const defaultTtlSeconds = optional('DEFAULT_TTL_SECONDS')
+  const maxTtlSeconds = optional('MAX_TTL_SECONDS')
+  // A default over the cap would make every create without ttlSeconds fail.
+  if (defaultTtlSeconds !== undefined && maxTtlSeconds !== undefined && defaultTtlSeconds > maxTtlSeconds) throw new ConfigError(`DEFAULT_TTL_SECONDS (${defaultTtlSeconds}) must not be over MAX_TTL_SECONDS (${maxTtlSeconds})`)
+  return { defaultTtlSeconds, maxTtlSeconds }
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const storageRoot = path.resolve(env.STORAGE_ROOT || '/var/lib/run-dat-sheesh')
   return {
@@ -241,6 +254,7 @@ export function loadConfig(env: Env = process.env): Config {
     activityRetentionDays: int(env, 'ACTIVITY_RETENTION_DAYS', 30),
     activityMaxEvents: int(env, 'ACTIVITY_MAX_EVENTS', 100_000, 100),
     webhooks: { timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 5000, 100), maxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8), retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5000, 10) },
+    ...ttlLimits(env),
     maxVms: int(env, 'MAX_VMS', 20),
     maxCpu: int(env, 'MAX_CPU', 4),
     maxMemMb: int(env, 'MAX_MEM_MB', 2048),

@@ -37,6 +37,10 @@ export const Errors = {
   csrfTokenInvalid: () => new ApiError(403, 'csrf_token_invalid', 'Missing or wrong X-CSRF-Token header: requests that change state with a session cookie must send the token given by /auth/login or /auth/me'),
   apiKeyNotFound: () => new ApiError(404, 'api_key_not_found', 'Not found'),
   invalidExpiry: (message: string) => new ApiError(400, 'invalid_expires_at', message),
+  invalidTtl: (field: string) => new ApiError(400, 'invalid_ttl', `${field} must be a whole number of seconds, 1 or more`),
+  ttlTooLarge: (max: number, asked: number | null) =>
+    new ApiError(400, 'ttl_too_large', asked === null ? `Every VM must expire on this manager: give ttlSeconds (at most MAX_TTL_SECONDS=${max})` : `ttlSeconds ${asked} is over MAX_TTL_SECONDS=${max}`, { maxTtlSeconds: max }),
+  invalidLabels: (message: string) => new ApiError(400, 'invalid_labels', message),
   invalidWebhook: (message: string) => new ApiError(400, 'invalid_webhook', message),
   webhookNotFound: () => new ApiError(404, 'webhook_not_found', 'Not found'),
   /** Without an id: the original's wording on GET /v1/vms/:id and /exec-logs ("VM not found"). */

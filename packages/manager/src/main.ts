@@ -56,6 +56,8 @@ async function main(): Promise<void> {
   void s.seeds.start().then(() => s.pool.start())
   s.activity.start()
   s.deliveries.start()
+  // After the reconciliation: what expired while the manager was down goes first.
+  void s.expiry.start()
 
   const app = await buildApp(s, { apiKey, loggerInstance: log })
   await app.listen({ port: config.port, host: config.host })
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
     void s.seeds.close()
     // A template build in progress is abandoned; the next start marks it failed.
     void s.templates.close()
+    await s.expiry.close().catch(() => {})
     s.activity.close()
     await s.deliveries.close().catch(() => {})
     s.supervisor.detachAll()

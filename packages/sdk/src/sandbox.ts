@@ -35,7 +35,7 @@ export class Sandbox {
   /**
    * Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. With
    * `template`, the VM is spawned from that template's build (its shape and image; the network
-   * policy, secrets and peer links given here).
+   * policy, secrets, peer links, TTL and labels given here).
    */
   static async create(o: CreateOptions & { template?: string } & ClientOptions & RequestOptions = {}): Promise<Sandbox> {
     const http = new Http(o)
@@ -46,6 +46,9 @@ export class Sandbox {
         ...(o.outboundInternet !== undefined ? { outboundInternet: o.outboundInternet } : {}),
         ...(o.secretEnv ? { secretEnv: envList(o.secretEnv) } : {}),
         ...(o.peerLinks ? { peerLinks: o.peerLinks } : {}),
+        ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),
+        ...(o.onExpire ? { onExpire: o.onExpire } : {}),
+        ...(o.labels ? { labels: o.labels } : {}),
       }
       return new Sandbox(http, await http.json<VmInfo>('POST', `/v1/templates/${encodeURIComponent(o.template)}/vms`, spawn, o))
     }
@@ -60,6 +63,9 @@ export class Sandbox {
       ...(o.acceptSnapshotSecrets ? { acceptSnapshotSecrets: true } : {}),
       ...(o.secretEnv ? { secretEnv: envList(o.secretEnv) } : {}),
       ...(o.peerLinks ? { peerLinks: o.peerLinks } : {}),
+      ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),
+      ...(o.onExpire ? { onExpire: o.onExpire } : {}),
+      ...(o.labels ? { labels: o.labels } : {}),
     }
     return new Sandbox(http, await http.json<VmInfo>('POST', '/v1/vms', body, o))
   }
@@ -70,8 +76,10 @@ export class Sandbox {
     return new Sandbox(http, await http.json<VmInfo>('GET', `/v1/vms/${encodeURIComponent(id)}`, undefined, o))
   }
 
-  static async list(o: ClientOptions & RequestOptions = {}): Promise<VmInfo[]> {
-    return new Http(o).json<VmInfo[]>('GET', '/v1/vms', undefined, o)
+  /** The VMs; with `labels`, only those carrying all of them (a null value: the key with any value). */
+  static async list(o: { labels?: Record<string, string | null> } & ClientOptions & RequestOptions = {}): Promise<VmInfo[]> {
+    const query = Object.entries(o.labels ?? {}).map(([k, v]) => `label=${encodeURIComponent(v === null ? k : `${k}=${v}`)}`)
+    return new Http(o).json<VmInfo[]>('GET', `/v1/vms${query.length ? `?${query.join('&')}` : ''}`, undefined, o)
   }
 
   private path(rest = ''): string {
@@ -132,6 +140,23 @@ export class Sandbox {
   /** Memory, device state and disk; `Sandbox.create({ snapshotId })` resumes from it. */
   snapshot(o: RequestOptions = {}): Promise<SnapshotInfo> {
     return this.http.json<SnapshotInfo>('POST', this.path('/snapshots'), undefined, o)
+  }
+
+  /** The VM now expires `ttlSeconds` from now (and that is its TTL from then on); answers the VM. */
+  async extend(ttlSeconds: number, o: RequestOptions = {}): Promise<VmInfo> {
+    this.info = await this.http.json<VmInfo>('POST', this.path('/extend'), { ttlSeconds }, o)
+    return this.info
+  }
+
+  /** E2B's name for extend: the sandbox ends `timeoutMs` from now (rounded up to whole seconds). */
+  async setTimeout(timeoutMs: number, o: RequestOptions = {}): Promise<VmInfo> {
+    return this.extend(Math.max(1, Math.ceil(timeoutMs / 1000)), o)
+  }
+
+  /** Sets labels ({key: value}) and removes others ({key: null}); `replace` sets exactly these. */
+  async setLabels(labels: Record<string, string | null>, o: { replace?: boolean } & RequestOptions = {}): Promise<VmInfo> {
+    this.info = await this.http.json<VmInfo>(o.replace ? 'PUT' : 'PATCH', this.path('/labels'), labels, o)
+    return this.info
   }
 
   async pause(o: RequestOptions = {}): Promise<void> {

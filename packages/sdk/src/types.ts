@@ -28,6 +28,12 @@ export interface VmInfo {
   lastError: string | null
   createdBy: string | null
   peerLinks: PeerLink[]
+  labels: Record<string, string>
+  /** When onExpire happens; null while no clock runs (no TTL, or paused). */
+  expiresAt: string | null
+  /** The TTL last given (create or extend): what a resume or start runs the clock for. */
+  ttlSeconds: number | null
+  onExpire: 'delete' | 'pause'
 }
 
 /** What a create may say (POST /v1/vms); every field has a default here. */
@@ -49,6 +55,12 @@ export interface CreateOptions {
   /** Secrets every run in the VM gets as environment variables; never shown again. */
   secretEnv?: Record<string, string>
   peerLinks?: PeerLink[]
+  /** Seconds the VM lives once running (the manager's DEFAULT_TTL_SECONDS when absent; null: none). */
+  ttlSeconds?: number | null
+  /** What happens then: delete (default) or pause. */
+  onExpire?: 'delete' | 'pause'
+  /** Up to 32 {key: value} labels; `Sandbox.list({ labels })` finds VMs by them. */
+  labels?: Record<string, string>
 }
 
 export interface ExecResult {
@@ -266,4 +278,7 @@ export interface SpawnOptions {
   outboundInternet?: boolean
   secretEnv?: Record<string, string>
   peerLinks?: PeerLink[]
+  ttlSeconds?: number | null
+  onExpire?: 'delete' | 'pause'
+  labels?: Record<string, string>
 }

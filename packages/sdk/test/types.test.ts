@@ -15,12 +15,12 @@ const schemaOf = (path: string, method: string, status?: string) => {
 const keys = (o: object) => Object.keys(o).sort()
 
 it('VmInfo is the VM of GET /v1/vms/{id}', () => {
-  const k: Record<keyof VmInfo, true> = { id: true, state: true, cpu: true, memMb: true, imageId: true, guestIp: true, allowIps: true, allowDomains: true, outboundInternet: true, provisionMode: true, sourceSnapshotId: true, createdAt: true, startedAt: true, bootMs: true, lastError: true, createdBy: true, peerLinks: true }
+  const k: Record<keyof VmInfo, true> = { id: true, state: true, cpu: true, memMb: true, imageId: true, guestIp: true, allowIps: true, allowDomains: true, outboundInternet: true, provisionMode: true, sourceSnapshotId: true, createdAt: true, startedAt: true, bootMs: true, lastError: true, createdBy: true, peerLinks: true, labels: true, expiresAt: true, ttlSeconds: true, onExpire: true }
   expect(keys(k)).toEqual(keys(schemaOf('/v1/vms/{id}', 'get', '200').properties))
 })
 
 it('CreateOptions are the body of POST /v1/vms (less the original\'s aliases the SDK does not offer)', () => {
-  const k: Record<keyof CreateOptions, true> = { cpu: true, memMb: true, allowIps: true, allowDomains: true, outboundInternet: true, imageId: true, snapshotId: true, acceptSnapshotSecrets: true, secretEnv: true, peerLinks: true }
+  const k: Record<keyof CreateOptions, true> = { cpu: true, memMb: true, allowIps: true, allowDomains: true, outboundInternet: true, imageId: true, snapshotId: true, acceptSnapshotSecrets: true, secretEnv: true, peerLinks: true, ttlSeconds: true, onExpire: true, labels: true }
   const body = keys(schemaOf('/v1/vms', 'post').properties).filter((p) => !['userOverlaySnapshotId', 'diskSizeMb'].includes(p))
   expect(keys(k)).toEqual(body)
 })
@@ -63,6 +63,6 @@ it('TemplateInfo is GET /v1/templates/{name}; TemplateDefinition the body of its
   expect(keys(info)).toEqual(keys(answer.properties))
   const step: Record<keyof SetupStep, true> = { cmd: true, exitCode: true, timedOut: true, durationMs: true, stdout: true, stderr: true }
   expect(keys(step)).toEqual(keys(answer.properties.setupOutput.items.properties))
-  const spawn: Record<keyof SpawnOptions, true> = { allowIps: true, allowDomains: true, outboundInternet: true, secretEnv: true, peerLinks: true }
+  const spawn: Record<keyof SpawnOptions, true> = { allowIps: true, allowDomains: true, outboundInternet: true, secretEnv: true, peerLinks: true, ttlSeconds: true, onExpire: true, labels: true }
   expect(keys(spawn)).toEqual(keys(schemaOf('/v1/templates/{name}/vms', 'post').properties))
 })

@@ -42,12 +42,14 @@ export function mcpServer(client: ClientOptions): McpServer {
         allowIps: z.array(z.string()).optional().describe('IPv4 addresses or CIDRs the sandbox may reach.'),
         outboundInternet: z.boolean().optional().describe('Allow any internet destination (and DNS).'),
         snapshotId: z.string().optional().describe('Start from this snapshot (files and running processes included).'),
+        ttlSeconds: z.number().int().min(1).optional().describe('Delete the sandbox by itself this many seconds after it starts (the manager may have a default and a maximum).'),
       },
     },
     (a) =>
       tool(async () => {
         const sb = await Sandbox.create({ ...client, ...a })
-        return { text: `Created sandbox ${sb.id} (${sb.info.cpu} vCPU, ${sb.info.memMb} MiB, ${sb.info.state}).`, data: { sandboxId: sb.id, state: sb.info.state } }
+        const expiry = sb.info.expiresAt ? ` It is deleted at ${sb.info.expiresAt}.` : ''
+        return { text: `Created sandbox ${sb.id} (${sb.info.cpu} vCPU, ${sb.info.memMb} MiB, ${sb.info.state}).${expiry}`, data: { sandboxId: sb.id, state: sb.info.state, expiresAt: sb.info.expiresAt } }
       }),
   )
 

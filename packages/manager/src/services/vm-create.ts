@@ -7,7 +7,9 @@ import crypto from 'node:crypto'
 import type { Config } from '../config.ts'
 import { Errors, ApiError, recode } from '../errors.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
-import type { VmRecord } from '../store/vms-repo.ts'
+import type { OnExpire, VmRecord } from '../store/vms-repo.ts'
+import { validateLabels } from './vm-labels.ts'
+import { resolveTtl, type TtlConfig } from './vm-ttl.ts'
 import type { SnapshotRecord } from '../store/snapshots-repo.ts'
 import type { SeedShape } from '../store/image-seeds-repo.ts'
 import type { BootFiles } from '../runtime/vmm/driver.ts'
@@ -35,7 +37,14 @@ export interface CreateVmInput {
   acceptSnapshotSecrets?: boolean
   /** Who asks (services/accounts/actor.ts actorLabel); recorded on the VM. */
   createdBy?: string
+  /** Seconds the VM lives once running (vm-ttl.ts); null: none; absent: DEFAULT_TTL_SECONDS. */
+  ttlSeconds?: number | null
+  onExpire?: OnExpire
+  labels?: Record<string, string>
 }
+
+/** A create request once checked: the TTL resolved, the labels validated. */
+export type SettledCreate = CreateVmInput & { ttlSeconds: number | null; onExpire: OnExpire; labels: Record<string, string> }
 
 /** What creating a VM asks of the image seeds (image-seeds.ts). */
 export interface SeedSource {
@@ -52,11 +61,11 @@ export const requestedPolicy = (input: CreateVmInput) => ({ allowIps: input.allo
 /** What creating a VM asks of the warm pool (warm-pool.ts). */
 export interface WarmSource {
   /** A warm VM handed to the caller with its policy and secrets (parsed already) applied, when one fits. */
-  take(input: CreateVmInput, secretEnv: Record<string, string>): Promise<VmRecord | undefined>
+  take(input: SettledCreate, secretEnv: Record<string, string>): Promise<VmRecord | undefined>
 }
 
 export function createVmCreation(deps: {
-  config: Pick<Config, 'maxCpu' | 'maxMemMb'>
+  config: Pick<Config, 'maxCpu' | 'maxMemMb'> & TtlConfig
   paths: Paths
   images: ImageService
   network: NetworkService
@@ -81,6 +90,8 @@ export function createVmCreation(deps: {
   /** Everything about a create request that can be checked without touching the host. */
   function validateCreate(input: CreateVmInput): Record<string, string> {
     validateResources(input)
+    resolveTtl(input.ttlSeconds, config)
+    validateLabels(input.labels ?? {})
     network.validate(requestedPolicy(input))
     const secretEnv = parseSecretEnv(input.secretEnv ?? [])
     if (Object.keys(secretEnv).length) deps.secrets.requireKey()
@@ -110,7 +121,10 @@ export function createVmCreation(deps: {
   }
 
   /** The VM of a checked request: from `snap` when given, else from the image's seed or a cold boot. */
-  async function provisionVm(input: CreateVmInput, secretEnv: Record<string, string>, snap: SnapshotRecord | undefined): Promise<VmRecord> {
+  /** The request with its TTL, expiry action and labels decided (defaults, caps, validation). */
+  const settled = (asked: CreateVmInput): SettledCreate => ({ ...asked, ttlSeconds: resolveTtl(asked.ttlSeconds, config), onExpire: asked.onExpire ?? 'delete', labels: validateLabels(asked.labels ?? {}) })
+
+  async function provisionVm(input: SettledCreate, secretEnv: Record<string, string>, snap: SnapshotRecord | undefined): Promise<VmRecord> {
     const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)
     // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
     const peerLinks = await deps.peers.prepare(input.peerLinks ?? [])
@@ -127,6 +141,10 @@ export function createVmCreation(deps: {
       // Also when the shape differs and the disk is booted cold: what processes wrote there may hold them too.
       inheritedSecretNames: snap?.secretNames ?? [],
       createdBy: input.createdBy ?? null,
+      // Neither is inherited from a snapshot's VM: a clone is a new VM with the request's own.
+      labels: input.labels,
+      ttlSeconds: input.ttlSeconds,
+      onExpire: input.onExpire,
     }
     let created: VmRecord
     try {
@@ -146,8 +164,9 @@ export function createVmCreation(deps: {
   }
 
   return {
-    async create(input: CreateVmInput): Promise<VmRecord> {
-      const secretEnv = validateCreate(input)
+    async create(asked: CreateVmInput): Promise<VmRecord> {
+      const secretEnv = validateCreate(asked)
+      const input = settled(asked)
       const warm = await deps.pool.take(input, secretEnv)
       if (warm) return warm
       const snapshotId = input.snapshotId ?? input.userOverlaySnapshotId
@@ -163,8 +182,9 @@ export function createVmCreation(deps: {
      * image, the request's policy and secrets. Never from the warm pool: a pool VM has not run
      * the template's setup.
      */
-    async createFromTemplate(input: CreateVmInput, snap: SnapshotRecord): Promise<VmRecord> {
-      const secretEnv = validateCreate(input)
+    async createFromTemplate(asked: CreateVmInput, snap: SnapshotRecord): Promise<VmRecord> {
+      const secretEnv = validateCreate(asked)
+      const input = settled(asked)
       checkSnapshotSecrets(snap, secretEnv, input.acceptSnapshotSecrets === true)
       return provisionVm({ ...input, cpu: snap.cpu, memMb: snap.memMb, imageId: snap.imageId }, secretEnv, snap)
     },

@@ -13,7 +13,7 @@ import { createOverlay } from '../runtime/storage/overlay.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { MachineConfig, RestorePoint, Supervisor, VmNet } from '../runtime/supervisor/supervisor.ts'
 import type { BootFiles } from '../runtime/vmm/driver.ts'
-import type { VmPurpose, VmRecord, VmsRepo } from '../store/vms-repo.ts'
+import type { OnExpire, VmPurpose, VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ExecLogsRepo } from '../store/exec-logs-repo.ts'
 import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
@@ -47,6 +47,10 @@ export interface NewVm {
   /** Secret names the source snapshot's memory held (vm-create.ts decided the caller may have them). */
   inheritedSecretNames?: string[]
   createdBy?: string | null
+  labels?: Record<string, string>
+  /** The clock starts when the create has finished (vms.ts), not at insert: a slow boot costs none of it. */
+  ttlSeconds?: number | null
+  onExpire?: OnExpire
 }
 
 export function createProvisioner(deps: {
@@ -89,6 +93,10 @@ export function createProvisioner(deps: {
       sourceSnapshotId: v.sourceSnapshotId ?? null,
       inheritedSecretNames: v.inheritedSecretNames ?? [],
       createdBy: v.createdBy ?? null,
+      expiresAt: null,
+      ttlSeconds: v.ttlSeconds ?? null,
+      onExpire: v.onExpire ?? 'delete',
+      labels: v.labels ?? {},
       // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
       memorySnapshotId: plan.from?.memoryInFile ? (plan.memorySnapshotId ?? null) : null,
     }

@@ -11,7 +11,7 @@ import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
-import { requestedPolicy, type CreateVmInput, type SeedSource, type WarmSource } from './vm-create.ts'
+import { requestedPolicy, type CreateVmInput, type SeedSource, type SettledCreate, type WarmSource } from './vm-create.ts'
 import type { Provisioner } from './vm-provision.ts'
 
 /** After a failed refill, wait before trying again (a broken image must not spin the host). */
@@ -50,18 +50,18 @@ export function createWarmPool(deps: {
   }
 
   /** Hands a warm VM to the caller: it becomes a user VM with the caller's policy and secrets. */
-  async function adopt(id: string, input: CreateVmInput, secretEnv: Record<string, string>): Promise<VmRecord | undefined> {
+  async function adopt(id: string, input: SettledCreate, secretEnv: Record<string, string>): Promise<VmRecord | undefined> {
     return deps.locks.run(id, async () => {
       const vm = await vmsRepo.get(id)
       if (!vm || vm.purpose !== 'pool' || vm.state !== 'RUNNING') return undefined
       // Policy first: the VM is never the caller's while its rules are still the pool's.
       const updated = await deps.network.update(vm, requestedPolicy(input))
-      const patch = { purpose: 'user' as const, secretEnv: deps.secrets.stored(id, secretEnv), provisionMode: 'pool' as const, createdBy: input.createdBy ?? null }
-      if ((await vmsRepo.adoptWithinQuota(id, patch, { maxVms: config.maxVms })) !== 'ok') {
+      const patch = { purpose: 'user' as const, secretEnv: deps.secrets.stored(id, secretEnv), provisionMode: 'pool' as const, createdBy: input.createdBy ?? null, ttlSeconds: input.ttlSeconds, onExpire: input.onExpire }
+      if ((await vmsRepo.adoptWithinQuota(id, patch, input.labels, { maxVms: config.maxVms })) !== 'ok') {
         await deps.network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
         throw Errors.quotaExceeded('maxVms', config.maxVms)
       }
-      return { ...updated, ...patch }
+      return { ...updated, ...patch, labels: input.labels }
     })
   }
 

@@ -241,6 +241,25 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.createIndex('webhook_deliveries_hook_idx').on('webhook_deliveries').columns(['webhook_id', 'id']).execute()
     },
   },
+  '0013_ttl_labels': {
+    // Expiry (issue 17): the deadline the reaper sleeps until, indexed so finding the next one is
+    // one index read; the TTL itself, so a resume can start a fresh clock. Labels in a table of
+    // their own so that filtering by them is SQL on an index, on SQLite and PostgreSQL alike.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('vms').addColumn('expires_at', 'varchar(32)').execute()
+      await db.schema.alterTable('vms').addColumn('ttl_seconds', 'integer').execute()
+      await db.schema.alterTable('vms').addColumn('on_expire', 'varchar(16)').execute()
+      await db.schema.createIndex('vms_expires_idx').on('vms').column('expires_at').execute()
+      await db.schema
+        .createTable('vm_labels')
+        .addColumn('vm_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('key', 'varchar(320)', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('vm_labels_pk', ['vm_id', 'key'])
+        .execute()
+      await db.schema.createIndex('vm_labels_key_value_idx').on('vm_labels').columns(['key', 'value']).execute()
+    },
+  },
   '0014_templates': {
     // Templates (issue 17): a definition, its build state and the snapshot VMs are spawned from.
     // Touches no other table, so it applies the same whichever other migration ran first.

@@ -30,6 +30,19 @@ export interface VmsTable {
   inherited_secret_names: string | null
   /** Who created it (services/accounts/actor.ts actorLabel); null before accounts existed. */
   created_by: string | null
+  /** When the reaper acts on it (ISO, indexed); null while no clock runs. */
+  expires_at: string | null
+  /** The TTL last given (create or extend): what a resume starts the clock with again. */
+  ttl_seconds: number | null
+  /** delete | pause; null reads as delete. */
+  on_expire: string | null
+}
+
+/** One label of a VM; (key, value) is indexed for GET /v1/vms?label=key=value. */
+export interface VmLabelsTable {
+  vm_id: string
+  key: string
+  value: string
 }
 
 export interface SnapshotsTable {
@@ -205,6 +218,7 @@ export interface Database {
   api_keys: ApiKeysTable
   vm_peer_links: PeerLinksTable
   vms: VmsTable
+  vm_labels: VmLabelsTable
   images: ImagesTable
   image_seeds: ImageSeedsTable
   settings: SettingsTable

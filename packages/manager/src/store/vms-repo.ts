@@ -41,11 +41,22 @@ export interface VmRecord {
   inheritedSecretNames: string[]
   /** Who created it (actorLabel), null for the manager's own (pool, seed) and for VMs older than accounts. */
   createdBy: string | null
+  /** When the expiry reaper acts on it; null while no clock runs (no TTL, paused, or after a pause on expiry). */
+  expiresAt: string | null
+  /** The TTL last given: a resume (or start) of a VM whose clock stopped runs it again from now. */
+  ttlSeconds: number | null
+  onExpire: OnExpire
+  labels: Record<string, string>
 }
+
+export type OnExpire = 'delete' | 'pause'
+
+/** Label filter: every entry must match (AND); a null value means "has the key, any value". */
+export type LabelFilter = Array<{ key: string; value: string | null }>
 
 export type VmPurpose = 'user' | 'seed' | 'pool' | 'template'
 
-const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
+const fromRow = (r: Selectable<VmsTable>, labels: Record<string, string> = {}): VmRecord => ({
   id: r.id,
   state: r.state as VmState,
   cpu: r.cpu,
@@ -68,10 +79,14 @@ const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   sourceSnapshotId: r.source_snapshot_id,
   inheritedSecretNames: r.inherited_secret_names ? (JSON.parse(r.inherited_secret_names) as string[]) : [],
   createdBy: r.created_by,
+  expiresAt: r.expires_at,
+  ttlSeconds: r.ttl_seconds,
+  onExpire: r.on_expire === 'pause' ? 'pause' : 'delete',
+  labels,
 })
 
 /** Fields written beside a state change or on their own; `state` itself only through setState. */
-export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt' | 'state'>>
+export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt' | 'state' | 'labels'>>
 
 const toColumns = (p: VmPatch & { state?: VmState }): Partial<VmsTable> => {
   const c: Partial<VmsTable> = {}
@@ -95,21 +110,75 @@ const toColumns = (p: VmPatch & { state?: VmState }): Partial<VmsTable> => {
   if (p.sourceSnapshotId !== undefined) c.source_snapshot_id = p.sourceSnapshotId
   if (p.inheritedSecretNames !== undefined) c.inherited_secret_names = p.inheritedSecretNames.length ? JSON.stringify(p.inheritedSecretNames) : null
   if (p.createdBy !== undefined) c.created_by = p.createdBy
+  if (p.expiresAt !== undefined) c.expires_at = p.expiresAt
+  if (p.ttlSeconds !== undefined) c.ttl_seconds = p.ttlSeconds
+  if (p.onExpire !== undefined) c.on_expire = p.onExpire
   return c
 }
 
+type Tx = Pick<Db, 'selectFrom' | 'deleteFrom' | 'insertInto'>
+
+async function labelsOf(db: Tx, ids: string[]): Promise<Map<string, Record<string, string>>> {
+  const out = new Map<string, Record<string, string>>()
+  if (ids.length === 0) return out
+  // Chunked: PostgreSQL and SQLite both bound the number of parameters of one statement.
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db.selectFrom('vm_labels').select(['vm_id', 'key', 'value']).where('vm_id', 'in', ids.slice(i, i + 500)).orderBy('key').execute()
+    for (const r of rows) {
+      const m = out.get(r.vm_id) ?? {}
+      m[r.key] = r.value
+      out.set(r.vm_id, m)
+    }
+  }
+  return out
+}
+
+async function writeLabels(db: Tx, id: string, labels: Record<string, string>): Promise<void> {
+  await db.deleteFrom('vm_labels').where('vm_id', '=', id).execute()
+  const rows = Object.entries(labels).map(([key, value]) => ({ vm_id: id, key, value }))
+  if (rows.length) await db.insertInto('vm_labels').values(rows).execute()
+}
+
 export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
+  const withLabels = async (rows: Selectable<VmsTable>[]): Promise<VmRecord[]> => {
+    const labels = await labelsOf(db, rows.map((r) => r.id))
+    return rows.map((r) => fromRow(r, labels.get(r.id)))
+  }
   return {
     async get(id: string): Promise<VmRecord | undefined> {
       const r = await db.selectFrom('vms').selectAll().where('id', '=', id).executeTakeFirst()
-      return r && fromRow(r)
+      return r && fromRow(r, (await labelsOf(db, [id])).get(id))
     },
     async list(): Promise<VmRecord[]> {
-      return (await db.selectFrom('vms').selectAll().orderBy('created_at').execute()).map(fromRow)
+      return withLabels(await db.selectFrom('vms').selectAll().orderBy('created_at').execute())
+    },
+    /** The caller's VMs (purpose user) carrying every label of `filter`; the filter runs in SQL on the (key, value) index. */
+    async listUser(filter: LabelFilter = []): Promise<VmRecord[]> {
+      let q = db.selectFrom('vms').selectAll().where('purpose', '=', 'user')
+      for (const { key, value } of filter) {
+        q = q.where('id', 'in', (sub) => {
+          const s = sub.selectFrom('vm_labels').select('vm_id').where('key', '=', key)
+          return value === null ? s : s.where('value', '=', value)
+        })
+      }
+      return withLabels(await q.orderBy('created_at').execute())
     },
     async listInStates(states: VmState[]): Promise<VmRecord[]> {
       if (states.length === 0) return []
-      return (await db.selectFrom('vms').selectAll().where('state', 'in', states).execute()).map(fromRow)
+      return withLabels(await db.selectFrom('vms').selectAll().where('state', 'in', states).execute())
+    },
+    /** The earliest deadline of any VM, if one is set: what the expiry reaper sleeps until. */
+    async nextExpiry(): Promise<string | undefined> {
+      const r = await db.selectFrom('vms').select((e) => e.fn.min('expires_at').as('t')).where('expires_at', 'is not', null).executeTakeFirst()
+      return (r?.t as string | null | undefined) ?? undefined
+    },
+    /** Ids of the VMs whose deadline is at or before `at`, earliest first. */
+    async expiredIds(at: string): Promise<string[]> {
+      return (await db.selectFrom('vms').select('id').where('expires_at', '<=', at).orderBy('expires_at').execute()).map((r) => r.id)
+    },
+    /** Replaces the VM's labels as a whole. */
+    async setLabels(id: string, labels: Record<string, string>): Promise<void> {
+      await db.transaction().execute((tx) => writeLabels(tx, id, labels))
     },
     /**
      * Inserts a new VM only if the quota still allows it, in one transaction, so two concurrent
@@ -131,6 +200,7 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
           .insertInto('vms')
           .values({ ...(toColumns(vm) as VmsTable), id: vm.id, created_at: vm.createdAt, updated_at: now })
           .execute()
+        await writeLabels(tx, vm.id, vm.labels)
         return 'ok' as const
       })
     },
@@ -165,20 +235,24 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
       return Number(r.numUpdatedRows) === 1
     },
     async remove(id: string): Promise<void> {
-      await db.deleteFrom('vms').where('id', '=', id).execute()
+      await db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('vm_labels').where('vm_id', '=', id).execute()
+        await tx.deleteFrom('vms').where('id', '=', id).execute()
+      })
     },
     /** A warm VM becomes the caller's, if the caller's quota has room (same rule as insertWithinQuota). */
-    async adoptWithinQuota(id: string, patch: VmPatch, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
+    async adoptWithinQuota(id: string, patch: VmPatch, labels: Record<string, string>, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
       return db.transaction().execute(async (tx) => {
         if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('rds.vms.quota'))`.execute(tx)
         const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('purpose', '=', 'user').executeTakeFirstOrThrow()
         if (Number(n) >= limits.maxVms) return 'max_vms' as const
         await tx.updateTable('vms').set({ ...toColumns(patch), updated_at: new Date().toISOString() }).where('id', '=', id).execute()
+        await writeLabels(tx, id, labels)
         return 'ok' as const
       })
     },
     async listByPurpose(purpose: VmPurpose): Promise<VmRecord[]> {
-      return (await db.selectFrom('vms').selectAll().where('purpose', '=', purpose).orderBy('created_at').execute()).map(fromRow)
+      return withLabels(await db.selectFrom('vms').selectAll().where('purpose', '=', purpose).orderBy('created_at').execute())
     },
     /** VMs whose VMM maps this snapshot's memory file: the file must outlive them. */
     async countMappingSnapshot(snapshotId: string): Promise<number> {

@@ -179,6 +179,7 @@ export class FakeManager {
     this.background = this.s.seeds.start().then(() => this.s.pool.start())
     this.s.activity.start()
     this.s.deliveries.start()
+    void this.s.expiry.start()
     this.app = await buildApp(this.s, { apiKey: this.apiKey })
   }
 
@@ -186,6 +187,7 @@ export class FakeManager {
   private async down(o: { keepNetwork: boolean }): Promise<void> {
     await this.app?.close()
     this.s.templates.close()
+    await this.s.expiry.close()
     await Promise.all([this.s.pool.close(), this.s.seeds.close()])
     this.s.activity.close()
     await this.s.deliveries.close()

@@ -215,7 +215,7 @@ describe('VM addresses', () => {
       for (let i = 0; i < 5; i++) {
         const id = `00000000-0000-4000-8000-00000000000${i}`
         const now = new Date().toISOString()
-        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null, inheritedSecretNames: [], createdBy: null }, { maxVms: 100 })
+        await repo.insertWithinQuota({ id, state: 'STOPPED', cpu: 1, memMb: 256, imageId: 'none', guestIp: `10.203.7.${i + 2}`, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: now, startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null, inheritedSecretNames: [], createdBy: null, expiresAt: null, ttlSeconds: null, onExpire: 'delete', labels: {} }, { maxVms: 100 })
       }
       await db.destroy()
       await small.start()

@@ -77,7 +77,7 @@ it('reports an agent restart, then ERROR while it is silent, then RUNNING again'
   const locks = new KeyedLock()
   const lifecycle = createLifecycle({ repo, locks, log })
   lifecycle.follow(supervisor)
-  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null, inheritedSecretNames: [], createdBy: null }
+  const vm: VmRecord = { id: 'vm-h', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null, inheritedSecretNames: [], createdBy: null, expiresAt: null, ttlSeconds: null, onExpire: 'delete', labels: {} }
   await repo.insertWithinQuota(vm, { maxVms: 10 })
   await locks.run(vm.id, async () => {
     await supervisor.boot({ id: vm.id, cpu: 1, memMb: 256, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { onProcess: async () => void (await lifecycle.transition(vm.id, 'STARTING')) })

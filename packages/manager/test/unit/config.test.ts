@@ -148,6 +148,13 @@ describe('integers', () => {
     expect(refusal({ DNS_QUERIES_PER_SECOND: '50', DNS_QUERIES_BURST: '20' })).toBe('DNS_QUERIES_BURST must be at least DNS_QUERIES_PER_SECOND (got 20 < 50)')
   })
 
+  it('DEFAULT_TTL_SECONDS and MAX_TTL_SECONDS: unset by default, 1 or more, the default not over the maximum', () => {
+    expect(loadConfig({})).toMatchObject({ defaultTtlSeconds: undefined, maxTtlSeconds: undefined })
+    expect(loadConfig({ DEFAULT_TTL_SECONDS: '600', MAX_TTL_SECONDS: '3600' })).toMatchObject({ defaultTtlSeconds: 600, maxTtlSeconds: 3600 })
+    for (const bad of ['0', '-1', '1.5', 'soon']) expect(refusal({ DEFAULT_TTL_SECONDS: bad })).toBe(`DEFAULT_TTL_SECONDS must be an integer >= 1 (got "${bad}")`)
+    expect(refusal({ DEFAULT_TTL_SECONDS: '7200', MAX_TTL_SECONDS: '3600' })).toBe('DEFAULT_TTL_SECONDS (7200) must not be over MAX_TTL_SECONDS (3600)')
+  })
+
   it('PORT: 0 to 65535, refused here and not by listen() after the whole start-up', () => {
     for (const bad of ['http', '80.5', '-1', '65536']) expect(refusal({ PORT: bad })).toBe(`PORT must be an integer from 0 to 65535 (got "${bad}")`)
     expect(loadConfig({ PORT: '65535' }).port).toBe(65535)

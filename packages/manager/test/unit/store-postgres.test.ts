@@ -56,6 +56,10 @@ const vm = (id: string): VmRecord => ({
   sourceSnapshotId: null,
   inheritedSecretNames: [],
   createdBy: null,
+  expiresAt: null,
+  ttlSeconds: null,
+  onExpire: 'delete',
+  labels: {},
 })
 
 /** A database as the previous release left it: migrated up to 0007, one seed per image on its row. */
@@ -89,6 +93,28 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     expect(await repo.countUsingImage('img-1')).toBe(4)
     for (const v of all) await repo.remove(v.id)
     expect(await repo.list()).toEqual([])
+  })
+
+  it('filters VMs by labels in SQL and finds the next and the due expiries', async () => {
+    const repo = createVmsRepo(dbs[dialect], dialect as 'sqlite' | 'postgres')
+    const at = (s: number) => new Date(Date.UTC(2030, 0, 1, 0, 0, s)).toISOString()
+    await repo.insertWithinQuota({ ...vm(`${dialect}-l1`), labels: { team: 'red', 'example.com/task': 'a' } }, { maxVms: 100 })
+    await repo.insertWithinQuota({ ...vm(`${dialect}-l2`), labels: { team: 'red', tier: 'gpu' }, expiresAt: at(30), ttlSeconds: 30 }, { maxVms: 100 })
+    await repo.insertWithinQuota({ ...vm(`${dialect}-l3`), labels: { team: 'blue' }, expiresAt: at(10), ttlSeconds: 10, onExpire: 'pause' }, { maxVms: 100 })
+    const ids = async (f: Parameters<typeof repo.listUser>[0]) => (await repo.listUser(f)).map((v) => v.id).sort()
+    expect(await ids([{ key: 'team', value: 'red' }])).toEqual([`${dialect}-l1`, `${dialect}-l2`])
+    expect(await ids([{ key: 'team', value: 'red' }, { key: 'tier', value: 'gpu' }])).toEqual([`${dialect}-l2`])
+    expect(await ids([{ key: 'tier', value: null }])).toEqual([`${dialect}-l2`])
+    expect(await ids([{ key: 'example.com/task', value: 'a' }])).toEqual([`${dialect}-l1`])
+    expect(await repo.get(`${dialect}-l3`)).toMatchObject({ labels: { team: 'blue' }, expiresAt: at(10), ttlSeconds: 10, onExpire: 'pause' })
+    expect(await repo.nextExpiry()).toBe(at(10))
+    expect(await repo.expiredIds(at(29))).toEqual([`${dialect}-l3`])
+    expect(await repo.expiredIds(at(30))).toEqual([`${dialect}-l3`, `${dialect}-l2`])
+    await repo.setLabels(`${dialect}-l1`, { only: 'x' })
+    expect((await repo.get(`${dialect}-l1`))!.labels).toEqual({ only: 'x' })
+    for (const id of [`${dialect}-l1`, `${dialect}-l2`, `${dialect}-l3`]) await repo.remove(id)
+    expect(await repo.nextExpiry()).toBeUndefined()
+    expect(await dbs[dialect].selectFrom('vm_labels').selectAll().execute()).toEqual([])
   })
 
   it('hands out each VM address once, lowest free first, reused after delete, under concurrency', async () => {

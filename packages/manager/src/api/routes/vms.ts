@@ -5,7 +5,8 @@ import type { VmService } from '../../services/vms.ts'
 import type { PeerLinks } from '../../services/peers/peer-links.ts'
 import { errorResponses, IdParams } from '../schemas/common.ts'
 import { shortVmNotFound } from '../not-found.ts'
-import { CreateVmBody, toVmPublic, VmPublic } from '../schemas/vm.ts'
+import { CreateVmBody, ExtendBody, Labels, LabelsPatch, toVmPublic, VmListQuery, VmPublic } from '../schemas/vm.ts'
+import { parseLabelFilter } from '../../services/vm-labels.ts'
 import { NetworkPatchBody, VmNetwork } from '../schemas/network.ts'
 
 const tags = ['vms']
@@ -26,9 +27,22 @@ export const vmRoutes = (vms: VmService, peers: PeerLinks): FastifyPluginAsyncTy
       return reply.code(201).send(toVmPublic(vm, await peers.list(vm.id)))
     },
   )
-  app.get('/vms', { schema: { tags, summary: 'List VMs', response: { 200: Type.Array(VmPublic) } } }, async () => {
+  app.get('/vms', { schema: { tags, summary: 'List VMs (?label=key=value, repeatable: only VMs with all those labels)', querystring: VmListQuery, response: { 200: Type.Array(VmPublic), ...errorResponses(400) } } }, async (req) => {
+    const filter = parseLabelFilter(req.query.label)
     const all = await peers.listAll()
-    return (await vms.list()).map((vm) => toVmPublic(vm, all.filter((l) => l.consumerVmId === vm.id)))
+    return (await vms.list(filter)).map((vm) => toVmPublic(vm, all.filter((l) => l.consumerVmId === vm.id)))
+  })
+  app.post('/vms/:id/extend', { schema: { tags, summary: 'Expire the VM ttlSeconds from now (starts a clock on a VM without TTL); answers the VM', params: IdParams, body: ExtendBody, response: { 200: VmPublic, ...errorResponses(400, 404) } } }, async (req) => {
+    const vm = await vms.extend(req.params.id, req.body.ttlSeconds)
+    return toVmPublic(vm, await peers.list(vm.id))
+  })
+  app.put('/vms/:id/labels', { schema: { tags, summary: 'Replace all labels of a VM', params: IdParams, body: Labels, response: { 200: VmPublic, ...errorResponses(400, 404) } } }, async (req) => {
+    const vm = await vms.setLabels(req.params.id, req.body ?? {}, false)
+    return toVmPublic(vm, await peers.list(vm.id))
+  })
+  app.patch('/vms/:id/labels', { schema: { tags, summary: 'Set some labels ({key: value}) and remove others ({key: null}); the rest stay', params: IdParams, body: LabelsPatch, response: { 200: VmPublic, ...errorResponses(400, 404) } } }, async (req) => {
+    const vm = await vms.setLabels(req.params.id, req.body ?? {}, true)
+    return toVmPublic(vm, await peers.list(vm.id))
   })
   app.get('/vms/:id', { schema: { tags, summary: 'Get a VM', params: IdParams, response: { 200: VmPublic, ...errorResponses(404) } } }, async (req) => {
     const vm = await shortVmNotFound(vms.get(req.params.id))

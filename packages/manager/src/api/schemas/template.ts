@@ -34,7 +34,7 @@ export type CreateTemplateBody = Static<typeof CreateTemplateBody>
  * Per-VM choices of a spawn: the VM create's own fields, so a field the create gains (TTL,
  * labels) is added here by naming it. Shape, image and snapshot are the template's.
  */
-export const SpawnTemplateBody = Type.Partial(Type.Pick(CreateVmBody, ['allowIps', 'allowDomains', 'outboundInternet', 'secretEnv', 'peerLinks']), { additionalProperties: false })
+export const SpawnTemplateBody = Type.Partial(Type.Pick(CreateVmBody, ['allowIps', 'allowDomains', 'outboundInternet', 'secretEnv', 'peerLinks', 'ttlSeconds', 'onExpire', 'labels']), { additionalProperties: false })
 export type SpawnTemplateBody = Static<typeof SpawnTemplateBody>
 
 const SetupStepPublic = Type.Object({

@@ -5,6 +5,38 @@ import { PeerLink, PeerLinkInput } from './peers.ts'
 import { VM_STATES, type VmState } from '../../services/vm-lifecycle.ts'
 import { AllowDomains, AllowIps } from './network.ts'
 
+export const OnExpire = Type.Union([Type.Literal('delete'), Type.Literal('pause')], {
+  default: 'delete',
+  description: 'What happens when the TTL runs out: delete (everything of the VM goes) or pause (it stays, costing no CPU, until resumed, snapshotted or deleted).',
+})
+
+// Typed as the records they are: TypeBox's static type of additionalProperties alone is {}.
+export const Labels = Type.Unsafe<Record<string, string>>(Type.Object(
+  {},
+  {
+    additionalProperties: Type.String(),
+    description: 'Up to 32 labels {key: value}: keys like Kubernetes label keys (name or prefix/name; name 1-63 of [A-Za-z0-9-_.], alphanumeric at both ends), values up to 256 characters without control characters. GET /v1/vms?label=key=value finds VMs by them.',
+  },
+))
+
+export const LabelsPatch = Type.Unsafe<Record<string, string | null>>(Type.Object(
+  {},
+  { additionalProperties: Type.Union([Type.String(), Type.Null()]), description: 'Labels to set ({key: value}) or remove ({key: null}); the others stay.' },
+))
+
+export const ExtendBody = Type.Object(
+  { ttlSeconds: Type.Number({ description: 'The VM now expires this many seconds from now (whole, 1..MAX_TTL_SECONDS); also its TTL for later resumes.' }) },
+  { additionalProperties: false },
+)
+
+export const VmListQuery = Type.Object({
+  label: Type.Optional(
+    Type.Array(Type.String({ maxLength: 600 }), {
+      description: 'key=value (that value) or key (any value); repeat it for VMs having all of them.',
+    }),
+  ),
+})
+
 export const CreateVmBody = Type.Object(
   {
     cpu: Type.Number({ description: 'vCPUs (integer, 1..MAX_CPU).' }),
@@ -42,6 +74,14 @@ export const CreateVmBody = Type.Object(
       }),
     ),
     diskSizeMb: Type.Optional(Type.Number({ description: 'Accepted for compatibility (checked: > 0, at most 1048576); the overlay size is OVERLAY_SIZE_BYTES, as in the original.' })),
+    ttlSeconds: Type.Optional(
+      Type.Union([Type.Number(), Type.Null()], {
+        description:
+          'Seconds the VM lives once it runs (whole, 1..MAX_TTL_SECONDS); then onExpire happens. Absent: DEFAULT_TTL_SECONDS (else MAX_TTL_SECONDS, else no expiry). null: no expiry (refused when MAX_TTL_SECONDS is set). A pause stops the clock, a resume or start runs it again for the whole TTL; a stop does not stop it.',
+      }),
+    ),
+    onExpire: Type.Optional(OnExpire),
+    labels: Type.Optional(Labels),
   },
   { additionalProperties: false },
 )
@@ -68,6 +108,10 @@ export const VmPublic = Type.Object(
     lastError: Type.Union([Type.String(), Type.Null()]),
     createdBy: Type.Union([Type.String(), Type.Null()], { description: 'Who created it: env:API_KEY, key:<api key id> or admin:<email>; null for VMs created before accounts existed.' }),
     peerLinks: Type.Array(PeerLink),
+    labels: Labels,
+    expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When onExpire happens; null when no clock runs (no TTL, or paused).' }),
+    ttlSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'The TTL last given (create or extend): what a resume or start runs the clock for.' }),
+    onExpire: OnExpire,
   },
   {},
 )
@@ -91,4 +135,8 @@ export const toVmPublic = (vm: VmRecord, peerLinks: PeerLinkRecord[] = []): VmPu
   lastError: vm.lastError,
   createdBy: vm.createdBy,
   peerLinks: peerLinks.map((l) => ({ alias: l.alias, vmId: l.providerVmId, sourceMode: l.sourceMode })),
+  labels: vm.labels,
+  expiresAt: vm.expiresAt,
+  ttlSeconds: vm.ttlSeconds,
+  onExpire: vm.onExpire,
 })

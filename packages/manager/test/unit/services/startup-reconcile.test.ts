@@ -28,7 +28,7 @@ async function halfCreatedVm(): Promise<string> {
   await createVmsRepo(m.s.db, m.s.dialect).insertWithinQuota({
     id, state: 'CREATED', cpu: 1, memMb: 256, imageId: m.imageId, guestIp: null, allowIps: [], allowDomains: [], outboundInternet: false,
     provisionMode: null, createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null,
-    purpose: 'user', secretEnv: null, sourceSnapshotId: null, memorySnapshotId: null, inheritedSecretNames: [], createdBy: null,
+    purpose: 'user', secretEnv: null, sourceSnapshotId: null, memorySnapshotId: null, inheritedSecretNames: [], createdBy: null, expiresAt: null, ttlSeconds: null, onExpire: 'delete', labels: {},
   }, { maxVms: 100 })
   fs.mkdirSync(path.join(m.root, 'vms', id))
   fs.writeFileSync(path.join(m.root, 'vms', id, 'overlay.ext4'), '')

@@ -32,7 +32,7 @@ async function vmIn(state: VmState): Promise<string> {
   const vm: VmRecord = {
     id: `vm-${++n}`, state, cpu: 1, memMb: 256, imageId: 'img', guestIp: null, allowIps: [], allowDomains: [], outboundInternet: false,
     provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null,
-    purpose: 'user', secretEnv: null, sourceSnapshotId: null, memorySnapshotId: null, inheritedSecretNames: [], createdBy: null,
+    purpose: 'user', secretEnv: null, sourceSnapshotId: null, memorySnapshotId: null, inheritedSecretNames: [], createdBy: null, expiresAt: null, ttlSeconds: null, onExpire: 'delete', labels: {},
   }
   await repo.insertWithinQuota(vm, { maxVms: 1000 })
   return vm.id
