@@ -20,10 +20,19 @@ const vmsToDelete: string[] = []
 const snapshotsToDelete: string[] = []
 
 type Parameters = WorkflowJson['nodes'][number]['parameters']
+interface Step {
+  name: string
+  parameters: Parameters
+  /** The node whose output feeds this one (default: the step before it); two steps from one node are two branches. */
+  from?: string
+  credentialId?: string
+  onError?: 'continueRegularOutput'
+}
 
-/** A linear workflow: a manual trigger, then the nodes in order. */
-function workflow(name: string, steps: { name: string; parameters: Parameters; credentialId?: string; onError?: 'continueRegularOutput' }[]): WorkflowJson {
+/** A workflow from a manual trigger through the steps, as n8n's editor saves it. */
+function workflow(name: string, steps: Step[]): WorkflowJson {
   const nodes: WorkflowJson['nodes'] = [{ id: 'start', name: 'Start', type: 'n8n-nodes-base.manualTrigger', typeVersion: 1, position: [0, 0], parameters: {} }]
+  const connections: WorkflowJson['connections'] = {}
   for (const [i, s] of steps.entries()) {
     nodes.push({
       id: `n${i}`,
@@ -35,9 +44,9 @@ function workflow(name: string, steps: { name: string; parameters: Parameters; c
       credentials: { runDatsheeshApi: { id: s.credentialId ?? 'rds', name: 'run-dat-sheesh' } },
       ...(s.onError ? { onError: s.onError } : {}),
     })
+    const from = s.from ?? nodes[i]!.name
+    ;((connections[from] ??= { main: [[]] }).main[0] ??= []).push({ node: s.name, type: 'main', index: 0 })
   }
-  const connections: WorkflowJson['connections'] = {}
-  for (let i = 0; i < nodes.length - 1; i++) connections[nodes[i]!.name] = { main: [[{ node: nodes[i + 1]!.name, type: 'main', index: 0 }]] }
   return { name, nodes, connections }
 }
 
@@ -81,6 +90,15 @@ describe('a workflow in n8n\'s engine against a real VM', () => {
       { name: 'Download', parameters: { resource: 'file', operation: 'download', vmId: vm, path: '/workspace/out', binaryPropertyName: 'archive' } },
       { name: 'Upload', parameters: { resource: 'file', operation: 'upload', vmId: vm, dest: '/workspace/restored', binaryPropertyName: 'archive' } },
       { name: 'Check', parameters: { resource: 'vm', operation: 'exec', vmId: vm, cmd: 'cd /workspace/restored && find . -type f | sort && cat "$(find . -name copy.txt)"' } },
+      // A branch of its own: a listing puts out one item per entry, and every node after it would
+      // run once per item (n8n's way).
+      { name: 'List Files', parameters: { resource: 'file', operation: 'list', vmId: vm, path: '/workspace/out' } },
+      { name: 'Run TS', from: 'Check', parameters: { resource: 'vm', operation: 'runTs', vmId: vm, source: 'code', code: 'const n: number = Deno.args.length; result.set({ n, from: Deno.env.get("FROM") })', env: { variables: [{ name: 'FROM', value: 'n8n' }] }, options: { args: ['a', 'b c'] } } },
+      { name: 'Run JS', parameters: { resource: 'vm', operation: 'runJs', vmId: vm, source: 'code', code: 'result.set({ sum: 40 + 2 })' } },
+      { name: 'Update Network', parameters: { resource: 'vm', operation: 'updateNetwork', vmId: vm, allowIps: '203.0.113.7, 198.51.100.0/24', allowDomains: '', outboundInternet: false } },
+      { name: 'Pause', parameters: { resource: 'vm', operation: 'pause', vmId: vm } },
+      { name: 'Resume', parameters: { resource: 'vm', operation: 'resume', vmId: vm } },
+      { name: 'Get VM', parameters: { resource: 'vm', operation: 'get', vmId: vm } },
       { name: 'Snapshot', parameters: { resource: 'snapshot', operation: 'createFromVm', vmId: vm } },
       { name: 'Delete VM', parameters: { resource: 'vm', operation: 'destroy', vmId: vm } },
     ])
@@ -114,6 +132,15 @@ describe('a workflow in n8n\'s engine against a real VM', () => {
     expect(check.stdout).toMatch(/copy\.txt\n/)
     expect(check.stdout).toMatch(/note\.txt\n/)
     expect(check.stdout.endsWith('exit 0: hello from n8n')).toBe(true)
+    // A listing is one item per entry.
+    expect(out('List Files').map((i) => i.json.name).sort()).toEqual(['copy.txt', 'note.txt'])
+    expect(out('Run TS')).toHaveLength(1)
+    expect(out('Run TS')[0]?.json).toMatchObject({ exitCode: 0, result: { n: 2, from: 'n8n' } })
+    expect(out('Run JS')[0]?.json).toMatchObject({ exitCode: 0, result: { sum: 42 } })
+    expect(out('Update Network')[0]?.json).toMatchObject({ allowIps: ['203.0.113.7', '198.51.100.0/24'], outboundInternet: false })
+    expect(out('Pause')[0]?.json).toEqual({ success: true, vmId: created!.id })
+    expect(out('Resume')[0]?.json).toEqual({ success: true, vmId: created!.id })
+    expect(out('Get VM')[0]?.json).toMatchObject({ id: created!.id, state: 'RUNNING', allowIps: ['203.0.113.7', '198.51.100.0/24'] })
     expect(snap).toMatchObject({ kind: 'user_overlay', sourceVmId: created!.id, containsSecrets: true })
     expect(out('Delete VM')[0]?.json).toEqual({ success: true, vmId: created!.id })
     expect((await mgr.request('GET', `/v1/vms/${created!.id}`)).status).toBe(404)
