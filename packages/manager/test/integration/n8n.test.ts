@@ -54,7 +54,7 @@ beforeAll(async () => {
   mgr = await sharedManager()
   // As published: tsc into dist/, which is what n8n loads.
   // (tsc would leave its compile cache in the file's TMPDIR.)
-  execFileSync(process.execPath, [path.join(PACKAGE_DIR, 'build.mts')], { stdio: 'inherit', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } })
+  execFileSync(process.execPath, [path.join(PACKAGE_DIR, 'build.mjs')], { stdio: 'inherit', env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' } })
   host = await n8nHost(PACKAGE_DIR)
 })
 afterAll(async () => {
