@@ -96,6 +96,9 @@ describe('a workflow in n8n\'s engine against a real VM', () => {
       { name: 'Run TS', from: 'Check', parameters: { resource: 'vm', operation: 'runTs', vmId: vm, source: 'code', code: 'const n: number = Deno.args.length; result.set({ n, from: Deno.env.get("FROM") })', env: { variables: [{ name: 'FROM', value: 'n8n' }] }, options: { args: ['a', 'b c'] } } },
       { name: 'Run JS', parameters: { resource: 'vm', operation: 'runJs', vmId: vm, source: 'code', code: 'result.set({ sum: 40 + 2 })' } },
       { name: 'Update Network', parameters: { resource: 'vm', operation: 'updateNetwork', vmId: vm, allowIps: '203.0.113.7, 198.51.100.0/24', allowDomains: '', outboundInternet: false } },
+      { name: 'Get Network', parameters: { resource: 'vm', operation: 'getNetwork', vmId: vm } },
+      { name: 'Link Unknown Provider', onError: 'continueRegularOutput', parameters: { resource: 'vm', operation: 'addPeer', vmId: vm, alias: 'sdk', providerVmId: 'no-such-vm', sourceMode: 'hidden' } },
+      { name: 'Sync Peers', parameters: { resource: 'vm', operation: 'syncPeers', vmId: vm } },
       { name: 'Pause', parameters: { resource: 'vm', operation: 'pause', vmId: vm } },
       { name: 'Resume', parameters: { resource: 'vm', operation: 'resume', vmId: vm } },
       { name: 'Get VM', parameters: { resource: 'vm', operation: 'get', vmId: vm } },
@@ -138,6 +141,9 @@ describe('a workflow in n8n\'s engine against a real VM', () => {
     expect(out('Run TS')[0]?.json).toMatchObject({ exitCode: 0, result: { n: 2, from: 'n8n' } })
     expect(out('Run JS')[0]?.json).toMatchObject({ exitCode: 0, result: { sum: 42 } })
     expect(out('Update Network')[0]?.json).toMatchObject({ allowIps: ['203.0.113.7', '198.51.100.0/24'], outboundInternet: false })
+    expect(out('Get Network')[0]?.json).toMatchObject({ guestIp: created!.guestIp, allowIps: ['203.0.113.7', '198.51.100.0/24'] })
+    expect(out('Link Unknown Provider')[0]?.json).toEqual({ error: 'peerLinks target not found: no-such-vm', code: 'invalid_peer_links', httpCode: '400' })
+    expect(out('Sync Peers')[0]?.json).toEqual({ success: true, vmId: created!.id })
     expect(out('Pause')[0]?.json).toEqual({ success: true, vmId: created!.id })
     expect(out('Resume')[0]?.json).toEqual({ success: true, vmId: created!.id })
     expect(out('Get VM')[0]?.json).toMatchObject({ id: created!.id, state: 'RUNNING', allowIps: ['203.0.113.7', '198.51.100.0/24'] })
