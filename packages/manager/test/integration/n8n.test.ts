@@ -76,6 +76,15 @@ describe('n8n loads the package', () => {
     expect(ops('snapshot')).toEqual(expect.arrayContaining(['list', 'createFromVm']))
     expect(ops('vm')).toEqual(expect.arrayContaining(['list', 'get', 'create', 'start', 'stop', 'destroy', 'exec', 'runTs', 'runJs', 'pause', 'resume', 'getNetwork', 'updateNetwork', 'addPeer']))
   })
+
+  it('passes n8n\'s credential test with the manager\'s key (a base URL with a trailing slash too) and fails it with another', async () => {
+    const ok = await host.testCredential('runDatsheeshApi', { baseUrl: `${mgr.baseUrl}/`, apiKey: mgr.apiKey })
+    expect(ok.data.resultData.error?.message).toBeUndefined()
+    expect(ok.status).toBe('success')
+    const bad = await host.testCredential('runDatsheeshApi', { baseUrl: mgr.baseUrl, apiKey: 'not-the-key' })
+    expect(bad.status).toBe('error')
+    expect(bad.data.resultData.error).toMatchObject({ name: 'NodeApiError', httpCode: '401' })
+  })
 })
 
 describe('a workflow in n8n\'s engine against a real VM', () => {

@@ -19,6 +19,7 @@ import type {
   IWorkflowBase,
   IWorkflowExecuteAdditionalData,
 } from 'n8n-workflow'
+import { credentialTestNode, credentialTestNodeType } from './credential-test-node.ts'
 import { InMemoryCredentialsHelper } from './credentials-helper.ts'
 import { MANUAL_TRIGGER_TYPE, ManualTrigger } from './manual-trigger.ts'
 import { n8nCore, n8nWorkflow } from './n8n-libraries.ts'
@@ -60,6 +61,8 @@ export interface N8nHost {
   loader: InstanceType<typeof PackageDirectoryLoader>
   /** Runs the workflow from its manual trigger; credentials by the id the nodes reference. */
   run(workflow: WorkflowJson, credentials: Record<string, ICredentialDataDecryptedObject>): Promise<IRun>
+  /** Runs a credential type's test request with these values, as n8n does when a credential is saved. */
+  testCredential(type: string, data: ICredentialDataDecryptedObject): Promise<IRun>
   /** Removes the host's n8n folder. */
   close(): void
 }
@@ -76,6 +79,7 @@ export async function n8nHost(packageDir: string): Promise<N8nHost> {
   for (const [name, { type }] of Object.entries(loader.nodeTypes)) types[`${loader.packageName}.${name}`] = type
   const nodeTypes = new NodeTypes(types)
   const credentialTypes = Object.values(loader.credentialTypes).map((c) => c.type)
+  for (const c of credentialTypes) if (c.test) types[credentialTestNodeType(c.name)] = credentialTestNode(c)
 
   async function run(json: WorkflowJson, credentials: Record<string, ICredentialDataDecryptedObject>): Promise<IRun> {
     const workflow = new Workflow({ id: randomUUID(), name: json.name, nodes: json.nodes, connections: json.connections, active: false, nodeTypes, settings: { executionOrder: 'v1' } })
@@ -113,5 +117,13 @@ export async function n8nHost(packageDir: string): Promise<N8nHost> {
     return await new WorkflowExecute(additionalData, 'manual').run({ workflow, startNode: trigger })
   }
 
-  return { nodeTypes, loader, run, close: () => fs.rmSync(userFolder, { recursive: true, force: true }) }
+  async function testCredential(type: string, data: ICredentialDataDecryptedObject): Promise<IRun> {
+    const nodes: INode[] = [
+      { id: 'start', name: 'Start', type: MANUAL_TRIGGER_TYPE, typeVersion: 1, position: [0, 0], parameters: {} },
+      { id: 'test', name: 'Credential Test', type: credentialTestNodeType(type), typeVersion: 1, position: [200, 0], parameters: {}, credentials: { [type]: { id: 'tested', name: 'tested' } } },
+    ]
+    return await run({ name: `test ${type}`, nodes, connections: { Start: { main: [[{ node: 'Credential Test', type: 'main', index: 0 }]] } } }, { tested: data })
+  }
+
+  return { nodeTypes, loader, run, testCredential, close: () => fs.rmSync(userFolder, { recursive: true, force: true }) }
 }
