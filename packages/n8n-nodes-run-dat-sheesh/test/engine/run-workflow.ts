@@ -73,6 +73,8 @@ export async function n8nHost(packageDir: string): Promise<N8nHost> {
   const userFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-n8n-'))
   process.env.N8N_USER_FOLDER = userFolder
   process.env.N8N_ENCRYPTION_KEY ??= randomBytes(24).toString('hex')
+  // The errors a test provokes are asserted on; n8n's logger would print each with its stack.
+  process.env.N8N_LOG_LEVEL ??= 'silent'
   const loader = new PackageDirectoryLoader(packageDir)
   await loader.loadAll()
   const types: Record<string, INodeType | IVersionedNodeType> = { [MANUAL_TRIGGER_TYPE]: new ManualTrigger() }
