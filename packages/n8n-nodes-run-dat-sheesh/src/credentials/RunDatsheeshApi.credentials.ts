@@ -8,8 +8,6 @@ export class RunDatsheeshApi implements ICredentialType {
 
   displayName = 'Run Dat sheesh API'
 
-  documentationUrl = 'https://github.com/lelemm/rundatsheesh'
-
   icon = 'file:runDatSheesh.svg' as const
 
   properties: INodeProperties[] = [
