@@ -79,6 +79,9 @@ describe('defaults', () => {
       enableWarmPool: false,
       warmPoolTarget: 1,
       warmPoolMaxVms: 4,
+      rateLimitPerMin: 0,
+      metricsAuth: 'apikey',
+      quotaMaxVmsPerKey: 0,
     })
     // The host's resolv.conf: whatever it says, a list.
     expect(Array.isArray(dnsUpstreams)).toBe(true)
