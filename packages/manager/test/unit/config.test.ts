@@ -133,6 +133,8 @@ describe('integers', () => {
     ['SEED_SHAPES_MAX', 1],
     ['WARM_POOL_TARGET', 0],
     ['WARM_POOL_MAX_VMS', 0],
+    ['RATE_LIMIT_PER_MIN', 0],
+    ['QUOTA_MAX_VMS_PER_KEY', 0],
   ]
   for (const [name, min] of integers) {
     it(`${name}: refuses text, fractions and values below ${min}`, () => {
@@ -149,6 +151,11 @@ describe('integers', () => {
     expect(loadConfig({ DNS_QUERIES_PER_SECOND: '10', DNS_QUERIES_BURST: '10' }).dnsLimits.burst).toBe(10)
     for (const bad of ['abc', '1.5', '0']) expect(refusal({ DNS_QUERIES_BURST: bad })).toBe(`DNS_QUERIES_BURST must be an integer >= 1 (got "${bad}")`)
     expect(refusal({ DNS_QUERIES_PER_SECOND: '50', DNS_QUERIES_BURST: '20' })).toBe('DNS_QUERIES_BURST must be at least DNS_QUERIES_PER_SECOND (got 20 < 50)')
+  })
+
+  it('METRICS_AUTH: none or apikey, nothing else', () => {
+    expect(loadConfig({ METRICS_AUTH: 'none' }).metricsAuth).toBe('none')
+    for (const bad of ['off', 'APIKEY', 'true']) expect(refusal({ METRICS_AUTH: bad })).toBe(`METRICS_AUTH must be one of none, apikey (got "${bad}")`)
   })
 
   it('PORT: 0 to 65535, refused here and not by listen() after the whole start-up', () => {
