@@ -7,6 +7,8 @@ import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { requestIdMixin } from '../../../src/api/request-id.ts'
 import { FakeManager } from '../../harness/fake-manager.ts'
+import { Http } from '../../../../sdk/src/http.ts'
+import { RdsApiError } from '../../../../sdk/src/errors.ts'
 
 let m: FakeManager
 const logLines: Array<Record<string, unknown>> = []
@@ -169,6 +171,19 @@ describe('request ids', () => {
       expect(r.json().requestId).toBe(r.headers['x-request-id'])
       expect(r.json().requestId).toMatch(UUID)
     }
+  })
+
+  it('the TypeScript SDK gives the id of a failed call as RdsApiError.requestId', async () => {
+    // The SDK's own fetch option, answered by this manager's app.
+    const viaApp = (async (url: string, init: RequestInit) => {
+      const u = new URL(url)
+      const r = await m.app.inject({ method: init.method as 'GET', url: u.pathname + u.search, headers: { ...(init.headers as Record<string, string>), 'x-request-id': 'sdk-call-7' } })
+      return new Response(r.body, { status: r.statusCode, headers: r.headers as Record<string, string> })
+    }) as unknown as typeof fetch
+    const http = new Http({ baseUrl: 'http://manager.test', apiKey: m.apiKey, fetch: viaApp })
+    const err = await http.json('GET', '/v1/vms/no-such-vm').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(RdsApiError)
+    expect(err).toMatchObject({ status: 404, code: 'vm_not_found', requestId: 'sdk-call-7' })
   })
 })
 
