@@ -12,6 +12,7 @@ import { RdsApiError } from '../../../../sdk/src/errors.ts'
 
 let m: FakeManager
 const logLines: Array<Record<string, unknown>> = []
+const rawLines: string[] = []
 const shape = { cpu: 1, memMb: 256, allowIps: [] }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
@@ -19,7 +20,11 @@ beforeAll(async () => {
   // The manager's logger as main.ts builds it (the mixin), writing into this test.
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) logLines.push(JSON.parse(line))
+      for (const line of String(chunk).split('\n')) {
+        if (!line) continue
+        rawLines.push(line)
+        logLines.push(JSON.parse(line))
+      }
       done()
     },
   })
@@ -143,7 +148,8 @@ describe('request ids', () => {
     const mine = logLines.filter((l) => l.reqId === 'trace-42.a:b')
     // Fastify's request lines, and the provisioner's, which logs through the manager's logger, not req.log.
     expect(mine.map((l) => l.msg)).toEqual(expect.arrayContaining(['incoming request', 'VM created', 'request completed']))
-    // No line carries the id twice (the mixin leaves req.log's lines alone).
+    // No line carries the id twice (the mixin leaves req.log's lines alone: JSON would keep the last).
+    expect(rawLines.filter((l) => l.includes('trace-42.a:b') && l.split('"reqId"').length !== 2)).toEqual([])
     expect(logLines.filter((l) => l.msg === 'VM created' && l.reqId === undefined)).toEqual([])
     expect((await m.api('DELETE', `/v1/vms/${r.json().id}`)).status).toBe(204)
 
