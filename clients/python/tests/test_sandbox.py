@@ -81,6 +81,7 @@ def test_errors(sb):
     with pytest.raises(RdsApiError) as e:
         sb.exec("true", cwd="/etc")
     assert (e.value.status, e.value.code) == (400, "path_not_allowed") and "/workspace" in e.value.message
+    assert e.value.request_id and len(e.value.request_id) == 36  # the manager's generated id
     with pytest.raises(RdsApiError) as e:
         Sandbox.create(cpu=99)
     assert e.value.code == "invalid_cpu"

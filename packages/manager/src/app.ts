@@ -9,6 +9,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { installErrorHandler } from './api/error-handler.ts'
 import { describeRawBodies } from './api/openapi-raw-bodies.ts'
 import { installValidation } from './api/validation.ts'
+import { installRequestIds, requestIdOf } from './api/request-id.ts'
+import { installHttpMetrics } from './api/http-metrics.ts'
+import { installRateLimit } from './api/rate-limit.ts'
+import { healthRoutes } from './api/routes/health.ts'
+import { metricsRoutes } from './api/routes/metrics.ts'
 import { requireAuth } from './api/auth.ts'
 import { authRoutes } from './api/routes/auth.ts'
 import { adminApiKeyRoutes } from './api/routes/admin-api-keys.ts'
@@ -39,16 +44,23 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
     bodyLimit: 256 * 1024,
     // Generous: an exec may legitimately run for MAX_EXEC_TIMEOUT_MS.
     requestTimeout: 0,
+    // The caller's X-Request-Id when sane, else a new one (api/request-id.ts); never taken unchecked.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandler(app, { exposeInternalErrors: s.config.exposeInternalErrors })
   installValidation(app)
+  installRequestIds(app)
+  installHttpMetrics(app, s.metrics)
+  // Before any route: the limiter adds its hook to the routes declared after it.
+  await installRateLimit(app, s.config.rateLimitPerMin)
   await app.register(cookie)
 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'run-dat-sheesh manager API', version: API_VERSION, description: 'Real microVMs for untrusted code. Every /v1 route needs the X-API-Key header (the env API_KEY or a key minted by the admin), or the admin session cookie (with X-CSRF-Token on requests that change state).' },
+      info: { title: 'run-dat-sheesh manager API', version: API_VERSION, description: 'Real microVMs for untrusted code. Every /v1 route needs the X-API-Key header (the env API_KEY or a key minted by the admin), or the admin session cookie (with X-CSRF-Token on requests that change state). With RATE_LIMIT_PER_MIN set, any route but /health, /ready and /auth/login may answer 429 rate_limited (Retry-After). Every answer has an X-Request-Id header, and every error body its requestId.' },
       components: {
         securitySchemes: {
           ApiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
@@ -64,12 +76,15 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(async (legacy) => legacy.register(swaggerUi, { routePrefix: '/swagger' }))
   await app.register(websocket, { options: { maxPayload: ATTACH_MAX_FRAME_BYTES } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  const authenticators = { envKey: o.apiKey, apiKeys: s.apiKeys, sessions: s.sessions }
+  await app.register(healthRoutes(s.readiness))
+  await app.register(metricsRoutes(s.metrics, { auth: s.config.metricsAuth, authenticators }))
   await app.register(authRoutes(s.sessions))
   await app.register(consoleRoutes(await buildConsole(), s.sessions))
 
   await app.register(
     async (v1) => {
-      requireAuth(v1, { envKey: o.apiKey, apiKeys: s.apiKeys, sessions: s.sessions })
+      requireAuth(v1, authenticators)
       v1.addHook('onRoute', documentCommonErrors)
       await v1.register(vmRoutes(s.vms, s.peers))
       await v1.register(vmPeerRoutes(s.vms, s.peers))

@@ -55,6 +55,8 @@ import { createWebhookDispatcher } from './services/webhooks/webhook-dispatcher.
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
 import { createExpiryReaper } from './services/vm-expiry.ts'
+import { createMetrics } from './services/metrics/prometheus.ts'
+import { createReadiness } from './services/readiness.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -96,6 +98,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')), vmmUidBase: config.vmmUidBase })
 
   // services, each built after what it uses: no cycles, no late binding
+  const metrics = createMetrics({ vms: repos.vms, memoryBudget: supervisor.memory })
   const locks = new KeyedLock()
   const secrets = createSecretBox(config.vmSecretKey)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, dnsLimits: config.dnsLimits, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
@@ -107,7 +110,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     if (entry) recordActivity(entry)
   })
   const lookup = createVmLookup(repos.vms)
-  const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs, activity: recordActivity })
+  const vmExec = createVmExecService({ config, paths, vms: lookup, machines: supervisor, network, secrets, execLogs: repos.execLogs, activity: recordActivity, metrics: metrics.report })
   const vmFiles = createVmFilesService({ vms: lookup, machines: supervisor })
   const vmProcesses = createVmProcessService({ vms: lookup, machines: supervisor, secrets, tickets: createAttachTickets() })
   const peers = createPeerLinks({ links: repos.peerLinks, getVm: lookup.find, vmExec, machines: supervisor, secrets, activity: recordActivity })
@@ -122,15 +125,16 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
   // A warm VM that failed is never handed out: the (re)fill replaces it now, not at the next restart.
   lifecycle.onVmFailed(() => void pool.start())
-  const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
+  const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner, metrics: metrics.report })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
   const builder = createTemplateBuilder({ config, paths, images, provisioner, supervisor, snapshots, log })
   const templates = createTemplateService({ config, paths, repo: repos.templates, snapshotsRepo: repos.snapshots, imagesRepo: repos.images, images, network, snapshots, vms, builder, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => templates.released(id))
   const expiry = createExpiryReaper({ repo: repos.vms, vms, log })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
+  const readiness = createReadiness({ db, images: repos.images, paths, network, log })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

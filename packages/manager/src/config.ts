@@ -96,6 +96,12 @@ export interface Config {
   enableWarmPool: boolean
   warmPoolTarget: number
   warmPoolMaxVms: number
+  /** Requests per minute per API key (or per client address without one); 0 = no limit (RATE_LIMIT_PER_MIN). */
+  rateLimitPerMin: number
+  /** Whether GET /metrics needs an API key (METRICS_AUTH=apikey) or is open (none). */
+  metricsAuth: 'none' | 'apikey'
+  /** VMs one minted API key may have at once; 0 = only MAX_VMS applies (QUOTA_MAX_VMS_PER_KEY). */
+  quotaMaxVmsPerKey: number
 }
 
 export class ConfigError extends Error {}
@@ -298,6 +304,9 @@ export function loadConfig(env: Env = process.env): Config {
     enableWarmPool: bool(env, 'ENABLE_WARM_POOL', false),
     warmPoolTarget: int(env, 'WARM_POOL_TARGET', 1, 0),
     warmPoolMaxVms: int(env, 'WARM_POOL_MAX_VMS', 4, 0),
+    rateLimitPerMin: int(env, 'RATE_LIMIT_PER_MIN', 0, 0),
+    metricsAuth: oneOf(env, 'METRICS_AUTH', ['none', 'apikey'] as const, 'apikey'),
+    quotaMaxVmsPerKey: int(env, 'QUOTA_MAX_VMS_PER_KEY', 0, 0),
   }
 }
 

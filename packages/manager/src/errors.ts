@@ -53,6 +53,10 @@ export const Errors = {
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
   imageHasSnapshots: (n: number) => new ApiError(409, 'image_has_snapshots', `Image has ${n} snapshot(s) that can only resume on it; delete them first`),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
+  /** GET /ready's 503; its body also carries every check's result. */
+  notReady: (failed: string[]) => new ApiError(503, 'not_ready', `Not ready: ${failed.join('; ')}`),
+  rateLimited: (perMinute: number, retryAfterSeconds: number) =>
+    new ApiError(429, 'rate_limited', `Too many requests: more than ${perMinute} per minute (RATE_LIMIT_PER_MIN) from this API key or client address; try again in ${retryAfterSeconds} s`, { retryAfterSeconds }),
   quotaExceeded: (what: string, max: number) => new ApiError(429, 'quota_exceeded', `VM quota exceeded (${what}=${max})`),
   snapshotQuotaExceeded: (max: number) => new ApiError(429, 'snapshot_quota_exceeded', `Snapshot quota exceeded (maxSnapshots=${max}): delete a snapshot first`, { maxSnapshots: max }),
   /** The original's message, word for word; the limit travels as a field. */

@@ -12,6 +12,7 @@ import { claimInstance, InstanceTakenError } from './runtime/reclaim/stale-insta
 import { chooseAccel } from './runtime/vmm/accel.ts'
 import { probeKvm } from './runtime/vmm/kvm-probe.ts'
 import { requestLogSerializers } from './api/request-log.ts'
+import { requestIdMixin } from './api/request-id.ts'
 
 async function main(): Promise<void> {
   let config
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]'], serializers: requestLogSerializers })
+  const log = pino({ level: config.logLevel, redact: ['req.headers["x-api-key"]', 'req.headers.authorization'], serializers: requestLogSerializers, mixin: (merge, level, logger) => requestIdMixin(merge, level, logger) })
   keepRunningOnStrayErrors(log)
   if (process.getuid?.() !== 0) log.warn('not running as root: VM networking and some host setup need root')
 

@@ -4,12 +4,15 @@ export class RdsApiError extends Error {
   readonly code: string
   /** Other fields of the error body (e.g. `retryAfterSeconds`, the limit that was hit). */
   readonly details: Record<string, unknown>
+  /** The manager's id of the request (its X-Request-Id): the manager log lines of the call carry it as `reqId`. */
+  readonly requestId: string | undefined
   constructor(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
     super(message)
     this.name = 'RdsApiError'
     this.status = status
     this.code = code
     this.details = details
+    this.requestId = typeof details.requestId === 'string' ? details.requestId : undefined
   }
 }
 

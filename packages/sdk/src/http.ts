@@ -92,7 +92,8 @@ async function errorOf(res: Response): Promise<RdsApiError> {
     const { code, message, ...details } = JSON.parse(text) as { code?: string; message?: string }
     return new RdsApiError(res.status, code ?? 'http_error', message ?? `${res.status} ${res.statusText}`, details)
   } catch {
-    return new RdsApiError(res.status, 'http_error', text.slice(0, 500) || `${res.status} ${res.statusText}`)
+    const requestId = res.headers.get('x-request-id')
+    return new RdsApiError(res.status, 'http_error', text.slice(0, 500) || `${res.status} ${res.statusText}`, requestId ? { requestId } : {})
   }
 }
 

@@ -86,7 +86,8 @@ def _error_of(e: urllib.error.HTTPError) -> RdsApiError:
         message = body.pop("message", f"{e.code} {e.reason}")
         return RdsApiError(e.code, code, message, body)
     except (ValueError, AttributeError):
-        return RdsApiError(e.code, "http_error", text[:500] or f"{e.code} {e.reason}")
+        request_id = e.headers.get("x-request-id") if e.headers else None
+        return RdsApiError(e.code, "http_error", text[:500] or f"{e.code} {e.reason}", {"requestId": request_id} if request_id else None)
 
 
 def query(**params: Any) -> str:

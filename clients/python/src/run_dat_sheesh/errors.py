@@ -18,6 +18,8 @@ class RdsApiError(RdsError):
         self.code = code
         self.message = message
         self.details: Dict[str, Any] = details or {}
+        #: The manager's id of the request (its X-Request-Id): the manager log lines of the call carry it as ``reqId``.
+        self.request_id: Optional[str] = self.details.get("requestId") if isinstance(self.details.get("requestId"), str) else None
 
     def __repr__(self) -> str:
         return f"RdsApiError(status={self.status}, code={self.code!r}, message={self.message!r})"

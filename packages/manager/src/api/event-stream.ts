@@ -2,7 +2,7 @@
 // database), then every new entry as it is written, with a heartbeat comment so proxies keep the
 // connection. A client that does not read is cut off once its unread backlog passes a bound; it
 // reconnects with Last-Event-ID and loses nothing the database still has.
-import type { ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ActivityEntry, ActivityLog } from '../services/activity/activity-log.ts'
 import { toActivityPublic } from './schemas/activity.ts'
@@ -23,7 +23,8 @@ export async function streamActivity(req: FastifyRequest, reply: FastifyReply, a
   reply.hijack()
   const res = reply.raw
   open.add(res)
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+  // Hijacked: headers the hooks set on the reply (X-Request-Id) are sent only if written here.
+  res.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' })
   res.write(': connected\n\n')
 
   let lastSent = resumeAfter ?? 0

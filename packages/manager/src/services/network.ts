@@ -191,6 +191,9 @@ export function createNetworkService(deps: { plan: AddressPlan; host: HostNetwor
     },
 
     taps: () => host.taps(),
+
+    /** What keeps VMs from having a network now (GET /ready), if anything. */
+    problem: () => host.problem(),
   }
 
   async function applyPolicy(vm: VmRecord): Promise<void> {

@@ -18,6 +18,7 @@ import type { SecretBox } from './secret-env.ts'
 import type { RecordActivity } from './activity/activity-log.ts'
 import { assertState } from './vm-lifecycle.ts'
 import type { VmLookup } from './vm-lookup.ts'
+import type { MetricsReport } from './metrics/report.ts'
 
 export interface ExecInput {
   /** A command line for bash; exactly one of cmd and args. */
@@ -96,7 +97,7 @@ function callerEnvOf(list: unknown): Map<string, string> {
 
 const ACTIVITY_TYPES: Record<ExecLogType, string> = { exec: 'exec.command', 'run-ts': 'runTs.executed', 'run-js': 'runJs.executed' }
 
-export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmLookup; machines: Supervisor; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo; activity: RecordActivity }) {
+export function createVmExecService(deps: { config: Config; paths: Paths; vms: VmLookup; machines: Supervisor; network: Pick<NetworkService, 'hasEgress'>; secrets: SecretBox; execLogs: ExecLogsRepo; activity: RecordActivity; metrics: MetricsReport }) {
   const { config, vms, machines, execLogs } = deps
 
   async function agentFor(id: string, op: 'exec' | 'files') {
@@ -145,6 +146,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
   async function record(vmId: string, type: ExecLogType, input: Record<string, unknown>, result: ExecResult & Partial<RunResult>, startedAt: number, secrets: Record<string, string>) {
     const history = historyOf(input, result, secrets)
     const durationMs = Date.now() - startedAt
+    deps.metrics.execFinished(type, durationMs / 1000)
     await execLogs.append(vmId, { timestamp: new Date(startedAt).toISOString(), type, ...history, durationMs }).catch(() => {})
     // The activity log gets the history's input (secret values masked, text capped), never output.
     const { cmd, cwd, path, code, timeoutMs } = history.input

@@ -20,6 +20,7 @@ import type { KeyedLock } from './locks.ts'
 import type { NetworkService } from './network.ts'
 import type { PeerLinks, PreparedLink } from './peers/peer-links.ts'
 import type { Lifecycle } from './vm-lifecycle.ts'
+import { quotaError, quotaLimits } from './vm-quota.ts'
 
 /** How a new VM gets its disk and whether it resumes from memory. */
 export interface ProvisionPlan {
@@ -54,7 +55,7 @@ export interface NewVm {
 }
 
 export function createProvisioner(deps: {
-  config: Pick<Config, 'maxVms' | 'overlaySizeBytes'>
+  config: Pick<Config, 'maxVms' | 'quotaMaxVmsPerKey' | 'overlaySizeBytes'>
   paths: Paths
   repo: VmsRepo
   execLogs: ExecLogsRepo
@@ -100,7 +101,8 @@ export function createProvisioner(deps: {
       // Set before the VMM maps the file, so the snapshot cannot be deleted under the resume.
       memorySnapshotId: plan.from?.memoryInFile ? (plan.memorySnapshotId ?? null) : null,
     }
-    if ((await repo.insertWithinQuota(vm, { maxVms: config.maxVms })) !== 'ok') throw Errors.quotaExceeded('maxVms', config.maxVms)
+    const refused = quotaError(await repo.insertWithinQuota(vm, vm.purpose === 'user' ? quotaLimits(config, vm.createdBy) : { maxVms: config.maxVms }), config)
+    if (refused) throw refused
     return vm
   }
 

@@ -5,7 +5,6 @@
 // so a manager restart re-attaches or removes them like any other VM and never counts a stale one.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
-import { Errors } from '../errors.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
 import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
@@ -13,12 +12,13 @@ import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
 import { requestedPolicy, type CreateVmInput, type SeedSource, type SettledCreate, type WarmSource } from './vm-create.ts'
 import type { Provisioner } from './vm-provision.ts'
+import { quotaError, quotaLimits } from './vm-quota.ts'
 
 /** After a failed refill, wait before trying again (a broken image must not spin the host). */
 const RETRY_MS = 30_000
 
 export function createWarmPool(deps: {
-  config: Pick<Config, 'enableWarmPool' | 'warmPoolTarget' | 'warmPoolMaxVms' | 'maxVms' | 'seedCpu' | 'seedMemMb'>
+  config: Pick<Config, 'enableWarmPool' | 'warmPoolTarget' | 'warmPoolMaxVms' | 'maxVms' | 'quotaMaxVmsPerKey' | 'seedCpu' | 'seedMemMb'>
   provisioner: Provisioner
   seeds: SeedSource
   vmsRepo: VmsRepo
@@ -57,9 +57,10 @@ export function createWarmPool(deps: {
       // Policy first: the VM is never the caller's while its rules are still the pool's.
       const updated = await deps.network.update(vm, requestedPolicy(input))
       const patch = { purpose: 'user' as const, secretEnv: deps.secrets.stored(id, secretEnv), provisionMode: 'pool' as const, createdBy: input.createdBy ?? null, ttlSeconds: input.ttlSeconds, onExpire: input.onExpire }
-      if ((await vmsRepo.adoptWithinQuota(id, patch, input.labels, { maxVms: config.maxVms })) !== 'ok') {
+      const refused = quotaError(await vmsRepo.adoptWithinQuota(id, patch, input.labels, quotaLimits(config, patch.createdBy)), config)
+      if (refused) {
         await deps.network.update(updated, { allowIps: [], allowDomains: [], outboundInternet: false })
-        throw Errors.quotaExceeded('maxVms', config.maxVms)
+        throw refused
       }
       return { ...updated, ...patch, labels: input.labels }
     })

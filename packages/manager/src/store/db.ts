@@ -2,7 +2,7 @@
 // brings its schema up to date before anything else touches it.
 import fs from 'node:fs'
 import path from 'node:path'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import { Migrator } from 'kysely/migration'
 import type { Database } from './schema.ts'
 import { migrationProvider, type SqlDialect } from './migrations.ts'
@@ -32,4 +32,9 @@ export async function openDatabase(opts: { databaseUrl?: string; sqlitePath: str
     throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String(error)}`)
   }
   return { db, dialect }
+}
+
+/** One round trip to the database (GET /ready): resolves when it answers. */
+export async function pingDatabase(db: Db): Promise<void> {
+  await sql`select 1`.execute(db)
 }

@@ -86,6 +86,13 @@ const fromRow = (r: Selectable<VmsTable>, labels: Record<string, string> = {}): 
 })
 
 /** Fields written beside a state change or on their own; `state` itself only through setState. */
+/** `perCreator`: at most `max` VMs whose createdBy is this (a minted key's quota). */
+export interface QuotaLimits {
+  maxVms: number
+  perCreator?: { createdBy: string; max: number }
+}
+export type QuotaVerdict = 'ok' | 'max_vms' | 'max_per_creator'
+
 export type VmPatch = Partial<Omit<VmRecord, 'id' | 'createdAt' | 'state' | 'labels'>>
 
 const toColumns = (p: VmPatch & { state?: VmState }): Partial<VmsTable> => {
@@ -139,6 +146,12 @@ async function writeLabels(db: Tx, id: string, labels: Record<string, string>): 
   if (rows.length) await db.insertInto('vm_labels').values(rows).execute()
 }
 
+/** The user VMs one creator has now, whatever their state (a stopped VM still holds its disk). */
+async function countCreatedBy(tx: Db, createdBy: string): Promise<number> {
+  const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('purpose', '=', 'user').where('created_by', '=', createdBy).executeTakeFirstOrThrow()
+  return Number(n)
+}
+
 export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
   const withLabels = async (rows: Selectable<VmsTable>[]): Promise<VmRecord[]> => {
     const labels = await labelsOf(db, rows.map((r) => r.id))
@@ -184,7 +197,7 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
      * Inserts a new VM only if the quota still allows it, in one transaction, so two concurrent
      * creates cannot both take the last slot. Returns the reason when refused.
      */
-    async insertWithinQuota(vm: VmRecord, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
+    async insertWithinQuota(vm: VmRecord, limits: QuotaLimits): Promise<QuotaVerdict> {
       return db.transaction().execute(async (tx) => {
         // SQLite runs one write transaction at a time; PostgreSQL (READ COMMITTED) would let two
         // transactions count the same rows, so they queue on a transaction-scoped advisory lock.
@@ -195,6 +208,7 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
         if (vm.purpose === 'user') q = q.where('purpose', '=', 'user')
         const { n } = await q.executeTakeFirstOrThrow()
         if (Number(n) >= limits.maxVms) return 'max_vms' as const
+        if (limits.perCreator && (await countCreatedBy(tx, limits.perCreator.createdBy)) >= limits.perCreator.max) return 'max_per_creator' as const
         const now = new Date().toISOString()
         await tx
           .insertInto('vms')
@@ -241,15 +255,21 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
       })
     },
     /** A warm VM becomes the caller's, if the caller's quota has room (same rule as insertWithinQuota). */
-    async adoptWithinQuota(id: string, patch: VmPatch, labels: Record<string, string>, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
+    async adoptWithinQuota(id: string, patch: VmPatch, labels: Record<string, string>, limits: QuotaLimits): Promise<QuotaVerdict> {
       return db.transaction().execute(async (tx) => {
         if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('rds.vms.quota'))`.execute(tx)
         const { n } = await tx.selectFrom('vms').select((e) => e.fn.countAll<number>().as('n')).where('purpose', '=', 'user').executeTakeFirstOrThrow()
         if (Number(n) >= limits.maxVms) return 'max_vms' as const
+        if (limits.perCreator && (await countCreatedBy(tx, limits.perCreator.createdBy)) >= limits.perCreator.max) return 'max_per_creator' as const
         await tx.updateTable('vms').set({ ...toColumns(patch), updated_at: new Date().toISOString() }).where('id', '=', id).execute()
         await writeLabels(tx, id, labels)
         return 'ok' as const
       })
+    },
+    /** VMs per purpose and state, for the metrics (only the combinations that exist). */
+    async countByState(): Promise<Array<{ purpose: VmPurpose; state: VmState; n: number }>> {
+      const rows = await db.selectFrom('vms').select(['purpose', 'state', (e) => e.fn.countAll<number>().as('n')]).groupBy(['purpose', 'state']).execute()
+      return rows.map((r) => ({ purpose: r.purpose as VmPurpose, state: r.state as VmState, n: Number(r.n) }))
     },
     async listByPurpose(purpose: VmPurpose): Promise<VmRecord[]> {
       return withLabels(await db.selectFrom('vms').selectAll().where('purpose', '=', purpose).orderBy('created_at').execute())

@@ -24,6 +24,8 @@ export interface FakeManagerOptions {
   env?: Record<string, string>
   /** Agent health check period; the supervisor's default (5 s) otherwise. */
   healthIntervalMs?: number
+  /** The manager's logger (services and requests); silent otherwise. */
+  log?: pino.Logger
 }
 
 export interface ApiReply<T> {
@@ -73,11 +75,13 @@ export class FakeManager {
   /** What the startup reconciliation of the last start did. */
   startup!: ReconcileSummary
   private readonly healthIntervalMs: number | undefined
+  private readonly log: pino.Logger | undefined
   /** Seeds, then the warm pool, filling in the background as in main.ts. */
   private background: Promise<void> = Promise.resolve()
 
   private constructor(o: FakeManagerOptions) {
     this.healthIntervalMs = o.healthIntervalMs
+    this.log = o.log
     this.env = {
       STORAGE_ROOT: this.root,
       VM_RAM_DIR: path.join(this.root, 'ram'),
@@ -171,7 +175,7 @@ export class FakeManager {
 
   /** As main.ts starts. */
   private async up(): Promise<void> {
-    this.s = await composeServices(loadConfig(this.env), pino({ level: 'silent' }), { value: 'tcg' }, { driver: this.vmm, healthIntervalMs: this.healthIntervalMs })
+    this.s = await composeServices(loadConfig(this.env), this.log ?? pino({ level: 'silent' }), { value: 'tcg' }, { driver: this.vmm, healthIntervalMs: this.healthIntervalMs })
     this.imageId = (await this.s.images.getDefault())?.id ?? (await registerFakeImage(this.s, path.join(this.root, 'fake-image')))
     this.startup = await this.s.reconcile()
     await this.s.snapshots.reconcile()
@@ -180,7 +184,7 @@ export class FakeManager {
     this.s.activity.start()
     this.s.deliveries.start()
     void this.s.expiry.start()
-    this.app = await buildApp(this.s, { apiKey: this.apiKey })
+    this.app = await buildApp(this.s, { apiKey: this.apiKey, ...(this.log ? { loggerInstance: this.log } : {}) })
   }
 
   /** As main.ts shuts down: VMs keep running (unless the network goes too, then they are ended first). */

@@ -205,6 +205,34 @@ describe.each(VM_ORIGINS)('a running VM, $origin', ({ shape, provisionMode }) =>
   })
 })
 
+
+describe('metrics', () => {
+  const scrape = async () => (await api.fetch('/metrics', { headers: { 'x-api-key': api.apiKey } })).text()
+  /** One sample of the text format, 0 when the series is not there yet. */
+  const sample = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1) ?? 0)
+  const running = 'rds_vms{state="RUNNING",purpose="user"}'
+
+  it('follow a real VM as it comes, runs a command and goes (rds_vms, rds_vm_create_seconds, rds_exec_seconds)', async () => {
+    const before = await scrape()
+    const r = await api.request('POST', '/v1/vms', { ...VM_ORIGINS[0].shape, allowIps: [] })
+    expect(r.status).toBe(201)
+    const { id, provisionMode } = r.body
+    try {
+      expect((await api.exec(id, 'true')).exitCode).toBe(0)
+      const during = await scrape()
+      expect(sample(during, running)).toBe(sample(before, running) + 1)
+      // The files of this run share the manager, one at a time: the counts moved by this VM alone.
+      expect(sample(during, `rds_vm_create_seconds_count{mode="${provisionMode}"}`)).toBe(sample(before, `rds_vm_create_seconds_count{mode="${provisionMode}"}`) + 1)
+      expect(sample(during, 'rds_exec_seconds_count{kind="exec"}')).toBe(sample(before, 'rds_exec_seconds_count{kind="exec"}') + 1)
+      expect(sample(during, 'rds_exec_seconds_sum{kind="exec"}')).toBeGreaterThan(sample(before, 'rds_exec_seconds_sum{kind="exec"}'))
+    } finally {
+      expect((await api.request('DELETE', `/v1/vms/${id}`)).status).toBe(204)
+    }
+    const after = await scrape()
+    expect(sample(after, running)).toBe(sample(before, running))
+    expect(after).not.toContain(id)
+  })
+})
 describe('lifecycle', () => {
   let mgr: ManagerProcess
   let vmId: string

@@ -79,6 +79,9 @@ describe('defaults', () => {
       enableWarmPool: false,
       warmPoolTarget: 1,
       warmPoolMaxVms: 4,
+      rateLimitPerMin: 0,
+      metricsAuth: 'apikey',
+      quotaMaxVmsPerKey: 0,
     })
     // The host's resolv.conf: whatever it says, a list.
     expect(Array.isArray(dnsUpstreams)).toBe(true)
@@ -130,6 +133,8 @@ describe('integers', () => {
     ['SEED_SHAPES_MAX', 1],
     ['WARM_POOL_TARGET', 0],
     ['WARM_POOL_MAX_VMS', 0],
+    ['RATE_LIMIT_PER_MIN', 0],
+    ['QUOTA_MAX_VMS_PER_KEY', 0],
   ]
   for (const [name, min] of integers) {
     it(`${name}: refuses text, fractions and values below ${min}`, () => {
@@ -153,6 +158,11 @@ describe('integers', () => {
     expect(loadConfig({ DEFAULT_TTL_SECONDS: '600', MAX_TTL_SECONDS: '3600' })).toMatchObject({ defaultTtlSeconds: 600, maxTtlSeconds: 3600 })
     for (const bad of ['0', '-1', '1.5', 'soon']) expect(refusal({ DEFAULT_TTL_SECONDS: bad })).toBe(`DEFAULT_TTL_SECONDS must be an integer >= 1 (got "${bad}")`)
     expect(refusal({ DEFAULT_TTL_SECONDS: '7200', MAX_TTL_SECONDS: '3600' })).toBe('DEFAULT_TTL_SECONDS (7200) must not be over MAX_TTL_SECONDS (3600)')
+  })
+
+  it('METRICS_AUTH: none or apikey, nothing else', () => {
+    expect(loadConfig({ METRICS_AUTH: 'none' }).metricsAuth).toBe('none')
+    for (const bad of ['off', 'APIKEY', 'true']) expect(refusal({ METRICS_AUTH: bad })).toBe(`METRICS_AUTH must be one of none, apikey (got "${bad}")`)
   })
 
   it('PORT: 0 to 65535, refused here and not by listen() after the whole start-up', () => {

@@ -100,6 +100,22 @@ export class HostNetwork {
     return next
   }
 
+  /**
+   * What is wrong with the host side of the VM network now, if anything (GET /ready): the
+   * namespace and the host end of its link, read from the filesystem without running a command.
+   */
+  problem(): string | undefined {
+    if (!this.ready) return 'the VM network has not been set up'
+    if (!fs.existsSync(this.netnsPath)) return `the VM network namespace ${this.netns} is missing`
+    let state: string
+    try {
+      state = fs.readFileSync(`/sys/class/net/${this.hostIf}/operstate`, 'utf8').trim()
+    } catch {
+      return `the host link ${this.hostIf} to the VM network is missing`
+    }
+    return state === 'up' ? undefined : `the host link ${this.hostIf} to the VM network is ${state}`
+  }
+
   /** Creates the namespace, link, routes, sysctls and host rules if missing; idempotent. */
   ensure(): Promise<void> {
     this.ready ??= this.serial(() => this.setUp()).catch((err) => {

@@ -127,6 +127,8 @@ describe('the live stream', () => {
     const done = new Promise<Array<{ id: string; data: any }>>((resolve, reject) => {
       req = http.get(`${base}/v1/admin/events`, { headers: { 'x-api-key': m.apiKey, ...headers } }, (res) => {
         expect(res.headers['content-type']).toContain('text/event-stream')
+        // Written by hand (hijacked), yet with the headers the app's hooks set.
+        expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
         let buf = ''
         const got: Array<{ id: string; data: any }> = []
         res.on('data', (c: Buffer) => {
