@@ -51,6 +51,9 @@ import { createWebhooks } from './services/webhooks/webhooks.ts'
 import { createWebhookDispatcher } from './services/webhooks/webhook-dispatcher.ts'
 import { createPeerLinks } from './services/peers/peer-links.ts'
 import { createPeerCalls } from './services/peers/peer-calls.ts'
+import { createPublicPortsRepo } from './store/public-ports-repo.ts'
+import { createPreviewTokens } from './services/previews/preview-token.ts'
+import { createPreviews } from './services/previews/previews.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -77,7 +80,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const recordActivity: RecordActivity = (input) => void activity.record(input)
   const sessions = createAdminSessions({ config: config.admin, repo: repos.adminSessions, activity: recordActivity })
   const apiKeys = createApiKeys({ repo: repos.apiKeys, activity: recordActivity })
-  const sealer = createSecretSealer(managerKey(config.storageRoot))
+  const mKey = managerKey(config.storageRoot)
+  const sealer = createSecretSealer(mKey)
   const webhooks = createWebhooks({ repo: repos.webhooks, sealer, activity: recordActivity })
   const deliveries = createWebhookDispatcher({ repo: repos.webhooks, sealer, activity, config: { ...config.webhooks, retentionDays: config.activityRetentionDays }, log })
 
@@ -120,9 +124,10 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
+  const previews = createPreviews({ config: config.preview, vms: lookup, publicPorts: createPublicPortsRepo(db), tokens: createPreviewTokens(mKey), hostLink: plan.hostLink })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, previews, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

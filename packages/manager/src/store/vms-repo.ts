@@ -165,7 +165,11 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
       return Number(r.numUpdatedRows) === 1
     },
     async remove(id: string): Promise<void> {
-      await db.deleteFrom('vms').where('id', '=', id).execute()
+      await db.transaction().execute(async (tx) => {
+        // What only exists for the VM goes with its row: a port opened to preview is the VM's.
+        await tx.deleteFrom('vm_public_ports').where('vm_id', '=', id).execute()
+        await tx.deleteFrom('vms').where('id', '=', id).execute()
+      })
     },
     /** A warm VM becomes the caller's, if the caller's quota has room (same rule as insertWithinQuota). */
     async adoptWithinQuota(id: string, patch: VmPatch, limits: { maxVms: number }): Promise<'ok' | 'max_vms'> {
