@@ -3,7 +3,7 @@
 import { RdsApiError } from './errors.ts'
 import { Http, q, type ClientOptions, type RequestOptions } from './http.ts'
 import { readEvents } from './ndjson.ts'
-import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, ProcessInfo, ProcessStartOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
+import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, PortPublicState, PreviewUrl, ProcessInfo, ProcessStartOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
 
 const envList = (env: Record<string, string> | undefined) => (env ? Object.entries(env).map(([k, v]) => `${k}=${v}`) : undefined)
 /** Beyond a run's own timeout, how long to wait for the manager's answer. */
@@ -18,6 +18,7 @@ export class Sandbox {
   readonly network: SandboxNetwork
   readonly peers: SandboxPeers
   readonly processes: SandboxProcesses
+  readonly ports: SandboxPorts
 
   private constructor(http: Http, info: VmInfo) {
     this.http = http
@@ -27,6 +28,15 @@ export class Sandbox {
     this.network = new SandboxNetwork(http, info.id)
     this.peers = new SandboxPeers(http, info.id)
     this.processes = new SandboxProcesses(http, info.id)
+    this.ports = new SandboxPorts(http, info.id)
+  }
+
+  /**
+   * The preview host of a port (`<port>-<vmId>.<PREVIEW_DOMAIN>[:port]`, no scheme), as E2B's
+   * `getHost` gives it. Opening it needs the token of `ports.url()`, an API key, or a public port.
+   */
+  async getHost(port: number, o: RequestOptions = {}): Promise<string> {
+    return new URL((await this.ports.url(port, o)).url).host
   }
 
   /** Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. */
@@ -310,6 +320,21 @@ export class SandboxProcesses extends SandboxPart {
   /** Kills the process group and everything it started; it stays listed as exited. */
   async kill(pid: number, r: RequestOptions = {}): Promise<void> {
     await this.http.json('DELETE', this.proc(`/${pid}`), undefined, r)
+  }
+}
+
+/** Live preview urls of the VM's ports: the manager proxies HTTP and WebSocket to them. */
+export class SandboxPorts extends SandboxPart {
+  private port(port: number, rest: string): string {
+    return `/v1/vms/${encodeURIComponent(this.id)}/ports/${port}${rest}`
+  }
+  /** A url for a browser, with a signed token for this VM and port that expires at `expiresAt`. */
+  url(port: number, o: RequestOptions = {}): Promise<PreviewUrl> {
+    return this.http.json<PreviewUrl>('GET', this.port(port, '/url'), undefined, o)
+  }
+  /** Serves the port without a token (`true`) or requires one again (`false`); kept until the VM is deleted. */
+  setPublic(port: number, open: boolean, o: RequestOptions = {}): Promise<PortPublicState> {
+    return this.http.json<PortPublicState>('POST', this.port(port, '/public'), { public: open }, o)
   }
 }
 

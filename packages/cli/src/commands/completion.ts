@@ -2,7 +2,7 @@
 import { UsageError, type Command } from '../command.ts'
 
 const WORDS = 'vm exec run-ts run-js cp snapshot logs image completion mcp'
-const VM_VERBS = 'create ls get rm start stop pause resume'
+const VM_VERBS = 'create ls get rm start stop pause resume url'
 
 export const completion: Command = {
   name: 'completion',

@@ -2,14 +2,16 @@
 // and a WebSocket echo at <port>-<vmId>.localhost on the manager's port, opened by the url's token
 // (made a host cookie), an API key or a public port; nothing else. A second VM (no server) shows
 // that a host name reaches its own VM only and that one VM's token opens nothing of another's.
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import http from 'node:http'
+import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import type { ManagerClient } from '../harness/manager-process.ts'
 import { PREVIEW_GUEST_SERVER } from '../harness/preview-guest-server.ts'
 import { sharedManager } from '../harness/shared-manager.ts'
+import { Sandbox } from '../../../sdk/src/index.ts'
 
 let api: ManagerClient
 let vmId: string
@@ -139,6 +141,18 @@ describe('preview URLs (real VM)', () => {
     expect((await api.request('GET', `/v1/vms/${vmId}/ports/8001/url`)).body.public).toBe(true)
     await api.request('POST', `/v1/vms/${vmId}/ports/8001/public`, { public: false })
     expect((await previewGet(hostOf(8001), '/')).status).toBe(401)
+  })
+
+  it('the SDK (ports.url, getHost, ports.setPublic) and `sheesh vm url` give the same preview', async () => {
+    const sb = await Sandbox.connect(vmId, { baseUrl: api.baseUrl, apiKey: api.apiKey })
+    expect(await sb.getHost(8000)).toBe(hostOf(8000))
+    const u = new URL((await sb.ports.url(8000)).url)
+    expect((await previewGet(u.host, `/${u.search}`)).status).toBe(303)
+    expect(await sb.ports.setPublic(8000, false)).toMatchObject({ port: 8000, public: false })
+    const bin = path.resolve(import.meta.dirname, '../../../cli/bin/sheesh.mjs')
+    const r = spawnSync(process.execPath, [bin, 'vm', 'url', vmId, '8000'], { encoding: 'utf8', env: { ...process.env, RDS_BASE_URL: api.baseUrl, RDS_API_KEY: api.apiKey }, timeout: 120_000 })
+    expect(r.status, r.stderr).toBe(0)
+    expect(new URL(r.stdout.trim()).host).toBe(hostOf(8000))
   })
 
   it('validates ports and VMs on the API', async () => {
