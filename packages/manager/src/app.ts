@@ -47,8 +47,13 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
     bodyLimit: 256 * 1024,
     // Generous: an exec may legitimately run for MAX_EXEC_TIMEOUT_MS.
     requestTimeout: 0,
-    serverFactory: (handler) => {
-      const server = http.createServer((req, res) => (front?.claims(req) ? front.handle(req, res) : handler(req, res)))
+    serverFactory: (handler, options) => {
+      const opts = options as { http?: http.ServerOptions; keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number }
+      const server = http.createServer(opts.http ?? {}, (req, res) => (front?.claims(req) ? front.handle(req, res) : handler(req, res)))
+      // What Fastify sets on a server it makes itself (requestTimeout 0: a long upload to a preview or an exec is no timeout).
+      server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000
+      server.requestTimeout = opts.requestTimeout ?? 0
+      server.setTimeout(opts.connectionTimeout ?? 0)
       server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => (front?.claims(req) ? front.upgrade(req, socket, head) : apiUpgrades.emit('upgrade', req, socket, head)))
       return server
     },
