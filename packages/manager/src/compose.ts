@@ -124,7 +124,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
-  const previews = createPreviews({ config: config.preview, vms: lookup, publicPorts: createPublicPortsRepo(db), tokens: createPreviewTokens(mKey), hostLink: plan.hostLink })
+  const previews = createPreviews({ config: config.preview, vms: lookup, publicPorts: createPublicPortsRepo(db), tokens: createPreviewTokens(mKey), hostLink: plan.hostLink, activity: recordActivity })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
   return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, previews, reconcile }

@@ -98,7 +98,8 @@ describe('the preview front door (real proxy, loopback upstream)', () => {
     set: async (vmId: string, port: number, on: boolean) => void (on ? open.add(`${vmId}:${port}`) : open.delete(`${vmId}:${port}`)),
   } as unknown as PublicPortsRepo
   const tokens = createPreviewTokens(crypto.randomBytes(32))
-  const previews = createPreviews({ config: { domain: 'localhost', scheme: 'http', urlPort: 0, tokenTtlSeconds: 600 }, vms: lookup, publicPorts, tokens, hostLink: '127.0.0.1' })
+  const recorded: Array<{ type: string; meta?: Record<string, unknown> }> = []
+  const previews = createPreviews({ config: { domain: 'localhost', scheme: 'http', urlPort: 0, tokenTtlSeconds: 600 }, vms: lookup, publicPorts, tokens, hostLink: '127.0.0.1', activity: (e) => void recorded.push(e) })
   const apiKeys = { verify: async () => undefined } as unknown as ApiKeys
   const front = createPreviewFront({ previews, envKey: apiKey, apiKeys, log: { warn: () => {} } })
 
@@ -208,7 +209,10 @@ describe('the preview front door (real proxy, loopback upstream)', () => {
     await previews.setPublic(VM, upstreamPort, true)
     expect((await get('/pub', { host: hostOf(upstreamPort) })).body).toBe('page /pub')
     await previews.setPublic(VM, upstreamPort, false)
+    await previews.setPublic(VM, upstreamPort, false)
     expect((await get('/pub', { host: hostOf(upstreamPort) })).status).toBe(401)
+    // Each change is in the activity log once (setting what is already set records nothing).
+    expect(recorded).toEqual([expect.objectContaining({ type: 'vm.port_public', meta: { port: upstreamPort, public: true } }), expect.objectContaining({ type: 'vm.port_public', meta: { port: upstreamPort, public: false } })])
   })
 
   it('says what is wrong: nothing listening (502), a VM not running (503), a port out of range (400)', async () => {

@@ -5,6 +5,7 @@
 import type { PreviewConfig } from '../../config.ts'
 import { Errors } from '../../errors.ts'
 import type { PublicPortsRepo } from '../../store/public-ports-repo.ts'
+import type { RecordActivity } from '../activity/activity-log.ts'
 import type { VmLookup } from '../vm-lookup.ts'
 import { createPreviewHosts, type PreviewAddress } from './preview-host.ts'
 import type { PreviewTokens, TokenCheck } from './preview-token.ts'
@@ -19,7 +20,7 @@ export interface UpstreamTarget {
 
 export const PREVIEW_TOKEN_PARAM = 'rds_preview_token'
 
-export function createPreviews(deps: { config: PreviewConfig; vms: VmLookup; publicPorts: PublicPortsRepo; tokens: PreviewTokens; hostLink: string }) {
+export function createPreviews(deps: { config: PreviewConfig; vms: VmLookup; publicPorts: PublicPortsRepo; tokens: PreviewTokens; hostLink: string; activity: RecordActivity }) {
   const { config, vms, publicPorts, tokens } = deps
   const hosts = createPreviewHosts(config.domain)
 
@@ -44,7 +45,10 @@ export function createPreviews(deps: { config: PreviewConfig; vms: VmLookup; pub
     },
     async setPublic(vmId: string, port: number, open: boolean, requestPort?: number): Promise<{ port: number; public: boolean; url: string }> {
       const vm = await vms.get(vmId)
+      const was = await publicPorts.isPublic(vm.id, port)
       await publicPorts.set(vm.id, port, open)
+      // Opening a port to anyone who knows its host is worth a line in the activity log.
+      if (was !== open) deps.activity({ type: 'vm.port_public', entityType: 'vm', entityId: vm.id, message: `VM ${vm.id}: preview of port ${port} ${open ? 'opened to anyone' : 'needs a token again'}`, meta: { port, public: open } })
       return { port, public: open, url: `${origin({ vmId: vm.id, port }, requestPort)}/` }
     },
     isPublic: (a: PreviewAddress) => publicPorts.isPublic(a.vmId, a.port),
