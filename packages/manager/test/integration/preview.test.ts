@@ -8,6 +8,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { launchBrowser } from '../harness/browser.ts'
 import type { ManagerClient } from '../harness/manager-process.ts'
 import { PREVIEW_GUEST_SERVER } from '../harness/preview-guest-server.ts'
 import { sharedManager } from '../harness/shared-manager.ts'
@@ -97,6 +98,32 @@ describe('preview URLs (real VM)', () => {
     expect(seen.cookie).toBe('mine=1')
     expect(seen['x-api-key']).toBeUndefined()
     expect(seen.host).toBe(u.host)
+  })
+
+  it('in a real browser (Chromium): the url shows the page, the token leaves the address bar, a host-only cookie opens it again and the page\'s own WebSocket', async () => {
+    const browser = await launchBrowser()
+    try {
+      const page = await browser.newPage()
+      // Chromium resolves *.localhost to loopback itself: the url works as handed out.
+      await page.goto((await urlFor(8000)).toString())
+      expect(page.url()).toBe(`http://${hostOf(8000)}/`)
+      expect(await page.textContent('h1')).toBe('hello from port 8000')
+      const cookies = await page.context().cookies()
+      expect(cookies.find((c) => c.name === 'rds_preview')).toMatchObject({ domain: `8000-${vmId}.localhost`, httpOnly: true, sameSite: 'Lax' })
+      expect(cookies.map((c) => c.name).sort()).toEqual(['app', 'rds_preview'])
+      await page.reload()
+      expect(await page.textContent('h1')).toBe('hello from port 8000')
+      // As text: a function would be rewritten by the test's bundler (this file imports `ws` as WebSocket).
+      const echo = await page.evaluate(`new Promise((resolve, reject) => {
+        const ws = new WebSocket('ws://' + location.host + '/ws')
+        ws.onopen = () => ws.send('from the page')
+        ws.onmessage = (e) => resolve(String(e.data))
+        ws.onerror = () => reject(new Error('the WebSocket failed'))
+      })`)
+      expect(echo).toBe('echo 8000 from the page')
+    } finally {
+      await browser.close()
+    }
   })
 
   it('a WebSocket echo through the proxy (token in the query), refused without a credential', async () => {
