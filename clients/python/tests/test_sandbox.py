@@ -116,3 +116,39 @@ def test_single_files(sb):
     with pytest.raises(RdsApiError) as e:
         sb.files.read("/workspace/pf/d/a.txt")
     assert e.value.status == 404
+
+
+def test_exec_streams_output_as_it_happens(sb):
+    seen = []
+    r = sb.exec("echo first; sleep 1; echo second >&2; exit 5", on_stdout=lambda t: seen.append(("out", t)), on_stderr=lambda t: seen.append(("err", t)))
+    assert (r.exit_code, r.stdout, r.stderr) == (5, "first\n", "second\n")
+    assert seen == [("out", "first\n"), ("err", "second\n")]
+
+
+def test_background_process_stdin_output_kill(sb):
+    p = sb.processes.start(cmd='while read -r l; do echo "got:$l"; done', stdin=True, tag="py")
+    assert p.state == "running" and p.tag == "py" and p.stdin
+    assert p.pid in [x.pid for x in sb.processes.list()]
+    sb.processes.send_stdin(p.pid, "one\ntwo\n", eof=True)
+    events = list(sb.processes.output(p.pid, follow=True))
+    assert b"".join(e.data for e in events if e.type == "stdout") == b"got:one\ngot:two\n"
+    assert events[-1].type == "exit" and events[-1].exit_code == 0
+    # From an offset: only what came after it.
+    assert b"".join(e.data for e in sb.processes.output(p.pid, since=len("got:one\n")) if e.type == "stdout") == b"got:two\n"
+    long = sb.processes.start(args=["sleep", "300"])
+    sb.processes.kill(long.pid)
+    exit_event = [e for e in sb.processes.output(long.pid, follow=True) if e.type == "exit"][0]
+    assert exit_event.exit_code != 0 and sb.processes.get(long.pid).state == "exited"
+    with pytest.raises(RdsApiError) as e:
+        sb.processes.get(999999)
+    assert e.value.code == "process_not_found"
+
+
+def test_async_processes(sb):
+    async def main():
+        a = await AsyncSandbox.connect(sb.id)
+        p = await a.processes.start(cmd="echo async-out; exit 3")
+        return [e async for e in a.processes.output(p.pid, follow=True)]
+
+    events = asyncio.run(main())
+    assert b"".join(e.data for e in events if e.type == "stdout") == b"async-out\n" and events[-1].exit_code == 3

@@ -86,6 +86,8 @@ export const DEFAULT_EXEC_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
 /** How long to wait for stdout/stderr EOF after the main process exited (background children may hold them). */
 export const PIPE_DRAIN_GRACE_MS = 100
+/** Background children that keep writing to the inherited pipes do not hold the answer longer than this after the exit. */
+export const PIPE_DRAIN_MAX_MS = 2000
 export const DEFAULT_UPLOAD_MAX_ENTRIES = 10_000
 export const DEFAULT_UPLOAD_MAX_BYTES = 1024 * 1024 * 1024
 /** JSON request bodies (exec/run carry code inline). */

@@ -35,9 +35,20 @@ function call<R extends AgentCallName>(name: R, handle: (ctx: AgentContext, body
   }
 }
 
-const queryOf = <R extends 'upload' | 'peersInstall' | 'download' | 'fileRead' | 'fileWrite' | 'fileWatch' | 'processOutput' | 'processStdin'>(name: R, params: URLSearchParams): AgentQuery<R> => {
+type QueryRouteName = 'upload' | 'peersInstall' | 'download' | 'fileRead' | 'fileWrite' | 'fileWatch' | 'processOutput' | 'processStdin'
+
+const queryOf = <R extends QueryRouteName>(name: R, params: URLSearchParams): AgentQuery<R> => {
   const schema = AgentRoutes[name].query
   return checkRequest<AgentQuery<R>>(schema, decodeQuery(schema, params))
+}
+
+/** A route whose request body is a byte stream (the handler reads it) and whose reply is nothing. */
+function rawBody<R extends QueryRouteName>(name: R, handle: (ctx: AgentContext, body: http2.Http2ServerRequest, query: AgentQuery<R>) => Promise<void>): Route {
+  return async (ctx, req, res, q) => {
+    await handle(ctx, req, queryOf(name, q))
+    res.writeHead(AgentRoutes[name].status)
+    res.end()
+  }
 }
 
 const ROUTES: Record<AgentRouteName, Route> = {
@@ -52,24 +63,11 @@ const ROUTES: Record<AgentRouteName, Route> = {
     // Only once the answer is out: PID 1 starts unmounting at once.
     res.end(() => setTimeout(requestShutdown, 10))
   },
-  upload: async (ctx, req, res, q) => {
-    await handleUpload(ctx, req, queryOf('upload', q))
-    res.writeHead(AgentRoutes.upload.status)
-    res.end()
-  },
-  peersInstall: async (ctx, req, res, q) => {
-    queryOf('peersInstall', q)
-    await handlePeersInstall(ctx, req)
-    res.writeHead(AgentRoutes.peersInstall.status)
-    res.end()
-  },
+  upload: rawBody('upload', handleUpload),
+  peersInstall: rawBody('peersInstall', (ctx, req) => handlePeersInstall(ctx, req)),
   download: (ctx, _req, res, q) => handleDownload(ctx, res, queryOf('download', q)),
   fileRead: (ctx, _req, res, q) => handleFileRead(ctx, res, queryOf('fileRead', q)),
-  fileWrite: async (ctx, req, res, q) => {
-    await handleFileWrite(ctx, req, queryOf('fileWrite', q))
-    res.writeHead(AgentRoutes.fileWrite.status)
-    res.end()
-  },
+  fileWrite: rawBody('fileWrite', handleFileWrite),
   fileStat: call('fileStat', fileStat),
   fileList: call('fileList', fileList),
   fileGlob: call('fileGlob', fileGlob),
@@ -82,11 +80,7 @@ const ROUTES: Record<AgentRouteName, Route> = {
   processList: call('processList', async (ctx) => ({ processes: ctx.processes.list() })),
   processGet: call('processGet', handleProcessGet),
   processOutput: (ctx, _req, res, q) => handleProcessOutput(ctx, res, queryOf('processOutput', q)),
-  processStdin: async (ctx, req, res, q) => {
-    await handleProcessStdin(ctx, req, queryOf('processStdin', q))
-    res.writeHead(AgentRoutes.processStdin.status)
-    res.end()
-  },
+  processStdin: rawBody('processStdin', handleProcessStdin),
   processSignal: call('processSignal', handleProcessSignal),
   processResize: call('processResize', handleProcessResize),
   processKill: call('processKill', handleProcessKill),

@@ -1,46 +1,31 @@
 // Starts the real agent on the host in test mode (Unix socket instead of the virtio port, temp
 // dirs instead of /workspace etc.) and drives it over HTTP/2 after the resync handshake. Needs
 // root (uid 1000 must be reachable by setuid) and gcc for a host build of guest/init/rds-exec.c.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import type http2 from 'node:http2'
-import os from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 import tar from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AGENT_PROTOCOL_VERSION } from '@rds/protocol'
 import { connectAgent, json, request } from './helpers/agent-client.ts'
+import { canRunHostAgent as canRun, startHostAgent, type HostAgent } from './helpers/host-agent.ts'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const repo = path.resolve(here, '../../..')
-const helperSrc = path.join(repo, 'guest/init/rds-exec.c')
-const deno = path.join(repo, 'node_modules/@deno/linux-x64-glibc/deno')
-const canRun = process.getuid?.() === 0 && spawnSync('gcc', ['--version']).status === 0 && fs.existsSync(helperSrc)
 
+let host: HostAgent
 let root: string
 let ws: string
 let sock: string
-let cgroupRoot = ''
-let agent: ChildProcess
-let agentLog = ''
+let cgroupRoot: string
 let session: http2.ClientHttp2Session
-
-function findCgroup2(): string {
-  for (const m of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
-    if (fs.existsSync(path.join(m, 'cgroup.controllers'))) return m
-  }
-  return ''
-}
 
 async function until(what: string, cond: () => boolean, tries = 200): Promise<void> {
   for (let i = 0; i < tries; i++) {
     if (cond()) return
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`gave up waiting for ${what}\nagent log:\n${agentLog}`)
+  throw new Error(`gave up waiting for ${what}\nagent log:\n${host?.log()}`)
 }
 
 const alive = (pid: number): boolean => {
@@ -75,68 +60,11 @@ async function untgz(buf: Buffer): Promise<Map<string, string>> {
 
 describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
   beforeAll(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-agent-e2e-'))
-    fs.chmodSync(root, 0o755)
-    ws = path.join(root, 'home')
-    fs.mkdirSync(ws)
-    fs.chownSync(ws, 1000, 1000)
-    fs.mkdirSync(path.join(root, 'tmp'), { mode: 0o1777 })
-    fs.chmodSync(path.join(root, 'tmp'), 0o1777)
-    const helper = path.join(root, 'rds-exec')
-    const cc = spawnSync('gcc', ['-O2', '-o', helper, helperSrc], { encoding: 'utf8' })
-    if (cc.status !== 0) throw new Error(`cannot build rds-exec: ${cc.stderr}`)
-    const cg = findCgroup2()
-    if (cg) {
-      cgroupRoot = path.join(cg, `rds-e2e-${process.pid}`)
-      fs.mkdirSync(cgroupRoot)
-    }
-    sock = path.join(root, 'agent.sock')
-    agent = spawn(process.execPath, [path.join(here, '../src/main.ts')], {
-      env: {
-        PATH: process.env.PATH,
-        RDS_AGENT_LISTEN_UNIX: sock,
-        RDS_AGENT_WORKSPACE: ws,
-        RDS_AGENT_HOME: ws,
-        RDS_AGENT_TMP: path.join(root, 'tmp'),
-        RDS_AGENT_VAR_TMP: path.join(root, 'tmp'),
-        RDS_AGENT_STATE_DIR: path.join(root, 'state'),
-        RDS_AGENT_SPOOL_DIR: path.join(root, 'spool-root', 'spool'),
-        RDS_AGENT_EXEC_HELPER: helper,
-        RDS_AGENT_CGROUP_ROOT: cgroupRoot,
-        RDS_AGENT_DENO: deno,
-        RDS_AGENT_NODE: process.execPath,
-        // Never touch the host clock.
-        RDS_AGENT_SET_CLOCK: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    agent.stdout!.on('data', (c) => (agentLog += c))
-    agent.stderr!.on('data', (c) => (agentLog += c))
-    await until('agent socket', () => fs.existsSync(sock))
-    session = await connectAgent(sock)
+    host = await startHostAgent({ prefix: 'rds-agent-e2e-', cgroups: true, deno: true })
+    ;({ root, ws, sock, cgroupRoot, session } = host)
   }, 60_000)
 
-  afterAll(async () => {
-    session?.close()
-    agent?.kill('SIGTERM')
-    if (agent && agent.exitCode === null) await new Promise((r) => agent.once('exit', r))
-    if (cgroupRoot) {
-      // Anything still in there is a test leftover; cgroup.kill it before removing the tree.
-      for (const d of [path.join(cgroupRoot, 'rds'), cgroupRoot]) {
-        if (!fs.existsSync(d)) continue
-        for (const e of fs.readdirSync(d).filter((n) => n.startsWith('exec-'))) {
-          fs.writeFileSync(path.join(d, e, 'cgroup.kill'), '1')
-          await until(`cgroup ${e} empty`, () => fs.readFileSync(path.join(d, e, 'cgroup.events'), 'utf8').includes('populated 0'))
-          fs.rmdirSync(path.join(d, e))
-        }
-      }
-      try {
-        fs.rmdirSync(path.join(cgroupRoot, 'rds'))
-      } catch {}
-      fs.rmdirSync(cgroupRoot)
-    }
-    fs.rmSync(root, { recursive: true, force: true })
-  }, 60_000)
+  afterAll(() => host?.stop(), 60_000)
 
   it('answers health', async () => {
     const r = await json(session, 'GET', '/health')
@@ -401,6 +329,23 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
       expect(msg).toBe('started')
       expect(alive(Number(pid))).toBe(true)
       process.kill(Number(pid), 'SIGKILL')
+    })
+
+    it('keeps output written just before the exit, and is not held by a background job that keeps writing', async () => {
+      // A chatty job on the inherited pipes: the answer ends PIPE_DRAIN_MAX_MS after the exit at the
+      // latest, not at the timeout, and what the command itself wrote last is there.
+      const cmd = '(while true; do echo bg; sleep 0.02; done) & echo $!; head -c 200000 /dev/zero | tr "\\0" x; echo; echo last-line'
+      const r = await json(session, 'POST', '/exec', { cmd, timeoutMs: 20_000 })
+      expect(r.body).toMatchObject({ exitCode: 0, timedOut: false })
+      const lines = r.body.stdout.split('\n')
+      process.kill(Number(lines[0]), 'SIGKILL')
+      expect(lines).toContain('last-line')
+      expect(lines).toContain('x'.repeat(200_000))
+      const s = await events('/exec/stream', { cmd, timeoutMs: 20_000 })
+      expect(s.events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, timedOut: false })
+      const streamed = text(s.events, 'stdout').toString().split('\n')
+      process.kill(Number(streamed[0]), 'SIGKILL')
+      expect(streamed).toContain('last-line')
     })
 
     it('runs argv without a shell: every argument arrives unchanged', async () => {

@@ -1,23 +1,15 @@
 // Background processes in the real agent on the host (test mode, as e2e.test.ts): start, list,
 // output replay and follow with offsets, stdin and eof, signals, kill, timeout, the replay
 // ring's bound, and a PTY through a host build of rds-exec. Needs root and gcc.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import http2 from 'node:http2'
-import os from 'node:os'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chunkBytes, MAX_EXITED_PROCESSES, MAX_RUNNING_PROCESSES, PROCESS_RING_BYTES, type OutputEvent } from '@rds/protocol'
-import { connectAgent, json, request } from './helpers/agent-client.ts'
+import { json, request } from './helpers/agent-client.ts'
+import { canRunHostAgent as canRun, startHostAgent, type HostAgent } from './helpers/host-agent.ts'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const helperSrc = path.resolve(here, '../../../guest/init/rds-exec.c')
-const canRun = process.getuid?.() === 0 && spawnSync('gcc', ['--version']).status === 0
 
-let root: string
-let agent: ChildProcess
-let agentLog = ''
+let host: HostAgent
 let session: http2.ClientHttp2Session
 
 async function start(body: object): Promise<number> {
@@ -41,7 +33,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, tries = 
     if (v !== undefined) return v
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`gave up waiting for ${what}\n${agentLog}`)
+  throw new Error(`gave up waiting for ${what}\n${host?.log()}`)
 }
 
 const outputUntil = (pid: number, pattern: RegExp) => until(`output ${pattern}`, async () => {
@@ -51,47 +43,15 @@ const outputUntil = (pid: number, pattern: RegExp) => until(`output ${pattern}`,
 
 describe.skipIf(!canRun)('agent background processes (host, test mode)', () => {
   beforeAll(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-agent-procs-'))
-    fs.chmodSync(root, 0o755)
-    const ws = path.join(root, 'home')
-    fs.mkdirSync(ws)
-    fs.chownSync(ws, 1000, 1000)
-    fs.mkdirSync(path.join(root, 'tmp'), { mode: 0o1777 })
-    fs.chmodSync(path.join(root, 'tmp'), 0o1777)
-    const helper = path.join(root, 'rds-exec')
-    const cc = spawnSync('gcc', ['-O2', '-o', helper, helperSrc], { encoding: 'utf8' })
-    if (cc.status !== 0) throw new Error(`cannot build rds-exec: ${cc.stderr}`)
-    const sock = path.join(root, 'agent.sock')
-    agent = spawn(process.execPath, [path.join(here, '../src/main.ts')], {
-      env: {
-        PATH: process.env.PATH,
-        RDS_AGENT_LISTEN_UNIX: sock,
-        RDS_AGENT_WORKSPACE: ws,
-        RDS_AGENT_HOME: ws,
-        RDS_AGENT_TMP: path.join(root, 'tmp'),
-        RDS_AGENT_VAR_TMP: path.join(root, 'tmp'),
-        RDS_AGENT_STATE_DIR: path.join(root, 'state'),
-        RDS_AGENT_SPOOL_DIR: path.join(root, 'spool-root', 'spool'),
-        RDS_AGENT_EXEC_HELPER: helper,
-        RDS_AGENT_CGROUP_ROOT: '',
-        RDS_AGENT_SET_CLOCK: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    agent.stdout!.on('data', (c) => (agentLog += c))
-    agent.stderr!.on('data', (c) => (agentLog += c))
-    await until('agent socket', async () => (fs.existsSync(sock) ? true : undefined))
-    session = await connectAgent(sock)
+    host = await startHostAgent({ prefix: 'rds-agent-procs-' })
+    ;({ session } = host)
   }, 60_000)
 
   afterAll(async () => {
     // Whatever a failed test left running dies with its process group.
     const list = session ? await json(session, 'GET', '/processes/list').catch(() => undefined) : undefined
     for (const p of list?.body?.processes ?? []) if (p.state === 'running') await json(session, 'POST', '/processes/kill', { pid: p.pid })
-    session?.close()
-    agent?.kill('SIGTERM')
-    if (agent && agent.exitCode === null) await new Promise((r) => agent.once('exit', r))
-    fs.rmSync(root, { recursive: true, force: true })
+    await host?.stop()
   }, 60_000)
 
   it('starts a process, lists it, and replays its output with offsets and the exit', async () => {

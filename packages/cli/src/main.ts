@@ -10,11 +10,14 @@ import { completion } from './commands/completion.ts'
 import { cp } from './commands/cp.ts'
 import { exec } from './commands/exec.ts'
 import { mcp } from './commands/mcp.ts'
-import { image, logs, snapshot } from './commands/misc.ts'
+import { image } from './commands/image.ts'
+import { logs, snapshot } from './commands/misc.ts'
 import { runJs, runTs } from './commands/run.ts'
+import { shell } from './commands/shell.ts'
 import { vm } from './commands/vm.ts'
+import { template } from './commands/template.ts'
 
-export const COMMANDS: Command[] = [vm, exec, runTs, runJs, cp, snapshot, logs, image, completion, mcp]
+export const COMMANDS: Command[] = [vm, exec, shell, runTs, runJs, cp, snapshot, template, logs, image, completion, mcp]
 
 const GLOBAL: OptionSpec = {
   url: { type: 'string' },

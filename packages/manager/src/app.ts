@@ -26,6 +26,7 @@ import { vmFileRoutes } from './api/routes/vm-files.ts'
 import { vmFileApiRoutes } from './api/routes/vm-file-api.ts'
 import { imageRoutes } from './api/routes/images.ts'
 import { snapshotRoutes } from './api/routes/snapshots.ts'
+import { templateRoutes } from './api/routes/templates.ts'
 import { warmPoolRoutes } from './api/routes/warm-pool.ts'
 import { testHookRoutes } from './api/routes/test-hooks.ts'
 import { vmProcessRoutes } from './api/routes/vm-processes.ts'
@@ -98,8 +99,9 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(vmProcessRoutes(s.vmProcesses))
       await v1.register(processAttachRoutes(s.vmProcesses))
       await v1.register(vmPortRoutes(s.previews))
-      await v1.register(imageRoutes(s.images, s.seeds))
+      await v1.register(imageRoutes(s.images, [s.seeds, s.templates]))
       await v1.register(snapshotRoutes(s.snapshots))
+      await v1.register(templateRoutes(s.templates, s.peers, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))
       await v1.register(warmPoolRoutes(s.pool))
       await v1.register(adminApiKeyRoutes(s.apiKeys))
       await v1.register(adminActivityRoutes(s.activity, s.overview))

@@ -9,6 +9,7 @@ import { createImagesRepo } from './store/images-repo.ts'
 import { createExecLogsRepo } from './store/exec-logs-repo.ts'
 import { createSnapshotsRepo } from './store/snapshots-repo.ts'
 import { createImageSeedsRepo } from './store/image-seeds-repo.ts'
+import { createTemplatesRepo } from './store/templates-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
 import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
@@ -35,6 +36,8 @@ import { KeyedLock } from './services/locks.ts'
 import { createSnapshotService } from './services/snapshots.ts'
 import { createSeedService } from './services/image-seeds.ts'
 import { createWarmPool } from './services/warm-pool.ts'
+import { createTemplateBuilder } from './services/template-build.ts'
+import { createTemplateService } from './services/templates.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
 import { createAdminSessionsRepo } from './store/admin-sessions-repo.ts'
 import { createApiKeysRepo } from './store/api-keys-repo.ts'
@@ -75,7 +78,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   if (ramProblem) throw new ConfigError(ramDirAdvice(ramProblem))
   for (const dir of [paths.vmsRoot, paths.snapshotsRoot]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   const { db, dialect } = await openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath })
-  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), peerLinks: createPeerLinksRepo(db), adminSessions: createAdminSessionsRepo(db), apiKeys: createApiKeysRepo(db), activity: createActivityRepo(db), webhooks: createWebhooksRepo(db) }
+  const repos = { vms: createVmsRepo(db, dialect), images: createImagesRepo(db), execLogs: createExecLogsRepo(db, config.execLogMaxEntries), snapshots: createSnapshotsRepo(db), seeds: createImageSeedsRepo(db), templates: createTemplatesRepo(db), peerLinks: createPeerLinksRepo(db), adminSessions: createAdminSessionsRepo(db), apiKeys: createApiKeysRepo(db), activity: createActivityRepo(db), webhooks: createWebhooksRepo(db) }
   const activity = createActivityLog({ repo: repos.activity, retentionDays: config.activityRetentionDays, maxEvents: config.activityMaxEvents, log })
   const recordActivity: RecordActivity = (input) => void activity.record(input)
   const sessions = createAdminSessions({ config: config.admin, repo: repos.adminSessions, activity: recordActivity })
@@ -116,7 +119,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     if (e.type === 'live') peerCalls.attachBridge(e.vmId, e.handle)
   })
   const provisioner = createProvisioner({ config, paths, repo: repos.vms, execLogs: repos.execLogs, images, supervisor, lifecycle, network, peers, locks, log })
-  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, images, machines: supervisor, locks, secrets, activity: recordActivity, log })
+  const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, templatesRepo: repos.templates, images, machines: supervisor, locks, secrets, activity: recordActivity, log })
   const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
   const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
@@ -125,9 +128,12 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
   const previews = createPreviews({ config: config.preview, vms: lookup, publicPorts: createPublicPortsRepo(db), tokens: createPreviewTokens(mKey), hostLink: plan.hostLink, activity: recordActivity })
-  const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
+  const builder = createTemplateBuilder({ config, paths, images, provisioner, supervisor, snapshots, log })
+  const templates = createTemplateService({ config, paths, repo: repos.templates, snapshotsRepo: repos.snapshots, imagesRepo: repos.images, images, network, snapshots, vms, builder, activity: recordActivity, log })
+  lifecycle.onMemoryReleased((id) => templates.released(id))
+  const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, previews, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, previews, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

@@ -88,9 +88,16 @@ export const Errors = {
   snapshotFilesMissing: (id: string, what: string) => new ApiError(409, 'snapshot_files_missing', `Snapshot ${id} is missing on disk (${what}); delete it`),
   snapshotInUse: (id: string, vms: number) =>
     new ApiError(409, 'snapshot_in_use', `Snapshot ${id} is the memory of ${vms} VM(s) resumed from it; stop or delete them first`),
+  snapshotServesTemplate: (id: string) => new ApiError(409, 'snapshot_in_use', `Snapshot ${id} is the build a template spawns its VMs from; delete or change the template instead`),
   snapshotFailed: (reason: string) => new ApiError(500, 'snapshot_failed', `Snapshot failed: ${reason}`),
   snapshotStateTooLarge: (maxBytes: number) =>
     new ApiError(500, 'snapshot_state_too_large', `Snapshot failed: the VMM sent more state than the VM's memory and devices can hold (cap ${maxBytes} bytes); nothing was kept and the VM goes on running`, { maxBytes }),
+  invalidTemplateName: (name: string) =>
+    new ApiError(400, 'invalid_template_name', `Invalid template name ${JSON.stringify(name.slice(0, 80))}: use 1 to 63 lowercase letters, digits, "-" and "_", starting with a letter or digit`),
+  templateNotFound: (name: string) => new ApiError(404, 'template_not_found', `Template ${name} not found`),
+  templateExists: (name: string) => new ApiError(409, 'template_exists', `Template ${name} exists already; PUT /v1/templates/${name} changes it`),
+  templateNotReady: (name: string, status: string, error: string | null) =>
+    new ApiError(409, 'template_not_ready', `Template ${name} has no finished build to spawn from (status=${status}${error ? `: ${error}` : ''})`, { status }),
   invalidPeerLinks: (message: string) => new ApiError(400, 'invalid_peer_links', message),
   invalidPeerManifest: (alias: string, message: string) => new ApiError(400, 'invalid_peer_manifest', `Peer alias ${alias}: ${message}`),
   peerLinkNotFound: (vmId: string, alias: string) => new ApiError(404, 'peer_link_not_found', `Peer alias ${alias} not found for VM ${vmId}`),

@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   const summary = await s.reconcile()
   const removedSnapshotDirs = await s.snapshots.reconcile()
   log.info({ ...summary, removedSnapshotDirs }, 'startup reconciliation done')
+  // Interrupted builds failed, retired snapshots collected, templates of a changed image rebuilt (in the background).
+  await s.templates.start()
   // Seeds, then the pool (whose VMs resume from the seed): in the background, the API serves meanwhile.
   void s.seeds.start().then(() => s.pool.start())
   s.activity.start()
@@ -70,6 +72,8 @@ async function main(): Promise<void> {
     void s.pool.close()
     // A seed build in progress is abandoned; the next start removes its VM and builds again.
     void s.seeds.close()
+    // A template build in progress is abandoned; the next start marks it failed.
+    void s.templates.close()
     s.activity.close()
     await s.deliveries.close().catch(() => {})
     s.supervisor.detachAll()

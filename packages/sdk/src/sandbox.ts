@@ -1,9 +1,10 @@
 // A sandbox is one VM. `Sandbox.create()` makes one, `Sandbox.connect(id)` takes one that exists;
 // `await using sb = await Sandbox.create()` deletes it when the block ends.
+import { ProcessConnection, type AttachOptions } from './attach.ts'
 import { RdsApiError } from './errors.ts'
 import { Http, q, type ClientOptions, type RequestOptions } from './http.ts'
 import { readEvents } from './ndjson.ts'
-import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, PortPublicState, PreviewUrl, ProcessInfo, ProcessStartOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
+import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, PortPublicState, PreviewUrl, ProcessInfo, ProcessSignal, ProcessStartOptions, PtyOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
 
 const envList = (env: Record<string, string> | undefined) => (env ? Object.entries(env).map(([k, v]) => `${k}=${v}`) : undefined)
 /** Beyond a run's own timeout, how long to wait for the manager's answer. */
@@ -18,6 +19,7 @@ export class Sandbox {
   readonly network: SandboxNetwork
   readonly peers: SandboxPeers
   readonly processes: SandboxProcesses
+  readonly pty: SandboxPty
   readonly ports: SandboxPorts
 
   private constructor(http: Http, info: VmInfo) {
@@ -28,6 +30,7 @@ export class Sandbox {
     this.network = new SandboxNetwork(http, info.id)
     this.peers = new SandboxPeers(http, info.id)
     this.processes = new SandboxProcesses(http, info.id)
+    this.pty = new SandboxPty(http, info.id)
     this.ports = new SandboxPorts(http, info.id)
   }
 
@@ -39,9 +42,23 @@ export class Sandbox {
     return new URL((await this.ports.url(port, o)).url).host
   }
 
-  /** Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. */
-  static async create(o: CreateOptions & ClientOptions & RequestOptions = {}): Promise<Sandbox> {
+  /**
+   * Creates a VM (1 vCPU, 256 MiB, no network by default) and resolves once it runs. With
+   * `template`, the VM is spawned from that template's build (its shape and image; the network
+   * policy, secrets and peer links given here).
+   */
+  static async create(o: CreateOptions & { template?: string } & ClientOptions & RequestOptions = {}): Promise<Sandbox> {
     const http = new Http(o)
+    if (o.template !== undefined) {
+      const spawn = {
+        ...(o.allowIps ? { allowIps: o.allowIps } : {}),
+        ...(o.allowDomains ? { allowDomains: o.allowDomains } : {}),
+        ...(o.outboundInternet !== undefined ? { outboundInternet: o.outboundInternet } : {}),
+        ...(o.secretEnv ? { secretEnv: envList(o.secretEnv) } : {}),
+        ...(o.peerLinks ? { peerLinks: o.peerLinks } : {}),
+      }
+      return new Sandbox(http, await http.json<VmInfo>('POST', `/v1/templates/${encodeURIComponent(o.template)}/vms`, spawn, o))
+    }
     const body = {
       cpu: o.cpu ?? 1,
       memMb: o.memMb ?? 256,
@@ -313,13 +330,32 @@ export class SandboxProcesses extends SandboxPart {
     await res.body?.cancel()
   }
 
-  async signal(pid: number, signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2' | 'SIGSTOP' | 'SIGCONT' | 'SIGWINCH', r: RequestOptions = {}): Promise<void> {
+  async signal(pid: number, signal: ProcessSignal, r: RequestOptions = {}): Promise<void> {
     await this.http.json('POST', this.proc(`/${pid}/signal`), { signal }, r)
   }
 
   /** Kills the process group and everything it started; it stays listed as exited. */
   async kill(pid: number, r: RequestOptions = {}): Promise<void> {
     await this.http.json('DELETE', this.proc(`/${pid}`), undefined, r)
+  }
+
+  /**
+   * A live connection to the process (WebSocket): output as it comes to `onData`, `send` to its
+   * stdin, `resize` and `kill` (a signal), `exited` for its exit code; `close` detaches.
+   */
+  attach(pid: number, o: AttachOptions = {}): Promise<ProcessConnection> {
+    return ProcessConnection.open(this.http, this.id, pid, o)
+  }
+}
+
+/** Interactive terminals: a process on a pseudo-terminal, attached at once. */
+export class SandboxPty extends SandboxPart {
+  /** Starts `cmd` (default a login bash) on a terminal of `cols`×`rows` and attaches to it. */
+  async create(o: PtyOptions & AttachOptions): Promise<ProcessConnection> {
+    const { cols, rows, cmd, args, cwd, env, tag, timeoutMs, ...attach } = o
+    const start = { ...(cmd ? { cmd } : { args: args ?? ['bash', '-l'] }), pty: { cols, rows }, ...(cwd ? { cwd } : {}), ...(env ? { env } : {}), ...(tag ? { tag } : {}), ...(timeoutMs ? { timeoutMs } : {}) }
+    const p = await this.http.json<ProcessInfo>('POST', `/v1/vms/${encodeURIComponent(this.id)}/processes`, start, { signal: attach.signal })
+    return ProcessConnection.open(this.http, this.id, p.pid, attach)
   }
 }
 

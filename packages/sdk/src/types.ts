@@ -84,6 +84,8 @@ export type OutputEvent =
   | { type: 'exit'; exitCode: number; timedOut: boolean; durationMs: number; result?: unknown; error?: unknown; stdoutTruncated?: boolean; stderrTruncated?: boolean }
   | { type: 'error'; code: string; message: string }
 
+export type ProcessSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT' | 'SIGUSR1' | 'SIGUSR2' | 'SIGSTOP' | 'SIGCONT' | 'SIGWINCH'
+
 /** A background process (its state as the API shows it). */
 export interface ProcessInfo {
   pid: number
@@ -116,6 +118,19 @@ export interface ProcessStartOptions {
   tag?: string
 }
 
+export interface PtyOptions {
+  cols: number
+  rows: number
+  /** Default: a login bash. */
+  cmd?: string
+  args?: string[]
+  cwd?: string
+  env?: Record<string, string>
+  tag?: string
+  /** Kill the terminal's whole process tree after this long (no timeout unless given). */
+  timeoutMs?: number
+}
+
 export interface RunOptions {
   args?: string[]
   env?: Record<string, string>
@@ -127,7 +142,7 @@ export interface RunOptions {
 
 export interface SnapshotInfo {
   id: string
-  kind: 'user_overlay' | 'image_seed'
+  kind: 'user_overlay' | 'image_seed' | 'template'
   createdAt: string
   cpu: number
   memMb: number
@@ -190,4 +205,83 @@ export interface PortPublicState {
   public: boolean
   /** The preview address without a token (opens only while the port is public). */
   url: string
+}
+
+/** A guest image (GET /v1/images). */
+export interface ImageInfo {
+  id: string
+  name: string
+  description: string
+  createdAt: string
+  kernelFilename: string | null
+  initrdFilename: string | null
+  rootfsFilename: string | null
+  baseRootfsBytes: number | null
+  kernelUploadedAt: string | null
+  rootfsUploadedAt: string | null
+  /** The template shape's seed snapshot; every seeded shape is in `seeds`. */
+  seedSnapshotId: string | null
+  seedStatus: 'pending' | 'ready' | 'failed' | null
+  seedUpdatedAt: string | null
+  seedError: string | null
+  seeds: { cpu: number; memMb: number; status: 'pending' | 'ready' | 'failed'; snapshotId: string | null; error: string | null; updatedAt: string; lastUsedAt: string | null }[]
+  isDefault: boolean
+  hasKernel: boolean
+  hasInitrd: boolean
+  hasRootfs: boolean
+  manifest: Record<string, unknown> | null
+  createdBy: string | null
+}
+
+/** A template's definition (the body of PUT /v1/templates/{name}; POST adds the name). */
+export interface TemplateDefinition {
+  /** The image to build on; the default image (at build time) when absent. */
+  imageId?: string
+  cpu: number
+  memMb: number
+  /** Command lines run in order by bash in /workspace as uid 1000; the build stops at the first that fails. */
+  setup: string[]
+  /** Environment of the setup commands (stored in the clear: secrets go in spawn's secretEnv). */
+  env?: Record<string, string>
+  allowIps?: string[]
+  allowDomains?: string[]
+  outboundInternet?: boolean
+  /** Timeout of each setup command (default MAX_EXEC_TIMEOUT_MS). */
+  setupTimeoutMs?: number
+}
+
+/** One setup command of a build, with the end of its output. */
+export interface SetupStep {
+  cmd: string
+  exitCode: number
+  timedOut: boolean
+  durationMs: number
+  stdout: string
+  stderr: string
+}
+
+/** A template as the API shows it (TemplatePublic). */
+export interface TemplateInfo extends TemplateDefinition {
+  name: string
+  status: 'building' | 'ready' | 'failed'
+  allowIps: string[]
+  hasFiles: boolean
+  /** The build VMs are spawned from; null until a build succeeded. */
+  snapshotId: string | null
+  builtImageId: string | null
+  builtAt: string | null
+  error: string | null
+  setupOutput: SetupStep[]
+  createdAt: string
+  updatedAt: string
+  createdBy: string | null
+}
+
+/** What a VM spawned from a template may choose for itself (the template fixes shape and image). */
+export interface SpawnOptions {
+  allowIps?: string[]
+  allowDomains?: string[]
+  outboundInternet?: boolean
+  secretEnv?: Record<string, string>
+  peerLinks?: PeerLink[]
 }

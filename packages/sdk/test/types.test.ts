@@ -4,7 +4,7 @@
 // other way round, fails here.
 import fs from 'node:fs'
 import { expect, it } from 'vitest'
-import type { CreateOptions, ExecResult, FileEntry, NetworkInfo, PortPublicState, PreviewUrl, RunResult, SnapshotInfo, VmInfo } from '../src/types.ts'
+import type { CreateOptions, ExecResult, FileEntry, ImageInfo, NetworkInfo, PortPublicState, PreviewUrl, RunResult, SetupStep, SnapshotInfo, SpawnOptions, TemplateDefinition, TemplateInfo, VmInfo } from '../src/types.ts'
 
 const doc = JSON.parse(fs.readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'))
 const schemaOf = (path: string, method: string, status?: string) => {
@@ -51,4 +51,25 @@ it('PreviewUrl and PortPublicState are the answers of the preview routes', () =>
   expect(keys(url)).toEqual(keys(schemaOf('/v1/vms/{id}/ports/{port}/url', 'get', '200').properties))
   const pub: Record<keyof PortPublicState, true> = { port: true, public: true, url: true }
   expect(keys(pub)).toEqual(keys(schemaOf('/v1/vms/{id}/ports/{port}/public', 'post', '200').properties))
+})
+
+it('ImageInfo is an image of GET /v1/images, its seeds each a seed shape', () => {
+  const k: Record<keyof ImageInfo, true> = { id: true, name: true, description: true, createdAt: true, kernelFilename: true, initrdFilename: true, rootfsFilename: true, baseRootfsBytes: true, kernelUploadedAt: true, rootfsUploadedAt: true, seedSnapshotId: true, seedStatus: true, seedUpdatedAt: true, seedError: true, seeds: true, isDefault: true, hasKernel: true, hasInitrd: true, hasRootfs: true, manifest: true, createdBy: true }
+  const item = doc.paths['/v1/images'].get.responses['200'].content['application/json'].schema.items
+  expect(keys(k)).toEqual(keys(item.properties))
+  const seed: Record<keyof ImageInfo['seeds'][number], true> = { cpu: true, memMb: true, status: true, snapshotId: true, error: true, updatedAt: true, lastUsedAt: true }
+  expect(keys(seed)).toEqual(keys(item.properties.seeds.items.properties))
+})
+
+it('TemplateInfo is GET /v1/templates/{name}; TemplateDefinition the body of its PUT; SpawnOptions the body of a spawn', () => {
+  const def: Record<keyof TemplateDefinition, true> = { imageId: true, cpu: true, memMb: true, setup: true, env: true, allowIps: true, allowDomains: true, outboundInternet: true, setupTimeoutMs: true }
+  expect(keys(def)).toEqual(keys(schemaOf('/v1/templates/{name}', 'put').properties))
+  expect(keys({ ...def, name: true })).toEqual(keys(schemaOf('/v1/templates', 'post').properties))
+  const info: Record<keyof TemplateInfo, true> = { ...def, name: true, status: true, hasFiles: true, snapshotId: true, builtImageId: true, builtAt: true, error: true, setupOutput: true, createdAt: true, updatedAt: true, createdBy: true }
+  const answer = schemaOf('/v1/templates/{name}', 'get', '200') as { properties: Record<string, any> }
+  expect(keys(info)).toEqual(keys(answer.properties))
+  const step: Record<keyof SetupStep, true> = { cmd: true, exitCode: true, timedOut: true, durationMs: true, stdout: true, stderr: true }
+  expect(keys(step)).toEqual(keys(answer.properties.setupOutput.items.properties))
+  const spawn: Record<keyof SpawnOptions, true> = { allowIps: true, allowDomains: true, outboundInternet: true, secretEnv: true, peerLinks: true }
+  expect(keys(spawn)).toEqual(keys(schemaOf('/v1/templates/{name}/vms', 'post').properties))
 })

@@ -2,11 +2,11 @@
 
 from .async_sandbox import AsyncSandbox
 from .errors import RdsApiError, RdsConnectionError, RdsError
-from .sandbox import Sandbox, SandboxFiles, SandboxNetwork
-from .types import ExecResult, FileEntry, NetworkInfo, PeerLink, RunResult, SnapshotInfo, VmInfo
+from .sandbox import Sandbox, SandboxFiles, SandboxNetwork, SandboxProcesses
+from .types import ExecResult, FileEntry, NetworkInfo, OutputEvent, PeerLink, ProcessInfo, RunResult, SnapshotInfo, VmInfo
 
 __all__ = [
-    "AsyncSandbox", "ExecResult", "FileEntry", "NetworkInfo", "PeerLink", "RdsApiError", "RdsConnectionError", "RdsError",
-    "RunResult", "Sandbox", "SandboxFiles", "SandboxNetwork", "SnapshotInfo", "VmInfo",
+    "AsyncSandbox", "ExecResult", "FileEntry", "NetworkInfo", "OutputEvent", "PeerLink", "ProcessInfo", "RdsApiError", "RdsConnectionError", "RdsError",
+    "RunResult", "Sandbox", "SandboxFiles", "SandboxNetwork", "SandboxProcesses", "SnapshotInfo", "VmInfo",
 ]
 __version__ = "0.1.0"

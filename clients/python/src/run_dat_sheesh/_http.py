@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from .errors import RdsApiError, RdsConnectionError
 
@@ -56,6 +56,26 @@ class Http:
                 if attempt < attempts:
                     time.sleep(0.2 * 2 ** (attempt - 1))
         raise last
+
+
+    def lines(self, method: str, path: str, body: Any = None, timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+        """An NDJSON answer, one parsed line at a time as it arrives (never retried: it may have
+        started something). Closing the generator closes the connection."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"x-api-key": self._api_key}
+        if data is not None:
+            headers["content-type"] = "application/json"
+        req = urllib.request.Request(f"{self.base_url}{path}", data=data, method=method, headers=headers)
+        try:
+            res = urllib.request.urlopen(req, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as e:
+            raise _error_of(e) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError) as e:
+            raise RdsConnectionError(f"cannot reach {self.base_url}: {getattr(e, 'reason', e)}") from None
+        with res:
+            for line in res:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def _error_of(e: urllib.error.HTTPError) -> RdsApiError:

@@ -5,16 +5,17 @@ no asynchronous HTTP client, so each call runs the blocking one in a worker thre
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional
+from typing import Any, AsyncIterator, List, Optional, Union
 
-from .sandbox import Sandbox
-from .types import ExecResult, NetworkInfo, RunResult, SnapshotInfo, VmInfo
+from .sandbox import Sandbox, SandboxProcesses
+from .types import ExecResult, NetworkInfo, OutputEvent, ProcessInfo, RunResult, SnapshotInfo, VmInfo
 
 
 class AsyncSandbox:
     def __init__(self, sync: Sandbox) -> None:
         self._sync = sync
         self.id = sync.id
+        self.processes = AsyncProcesses(sync.processes)
 
     @property
     def info(self) -> VmInfo:
@@ -33,6 +34,7 @@ class AsyncSandbox:
         return await asyncio.to_thread(lambda: Sandbox.list(**kwargs))
 
     async def exec(self, cmd: str, **kwargs: Any) -> ExecResult:
+        """As ``Sandbox.exec``; ``on_stdout`` / ``on_stderr`` are called from the worker thread."""
         return await asyncio.to_thread(lambda: self._sync.exec(cmd, **kwargs))
 
     async def run_ts(self, code: Optional[str] = None, **kwargs: Any) -> RunResult:
@@ -67,3 +69,60 @@ class AsyncSandbox:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self._sync.__exit__, None, None, None)
+
+
+class AsyncProcesses:
+    """``Sandbox.processes`` as coroutines; ``output`` is an async iterator fed by a worker thread."""
+
+    def __init__(self, sync: SandboxProcesses) -> None:
+        self._sync = sync
+
+    async def start(self, **kwargs: Any) -> ProcessInfo:
+        return await asyncio.to_thread(lambda: self._sync.start(**kwargs))
+
+    async def list(self) -> List[ProcessInfo]:
+        return await asyncio.to_thread(self._sync.list)
+
+    async def get(self, pid: int) -> ProcessInfo:
+        return await asyncio.to_thread(lambda: self._sync.get(pid))
+
+    async def send_stdin(self, pid: int, data: Union[str, bytes], eof: bool = False) -> None:
+        await asyncio.to_thread(lambda: self._sync.send_stdin(pid, data, eof))
+
+    async def signal(self, pid: int, signal: str) -> None:
+        await asyncio.to_thread(lambda: self._sync.signal(pid, signal))
+
+    async def kill(self, pid: int) -> None:
+        await asyncio.to_thread(lambda: self._sync.kill(pid))
+
+    async def output(self, pid: int, since: Optional[int] = None, follow: bool = False) -> AsyncIterator[OutputEvent]:
+        loop = asyncio.get_running_loop()
+        queue: "asyncio.Queue[Any]" = asyncio.Queue()
+        done = object()
+        events = self._sync.output(pid, since=since, follow=follow)
+
+        def pump() -> None:
+            try:
+                for e in events:
+                    loop.call_soon_threadsafe(queue.put_nowait, e)
+            except BaseException as err:  # handed to the reader, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, err)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        worker = loop.run_in_executor(None, pump)
+        try:
+            while True:
+                item = await queue.get()
+                if item is done:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            # A reader that stops early: the blocking read ends when its connection is closed.
+            if not worker.done():
+                try:
+                    events.close()
+                except ValueError:
+                    pass  # the generator is still running in the worker; it ends with the process

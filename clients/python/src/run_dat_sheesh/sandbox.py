@@ -4,11 +4,11 @@ exit), ``Sandbox.connect(id)`` takes one that exists."""
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 from ._http import Http, query
 from .errors import RdsApiError
-from .types import ExecResult, FileEntry, NetworkInfo, PeerLink, RunResult, SnapshotInfo, VmInfo
+from .types import ExecResult, FileEntry, NetworkInfo, OutputEvent, PeerLink, ProcessInfo, RunResult, SnapshotInfo, VmInfo
 
 #: Beyond a run's own timeout, how long to wait for the manager's answer (seconds).
 _ANSWER_GRACE_S = 30.0
@@ -26,6 +26,7 @@ class Sandbox:
         self.info = info
         self.files = SandboxFiles(http, info.id)
         self.network = SandboxNetwork(http, info.id)
+        self.processes = SandboxProcesses(http, info.id)
 
     # -- making and finding ------------------------------------------------------------------
 
@@ -83,8 +84,17 @@ class Sandbox:
 
     # -- running code --------------------------------------------------------------------------
 
-    def exec(self, cmd: str, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, timeout_ms: Optional[int] = None) -> ExecResult:
-        """A shell command as uid 1000 in /workspace (or ``cwd``)."""
+    def exec(
+        self,
+        cmd: str,
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        timeout_ms: Optional[int] = None,
+        on_stdout: Optional[Callable[[str], None]] = None,
+        on_stderr: Optional[Callable[[str], None]] = None,
+    ) -> ExecResult:
+        """A shell command as uid 1000 in /workspace (or ``cwd``). With ``on_stdout`` /
+        ``on_stderr`` its output also arrives as it happens (text, as the command wrote it)."""
         body: Dict[str, Any] = {"cmd": cmd}
         if cwd:
             body["cwd"] = cwd
@@ -92,7 +102,23 @@ class Sandbox:
             body["env"] = env
         if timeout_ms:
             body["timeoutMs"] = timeout_ms
-        return ExecResult.from_api(self._http.json("POST", self._path("/exec"), body, timeout=(timeout_ms or 30_000) / 1000 + _ANSWER_GRACE_S))
+        timeout = (timeout_ms or 30_000) / 1000 + _ANSWER_GRACE_S
+        if on_stdout is None and on_stderr is None:
+            return ExecResult.from_api(self._http.json("POST", self._path("/exec"), body, timeout=timeout))
+        out: Dict[str, List[bytes]] = {"stdout": [], "stderr": []}
+        for raw in self._http.lines("POST", self._path("/exec"), {**body, "stream": True}, timeout=timeout):
+            e = OutputEvent.from_api(raw)
+            if e.type in out:
+                out[e.type].append(e.data)
+                callback = on_stdout if e.type == "stdout" else on_stderr
+                if callback is not None:
+                    callback(e.text)
+            elif e.type == "exit":
+                return ExecResult(e.exit_code if e.exit_code is not None else -1, b"".join(out["stdout"]).decode("utf-8", "replace"), b"".join(out["stderr"]).decode("utf-8", "replace"),
+                                  e.timed_out, raw.get("stdoutTruncated", False), raw.get("stderrTruncated", False), raw.get("durationMs", 0))
+            else:
+                raise RdsApiError(502, e.code or "agent_unavailable", e.message or "the run failed")
+        raise RdsApiError(502, "agent_unavailable", "the stream ended without an exit event")
 
     def run_ts(self, code: Optional[str] = None, path: Optional[str] = None, args: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None, timeout_ms: Optional[int] = None, flags: Optional[List[str]] = None) -> RunResult:
         """TypeScript with Deno: inline ``code`` or a module at ``path`` under /workspace."""
@@ -191,6 +217,64 @@ class SandboxFiles:
     def download(self, path: str) -> bytes:
         """``path`` (a file or a directory) as tar.gz bytes."""
         return self._http.send("GET", f"{self._base}/download{query(path=path)}")
+
+
+class SandboxProcesses:
+    """Background processes: they outlive the call that started them (and a manager restart)."""
+
+    def __init__(self, http: Http, vm_id: str) -> None:
+        self._http = http
+        self._base = f"/v1/vms/{urllib.parse.quote(vm_id, safe='')}/processes"
+
+    def start(
+        self,
+        cmd: Optional[str] = None,
+        args: Optional[List[str]] = None,
+        cwd: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        timeout_ms: Optional[int] = None,
+        stdin: bool = False,
+        pty: Optional[Dict[str, int]] = None,
+        tag: Optional[str] = None,
+    ) -> ProcessInfo:
+        """Starts ``cmd`` (a shell line) or ``args`` (argv, no shell) as uid 1000; ``stdin=True``
+        keeps its stdin open for ``send_stdin``; ``pty={"cols": 80, "rows": 24}`` runs it on a terminal."""
+        if (cmd is None) == (args is None):
+            raise ValueError("give exactly one of cmd= and args=")
+        body: Dict[str, Any] = {"cmd": cmd} if cmd is not None else {"args": args}
+        for key, value in (("cwd", cwd), ("env", env), ("timeoutMs", timeout_ms), ("pty", pty), ("tag", tag)):
+            if value is not None:
+                body[key] = value
+        if stdin:
+            body["stdin"] = True
+        return ProcessInfo.from_api(self._http.json("POST", self._base, body))
+
+    def list(self) -> List[ProcessInfo]:
+        return [ProcessInfo.from_api(p) for p in self._http.json("GET", self._base)]
+
+    def get(self, pid: int) -> ProcessInfo:
+        return ProcessInfo.from_api(self._http.json("GET", f"{self._base}/{pid}"))
+
+    def output(self, pid: int, since: Optional[int] = None, follow: bool = False, timeout: Optional[float] = None) -> Iterator[OutputEvent]:
+        """The output kept from byte ``since`` on; with ``follow=True``, new output as it comes
+        until the exit event. Stop iterating (or close the iterator) to stop reading."""
+        # Following waits on the process, not on the network: no read timeout unless asked.
+        wait = timeout if timeout is not None else (None if follow else self._http.timeout)
+        for raw in self._http.lines("GET", f"{self._base}/{pid}/output{query(since=since, follow=follow or None)}", timeout=wait or 10 ** 9):
+            yield OutputEvent.from_api(raw)
+
+    def send_stdin(self, pid: int, data: Union[str, bytes], eof: bool = False) -> None:
+        """Writes to the process's stdin (or terminal); ``eof=True`` closes it after."""
+        body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._http.send("POST", f"{self._base}/{pid}/stdin{query(eof=eof or None)}", body, "application/octet-stream")
+
+    def signal(self, pid: int, signal: str) -> None:
+        """SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT or SIGWINCH."""
+        self._http.json("POST", f"{self._base}/{pid}/signal", {"signal": signal})
+
+    def kill(self, pid: int) -> None:
+        """Kills the process group and everything it started; it stays listed as exited."""
+        self._http.send("DELETE", f"{self._base}/{pid}")
 
 
 class SandboxNetwork:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -119,3 +120,62 @@ class NetworkInfo:
     @staticmethod
     def from_api(n: Dict[str, Any]) -> "NetworkInfo":
         return NetworkInfo(n.get("guestIp"), n["gateway"], n["allowIps"], n["allowDomains"], n["outboundInternet"], n["effective"])
+
+
+@dataclass(frozen=True)
+class OutputEvent:
+    """One event of a streamed run or of a process's output."""
+
+    #: "stdout", "stderr", "exit" or "error".
+    type: str
+    #: The bytes of a stdout/stderr event.
+    data: bytes = b""
+    #: Byte offset of ``data`` in its stream (resume after it with ``since=offset + len(data)``).
+    offset: Optional[int] = None
+    exit_code: Optional[int] = None
+    timed_out: bool = False
+    #: An error event's code and sentence.
+    code: Optional[str] = None
+    message: Optional[str] = None
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+    @staticmethod
+    def from_api(e: Dict[str, Any]) -> "OutputEvent":
+        kind = e["type"]
+        if kind in ("stdout", "stderr"):
+            raw = e["data"].encode("utf-8") if "data" in e else base64.b64decode(e.get("dataBase64", ""))
+            return OutputEvent(kind, raw, e.get("offset"))
+        if kind == "exit":
+            return OutputEvent(kind, exit_code=e["exitCode"], timed_out=e.get("timedOut", False))
+        return OutputEvent(kind, code=e.get("code"), message=e.get("message"))
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A background process, as the API shows it."""
+
+    pid: int
+    cmd: str
+    state: str
+    started_at: str
+    stdin: bool
+    stdout_bytes: int
+    stderr_bytes: int
+    readers: int
+    tag: Optional[str] = None
+    args: Optional[List[str]] = None
+    exit_code: Optional[int] = None
+    timed_out: Optional[bool] = None
+    ended_at: Optional[str] = None
+    pty: Optional[Dict[str, int]] = None
+
+    @staticmethod
+    def from_api(p: Dict[str, Any]) -> "ProcessInfo":
+        return ProcessInfo(
+            pid=p["pid"], cmd=p["cmd"], state=p["state"], started_at=p["startedAt"], stdin=p["stdin"], stdout_bytes=p["stdoutBytes"],
+            stderr_bytes=p["stderrBytes"], readers=p["readers"], tag=p.get("tag"), args=p.get("args"), exit_code=p.get("exitCode"),
+            timed_out=p.get("timedOut"), ended_at=p.get("endedAt"), pty=p.get("pty"),
+        )

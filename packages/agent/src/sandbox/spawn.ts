@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import os from 'node:os'
 import type { Readable } from 'node:stream'
-import { PIPE_DRAIN_GRACE_MS, type AgentConfig } from '../config.ts'
+import { PIPE_DRAIN_GRACE_MS, PIPE_DRAIN_MAX_MS, type AgentConfig } from '../config.ts'
 import type { CgroupManager } from './cgroup.ts'
 
 export interface UserSpawnOptions {
@@ -120,9 +120,9 @@ export interface Collected {
 }
 
 /**
- * Resolves when the main process has exited and its pipes reached EOF, or at most
- * PIPE_DRAIN_GRACE_MS after the exit when background processes keep the pipes open. Those pipes
- * stay open and are drained (discarding) so a background server does not die of SIGPIPE.
+ * Resolves when the main process has exited and its pipes reached EOF, or, when background
+ * processes keep the pipes open, once they were quiet for PIPE_DRAIN_GRACE_MS after the exit. Those
+ * pipes stay open and are drained (discarding) so a background server does not die of SIGPIPE.
  */
 export function collect(proc: UserProcess, opts: CollectOptions): Promise<Collected> {
   const started = performance.now()
@@ -163,14 +163,29 @@ export function collect(proc: UserProcess, opts: CollectOptions): Promise<Collec
         durationMs: Math.round(performance.now() - started),
       })
     }
+    // Pipes that background jobs keep open end the collection once they were quiet for a moment
+    // after the exit. The check runs after the event loop polled the pipes (setImmediate): on a
+    // slow guest a late timer must not cut off output the command wrote just before it exited.
+    let lastDataAt = 0
+    let exitedAt = 0
+    const armGrace = (): void => {
+      graceTimer = setTimeout(() => setImmediate(() => {
+        if (done) return
+        const now = performance.now()
+        if (now - lastDataAt < PIPE_DRAIN_GRACE_MS && now - exitedAt < PIPE_DRAIN_MAX_MS) return armGrace()
+        finish()
+      }), PIPE_DRAIN_GRACE_MS)
+    }
     const maybeFinish = (): void => {
       if (exitCode === undefined && spawnError === undefined) return
+      exitedAt ||= performance.now()
       if (open === 0) finish()
-      else graceTimer ??= setTimeout(finish, PIPE_DRAIN_GRACE_MS)
+      else if (!graceTimer) armGrace()
     }
 
     for (const [stream, buf] of streams) {
       stream.on('data', (c: Buffer) => {
+        lastDataAt = performance.now()
         if (!done) buf.push(c)
       })
       stream.once('close', () => {

@@ -8,7 +8,7 @@ import type { Http2ServerResponse } from 'node:http2'
 import os from 'node:os'
 import type { Readable } from 'node:stream'
 import { jsonLine, NDJSON, OutputChunker, type ExitEvent, type OutputEvent, type OutputStream } from '@rds/protocol'
-import { PIPE_DRAIN_GRACE_MS } from '../config.ts'
+import { PIPE_DRAIN_GRACE_MS, PIPE_DRAIN_MAX_MS } from '../config.ts'
 import { CappedBuffer, type UserProcess } from './spawn.ts'
 
 export interface StreamOptions {
@@ -124,17 +124,20 @@ export function streamOutput(proc: UserProcess, res: Http2ServerResponse, opts: 
     // the last moment. The check runs after the event loop polled the pipes (setImmediate), so a
     // busy loop that fires the timer late has read what was waiting first.
     let lastDataAt = 0
+    let exitedAt = 0
     const armGrace = (): void => {
       clearTimeout(graceTimer)
       graceTimer = setTimeout(() => setImmediate(() => {
         if (done) return
         if (waitingDrain) return void res.once('drain', armGrace)
-        if (performance.now() - lastDataAt < PIPE_DRAIN_GRACE_MS) return armGrace()
+        const now = performance.now()
+        if (now - lastDataAt < PIPE_DRAIN_GRACE_MS && now - exitedAt < PIPE_DRAIN_MAX_MS) return armGrace()
         finish()
       }), PIPE_DRAIN_GRACE_MS)
     }
     const maybeFinish = (): void => {
       if (exitCode === undefined && spawnError === undefined) return
+      exitedAt ||= performance.now()
       if (open === 0) finish()
       else if (!graceTimer) armGrace()
     }

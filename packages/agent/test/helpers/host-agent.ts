@@ -16,10 +16,23 @@ const helperSrc = path.join(repo, 'guest/init/rds-exec.c')
 
 export const canRunHostAgent = process.getuid?.() === 0 && spawnSync('gcc', ['--version']).status === 0 && fs.existsSync(helperSrc)
 
+export interface HostAgentOptions {
+  /** Temp directory prefix (names the test in /tmp). */
+  prefix?: string
+  /** Run commands in cgroups under a cgroup of their own (cgroup v2), removed at stop. */
+  cgroups?: boolean
+  /** Give the agent the repository's Deno (for run-ts). */
+  deno?: boolean
+}
+
 export interface HostAgent {
   root: string
   /** The workspace directory (what the agent calls /workspace... under this name). */
   ws: string
+  /** Its Unix socket (connect again with connectAgent). */
+  sock: string
+  /** The cgroup its commands run under ('' without `cgroups` or without cgroup v2). */
+  cgroupRoot: string
   session: http2.ClientHttp2Session
   /** The agent process (its children are the processes it started). */
   pid: number
@@ -27,8 +40,27 @@ export interface HostAgent {
   stop(): Promise<void>
 }
 
-export async function startHostAgent(): Promise<HostAgent> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-agent-host-'))
+function findCgroup2(): string {
+  for (const m of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) if (fs.existsSync(path.join(m, 'cgroup.controllers'))) return m
+  return ''
+}
+
+/** Kills whatever a test left in the cgroups, then removes them. */
+async function removeCgroups(cgroupRoot: string): Promise<void> {
+  for (const d of [path.join(cgroupRoot, 'rds'), cgroupRoot]) {
+    if (!fs.existsSync(d)) continue
+    for (const e of fs.readdirSync(d).filter((n) => n.startsWith('exec-'))) {
+      fs.writeFileSync(path.join(d, e, 'cgroup.kill'), '1')
+      for (let i = 0; i < 200 && !fs.readFileSync(path.join(d, e, 'cgroup.events'), 'utf8').includes('populated 0'); i++) await new Promise((r) => setTimeout(r, 50))
+      fs.rmdirSync(path.join(d, e))
+    }
+  }
+  if (fs.existsSync(path.join(cgroupRoot, 'rds'))) fs.rmdirSync(path.join(cgroupRoot, 'rds'))
+  fs.rmdirSync(cgroupRoot)
+}
+
+export async function startHostAgent(o: HostAgentOptions = {}): Promise<HostAgent> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), o.prefix ?? 'rds-agent-host-'))
   fs.chmodSync(root, 0o755)
   const ws = path.join(root, 'home')
   fs.mkdirSync(ws)
@@ -38,6 +70,9 @@ export async function startHostAgent(): Promise<HostAgent> {
   const helper = path.join(root, 'rds-exec')
   const cc = spawnSync('gcc', ['-O2', '-o', helper, helperSrc], { encoding: 'utf8' })
   if (cc.status !== 0) throw new Error(`cannot build rds-exec: ${cc.stderr}`)
+  const cg = o.cgroups ? findCgroup2() : ''
+  const cgroupRoot = cg ? path.join(cg, `rds-agent-test-${process.pid}-${path.basename(root)}`) : ''
+  if (cgroupRoot) fs.mkdirSync(cgroupRoot)
   const sock = path.join(root, 'agent.sock')
   let log = ''
   const agent: ChildProcess = spawn(process.execPath, [path.join(here, '../../src/main.ts')], {
@@ -51,7 +86,8 @@ export async function startHostAgent(): Promise<HostAgent> {
       RDS_AGENT_STATE_DIR: path.join(root, 'state'),
       RDS_AGENT_SPOOL_DIR: path.join(root, 'spool-root', 'spool'),
       RDS_AGENT_EXEC_HELPER: helper,
-      RDS_AGENT_CGROUP_ROOT: '',
+      RDS_AGENT_CGROUP_ROOT: cgroupRoot,
+      ...(o.deno ? { RDS_AGENT_DENO: path.join(repo, 'node_modules/@deno/linux-x64-glibc/deno') } : {}),
       RDS_AGENT_NODE: process.execPath,
       RDS_AGENT_FILE_WORKER: path.join(repo, 'packages/agent/src/worker/file-worker.ts'),
       RDS_AGENT_SET_CLOCK: 'false',
@@ -62,10 +98,20 @@ export async function startHostAgent(): Promise<HostAgent> {
   agent.stderr!.on('data', (c) => (log += c))
   for (let i = 0; i < 400 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50))
   if (!fs.existsSync(sock)) throw new Error(`agent did not start:\n${log}`)
-  const session = await connectAgent(sock)
+  // The socket file appears at bind(), a moment before listen(): on a loaded host a first connect
+  // can be refused.
+  let session: Awaited<ReturnType<typeof connectAgent>> | undefined
+  for (let i = 0; !session; i++) {
+    session = await connectAgent(sock).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ECONNREFUSED' || i >= 100) throw err
+      return new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))
+    })
+  }
   return {
     root,
     ws,
+    sock,
+    cgroupRoot,
     session,
     pid: agent.pid!,
     log: () => log,
@@ -73,6 +119,7 @@ export async function startHostAgent(): Promise<HostAgent> {
       session.close()
       agent.kill('SIGTERM')
       if (agent.exitCode === null) await new Promise((r) => agent.once('exit', r))
+      if (cgroupRoot) await removeCgroups(cgroupRoot)
       fs.rmSync(root, { recursive: true, force: true })
     },
   }

@@ -1,7 +1,7 @@
 // sheesh completion bash|zsh: a completion script for the shell (eval "$(sheesh completion bash)").
 import { UsageError, type Command } from '../command.ts'
 
-const WORDS = 'vm exec run-ts run-js cp snapshot logs image completion mcp'
+const WORDS = 'vm exec shell run-ts run-js cp snapshot template logs image completion mcp'
 const VM_VERBS = 'create ls get rm start stop pause resume url'
 
 export const completion: Command = {
@@ -13,7 +13,8 @@ export const completion: Command = {
   local cur=\${COMP_WORDS[COMP_CWORD]}
   if [ "$COMP_CWORD" -eq 1 ]; then COMPREPLY=( $(compgen -W "${WORDS}" -- "$cur") )
   elif [ "\${COMP_WORDS[1]}" = vm ] && [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=( $(compgen -W "${VM_VERBS}" -- "$cur") )
-  elif [ "\${COMP_WORDS[1]}" = image ] && [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=( $(compgen -W "ls default" -- "$cur") )
+  elif [ "\${COMP_WORDS[1]}" = template ] && [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=( $(compgen -W "ls get create rm spawn" -- "$cur") )
+  elif [ "\${COMP_WORDS[1]}" = image ] && [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=( $(compgen -W "ls default rm upload build" -- "$cur") )
   else COMPREPLY=( $(compgen -f -- "$cur") ); fi
 }
 complete -F _sheesh sheesh`

@@ -1,12 +1,14 @@
-// sheesh mcp: a Model Context Protocol server over stdio (the official MCP TypeScript SDK) whose
+// sheesh mcp: a Model Context Protocol server over stdio or streamable HTTP (the official MCP TypeScript SDK) whose
 // tools let an agent create sandboxes, run commands and code in them, and read and write files. Results
 // are text for the model plus structured content; API errors come back as tool errors carrying
 // the API's sentence and code, so the model can correct its call.
+import crypto from 'node:crypto'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { RdsApiError, Sandbox, type ClientOptions } from '@run-dat-sheesh/sdk/source'
 import * as z from 'zod'
-import type { Command } from '../command.ts'
+import { UsageError, type Command } from '../command.ts'
+import { serveMcpHttp } from '../mcp-http.ts'
 
 const sandboxId = z.string().describe('The sandbox id, as create_sandbox answered it.')
 
@@ -128,9 +130,18 @@ export function mcpServer(client: ClientOptions): McpServer {
 
 export const mcp: Command = {
   name: 'mcp',
-  usage: 'sheesh mcp',
-  summary: 'Serve the Model Context Protocol over stdio for an agent',
-  async run(_args, _values, client) {
-    await mcpServer(client).connect(new StdioServerTransport())
+  usage: 'sheesh mcp                (stdio)\n       sheesh mcp --http [--host 127.0.0.1] [--port 8808] [--token TOKEN]   (streamable HTTP at /mcp; token also from SHEESH_MCP_TOKEN, else one is made and printed)',
+  summary: 'Serve the Model Context Protocol for an agent (stdio, or streamable HTTP)',
+  options: { http: { type: 'boolean' }, host: { type: 'string' }, port: { type: 'string' }, token: { type: 'string' } },
+  async run(_args, values, client) {
+    if (!values.http) return void (await mcpServer(client).connect(new StdioServerTransport()))
+    const given = (values.token as string | undefined) || process.env.SHEESH_MCP_TOKEN
+    const token = given || crypto.randomBytes(24).toString('base64url')
+    const port = values.port === undefined ? 8808 : Number(values.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number (0 picks a free one)')
+    const { url } = await serveMcpHttp(() => mcpServer(client), { host: (values.host as string | undefined) ?? '127.0.0.1', port, token })
+    process.stderr.write(`MCP server (streamable HTTP) at ${url}\n${given ? '' : `bearer token: ${token}\n`}`)
+    // Serves until interrupted.
+    await new Promise(() => {})
   },
 }

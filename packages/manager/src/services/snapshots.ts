@@ -13,6 +13,7 @@ import { copySparse } from '../runtime/storage/copy.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { SnapshotKind, SnapshotRecord, SnapshotsRepo } from '../store/snapshots-repo.ts'
 import type { ImageSeedsRepo } from '../store/image-seeds-repo.ts'
+import type { TemplatesRepo } from '../store/templates-repo.ts'
 import type { VmsRepo } from '../store/vms-repo.ts'
 import { imageStamp, type ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
@@ -24,7 +25,7 @@ import type { VmRecord } from '../store/vms-repo.ts'
 export type { SnapshotRecord }
 export type SnapshotScope = 'user' | 'internal' | 'all'
 
-const SCOPE_KINDS: Record<SnapshotScope, SnapshotKind[]> = { user: ['user'], internal: ['image_seed'], all: ['user', 'image_seed'] }
+const SCOPE_KINDS: Record<SnapshotScope, SnapshotKind[]> = { user: ['user'], internal: ['image_seed', 'template'], all: ['user', 'image_seed', 'template'] }
 const SNAPSHOT_ID = /^snap-[0-9a-f-]{36}$/
 
 /** The guest's dirty pages reach the overlay before the copy, so a cold boot from the disk alone finds a clean filesystem. */
@@ -38,6 +39,7 @@ export function createSnapshotService(deps: {
   repo: SnapshotsRepo
   vms: VmsRepo
   seedsRepo: ImageSeedsRepo
+  templatesRepo: TemplatesRepo
   images: ImageService
   machines: Supervisor
   locks: KeyedLock
@@ -165,6 +167,8 @@ export function createSnapshotService(deps: {
       const snap = await mustGet(id)
       const mapping = await vms.countMappingSnapshot(id)
       if (mapping > 0) throw Errors.snapshotInUse(id, mapping)
+      // A template's build goes with the template (DELETE or PUT of it), never from under it.
+      if (snap.kind === 'template' && (await deps.templatesRepo.servingSnapshotIds()).has(id)) throw Errors.snapshotServesTemplate(id)
       await repo.remove(id)
       await fsp.rm(paths.snapshotDir(snap.id), { recursive: true, force: true })
       await deps.seedsRepo.forgetSnapshot(id)

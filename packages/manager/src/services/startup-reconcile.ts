@@ -33,8 +33,9 @@ export async function reconcileAtStartup(deps: {
   for (const vm of await repo.listInStates([...LIVE_STATES, 'CREATED'])) {
     await deps.locks.run(vm.id, async () => {
       const image = await deps.images.resolveForBoot(vm.imageId).catch(() => undefined)
-      // A seed build does not survive a restart (it is started again); a warm VM does.
-      const keep = vm.purpose !== 'seed' && (vm.state === 'RUNNING' || vm.state === 'PAUSED')
+      // A seed or template build does not survive a restart (the seed is started again, the
+      // template marked failed: nothing would ever finish or remove its VM); a warm VM does.
+      const keep = vm.purpose !== 'seed' && vm.purpose !== 'template' && (vm.state === 'RUNNING' || vm.state === 'PAUSED')
       const machine = image && machineOf(vm, image.files, network.bootNet(vm))
       if (keep && machine && (await supervisor.reattach(machine, { pid: vm.vmmPid, startTime: vm.vmmStartTime, paused: vm.state === 'PAUSED' }))) {
         out.reattached.push(vm.id)

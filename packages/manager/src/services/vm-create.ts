@@ -109,6 +109,42 @@ export function createVmCreation(deps: {
     return { disk: paths.snapshotOverlay(snap.id), ...(resume ? { from: point, memorySnapshotId: snap.id } : {}) }
   }
 
+  /** The VM of a checked request: from `snap` when given, else from the image's seed or a cold boot. */
+  async function provisionVm(input: CreateVmInput, secretEnv: Record<string, string>, snap: SnapshotRecord | undefined): Promise<VmRecord> {
+    const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)
+    // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
+    const peerLinks = await deps.peers.prepare(input.peerLinks ?? [])
+    const shape = { cpu: input.cpu, memMb: input.memMb }
+    const plan = snap ? await snapshotPlan(input, snap, image.files) : ((await deps.seeds.restorePlan(image.id, shape, image.files)) ?? {})
+    const id = crypto.randomUUID()
+    const vm = {
+      ...shape,
+      imageId: image.id,
+      purpose: 'user' as const,
+      ...requestedPolicy(input),
+      secretEnv: deps.secrets.stored(id, secretEnv),
+      sourceSnapshotId: snap?.id ?? null,
+      // Also when the shape differs and the disk is booted cold: what processes wrote there may hold them too.
+      inheritedSecretNames: snap?.secretNames ?? [],
+      createdBy: input.createdBy ?? null,
+    }
+    let created: VmRecord
+    try {
+      created = await deps.provisioner.create(vm, image.files, plan, { id, peerLinks })
+    } catch (err) {
+      // Only a resume from a seed is retried; its own errors (quota, addresses) would come back.
+      if (!plan.from || snap || !(err instanceof ApiError) || err.code !== 'vm_boot_failed') throw err
+      await deps.seeds.failed(image.id, shape, reason(err))
+      // A broken seed costs speed, never the create: the same VM again, booted cold.
+      created = await deps.provisioner.create(vm, image.files, {}, { id, peerLinks })
+    }
+    if (!snap) {
+      if (created.provisionMode === 'snapshot') deps.seeds.used(image.id, shape)
+      else deps.seeds.coldBooted(image.id, shape)
+    }
+    return created
+  }
+
   return {
     async create(input: CreateVmInput): Promise<VmRecord> {
       const secretEnv = validateCreate(input)
@@ -119,38 +155,18 @@ export function createVmCreation(deps: {
       if (snap && snap.kind !== 'user') throw Errors.snapshotKindNotUsable()
       if (snap && input.imageId !== undefined && input.imageId !== snap.imageId) throw Errors.snapshotImageMismatch(snap.imageId, input.imageId)
       if (snap) checkSnapshotSecrets(snap, secretEnv, input.acceptSnapshotSecrets === true)
-      const image = await images.resolveForBoot(snap?.imageId ?? input.imageId)
-      // Providers are inspected before anything of this VM exists: a bad link leaves nothing behind.
-      const peerLinks = await deps.peers.prepare(input.peerLinks ?? [])
-      const shape = { cpu: input.cpu, memMb: input.memMb }
-      const plan = snap ? await snapshotPlan(input, snap, image.files) : ((await deps.seeds.restorePlan(image.id, shape, image.files)) ?? {})
-      const id = crypto.randomUUID()
-      const vm = {
-        ...shape,
-        imageId: image.id,
-        purpose: 'user' as const,
-        ...requestedPolicy(input),
-        secretEnv: deps.secrets.stored(id, secretEnv),
-        sourceSnapshotId: snap?.id ?? null,
-        // Also when the shape differs and the disk is booted cold: what processes wrote there may hold them too.
-        inheritedSecretNames: snap?.secretNames ?? [],
-        createdBy: input.createdBy ?? null,
-      }
-      let created: VmRecord
-      try {
-        created = await deps.provisioner.create(vm, image.files, plan, { id, peerLinks })
-      } catch (err) {
-        // Only a resume from a seed is retried; its own errors (quota, addresses) would come back.
-        if (!plan.from || snap || !(err instanceof ApiError) || err.code !== 'vm_boot_failed') throw err
-        await deps.seeds.failed(image.id, shape, reason(err))
-        // A broken seed costs speed, never the create: the same VM again, booted cold.
-        created = await deps.provisioner.create(vm, image.files, {}, { id, peerLinks })
-      }
-      if (!snap) {
-        if (created.provisionMode === 'snapshot') deps.seeds.used(image.id, shape)
-        else deps.seeds.coldBooted(image.id, shape)
-      }
-      return created
+      return provisionVm(input, secretEnv, snap)
+    },
+
+    /**
+     * A VM resumed from a template's snapshot (templates.ts found it): the template's shape and
+     * image, the request's policy and secrets. Never from the warm pool: a pool VM has not run
+     * the template's setup.
+     */
+    async createFromTemplate(input: CreateVmInput, snap: SnapshotRecord): Promise<VmRecord> {
+      const secretEnv = validateCreate(input)
+      checkSnapshotSecrets(snap, secretEnv, input.acceptSnapshotSecrets === true)
+      return provisionVm({ ...input, cpu: snap.cpu, memMb: snap.memMb, imageId: snap.imageId }, secretEnv, snap)
     },
   }
 }

@@ -9,6 +9,7 @@ import type { Config } from '../config.ts'
 import { Errors, knownApiError } from '../errors.ts'
 import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
+import type { SnapshotRecord } from '../store/snapshots-repo.ts'
 import type { ImageService } from './images.ts'
 import type { KeyedLock } from './locks.ts'
 import type { NetworkPolicyInput, NetworkService } from './network.ts'
@@ -45,6 +46,14 @@ export function createVmService(deps: {
     async create(input: CreateVmInput): Promise<VmRecord> {
       const vm = await deps.creation.create(input)
       deps.activity(vmCreatedActivity(vm))
+      return vm
+    },
+
+    /** A VM spawned from a template's snapshot (services/templates.ts checked the template). */
+    async createFromTemplate(input: CreateVmInput, snap: SnapshotRecord, template: string): Promise<VmRecord> {
+      const vm = await deps.creation.createFromTemplate(input, snap)
+      const entry = vmCreatedActivity(vm)
+      deps.activity({ ...entry, meta: { ...entry.meta, template } })
       return vm
     },
 

@@ -241,6 +241,28 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
       await db.schema.createIndex('webhook_deliveries_hook_idx').on('webhook_deliveries').columns(['webhook_id', 'id']).execute()
     },
   },
+  '0014_templates': {
+    // Templates (issue 17): a definition, its build state and the snapshot VMs are spawned from.
+    // Touches no other table, so it applies the same whichever other migration ran first.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('templates')
+        .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('definition_json', 'text', (c) => c.notNull())
+        .addColumn('has_files', 'integer', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull())
+        .addColumn('snapshot_id', 'varchar(64)')
+        .addColumn('built_image_id', 'varchar(64)')
+        .addColumn('error', 'text')
+        .addColumn('setup_output_json', 'text')
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('updated_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('built_at', 'varchar(32)')
+        .addColumn('created_by', 'text')
+        .execute()
+    },
+  },
   '0015_preview_public_ports': {
     // Ports of a VM opened to preview without a token. Removed with the VM's row (vms-repo remove).
     async up(db: Kysely<any>) {

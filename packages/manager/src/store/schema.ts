@@ -172,6 +172,30 @@ export interface WebhookDeliveriesTable {
   finished_at: string | null
 }
 
+/** A template: its definition, build state, and the snapshot its VMs resume from. */
+export interface TemplatesTable {
+  name: string
+  /** JSON: imageId, cpu, memMb, setup, env, allowIps, allowDomains, outboundInternet, setupTimeoutMs. */
+  definition_json: string
+  /** An archive is stored under STORAGE_ROOT/templates and unpacked into /workspace before the setup. */
+  has_files: number
+  /** building | ready | failed */
+  status: string
+  /** Raised by every change of the definition: a build records its result only if no change came after it started. */
+  generation: number
+  /** The snapshot VMs are spawned from: the last good build, kept while a new one is building. */
+  snapshot_id: string | null
+  /** The image that snapshot was built on (the default image at the time when the definition names none). */
+  built_image_id: string | null
+  error: string | null
+  /** JSON array of the setup steps of the last build (output cut to its end). */
+  setup_output_json: string | null
+  created_at: string
+  updated_at: string
+  built_at: string | null
+  created_by: string | null
+}
+
 /** A port of a VM that its preview serves without a token (POST /v1/vms/:id/ports/:port/public). */
 export interface PublicPortsTable {
   vm_id: string
@@ -180,6 +204,7 @@ export interface PublicPortsTable {
 }
 
 export interface Database {
+  templates: TemplatesTable
   vm_public_ports: PublicPortsTable
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable

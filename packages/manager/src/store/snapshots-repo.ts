@@ -4,7 +4,7 @@ import type { Selectable } from 'kysely'
 import type { Db } from './db.ts'
 import type { SnapshotsTable } from './schema.ts'
 
-export type SnapshotKind = 'user' | 'image_seed'
+export type SnapshotKind = 'user' | 'image_seed' | 'template'
 
 export interface SnapshotRecord {
   id: string

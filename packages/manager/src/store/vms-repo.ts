@@ -43,7 +43,7 @@ export interface VmRecord {
   createdBy: string | null
 }
 
-export type VmPurpose = 'user' | 'seed' | 'pool'
+export type VmPurpose = 'user' | 'seed' | 'pool' | 'template'
 
 const fromRow = (r: Selectable<VmsTable>): VmRecord => ({
   id: r.id,

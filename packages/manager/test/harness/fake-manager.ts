@@ -106,7 +106,7 @@ export class FakeManager {
     return `rds-${crypto.createHash('sha256').update(this.root).digest('hex').slice(0, 10)}`
   }
 
-  async api<T = any>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown): Promise<ApiReply<T>> {
+  async api<T = any>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown): Promise<ApiReply<T>> {
     const r = await this.app.inject({ method, url, headers: { 'x-api-key': this.apiKey }, ...(body === undefined ? {} : { payload: body as object }) })
     return { status: r.statusCode, body: (r.body ? r.json() : undefined) as T }
   }
@@ -175,6 +175,7 @@ export class FakeManager {
     this.imageId = (await this.s.images.getDefault())?.id ?? (await registerFakeImage(this.s, path.join(this.root, 'fake-image')))
     this.startup = await this.s.reconcile()
     await this.s.snapshots.reconcile()
+    await this.s.templates.start()
     this.background = this.s.seeds.start().then(() => this.s.pool.start())
     this.s.activity.start()
     this.s.deliveries.start()
@@ -184,6 +185,7 @@ export class FakeManager {
   /** As main.ts shuts down: VMs keep running (unless the network goes too, then they are ended first). */
   private async down(o: { keepNetwork: boolean }): Promise<void> {
     await this.app?.close()
+    this.s.templates.close()
     await Promise.all([this.s.pool.close(), this.s.seeds.close()])
     this.s.activity.close()
     await this.s.deliveries.close()

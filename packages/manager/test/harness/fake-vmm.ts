@@ -6,7 +6,7 @@
 // booted them, as QEMU processes outlive a manager: a test restarts the manager around them.
 import fs from 'node:fs'
 import http2 from 'node:http2'
-import { AGENT_PROTOCOL_VERSION, AgentPaths, type ExecResult, type Health, type InitRequest } from '@rds/protocol'
+import { AGENT_PROTOCOL_VERSION, AgentPaths, type ExecRequest, type ExecResult, type Health, type InitRequest } from '@rds/protocol'
 import type { BootSpec, SavedState, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../../src/runtime/vmm/driver.ts'
 import { asVmmError, VmmError } from '../../src/runtime/vmm/vmm-error.ts'
 import { listenScriptedAgent, type ScriptedAgent } from './scripted-agent.ts'
@@ -27,6 +27,7 @@ export interface FakeVm {
   readonly inits: readonly InitRequest[]
   /** "METHOD /path" of every request the agent received, in order. */
   readonly requests: readonly string[]
+  readonly uploads: ReadonlyArray<{ path: string; bytes: Buffer }>
 }
 
 const EXEC_OK: ExecResult = { exitCode: 0, stdout: '', stderr: '', timedOut: false, stdoutTruncated: false, stderrTruncated: false, durationMs: 0 }
@@ -48,6 +49,10 @@ class FakeMachine implements FakeVm {
   readonly mute: boolean
   readonly inits: InitRequest[] = []
   readonly requests: string[] = []
+  /** Every upload the agent received: its path with the query, and the archive's bytes. */
+  readonly uploads: Array<{ path: string; bytes: Buffer }> = []
+  /** How exec answers (on top of exit 0 and no output); set from FakeVmm.answerExec. */
+  execAnswer: ((req: ExecRequest) => Partial<ExecResult> | Promise<Partial<ExecResult>>) | undefined
   private readonly bornAt = performance.now()
   private agent: ScriptedAgent | undefined
   private resolveExit!: (e: VmExit) => void
@@ -95,7 +100,10 @@ class FakeMachine implements FakeVm {
     this.requests.push(`${method} ${path}`)
     const chunks: Buffer[] = []
     for await (const c of stream) chunks.push(c as Buffer)
-    const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined
+    const raw = Buffer.concat(chunks)
+    const upload = path.split('?')[0] === AgentPaths.upload
+    if (upload) this.uploads.push({ path, bytes: raw })
+    const body = chunks.length && !upload ? (JSON.parse(raw.toString('utf8')) as unknown) : undefined
     // A paused guest runs no code: its agent answers once it is resumed.
     await this.unpaused
     if (stream.destroyed || this.exit) return
@@ -113,6 +121,7 @@ class FakeMachine implements FakeVm {
         this.inits.push(body as InitRequest)
         return json(200, { agentVersion: 'fake', protocolVersion: AGENT_PROTOCOL_VERSION })
       case `POST ${AgentPaths.exec}`:
+        return json(200, { ...EXEC_OK, ...(await this.execAnswer?.(body as ExecRequest)) })
       case `POST ${AgentPaths.run}`:
         return json(200, EXEC_OK)
       case `POST ${AgentPaths.shutdown}`:
@@ -120,6 +129,7 @@ class FakeMachine implements FakeVm {
         stream.respond({ ':status': 202 }, { endStream: true })
         return void setTimeout(() => this.end({ code: 0, signal: null }), 10)
       default:
+        if (upload) return void stream.respond({ ':status': 204 }, { endStream: true })
         return json(404, { code: 'invalid_request', message: `no route ${method} ${path}` })
     }
   }
@@ -199,6 +209,7 @@ export class FakeVmm implements VmmDriver {
   private bootFailure: string | undefined
   private restoreFailure: string | undefined
   private muteNext = false
+  private execAnswer: ((req: ExecRequest) => Partial<ExecResult> | Promise<Partial<ExecResult>>) | undefined
 
   describe() {
     return { vmm: 'fake', accel: 'tcg' as const }
@@ -217,6 +228,11 @@ export class FakeVmm implements VmmDriver {
   /** The VM's next snapshot fails as a VMM whose state stream passed its byte cap. */
   overflowNextSnapshot(vmId: string): void {
     this.machines.get(vmId)!.overflowSnapshot = true
+  }
+
+  /** How the agents of VMs started from now on answer exec (undefined: exit 0, no output). */
+  answerExec(answer: ((req: ExecRequest) => Partial<ExecResult> | Promise<Partial<ExecResult>>) | undefined): void {
+    this.execAnswer = answer
   }
 
   /** The next VM's agent never answers: its boot runs into BOOT_TIMEOUT_MS. */
@@ -304,6 +320,7 @@ export class FakeVmm implements VmmDriver {
     if (previous && !previous.exit) throw new Error(`fake VMM: ${spec.vmId} already has a running VMM (two VMMs on one disk)`)
     const m = new FakeMachine({ spec, pid: this.nextPid++, origin, mute: this.muteNext })
     this.muteNext = false
+    m.execAnswer = (req) => this.execAnswer?.(req) ?? {}
     await m.listen()
     this.machines.delete(spec.vmId)
     this.machines.set(spec.vmId, m)

@@ -1,12 +1,14 @@
 // The `sheesh` CLI and its MCP server against the shared manager and a real VM: the commands as a
 // user types them (exit codes, --json, usage errors), and `sheesh mcp` driven by the MCP SDK's own
 // client over stdio.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ManagerClient } from '../harness/manager-process.ts'
 import { sharedManager } from '../harness/shared-manager.ts'
@@ -76,6 +78,29 @@ describe('sheesh', () => {
     expect(sheesh(['image', 'ls']).out).toMatch(/\*/)
   })
 
+  it('shell opens a terminal in the VM: input from a pipe, the shell\'s exit code as its own', () => {
+    const r = sheesh(['shell', vm], 'tty; stty size; exit 4\n')
+    expect(r.code, r.err).toBe(4)
+    expect(r.out).toMatch(/\/dev\/pts\/\d+/)
+    // Not a terminal here: the default size.
+    expect(r.out).toContain('24 80')
+    // A command instead of the login shell; the end of a piped input is the terminal's EOF.
+    expect(sheesh(['shell', vm, '--', 'bash', '-c', 'read -r line; echo "got=$line"; exit 9'], 'hello\n')).toMatchObject({ code: 9, out: expect.stringContaining('got=hello') })
+  })
+
+  it('image build uploads this checkout\'s guest image; rm removes it; upload checks its files first', async () => {
+    const built = sheesh(['image', 'build', '--name', 'cli-built', '--json'])
+    expect(built.code, built.err).toBe(0)
+    const img = JSON.parse(built.out)
+    expect(img).toMatchObject({ name: 'cli-built', hasKernel: true, hasInitrd: true, hasRootfs: true, isDefault: false })
+    // Its seed snapshot is built from it at once; an image in use cannot go, so wait for that.
+    await expect.poll(async () => (await mgr.request('GET', '/v1/images')).body.find((i: { id: string }) => i.id === img.id)?.seedStatus, { timeout: 600_000, interval: 2_000 }).not.toBe('pending')
+    expect(sheesh(['image', 'rm', img.id])).toMatchObject({ code: 0 })
+    expect(JSON.parse(sheesh(['image', 'ls', '--json']).out).map((i: { id: string }) => i.id)).not.toContain(img.id)
+    // A file that is not there: refused before anything is registered.
+    expect(sheesh(['image', 'upload', 'broken', '--kernel', path.join(tmp, 'nope'), '--rootfs', path.join(tmp, 'nope')])).toMatchObject({ code: 2, err: expect.stringContaining('does not exist') })
+  }, 900_000)
+
   it('says how it was misused (exit 2) and what the API refused (exit 1)', () => {
     expect(sheesh(['exec', vm])).toMatchObject({ code: 2, err: expect.stringContaining('usage: sheesh exec') })
     expect(sheesh(['vm', 'create', '--bogus'])).toMatchObject({ code: 2 })
@@ -138,5 +163,52 @@ describe('sheesh mcp', () => {
     expect((await mgr.request('GET', `/v1/vms/${id}`)).body.state).toBe('RUNNING')
     await client.callTool({ name: 'delete_sandbox', arguments: { sandboxId: id } })
     expect((await mgr.request('GET', `/v1/vms/${id}`)).status).toBe(404)
+  })
+})
+
+describe('sheesh mcp --http', () => {
+  let proc: ReturnType<typeof spawn>
+  let url: string
+  beforeAll(async () => {
+    proc = spawn(process.execPath, [bin, 'mcp', '--http', '--port', '0', '--token', 'test-token'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    url = await new Promise<string>((resolve, reject) => {
+      let err = ''
+      proc.stderr!.on('data', (d: Buffer) => {
+        err += d
+        const m = /at (http:\/\/\S+)/.exec(err)
+        if (m) resolve(m[1]!)
+      })
+      proc.once('exit', (code) => reject(new Error(`sheesh mcp --http exited (${code}): ${err}`)))
+    })
+  })
+  afterAll(() => proc?.kill())
+
+  it('serves the same tools over streamable HTTP to a client with the token', async () => {
+    const client = new Client({ name: 'rds-test-http', version: '1.0.0' })
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: 'Bearer test-token' } } }))
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain('exec')
+      const ran = (await client.callTool({ name: 'exec', arguments: { sandboxId: vm, cmd: 'echo over-http' } })) as unknown as { structuredContent: { stdout: string } }
+      expect(ran.structuredContent.stdout).toBe('over-http\n')
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('refuses a request without the token, and a Host that is not loopback', async () => {
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+    expect((await fetch(url, { method: 'POST', headers, body: JSON.stringify(init) })).status).toBe(401)
+    expect((await fetch(url, { method: 'POST', headers: { ...headers, authorization: 'Bearer wrong-token' }, body: JSON.stringify(init) })).status).toBe(401)
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const u = new URL(url)
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...headers, host: 'evil.example:80', authorization: 'Bearer test-token' } }, (res) => {
+        res.resume()
+        resolve(res.statusCode!)
+      })
+      req.on('error', reject)
+      req.end(JSON.stringify(init))
+    })
+    expect(rebound).toBe(403)
   })
 })

@@ -47,6 +47,30 @@ describe('Sandbox', () => {
     expect(seen[1]!.at - seen[0]!.at).toBeGreaterThan(1000)
   })
 
+  it('opens an interactive terminal: a real tty of the asked size, input, resize, exit code; attach again later', async () => {
+    const chunks: Uint8Array[] = []
+    const screen = () => new TextDecoder().decode(Buffer.concat(chunks))
+    const term = await sb.pty.create({ cols: 100, rows: 30, onData: (b) => chunks.push(b) })
+    term.send('tty -s && echo "tty=yes size=$(stty size)"\n')
+    await expect.poll(screen, { timeout: 30_000 }).toContain('tty=yes size=30 100')
+    term.resize(120, 40)
+    // stty reads the size back from the kernel: the resize reached the terminal in the VM.
+    await expect.poll(async () => {
+      term.send('echo "now=$(stty size)"\n')
+      await new Promise((r) => setTimeout(r, 500))
+      return screen()
+    }, { timeout: 30_000 }).toContain('now=40 120')
+    // Detaching leaves it running; a second attach replays what it printed and carries on.
+    term.close()
+    const again: Uint8Array[] = []
+    const second = await sb.processes.attach(term.pid, { onData: (b) => again.push(b) })
+    await expect.poll(() => new TextDecoder().decode(Buffer.concat(again)), { timeout: 30_000 }).toContain('tty=yes')
+    second.send('exit 7\n')
+    expect(await second.exited).toEqual({ exitCode: 7 })
+    // A process that is gone: the attach is refused with the API's code.
+    await expect(sb.processes.attach(999_999)).rejects.toMatchObject({ code: 'process_not_found' })
+  })
+
   it('runs a background process: stdin, output followed from an offset, kill', async () => {
     const p = await sb.processes.start({ cmd: 'while read -r l; do echo "got:$l"; done', stdin: true, tag: 'sdk' })
     expect(p).toMatchObject({ state: 'running', tag: 'sdk', stdin: true })

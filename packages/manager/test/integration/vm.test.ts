@@ -167,7 +167,7 @@ describe.each(VM_ORIGINS)('a running VM, $origin', ({ shape, provisionMode }) =>
 
   it('serves 50 parallel execs on one VM', async () => {
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => api.request('POST', `/v1/vms/${vmId}/exec`, { cmd: `echo ${i}` })))
-    results.forEach((r, i) => expect(r.body.stdout).toBe(`${i}\n`))
+    results.forEach((r, i) => expect(r.body.stdout, JSON.stringify(r.body)).toBe(`${i}\n`))
   })
 
   it('gives secretEnv to every exec and run, over the caller\'s env, and never shows or stores it in clear', async () => {

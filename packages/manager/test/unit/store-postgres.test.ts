@@ -10,6 +10,7 @@ import { createImagesRepo } from '../../src/store/images-repo.ts'
 import { createExecLogsRepo } from '../../src/store/exec-logs-repo.ts'
 import { createPeerLinksRepo } from '../../src/store/peer-links-repo.ts'
 import { createImageSeedsRepo } from '../../src/store/image-seeds-repo.ts'
+import { createTemplatesRepo } from '../../src/store/templates-repo.ts'
 import { migrationProvider } from '../../src/store/migrations.ts'
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import { openSqlite } from '../../src/store/sqlite-node.ts'
@@ -228,6 +229,25 @@ describe.each(['sqlite', 'postgres'])('store on %s', (dialect) => {
     await repo.removeFor(`${dialect}-c1`)
     expect(await repo.listFor(`${dialect}-c1`)).toEqual([])
     expect(await repo.get(`${dialect}-c2`, 'alpha')).toBeDefined()
+  })
+
+  it('keeps templates: unique names, a build recorded only for the generation it started from', async () => {
+    const repo = createTemplatesRepo(dbs[dialect])
+    const definition = { cpu: 1, memMb: 256, setup: ['true'], allowIps: [], env: { A: 'b' } }
+    expect(await repo.insert({ name: 't1', definition, hasFiles: false, createdBy: null })).toBe(true)
+    expect(await repo.insert({ name: 't1', definition, hasFiles: true, createdBy: null })).toBe(false)
+    const first = (await repo.get('t1'))!
+    expect(first).toMatchObject({ status: 'building', generation: 1, definition, hasFiles: false, snapshotId: null, setupOutput: [] })
+    const step = { cmd: 'true', exitCode: 0, timedOut: false, durationMs: 1, stdout: '', stderr: '' }
+    expect(await repo.finishBuild(first, { status: 'ready', error: null, setupOutput: [step], snapshotId: 'snap-1', builtImageId: 'img-1', builtAt: first.createdAt })).toBe(true)
+    expect(await repo.redefine('t1', { hasFiles: true })).toBe(2)
+    // The build of generation 1 is overtaken: it records nothing; the serving snapshot stays.
+    expect(await repo.finishBuild(first, { status: 'failed', error: 'late', setupOutput: [] })).toBe(false)
+    expect(await repo.get('t1')).toMatchObject({ status: 'building', generation: 2, snapshotId: 'snap-1', hasFiles: true, setupOutput: [step] })
+    expect([...(await repo.servingSnapshotIds())]).toEqual(['snap-1'])
+    expect(await repo.count()).toBe(1)
+    await repo.remove('t1')
+    expect([await repo.get('t1'), await repo.redefine('t1', {})]).toEqual([undefined, undefined])
   })
 
 })

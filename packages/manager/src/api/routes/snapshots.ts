@@ -9,7 +9,7 @@ const tags = ['snapshots']
 
 const toMeta = (s: SnapshotRecord): SnapshotMeta => ({
   id: s.id,
-  kind: s.kind === 'user' ? 'user_overlay' : 'image_seed',
+  kind: s.kind === 'user' ? 'user_overlay' : s.kind,
   createdAt: s.createdAt,
   cpu: s.cpu,
   memMb: s.memMb,

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 
 export const SnapshotsQuery = Type.Object({
-  scope: Type.Optional(Type.String({ description: 'user (default): snapshots taken through the API; internal: image seeds; all. Anything else means user, as in the original.' })),
+  scope: Type.Optional(Type.String({ description: 'user (default): snapshots taken through the API; internal: image seeds and template builds; all. Anything else means user, as in the original.' })),
 })
 export type SnapshotsQuery = Static<typeof SnapshotsQuery>
 
@@ -11,7 +11,7 @@ export type SnapshotIdParams = Static<typeof SnapshotIdParams>
 export const SnapshotMeta = Type.Object(
   {
     id: Type.String(),
-    kind: Type.Union([Type.Literal('user_overlay'), Type.Literal('image_seed')], { description: 'user_overlay: taken through the API (the original\'s name); image_seed: built by the manager per image.' }),
+    kind: Type.Union([Type.Literal('user_overlay'), Type.Literal('image_seed'), Type.Literal('template')], { description: 'user_overlay: taken through the API (the original\'s name); image_seed: built by the manager per image; template: the build of a template (removed with it).' }),
     createdAt: Type.String({ format: 'date-time' }),
     cpu: Type.Integer(),
     memMb: Type.Integer(),

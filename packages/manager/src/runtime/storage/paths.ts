@@ -43,6 +43,9 @@ export function createPaths(storageRoot: string, imagesDir: string, ramRoot: str
     consoleSocket: (id: string) => path.join(runDir(id), 'console.sock'),
     vmmLog: (id: string) => path.join(vmDir(id), 'vmm.log'),
     imageDir: (id: string) => path.join(imagesDir, safe(id)),
+    templatesRoot: path.join(storageRoot, 'templates'),
+    /** A template's files: the tar.gz as uploaded, never unpacked on the host (the build VM's agent checks and unpacks it). */
+    templateFiles: (name: string) => path.join(storageRoot, 'templates', `${safe(name)}.tar.gz`),
     apiKeyFile: path.join(storageRoot, 'api-key'),
   }
 }

@@ -96,6 +96,11 @@ describe('managing webhooks', () => {
     const row = await m.s.db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
     expect(JSON.stringify(row)).not.toContain(secret.slice(6))
     expect((await asAdmin('PATCH', `/v1/admin/webhooks/${id}`, { enabled: false, eventTypes: ['*'] })).body).toMatchObject({ enabled: false, eventTypes: ['*'] })
+    // The original's PATCH checks, line by line: a name may not be emptied, nor the url broken, nor the event list emptied.
+    expect((await asAdmin('PATCH', `/v1/admin/webhooks/${id}`, { name: '  ' })).body).toMatchObject({ code: 'invalid_webhook', message: 'name cannot be empty' })
+    expect((await asAdmin('PATCH', `/v1/admin/webhooks/${id}`, { url: 'not a url' })).body).toMatchObject({ code: 'invalid_webhook', message: 'url must be a valid URL' })
+    expect((await asAdmin('PATCH', `/v1/admin/webhooks/${id}`, { eventTypes: [] })).body).toMatchObject({ code: 'invalid_webhook' })
+    expect((await asAdmin('GET', '/v1/admin/webhooks')).body.find((h: { id: string }) => h.id === id)).toMatchObject({ name: 'n8n', url: 'http://127.0.0.1:9/x' })
     expect((await asAdmin('DELETE', `/v1/admin/webhooks/${id}`)).status).toBe(204)
     expect((await asAdmin('GET', `/v1/admin/webhooks/${id}/deliveries`)).status).toBe(404)
   })
