@@ -1,5 +1,7 @@
 // buildApp(): the HTTP surface over already-built services. It never listens (main.ts does),
 // so tests can use app.inject() as well as a real socket.
+import { EventEmitter } from 'node:events'
+import http from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import cookie from '@fastify/cookie'
 import swagger from '@fastify/swagger'
@@ -34,11 +36,18 @@ import { warmPoolRoutes } from './api/routes/warm-pool.ts'
 import { testHookRoutes } from './api/routes/test-hooks.ts'
 import { vmProcessRoutes } from './api/routes/vm-processes.ts'
 import { ATTACH_MAX_FRAME_BYTES, processAttachRoutes } from './api/routes/process-attach.ts'
+import { vmPortRoutes } from './api/routes/vm-ports.ts'
+import { createPreviewFront, type PreviewFront } from './api/preview/preview-front.ts'
 import type { Services } from './compose.ts'
 
 export const API_VERSION = '0.1.0'
 
 export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?: FastifyBaseLogger }): Promise<FastifyInstance> {
+  // Preview hosts are answered before Fastify sees the request (requests and upgrades alike), so
+  // no API route is reachable under a preview's origin and no preview under the API's.
+  let front: PreviewFront | undefined
+  // @fastify/websocket listens for the upgrades that are not a preview's on this emitter.
+  const apiUpgrades = new EventEmitter()
   const app = Fastify({
     ...(o.loggerInstance ? { loggerInstance: o.loggerInstance } : { logger: false }),
     bodyLimit: 256 * 1024,
@@ -47,7 +56,18 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
     // The caller's X-Request-Id when sane, else a new one (api/request-id.ts); never taken unchecked.
     requestIdHeader: false,
     genReqId: requestIdOf,
+    serverFactory: (handler, options) => {
+      const opts = options as { http?: http.ServerOptions; keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number }
+      const server = http.createServer(opts.http ?? {}, (req, res) => (front?.claims(req) ? front.handle(req, res) : handler(req, res)))
+      // What Fastify sets on a server it makes itself (requestTimeout 0: a long upload to a preview or an exec is no timeout).
+      server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000
+      server.requestTimeout = opts.requestTimeout ?? 0
+      server.setTimeout(opts.connectionTimeout ?? 0)
+      server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => (front?.claims(req) ? front.upgrade(req, socket, head) : apiUpgrades.emit('upgrade', req, socket, head)))
+      return server
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  front = createPreviewFront({ previews: s.previews, envKey: o.apiKey, apiKeys: s.apiKeys, log: app.log })
 
   installErrorHandler(app, { exposeInternalErrors: s.config.exposeInternalErrors })
   installValidation(app)
@@ -74,7 +94,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(swaggerUi, { routePrefix: '/docs' })
   // The original served the same UI under /swagger; its users' bookmarks and scripts keep working.
   await app.register(async (legacy) => legacy.register(swaggerUi, { routePrefix: '/swagger' }))
-  await app.register(websocket, { options: { maxPayload: ATTACH_MAX_FRAME_BYTES } })
+  await app.register(websocket, { options: { maxPayload: ATTACH_MAX_FRAME_BYTES, server: apiUpgrades as unknown as http.Server } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   const authenticators = { envKey: o.apiKey, apiKeys: s.apiKeys, sessions: s.sessions }
   await app.register(healthRoutes(s.readiness))
@@ -93,6 +113,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       await v1.register(vmFileApiRoutes(s.vmFiles))
       await v1.register(vmProcessRoutes(s.vmProcesses))
       await v1.register(processAttachRoutes(s.vmProcesses))
+      await v1.register(vmPortRoutes(s.previews))
       await v1.register(imageRoutes(s.images, [s.seeds, s.templates]))
       await v1.register(snapshotRoutes(s.snapshots))
       await v1.register(templateRoutes(s.templates, s.peers, { uploadMaxBodyBytes: s.config.uploadMaxBodyBytes }))

@@ -57,6 +57,9 @@ import { createPeerCalls } from './services/peers/peer-calls.ts'
 import { createExpiryReaper } from './services/vm-expiry.ts'
 import { createMetrics } from './services/metrics/prometheus.ts'
 import { createReadiness } from './services/readiness.ts'
+import { createPublicPortsRepo } from './store/public-ports-repo.ts'
+import { createPreviewTokens } from './services/previews/preview-token.ts'
+import { createPreviews } from './services/previews/previews.ts'
 
 export interface AccelRef {
   value: 'kvm' | 'tcg'
@@ -83,7 +86,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const recordActivity: RecordActivity = (input) => void activity.record(input)
   const sessions = createAdminSessions({ config: config.admin, repo: repos.adminSessions, activity: recordActivity })
   const apiKeys = createApiKeys({ repo: repos.apiKeys, activity: recordActivity })
-  const sealer = createSecretSealer(managerKey(config.storageRoot))
+  const mKey = managerKey(config.storageRoot)
+  const sealer = createSecretSealer(mKey)
   const webhooks = createWebhooks({ repo: repos.webhooks, sealer, activity: recordActivity })
   const deliveries = createWebhookDispatcher({ repo: repos.webhooks, sealer, activity, config: { ...config.webhooks, retentionDays: config.activityRetentionDays }, log })
 
@@ -127,6 +131,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner, metrics: metrics.report })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
+  const previews = createPreviews({ config: config.preview, vms: lookup, publicPorts: createPublicPortsRepo(db), tokens: createPreviewTokens(mKey), hostLink: plan.hostLink, activity: recordActivity })
   const builder = createTemplateBuilder({ config, paths, images, provisioner, supervisor, snapshots, log })
   const templates = createTemplateService({ config, paths, repo: repos.templates, snapshotsRepo: repos.snapshots, imagesRepo: repos.images, images, network, snapshots, vms, builder, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => templates.released(id))
@@ -134,7 +139,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
   const readiness = createReadiness({ db, images: repos.images, paths, network, log })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, previews, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

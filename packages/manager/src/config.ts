@@ -102,6 +102,19 @@ export interface Config {
   metricsAuth: 'none' | 'apikey'
   /** VMs one minted API key may have at once; 0 = only MAX_VMS applies (QUOTA_MAX_VMS_PER_KEY). */
   quotaMaxVmsPerKey: number
+  /** Live preview URLs: `<port>-<vmId>.<domain>` (PREVIEW_*; docs/api-guide.md "Preview URLs"). */
+  preview: PreviewConfig
+}
+
+export interface PreviewConfig {
+  /** PREVIEW_DOMAIN: preview hosts are `<port>-<vmId>.<domain>`; `localhost` needs no DNS in a browser. */
+  domain: string
+  /** PREVIEW_SCHEME: what browsers use to reach the manager (https when TLS is in front of it). */
+  scheme: 'http' | 'https'
+  /** PREVIEW_PORT: the port in preview urls (a TLS proxy's); default PORT, left out when the scheme's default. */
+  urlPort: number
+  /** PREVIEW_TOKEN_TTL_SECONDS: how long a preview url (and the cookie it becomes) opens its port. */
+  tokenTtlSeconds: number
 }
 
 export class ConfigError extends Error {}
@@ -307,6 +320,21 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMin: int(env, 'RATE_LIMIT_PER_MIN', 0, 0),
     metricsAuth: oneOf(env, 'METRICS_AUTH', ['none', 'apikey'] as const, 'apikey'),
     quotaMaxVmsPerKey: int(env, 'QUOTA_MAX_VMS_PER_KEY', 0, 0),
+    preview: previewConfig(env),
+  }
+}
+
+function previewConfig(env: Env): PreviewConfig {
+  const domain = (env.PREVIEW_DOMAIN || 'localhost').toLowerCase()
+  // A host name: it is matched against Host headers and written into urls.
+  if (!/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(domain)) {
+    throw new ConfigError(`PREVIEW_DOMAIN must be a host name (like localhost or preview.example.com), got ${JSON.stringify(env.PREVIEW_DOMAIN)}`)
+  }
+  return {
+    domain,
+    scheme: oneOf(env, 'PREVIEW_SCHEME', ['http', 'https'] as const, 'http'),
+    urlPort: int(env, 'PREVIEW_PORT', int(env, 'PORT', 3000, 0, 65535), 1, 65535),
+    tokenTtlSeconds: int(env, 'PREVIEW_TOKEN_TTL_SECONDS', 3600, 60, 30 * 86400),
   }
 }
 

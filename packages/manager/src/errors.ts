@@ -44,6 +44,15 @@ export const Errors = {
   invalidWebhook: (message: string) => new ApiError(400, 'invalid_webhook', message),
   webhookNotFound: () => new ApiError(404, 'webhook_not_found', 'Not found'),
   /** Without an id: the original's wording on GET /v1/vms/:id and /exec-logs ("VM not found"). */
+  previewUnauthorized: () =>
+    new ApiError(401, 'preview_unauthorized', 'This preview needs its token: open the url from GET /v1/vms/:id/ports/:port/url (the token becomes a cookie for this host), send X-API-Key, or make the port public'),
+  previewTokenInvalid: () => new ApiError(403, 'preview_token_invalid', 'The preview token is not valid for this VM and port; ask GET /v1/vms/:id/ports/:port/url for a new url'),
+  previewTokenExpired: () => new ApiError(403, 'preview_token_expired', 'The preview token has expired; ask GET /v1/vms/:id/ports/:port/url for a new url'),
+  invalidPreviewPort: () => new ApiError(400, 'invalid_port', 'A preview port is a number from 1 to 65535'),
+  previewVmNotRunning: (id: string, state: string) =>
+    new ApiError(503, 'preview_vm_not_running', `VM ${id} is ${state}: its preview is served only while it is RUNNING`, { state }),
+  previewUpstreamUnreachable: (port: number, reason: string) =>
+    new ApiError(502, 'preview_upstream_unreachable', `Nothing answered on port ${port} inside the VM (${reason}); is the server running and listening on 0.0.0.0:${port}?`, { port }),
   vmNotFound: (id?: string) => new ApiError(404, 'vm_not_found', id === undefined ? 'VM not found' : `VM ${id} not found`),
   imageNotFound: () => new ApiError(404, 'image_not_found', 'Image not found'),
   noDefaultImage: () => new ApiError(400, 'no_default_image', 'No default image configured; upload an image and set it as default'),

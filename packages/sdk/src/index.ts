@@ -1,5 +1,5 @@
 // @run-dat-sheesh/sdk: real microVM sandboxes for untrusted code.
-export { Sandbox, SandboxFiles, SandboxNetwork, SandboxPeers, SandboxProcesses, SandboxPty } from './sandbox.ts'
+export { Sandbox, SandboxFiles, SandboxNetwork, SandboxPeers, SandboxPorts, SandboxProcesses, SandboxPty } from './sandbox.ts'
 export { ProcessConnection, type AttachOptions, type ProcessExit, type WebSocketConstructor } from './attach.ts'
 export { Images, type ImagePart, type UploadBody } from './images.ts'
 export { Template } from './template.ts'

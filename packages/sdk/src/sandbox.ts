@@ -4,7 +4,7 @@ import { ProcessConnection, type AttachOptions } from './attach.ts'
 import { RdsApiError } from './errors.ts'
 import { Http, q, type ClientOptions, type RequestOptions } from './http.ts'
 import { readEvents } from './ndjson.ts'
-import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, ProcessInfo, ProcessSignal, ProcessStartOptions, PtyOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
+import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, PortPublicState, PreviewUrl, ProcessInfo, ProcessSignal, ProcessStartOptions, PtyOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
 
 const envList = (env: Record<string, string> | undefined) => (env ? Object.entries(env).map(([k, v]) => `${k}=${v}`) : undefined)
 /** Beyond a run's own timeout, how long to wait for the manager's answer. */
@@ -20,6 +20,7 @@ export class Sandbox {
   readonly peers: SandboxPeers
   readonly processes: SandboxProcesses
   readonly pty: SandboxPty
+  readonly ports: SandboxPorts
 
   private constructor(http: Http, info: VmInfo) {
     this.http = http
@@ -30,6 +31,15 @@ export class Sandbox {
     this.peers = new SandboxPeers(http, info.id)
     this.processes = new SandboxProcesses(http, info.id)
     this.pty = new SandboxPty(http, info.id)
+    this.ports = new SandboxPorts(http, info.id)
+  }
+
+  /**
+   * The preview host of a port (`<port>-<vmId>.<PREVIEW_DOMAIN>[:port]`, no scheme), as E2B's
+   * `getHost` gives it. Opening it needs the token of `ports.url()`, an API key, or a public port.
+   */
+  async getHost(port: number, o: RequestOptions = {}): Promise<string> {
+    return new URL((await this.ports.url(port, o)).url).host
   }
 
   /**
@@ -371,6 +381,21 @@ export class SandboxPty extends SandboxPart {
     const start = { ...(cmd ? { cmd } : { args: args ?? ['bash', '-l'] }), pty: { cols, rows }, ...(cwd ? { cwd } : {}), ...(env ? { env } : {}), ...(tag ? { tag } : {}), ...(timeoutMs ? { timeoutMs } : {}) }
     const p = await this.http.json<ProcessInfo>('POST', `/v1/vms/${encodeURIComponent(this.id)}/processes`, start, { signal: attach.signal })
     return ProcessConnection.open(this.http, this.id, p.pid, attach)
+  }
+}
+
+/** Live preview urls of the VM's ports: the manager proxies HTTP and WebSocket to them. */
+export class SandboxPorts extends SandboxPart {
+  private port(port: number, rest: string): string {
+    return `/v1/vms/${encodeURIComponent(this.id)}/ports/${port}${rest}`
+  }
+  /** A url for a browser, with a signed token for this VM and port that expires at `expiresAt`. */
+  url(port: number, o: RequestOptions = {}): Promise<PreviewUrl> {
+    return this.http.json<PreviewUrl>('GET', this.port(port, '/url'), undefined, o)
+  }
+  /** Serves the port without a token (`true`) or requires one again (`false`); kept until the VM is deleted. */
+  setPublic(port: number, open: boolean, o: RequestOptions = {}): Promise<PortPublicState> {
+    return this.http.json<PortPublicState>('POST', this.port(port, '/public'), { public: open }, o)
   }
 }
 

@@ -201,6 +201,24 @@ export interface NetworkInfo {
   effective: { egress: 'none' | 'list' | 'all'; dns: 'none' | 'all' | 'listed'; gatewayServices: boolean }
 }
 
+/** GET /v1/vms/:id/ports/:port/url: a browser url for a port of the VM, proxied by the manager. */
+export interface PreviewUrl {
+  /** `http(s)://<port>-<vmId>.<PREVIEW_DOMAIN>[:port]/?rds_preview_token=…`; opening it sets a cookie for that host. */
+  url: string
+  /** When the token (and its cookie) stops opening the port. */
+  expiresAt: string
+  /** Served without a token (ports.setPublic). */
+  public: boolean
+}
+
+/** POST /v1/vms/:id/ports/:port/public. */
+export interface PortPublicState {
+  port: number
+  public: boolean
+  /** The preview address without a token (opens only while the port is public). */
+  url: string
+}
+
 /** A guest image (GET /v1/images). */
 export interface ImageInfo {
   id: string

@@ -4,7 +4,7 @@
 // other way round, fails here.
 import fs from 'node:fs'
 import { expect, it } from 'vitest'
-import type { CreateOptions, ExecResult, FileEntry, ImageInfo, NetworkInfo, RunResult, SetupStep, SnapshotInfo, SpawnOptions, TemplateDefinition, TemplateInfo, VmInfo } from '../src/types.ts'
+import type { CreateOptions, ExecResult, FileEntry, ImageInfo, NetworkInfo, PortPublicState, PreviewUrl, RunResult, SetupStep, SnapshotInfo, SpawnOptions, TemplateDefinition, TemplateInfo, VmInfo } from '../src/types.ts'
 
 const doc = JSON.parse(fs.readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'))
 const schemaOf = (path: string, method: string, status?: string) => {
@@ -44,6 +44,13 @@ it('FileEntry is an entry of GET /v1/vms/{id}/files/list', () => {
   const k: Record<keyof FileEntry, true> = { name: true, path: true, type: true, size: true, mode: true, mtime: true }
   const list = doc.paths['/v1/vms/{id}/files/list'].get.responses['200'].content['application/json'].schema
   expect(keys(k)).toEqual(keys(list.items.properties))
+})
+
+it('PreviewUrl and PortPublicState are the answers of the preview routes', () => {
+  const url: Record<keyof PreviewUrl, true> = { url: true, expiresAt: true, public: true }
+  expect(keys(url)).toEqual(keys(schemaOf('/v1/vms/{id}/ports/{port}/url', 'get', '200').properties))
+  const pub: Record<keyof PortPublicState, true> = { port: true, public: true, url: true }
+  expect(keys(pub)).toEqual(keys(schemaOf('/v1/vms/{id}/ports/{port}/public', 'post', '200').properties))
 })
 
 it('ImageInfo is an image of GET /v1/images, its seeds each a seed shape', () => {

@@ -2,7 +2,7 @@
 import { UsageError, type Command } from '../command.ts'
 
 const WORDS = 'vm exec shell run-ts run-js cp snapshot template logs image completion mcp'
-const VM_VERBS = 'create ls get rm start stop pause resume extend'
+const VM_VERBS = 'create ls get rm start stop pause resume extend url'
 
 export const completion: Command = {
   name: 'completion',

@@ -1,4 +1,4 @@
-// sheesh vm create|ls|get|rm|start|stop|pause|resume|extend
+// sheesh vm create|ls|get|rm|start|stop|pause|resume|extend|url
 import { Sandbox } from '@run-dat-sheesh/sdk/source'
 import { need, UsageError, type Command } from '../command.ts'
 import { json, table } from '../output.ts'
@@ -25,7 +25,7 @@ const DONE = { rm: 'deleted', start: 'started', stop: 'stopped', pause: 'paused'
 
 export const vm: Command = {
   name: 'vm',
-  usage: 'sheesh vm <create|ls|get|rm|start|stop|pause|resume|extend> [id] [seconds] [--cpu N] [--mem MiB] [--allow-ip IP]... [--internet] [--snapshot ID] [--secret KEY=value]... [--ttl SECONDS] [--on-expire delete|pause] [--label key=value]...',
+  usage: 'sheesh vm <create|ls|get|rm|start|stop|pause|resume|extend|url> [id] [seconds|port] [--public|--private] [--cpu N] [--mem MiB] [--allow-ip IP]... [--internet] [--snapshot ID] [--secret KEY=value]... [--ttl SECONDS] [--on-expire delete|pause] [--label key=value]...',
   summary: 'Create, list, show, delete and drive VMs',
   options: {
     cpu: { type: 'string' },
@@ -37,9 +37,11 @@ export const vm: Command = {
     ttl: { type: 'string' },
     'on-expire': { type: 'string' },
     label: { type: 'string', multiple: true },
+    public: { type: 'boolean' },
+    private: { type: 'boolean' },
   },
   async run(args, values, client, out) {
-    const [verb, id] = args
+    const [verb, id, port] = args
     switch (verb) {
       case 'create': {
         const secretEnv = Object.fromEntries((values.secret as string[] | undefined ?? []).map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]))
@@ -78,6 +80,15 @@ export const vm: Command = {
         const sb = await Sandbox.connect(need(id), client)
         const info = await sb.extend(seconds(args[2], 'extend\'s seconds'))
         return out(values.json ? json(info) : `${sb.id} expires at ${info.expiresAt}`)
+      }
+      case 'url': {
+        // A browser url for a port of the VM (preview); --public / --private first changes who may open it.
+        const p = Number(port)
+        if (!Number.isInteger(p) || p < 1 || p > 65535) throw new UsageError('sheesh vm url <id> <port>: the port is a number from 1 to 65535')
+        const sb = await Sandbox.connect(need(id), client)
+        if (values.public || values.private) await sb.ports.setPublic(p, Boolean(values.public))
+        const u = await sb.ports.url(p)
+        return out(values.json ? json(u) : u.url)
       }
       default:
         throw new UsageError(`unknown vm command ${JSON.stringify(verb ?? '')}`)

@@ -282,6 +282,18 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
         .execute()
     },
   },
+  '0015_preview_public_ports': {
+    // Ports of a VM opened to preview without a token. Removed with the VM's row (vms-repo remove).
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('vm_public_ports')
+        .addColumn('vm_id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('port', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+        .addPrimaryKeyConstraint('vm_public_ports_pk', ['vm_id', 'port'])
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

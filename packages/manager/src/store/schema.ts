@@ -209,8 +209,16 @@ export interface TemplatesTable {
   created_by: string | null
 }
 
+/** A port of a VM that its preview serves without a token (POST /v1/vms/:id/ports/:port/public). */
+export interface PublicPortsTable {
+  vm_id: string
+  port: number
+  created_at: string
+}
+
 export interface Database {
   templates: TemplatesTable
+  vm_public_ports: PublicPortsTable
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable
   activity: ActivityTable

@@ -251,6 +251,8 @@ export function createVmsRepo(db: Db, dialect: SqlDialect = 'sqlite') {
     async remove(id: string): Promise<void> {
       await db.transaction().execute(async (tx) => {
         await tx.deleteFrom('vm_labels').where('vm_id', '=', id).execute()
+        // What only exists for the VM goes with its row: a port opened to preview is the VM's.
+        await tx.deleteFrom('vm_public_ports').where('vm_id', '=', id).execute()
         await tx.deleteFrom('vms').where('id', '=', id).execute()
       })
     },

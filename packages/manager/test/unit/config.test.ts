@@ -82,6 +82,7 @@ describe('defaults', () => {
       rateLimitPerMin: 0,
       metricsAuth: 'apikey',
       quotaMaxVmsPerKey: 0,
+      preview: { domain: 'localhost', scheme: 'http', urlPort: 3000, tokenTtlSeconds: 3600 },
     })
     // The host's resolv.conf: whatever it says, a list.
     expect(Array.isArray(dnsUpstreams)).toBe(true)
@@ -92,6 +93,13 @@ describe('defaults', () => {
     const root = path.resolve('rel/root')
     expect(c).toMatchObject({ storageRoot: root, imagesDir: path.join(root, 'images'), sqlitePath: path.join(root, 'manager.db') })
     expect(loadConfig({ VM_RAM_DIR: 'ram' }).vmRamDir).toBe(path.resolve('ram'))
+  })
+
+  it('preview urls: domain, scheme, url port (PORT by default) and token lifetime; a domain that is not a host name is refused', () => {
+    expect(loadConfig({ PORT: '8080', PREVIEW_DOMAIN: 'Preview.Example.COM', PREVIEW_SCHEME: 'https', PREVIEW_TOKEN_TTL_SECONDS: '600' }).preview).toEqual({ domain: 'preview.example.com', scheme: 'https', urlPort: 8080, tokenTtlSeconds: 600 })
+    expect(loadConfig({ PREVIEW_PORT: '443' }).preview.urlPort).toBe(443)
+    for (const bad of ['*.example.com', 'a..b', 'http://x', 'x/y']) expect(() => loadConfig({ PREVIEW_DOMAIN: bad }), bad).toThrow(/PREVIEW_DOMAIN/)
+    expect(() => loadConfig({ PREVIEW_SCHEME: 'ftp' })).toThrow(/PREVIEW_SCHEME/)
   })
 
   it('the burst defaults to twice the rate', () => {

@@ -4,7 +4,7 @@ import type { ActivityEntry } from '../../services/activity/activity-log.ts'
 export const ActivityPublic = Type.Object({
   id: Type.String({ description: 'Increasing with time: page with `before`, resume the event stream with Last-Event-ID.' }),
   createdAt: Type.String({ format: 'date-time' }),
-  type: Type.String({ description: 'vm.created, vm.started, vm.stopped, vm.paused, vm.resumed, vm.failed, vm.recovered, vm.deleted, vm.network_updated, exec.command, runTs.executed, runJs.executed, snapshot.created, snapshot.deleted, snapshot.seed_ready, template.created, template.updated, template.ready, template.failed, template.deleted, image.*, peer.*, apikey.created, apikey.revoked, auth.login, auth.login_failed, auth.logout' }),
+  type: Type.String({ description: 'vm.created, vm.started, vm.stopped, vm.paused, vm.resumed, vm.failed, vm.recovered, vm.deleted, vm.network_updated, vm.port_public, exec.command, runTs.executed, runJs.executed, snapshot.created, snapshot.deleted, snapshot.seed_ready, template.created, template.updated, template.ready, template.failed, template.deleted, image.*, peer.*, apikey.created, apikey.revoked, auth.login, auth.login_failed, auth.logout' }),
   entityType: Type.String(),
   entityId: Type.Union([Type.String(), Type.Null()]),
   actor: Type.String({ description: 'Who caused it: env:API_KEY, key:<id>, admin:<email>, system or anonymous.' }),

@@ -296,7 +296,7 @@ export class HostNetwork {
       // IPv6 disabled on the host altogether
     }
     await this.ipBatch([`addr replace ${p.hostLink}/30 dev ${this.hostIf}`, `link set dev ${this.hostIf} up`, `route replace ${formatCidr(p.vmNet)} via ${p.nsLink} dev ${this.hostIf}`], false)
-    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf, this.managerPort, this.o.limits) })
+    await run('nft', ['-f', '-'], { input: hostRuleset(p, this.instance, this.hostIf, this.managerPort, this.o.limits, process.geteuid?.() ?? 0) })
     // Egress leaves through the host's own routing, but never host-wide net.ipv4.ip_forward:
     // that would make the host a router for its LAN (see forwardingGuard, docs/operations.md).
     fs.writeFileSync(forwardingPath(this.hostIf), '1')

@@ -46,6 +46,10 @@ function vmChain(vm: AttachedVm, plan: AddressPlan, dns: { perS: number; burst: 
     'meta nfproto != ipv4 drop',
     `ip saddr != ${vm.address} drop`,
     'ct state invalid drop',
+    // Answers on connections opened towards the VM, which only the manager's preview proxy can
+    // open (forward chain): not egress, so no egress rule applies. The VM's own connections are
+    // all in the original direction and go through the policy below, packet by packet.
+    'ct direction reply accept',
     `ip daddr ${plan.hostLink} udp dport 53 limit rate over ${dns.perS}/second burst ${dns.burst} packets drop`,
     ...(p.domains.length ? [`ct state established ct mark ${vm.mark} accept`] : []),
     // The gateway address was rewritten to the host end of the link in prerouting.
@@ -91,6 +95,9 @@ export function namespaceRuleset(plan: AddressPlan, vms: AttachedVm[], excluded:
     '    type filter hook forward priority filter; policy drop;',
     '    iifname vmap @vm_ports',
     `    iifname "${UPLINK}" oifname "${TAP_PREFIX}*" ct state established,related accept`,
+    // The preview proxy: TCP from the host end of the link, i.e. from the host itself (the host
+    // table drops what it would forward towards the VMs and lets only the manager's user open these).
+    `    iifname "${UPLINK}" oifname "${TAP_PREFIX}*" ip saddr ${plan.hostLink} meta l4proto tcp ct state new accept`,
     '  }',
     '  chain input {',
     '    type filter hook input priority filter; policy drop;',
@@ -123,8 +130,10 @@ export interface ConnectionLimits {
  * change, which would empty the counts, while this table is loaded once per manager start. Each
  * VM connection that gets here is one entry in the host's conntrack table (and one in the
  * namespace's), so a VM can never hold more than maxConnections of either.
+ *
+ * `proxyUid`: the manager's user, the only one allowed to open connections to VMs (previews).
  */
-export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string, managerPort: number, limits: ConnectionLimits): string {
+export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string, managerPort: number, limits: ConnectionLimits, proxyUid = 0): string {
   const t = hostTableName(instance)
   const fromVms = `iifname "${hostIf}" ip saddr ${formatCidr(plan.vmNet)}`
   return [
@@ -154,6 +163,12 @@ export function hostRuleset(plan: AddressPlan, instance: string, hostIf: string,
     `    iifname "${hostIf}" drop`,
     `    oifname "${hostIf}" ct state established,related accept`,
     `    oifname "${hostIf}" drop`,
+    '  }',
+    // Connections the host itself opens towards the VMs (the preview proxy): only the manager's
+    // user may, so another local account gains no path into a VM by the namespace's preview rule.
+    '  chain output {',
+    '    type filter hook output priority filter; policy accept;',
+    `    oifname "${hostIf}" ip daddr ${formatCidr(plan.vmNet)} ct state new meta skuid != ${proxyUid} ${REJECT}`,
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',

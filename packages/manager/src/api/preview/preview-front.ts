@@ -1,0 +1,162 @@
+// The front door for preview hosts (`<port>-<vmId>.<PREVIEW_DOMAIN>`), in front of Fastify on the
+// manager's one server: a request whose Host names a preview never reaches the API's routes, and
+// no other request reaches the proxy. Access, in order: the url's token (exchanged for a cookie
+// scoped to this host, then a redirect that drops it from the address bar), that cookie, an
+// X-API-Key, or a port made public. Then the request goes to the VM the host names, through
+// upstream-proxy.ts.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { ApiError, Errors } from '../../errors.ts'
+import type { ApiKeys } from '../../services/accounts/api-keys.ts'
+import type { PreviewAddress } from '../../services/previews/preview-host.ts'
+import { PREVIEW_TOKEN_PARAM, type Previews } from '../../services/previews/previews.ts'
+import { keyMatches } from '../auth.ts'
+import { forwardHttp, forwardUpgrade, writeRawResponse, type ForwardOptions } from './upstream-proxy.ts'
+
+export const PREVIEW_COOKIE = 'rds_preview'
+
+export interface PreviewFrontDeps {
+  previews: Previews
+  envKey: string
+  apiKeys: ApiKeys
+  log: { warn: (obj: object, msg: string) => void }
+}
+
+type Access = { kind: 'forward' } | { kind: 'redirect'; location: string; cookie: string }
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=')
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim()
+  }
+  return undefined
+}
+
+const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
+
+function wantsHtml(req: IncomingMessage): boolean {
+  const accept = one(req.headers.accept) ?? ''
+  return accept.includes('text/html')
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
+/** A small page for people, JSON for programs; the same code either way. */
+function errorBody(req: IncomingMessage, err: ApiError): { type: string; body: string } {
+  if (wantsHtml(req)) {
+    const page = `<!doctype html><meta charset="utf-8"><title>${err.status} ${escapeHtml(err.code)}</title><body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>Preview: ${escapeHtml(err.code)}</h1><p>${escapeHtml(err.message)}</p></body>`
+    return { type: 'text/html; charset=utf-8', body: page }
+  }
+  return { type: 'application/json; charset=utf-8', body: JSON.stringify({ code: err.code, message: err.message, ...err.details }) }
+}
+
+const asApiError = (err: unknown) => (err instanceof ApiError ? err : new ApiError(500, 'internal_error', 'Internal Server Error'))
+
+export function createPreviewFront(d: PreviewFrontDeps) {
+  const { previews } = d
+  const secure = previews.config.scheme === 'https'
+
+  async function apiKeyValid(given: string): Promise<boolean> {
+    if (keyMatches(given, d.envKey)) return true
+    return (await d.apiKeys.verify(given)) !== undefined
+  }
+
+  /** Who may pass, or the error that says why not. `url` is the request's parsed address. */
+  async function authorize(req: IncomingMessage, a: PreviewAddress, url: URL, upgrade: boolean): Promise<Access> {
+    const token = url.searchParams.get(PREVIEW_TOKEN_PARAM)
+    if (token !== null) {
+      const check = previews.checkToken(token, a)
+      if (check === 'expired') throw Errors.previewTokenExpired()
+      if (check !== 'ok') throw Errors.previewTokenInvalid()
+      // A browser's navigation: the token becomes this host's cookie and leaves the address bar
+      // (and so the history, the Referer of the app's own links and what the app's scripts see).
+      if ((req.method === 'GET' || req.method === 'HEAD') && !upgrade) {
+        url.searchParams.delete(PREVIEW_TOKEN_PARAM)
+        const attrs = [`${PREVIEW_COOKIE}=${token}`, 'Path=/', `Max-Age=${previews.cookieMaxAge(token)}`, 'HttpOnly', 'SameSite=Lax', ...(secure ? ['Secure'] : [])]
+        return { kind: 'redirect', location: `${url.pathname}${url.search}`, cookie: attrs.join('; ') }
+      }
+      return { kind: 'forward' }
+    }
+    if (previews.checkToken(readCookie(one(req.headers.cookie), PREVIEW_COOKIE), a) === 'ok') return { kind: 'forward' }
+    const key = one(req.headers['x-api-key'])
+    if (key !== undefined) {
+      if (await apiKeyValid(key)) return { kind: 'forward' }
+      throw Errors.unauthorized()
+    }
+    if (await previews.isPublic(a)) return { kind: 'forward' }
+    throw Errors.previewUnauthorized()
+  }
+
+  /** The request's target and how to forward it, or an ApiError. */
+  async function prepare(req: IncomingMessage, upgrade: boolean, fail: (err: ApiError) => void): Promise<{ access: Access; options: ForwardOptions } | undefined> {
+    const match = previews.hosts.parse(one(req.headers.host))
+    if (match.kind === 'bad-port') throw Errors.invalidPreviewPort()
+    if (match.kind !== 'preview') throw Errors.notFound()
+    const a = match.address
+    const url = new URL(req.url ?? '/', 'http://preview.invalid')
+    const access = await authorize(req, a, url, upgrade)
+    if (access.kind === 'redirect') return { access, options: undefined as never }
+    const target = await previews.target(a)
+    url.searchParams.delete(PREVIEW_TOKEN_PARAM)
+    const host = previews.hosts.name(a)
+    return {
+      access,
+      options: {
+        target,
+        path: `${url.pathname}${url.search}`,
+        cookieHost: host,
+        client: { remoteAddress: req.socket.remoteAddress, proto: previews.config.scheme, host: one(req.headers.host) ?? host },
+        unreachable: (reason) => fail(Errors.previewUpstreamUnreachable(a.port, reason)),
+      },
+    }
+  }
+
+  function sendError(req: IncomingMessage, res: ServerResponse, err: ApiError): void {
+    if (res.headersSent) return void res.destroy()
+    const { type, body } = errorBody(req, err)
+    res.writeHead(err.status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+    res.end(req.method === 'HEAD' ? undefined : body)
+  }
+
+  function sendRawError(req: IncomingMessage, socket: Duplex, err: ApiError): void {
+    if (socket.destroyed) return
+    const { type, body } = errorBody(req, err)
+    writeRawResponse(socket, err.status, { 'content-type': type, 'content-length': Buffer.byteLength(body), connection: 'close' }, body)
+    socket.end()
+  }
+
+  return {
+    /** Whether the Host names a preview (or looks like one): then the request is answered here. */
+    claims: (req: IncomingMessage) => previews.hosts.parse(one(req.headers.host)).kind !== 'other',
+
+    handle(req: IncomingMessage, res: ServerResponse): void {
+      const fail = (err: ApiError) => sendError(req, res, err)
+      prepare(req, false, fail).then(
+        (p) => {
+          if (!p) return
+          if (p.access.kind === 'redirect') {
+            res.writeHead(303, { location: p.access.location, 'set-cookie': p.access.cookie, 'cache-control': 'no-store', 'content-length': 0 })
+            return void res.end()
+          }
+          forwardHttp(req, res, p.options)
+        },
+        (err: unknown) => {
+          if (!(err instanceof ApiError)) d.log.warn({ err: (err as Error).message }, 'preview request failed')
+          fail(asApiError(err))
+        },
+      )
+    },
+
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      const fail = (err: ApiError) => sendRawError(req, socket, err)
+      socket.on('error', () => socket.destroy())
+      prepare(req, true, fail).then(
+        (p) => {
+          if (p && p.access.kind === 'forward') forwardUpgrade(req, socket, head, p.options)
+        },
+        (err: unknown) => fail(asApiError(err)),
+      )
+    },
+  }
+}
+export type PreviewFront = ReturnType<typeof createPreviewFront>
