@@ -20,9 +20,11 @@ BASE=$(sh deploy/build-base.sh)
 GUEST=$("$NODE" scripts/build-image.ts | sed -n 's/^image .* ready.*: //p')
 [ -f "$GUEST/rootfs.ext4" ] || { echo "build: the guest image build did not report its directory" >&2; exit 1; }
 
-# Inputs of the manager image: base, guest image, the tracked sources and the lockfile.
-SOURCES=$(git ls-files -co --exclude-standard -- . ':!:docs/screenshots' ':!:bench' | LC_ALL=C sort)
-KEY=$( { echo "$BASE"; echo "$GUEST"; printf '%s\n' "$SOURCES" | while IFS= read -r f; do [ -f "$f" ] && sha256sum "$f"; done; } | sha256sum | cut -c1-16)
+# What the manager runs: the sources (not tests, docs, benchmarks, other clients or deploy/).
+SOURCES=$(git ls-files -co --exclude-standard -- . ':!:docs' ':!:bench' ':!:clients' ':!:packages/*/test/*' ':!:deploy' ':!:compose.yaml' | LC_ALL=C sort)
+# Inputs of the manager image: base, guest image, these sources (with the lockfile), and how the
+# image is put together.
+KEY=$( { echo "$BASE"; echo "$GUEST"; cat deploy/Containerfile deploy/build.sh; printf '%s\n' "$SOURCES" | while IFS= read -r f; do [ -f "$f" ] && sha256sum "$f"; done; } | sha256sum | cut -c1-16)
 MANAGER=localhost/run-dat-sheesh:$KEY
 CADDY_KEY=$( { echo "$BASE"; cat deploy/caddy/Containerfile deploy/caddy/Caddyfile; } | sha256sum | cut -c1-16)
 CADDY=localhost/run-dat-sheesh-caddy:$CADDY_KEY

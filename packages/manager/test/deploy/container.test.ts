@@ -52,6 +52,8 @@ function hostState(): Set<string> {
     for (const e of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (e.startsWith('rds')) state.add(`cgroup ${c}/${e}`)
   }
   for (const l of lines('pgrep', ['-a', 'qemu-system'])) state.add(`qemu ${l}`)
+  // Podman's helpers per container: the monitor and the user-mode network.
+  for (const name of ['conmon', 'slirp4netns']) for (const l of lines('pgrep', ['-a', '-x', name])) state.add(`proc ${l}`)
   return state
 }
 
@@ -193,11 +195,11 @@ describe('container deployment (Podman, Caddy in front)', () => {
 /**
  * Other checkouts run VM tests on this host at the same time: their managers' namespaces, links,
  * tables, RAM directories and QEMUs come and go. What this stack could leave is told apart: it
- * names our project or the container manager's instance, or it is a Podman object (containers,
- * volumes, networks: no other test uses Podman) or what Podman's own networking makes on a host
+ * names our project or the container manager's instance, or it is a Podman object or helper
+ * process (containers, volumes, networks, conmon, slirp4netns: no other test uses Podman) or what Podman's own networking makes on a host
  * (veth and bridge links, netavark's nft tables), which this stack must never need.
  */
 function couldBeOurs(x: string): boolean {
   if (x.includes(PROJECT) || x.includes(CONTAINER_INSTANCE)) return true
-  return /^(container|volume|network) /.test(x) || /^link (veth|podman|cni)/.test(x) || /^nft table .*(netavark|nat|filter)/.test(x)
+  return /^(container|volume|network|proc) /.test(x) || /^link (veth|podman|cni)/.test(x) || /^nft table .*(netavark|nat|filter)/.test(x)
 }
