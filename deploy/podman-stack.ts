@@ -137,6 +137,10 @@ function cgroupSources(compose: Compose, v1: boolean): string[] {
 }
 
 export function up(project: string, compose: Compose): void {
+  // No registry to pull from: the images are built on this host.
+  for (const s of Object.values(compose.services)) {
+    if (spawnSync('podman', ['image', 'exists', s.image]).status !== 0) throw new Error(`image ${s.image} not found: build it first (sh deploy/build.sh)`)
+  }
   const v1 = cgroupV1()
   for (const dir of cgroupSources(compose, v1)) fs.mkdirSync(dir, { recursive: true })
   for (const name of startOrder(compose)) podman([...ociRuntime(), ...runArgs(project, name, compose.services[name]!, compose, v1)])

@@ -123,8 +123,9 @@ describe('container deployment (Podman, Caddy in front)', () => {
     console.log(`deploy: images built in ${((Date.now() - t) / 1000).toFixed(1)} s: ${built.trim().split('\n').join(', ')}`)
 
     t = Date.now()
-    stack('up')
+    // Set first: an up that fails half-way (one container started) is taken down too.
     stackUp = true
+    stack('up')
     await untilAnswering()
     console.log(`deploy: stack up and answering in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   })
