@@ -35,11 +35,11 @@ describe('systemd unit', () => {
     expect(verify(broken).stderr).toMatch(/namespace/)
   })
 
-  it('keeps running VMs on stop and takes no mount namespace of its own', () => {
+  it('keeps running VMs on stop, takes no mount namespace of its own and lets the first start build the guest image', () => {
     const unit = fs.readFileSync(UNIT, 'utf8')
     const set = (key: string) => unit.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1))
     expect(set('KillMode')).toEqual(['process'])
-    for (const key of ['ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'DevicePolicy', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'MemoryDenyWriteExecute', 'ReadWritePaths']) {
+    for (const key of ['ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'DevicePolicy', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'MemoryDenyWriteExecute', 'ReadWritePaths', 'RestrictSUIDSGID', 'UMask']) {
       expect(set(key), key).toEqual([])
     }
   })
