@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 NEEDED="qemu-system-x86:qemu-system-x86_64 kmod:depmod debootstrap:debootstrap e2fsprogs:mkfs.ext4 musl-tools:musl-gcc gcc:gcc binutils:strip cpio:cpio lz4:lz4 nftables:nft iproute2:ip"
 
 # `--test` adds what only the test suite needs: a PostgreSQL server for the store tests and
-# Chromium for the console tests (driven by playwright-core) and pytest for the Python SDK.
+# Chromium for the console tests (driven by playwright-core) and pytest for the Python SDK;
+# Podman (runc: crun refuses hybrid cgroup hosts; slirp4netns: the stack's network) and
+# mmdebstrap (the container base image) for the container deployment test.
 if [ "${1:-}" = "--test" ]; then
-  NEEDED="$NEEDED postgresql:/usr/lib/postgresql/15/bin/initdb chromium:chromium python3-pytest:pytest-3"
+  NEEDED="$NEEDED postgresql:/usr/lib/postgresql/15/bin/initdb chromium:chromium python3-pytest:pytest-3 podman:podman runc:runc slirp4netns:slirp4netns mmdebstrap:mmdebstrap"
 fi
 
 missing=""
