@@ -29,6 +29,8 @@ import { testHookRoutes } from './api/routes/test-hooks.ts'
 import { vmProcessRoutes } from './api/routes/vm-processes.ts'
 import { ATTACH_MAX_FRAME_BYTES, processAttachRoutes } from './api/routes/process-attach.ts'
 import type { Services } from './compose.ts'
+import { e2bControlPlaneRoutes } from './api/e2b/control-plane.ts'
+import { e2bEnvdRoutes, e2bRewriteUrl } from './api/e2b/envd-routes.ts'
 
 export const API_VERSION = '0.1.0'
 
@@ -38,6 +40,8 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
     bodyLimit: 256 * 1024,
     // Generous: an exec may legitimately run for MAX_EXEC_TIMEOUT_MS.
     requestTimeout: 0,
+    // E2B's envd requests name their sandbox in headers, not in the path (api/e2b/envd-routes.ts).
+    rewriteUrl: e2bRewriteUrl,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandler(app, { exposeInternalErrors: s.config.exposeInternalErrors })
@@ -65,6 +69,9 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   await app.register(authRoutes(s.sessions))
   await app.register(consoleRoutes(await buildConsole(), s.sessions))
+  const authenticators = { envKey: o.apiKey, apiKeys: s.apiKeys, sessions: s.sessions }
+  await app.register(e2bControlPlaneRoutes(s.e2b, authenticators))
+  await app.register(e2bEnvdRoutes({ processes: s.vmProcesses, files: s.vmFiles, sandboxes: s.e2b, auth: authenticators, multipartMaxBytes: s.config.uploadMaxBodyBytes }))
 
   await app.register(
     async (v1) => {

@@ -38,6 +38,8 @@ import { createWarmPool } from './services/warm-pool.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
 import { createAdminSessionsRepo } from './store/admin-sessions-repo.ts'
 import { createApiKeysRepo } from './store/api-keys-repo.ts'
+import { createE2bSandboxesRepo } from './store/e2b-sandboxes-repo.ts'
+import { createE2bSandboxes } from './services/e2b/sandboxes.ts'
 import { createAdminSessions } from './services/accounts/admin-sessions.ts'
 import { createApiKeys } from './services/accounts/api-keys.ts'
 import { createActivityRepo } from './store/activity-repo.ts'
@@ -120,9 +122,10 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner })
   const vms = createVmService({ config, repo: repos.vms, lookup, creation, provisioner, images, supervisor, lifecycle, network, locks, activity: recordActivity })
+  const e2b = createE2bSandboxes({ vms, repo: createE2bSandboxesRepo(db as Db), shape: { cpu: config.seedCpu, memMb: config.seedMemMb } })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, pool })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, e2b, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

@@ -172,7 +172,18 @@ export interface WebhookDeliveriesTable {
   finished_at: string | null
 }
 
+/** E2B-layer facts about a VM (api/e2b); JSON objects of strings. */
+export interface E2bSandboxesTable {
+  vm_id: string
+  template_id: string
+  metadata_json: string
+  env_vars_json: string
+  end_at: string
+  auto_pause: number
+}
+
 export interface Database {
+  e2b_sandboxes: E2bSandboxesTable
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable
   activity: ActivityTable
