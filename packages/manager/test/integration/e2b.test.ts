@@ -56,6 +56,11 @@ describe('commands', () => {
     expect(end).toBeInstanceOf(CommandExitError)
     expect((await sandbox().commands.list()).map((p) => p.pid)).not.toContain(h.pid)
   })
+
+  it('a command past its timeoutMs is ended (Connect-Timeout-Ms), not left running', async () => {
+    await expect(sandbox().commands.run('sleep 300; echo never', { timeoutMs: 3_000 })).rejects.toThrow()
+    await expect.poll(async () => (await sandbox().commands.list()).filter((p) => p.args.join(' ').includes('sleep 300')).length, { timeout: 60_000 }).toBe(0)
+  })
 })
 
 describe('files', () => {
@@ -78,6 +83,19 @@ describe('files', () => {
     expect(await f.exists('/home/user/e2b')).toBe(false)
   })
 
+  it('watches a directory: a file written there is an event', async () => {
+    const f = sandbox().files
+    await f.makeDir('/home/user/watched')
+    const seen: string[] = []
+    const w = await f.watchDir('/home/user/watched', (e) => void seen.push(`${e.type}:${e.name}`))
+    try {
+      await f.write('/home/user/watched/new.txt', 'x')
+      await expect.poll(() => seen.some((e) => e.endsWith(':new.txt')), { timeout: 60_000 }).toBe(true)
+    } finally {
+      await w.stop()
+    }
+  })
+
   it('keeps the file API\'s confinement: nothing outside the home directory', async () => {
     await expect(sandbox().files.read('/etc/passwd')).rejects.toThrow()
     await expect(sandbox().files.write('/home/user/../../etc/e2b', 'x')).rejects.toThrow()
@@ -95,9 +113,27 @@ describe('control plane', () => {
     expect(none.map((s) => s.sandboxId)).not.toContain(sandbox().sandboxId)
   })
 
+  it('setTimeout moves the reported end', async () => {
+    const before = (await sandbox().getInfo()).endAt
+    await sandbox().setTimeout(3_600_000)
+    expect((await sandbox().getInfo()).endAt.getTime()).toBeGreaterThan(before.getTime())
+  })
+
   it('connect to a running sandbox gives a working handle', async () => {
     const again = await Sandbox.connect(sandbox().sandboxId)
     expect((await again.commands.run('echo again')).stdout).toBe('again\n')
+  })
+
+  it('pause, then connect resumes the sandbox where it was', async () => {
+    await sandbox().files.write('kept.txt', 'still here')
+    expect(await sandbox().pause()).toBe(true)
+    expect(await Sandbox.pause(sandbox().sandboxId)).toBe(false)
+    expect((await sandbox().getInfo()).state).toBe('paused')
+    const paused = await Sandbox.list({ query: { state: ['paused'], metadata: { run: String(process.pid) } } }).nextItems()
+    expect(paused.map((s) => s.sandboxId)).toEqual([sandbox().sandboxId])
+    const back = await Sandbox.connect(sandbox().sandboxId)
+    expect((await back.getInfo()).state).toBe('running')
+    expect(await back.files.read('kept.txt')).toBe('still here')
   })
 
   it('kill removes the sandbox; a second kill says it was not there', async () => {
