@@ -17,6 +17,7 @@ const TYPE_OF: Record<FileEntry['type'], FileType> = { file: FileType.FILE, dir:
 /** Polled watchers (CreateWatcher) keep at most this many events between two reads, and a sandbox this many watchers. */
 const MAX_BUFFERED_EVENTS = 1000
 const MAX_WATCHERS = 64
+const ENDED_WATCHER_KEPT_MS = 60_000
 
 function permissionsOf(type: FileEntry['type'], mode: number): string {
   const rwx = (bits: number) => `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${bits & 1 ? 'x' : '-'}`
@@ -139,9 +140,13 @@ export function envdFilesystemService(files: VmFilesService) {
               w.events.push(...e2bEventsOf(ev, dir))
               if (w.events.length > MAX_BUFFERED_EVENTS) w.events.splice(0, w.events.length - MAX_BUFFERED_EVENTS)
             }
+            w.failed = 'the watched directory or its sandbox went away'
           } catch (err) {
             w.failed = (err as Error).message
           }
+          // An ended watch answers its reader once more with why, then is forgotten (a sandbox
+          // deleted without RemoveWatcher must not leave its watchers here for good).
+          setTimeout(() => watchers.delete(watcherId), ENDED_WATCHER_KEPT_MS).unref()
         })()
         return { watcherId }
       },

@@ -23,6 +23,7 @@ import { ENVD_PORT, SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER } from './sandbox-hea
 export const ENVD_PREFIX = '/__e2b/envd'
 export const PORT_PREFIX = '/__e2b/port'
 const ACCESS_TOKEN_HEADER = 'x-access-token'
+const RPC_READ_MAX_BYTES = 8 * 1024 * 1024
 
 const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
@@ -62,6 +63,9 @@ export function e2bEnvdRoutes(deps: { processes: VmProcessService; files: VmFile
   const filesystemRoutes = envdFilesystemService(deps.files)
   const rpc = connectNodeAdapter({
     requestPathPrefix: ENVD_PREFIX,
+    // Connect reads a whole unary message before the handler runs (4 GiB by default): a sandbox's
+    // token must not let its holder fill the manager's memory. Stdin and file bytes fit well within.
+    readMaxBytes: RPC_READ_MAX_BYTES,
     routes: (router) => {
       processRoutes(router)
       filesystemRoutes(router)

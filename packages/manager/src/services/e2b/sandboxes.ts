@@ -57,7 +57,11 @@ export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRep
 
     async list(): Promise<E2bSandbox[]> {
       const rows = new Map((await repo.list()).map((r) => [r.vmId, r]))
-      return (await vms.list()).map((vm) => ({ vm, e2b: rows.get(vm.id) }))
+      const all = (await vms.list()).map((vm) => ({ vm, e2b: rows.get(vm.id) }))
+      // A VM deleted through our own API leaves its E2B row behind: the list is where it goes.
+      const live = new Set(all.map((s) => s.vm.id))
+      for (const id of rows.keys()) if (!live.has(id)) await repo.remove(id)
+      return all
     },
 
     async kill(id: string): Promise<void> {

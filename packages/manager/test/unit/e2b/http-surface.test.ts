@@ -97,8 +97,11 @@ describe('envd routing', () => {
   })
 
   it('never lets a sandbox header reach our own routes', async () => {
-    const r = await app.inject({ method: 'GET', url: '/v1/vms', headers: envd('sbx-a', key) })
+    // (A /v1 path would be checked against our OpenAPI document by the harness; /openapi.json is ours too.)
+    expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(200)
+    const r = await app.inject({ method: 'GET', url: '/openapi.json', headers: envd('sbx-a', key) })
     expect(r.statusCode).toBe(404)
+    expect(r.json()).not.toHaveProperty('paths')
   })
 
   it('speaks Connect with the JSON codec: a missing VM is not_found', async () => {
@@ -110,6 +113,16 @@ describe('envd routing', () => {
     })
     expect(r.statusCode).toBe(404)
     expect(r.json()).toMatchObject({ code: 'not_found' })
+  })
+
+  it('bounds what one Connect message may make the manager hold', async () => {
+    const r = await app.inject({
+      method: 'POST',
+      url: '/process.Process/SendInput',
+      headers: envd('sbx-a', { 'x-access-token': envdAccessTokenFor(KEY, 'sbx-a'), 'content-type': 'application/json', 'connect-protocol-version': '1' }),
+      payload: JSON.stringify({ process: { pid: 1 }, input: { stdin: Buffer.alloc(9 * 1024 * 1024).toString('base64') } }),
+    })
+    expect(r.json()).toMatchObject({ code: 'resource_exhausted' })
   })
 
   it('answers other sandbox ports with a clear 502 until the preview proxy serves them', async () => {
