@@ -57,6 +57,19 @@ describe('commands', () => {
     expect((await sandbox().commands.list()).map((p) => p.pid)).not.toContain(h.pid)
   })
 
+  it('a client that disconnects leaves its command running; connect follows it from then on', async () => {
+    const h = await sandbox().commands.run('echo first; read go; echo second; sleep 600', { background: true, stdin: true, timeoutMs: 0 })
+    await expect.poll(() => h.stdout, { timeout: 60_000 }).toBe('first\n')
+    await h.disconnect()
+    expect((await sandbox().commands.list()).map((p) => p.pid)).toContain(h.pid)
+    const seen: string[] = []
+    const again = await sandbox().commands.connect(h.pid, { onStdout: (d) => void seen.push(d), timeoutMs: 0 })
+    await sandbox().commands.sendStdin(h.pid, 'go\n')
+    await expect.poll(() => seen.join(''), { timeout: 60_000 }).toBe('second\n')
+    expect(await sandbox().commands.kill(h.pid)).toBe(true)
+    await expect(again.wait()).rejects.toBeInstanceOf(CommandExitError)
+  })
+
   it('a command past its timeoutMs is ended (Connect-Timeout-Ms), not left running', async () => {
     await expect(sandbox().commands.run('sleep 300; echo never', { timeoutMs: 3_000 })).rejects.toThrow()
     await expect.poll(async () => (await sandbox().commands.list()).filter((p) => p.args.join(' ').includes('sleep 300')).length, { timeout: 60_000 }).toBe(0)
