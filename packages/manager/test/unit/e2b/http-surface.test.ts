@@ -50,15 +50,18 @@ describe('control plane', () => {
   })
 
   it('validates create: bad timeout, bad metadata, unknown template', async () => {
-    const bad = [{ templateID: 'base', timeout: -5 }, { templateID: 'base', metadata: { a: 1 } }, { templateID: 'base', envVars: { 'no-dash': 'x' } }]
-    for (const payload of bad) {
-      const r = await app.inject({ method: 'POST', url: '/v2/sandboxes', headers: key, payload })
-      expect(r.statusCode, JSON.stringify(payload)).toBe(400)
-      expect(r.json().code).toBe(400)
+    const bad = [{ templateID: 'base', timeout: -5 }, { templateID: 'base', timeout: 86_401 }, { templateID: 'base', metadata: { a: 1 } }, { templateID: 'base', envVars: { 'no-dash': 'x' } }]
+    // The JS SDK creates with /v2/sandboxes, the Python SDK (its wire, from E2B's spec) with /sandboxes.
+    for (const url of ['/v2/sandboxes', '/sandboxes']) {
+      for (const payload of bad) {
+        const r = await app.inject({ method: 'POST', url, headers: key, payload })
+        expect(r.statusCode, `${url} ${JSON.stringify(payload)}`).toBe(400)
+        expect(r.json().code).toBe(400)
+      }
+      const unknown = await app.inject({ method: 'POST', url, headers: key, payload: { templateID: 'no-such-image' } })
+      expect(unknown.statusCode).toBe(404)
+      expect(unknown.json()).toMatchObject({ code: 404, error_code: 'image_not_found' })
     }
-    const unknown = await app.inject({ method: 'POST', url: '/v2/sandboxes', headers: key, payload: { templateID: 'no-such-image' } })
-    expect(unknown.statusCode).toBe(404)
-    expect(unknown.json()).toMatchObject({ code: 404, error_code: 'image_not_found' })
   })
 
   it('lists nothing on an empty manager, with both list routes', async () => {
