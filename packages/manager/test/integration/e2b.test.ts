@@ -14,7 +14,11 @@ beforeAll(async () => {
   process.env.E2B_API_URL = mgr.baseUrl
   process.env.E2B_SANDBOX_URL = mgr.baseUrl
   process.env.E2B_API_KEY = mgr.apiKey
+  const t0 = performance.now()
   sbx = await Sandbox.create({ metadata: { suite: 'e2b', run: String(process.pid) }, timeoutMs: 300_000 })
+  const t1 = performance.now()
+  await sbx.commands.run('true')
+  console.log(`e2b SDK: Sandbox.create ${Math.round(t1 - t0)} ms, then a first commands.run ${Math.round(performance.now() - t1)} ms (TCG; a number, not a check)`)
 }, 600_000)
 
 afterAll(async () => {
