@@ -39,6 +39,8 @@ import { ATTACH_MAX_FRAME_BYTES, processAttachRoutes } from './api/routes/proces
 import { vmPortRoutes } from './api/routes/vm-ports.ts'
 import { createPreviewFront, type PreviewFront } from './api/preview/preview-front.ts'
 import type { Services } from './compose.ts'
+import { e2bControlPlaneRoutes } from './api/e2b/control-plane.ts'
+import { e2bEnvdRoutes, e2bRewriteUrl } from './api/e2b/envd-routes.ts'
 
 export const API_VERSION = '0.1.0'
 
@@ -66,6 +68,8 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       server.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => (front?.claims(req) ? front.upgrade(req, socket, head) : apiUpgrades.emit('upgrade', req, socket, head)))
       return server
     },
+    // E2B's envd requests name their sandbox in headers, not in the path (api/e2b/envd-routes.ts).
+    rewriteUrl: e2bRewriteUrl,
   }).withTypeProvider<TypeBoxTypeProvider>()
   front = createPreviewFront({ previews: s.previews, envKey: o.apiKey, apiKeys: s.apiKeys, log: app.log })
 
@@ -101,6 +105,8 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(metricsRoutes(s.metrics, { auth: s.config.metricsAuth, authenticators }))
   await app.register(authRoutes(s.sessions))
   await app.register(consoleRoutes(await buildConsole(), s.sessions))
+  await app.register(e2bControlPlaneRoutes(s.e2b, authenticators))
+  await app.register(e2bEnvdRoutes({ processes: s.vmProcesses, files: s.vmFiles, sandboxes: s.e2b, auth: authenticators, multipartMaxBytes: s.config.uploadMaxBodyBytes }))
 
   await app.register(
     async (v1) => {

@@ -41,6 +41,8 @@ import { createTemplateService } from './services/templates.ts'
 import { createPeerLinksRepo } from './store/peer-links-repo.ts'
 import { createAdminSessionsRepo } from './store/admin-sessions-repo.ts'
 import { createApiKeysRepo } from './store/api-keys-repo.ts'
+import { createE2bSandboxesRepo } from './store/e2b-sandboxes-repo.ts'
+import { createE2bSandboxes } from './services/e2b/sandboxes.ts'
 import { createAdminSessions } from './services/accounts/admin-sessions.ts'
 import { createApiKeys } from './services/accounts/api-keys.ts'
 import { createActivityRepo } from './store/activity-repo.ts'
@@ -136,10 +138,11 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const templates = createTemplateService({ config, paths, repo: repos.templates, snapshotsRepo: repos.snapshots, imagesRepo: repos.images, images, network, snapshots, vms, builder, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => templates.released(id))
   const expiry = createExpiryReaper({ repo: repos.vms, vms, log })
+  const e2b = createE2bSandboxes({ vms, repo: createE2bSandboxesRepo(db as Db), shape: { cpu: config.seedCpu, memMb: config.seedMemMb } })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
   const readiness = createReadiness({ db, images: repos.images, paths, network, log })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, previews, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, previews, e2b, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

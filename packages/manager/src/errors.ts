@@ -71,6 +71,10 @@ export const Errors = {
   /** The original's message, word for word; the limit travels as a field. */
   payloadTooLarge: (limitBytes: number) => new ApiError(413, 'payload_too_large', 'Body too large', { limitBytes }),
   notFound: () => new ApiError(404, 'not_found', 'Not Found'),
+  /** E2B layer: envd requests are authorized per sandbox by its envdAccessToken (or an API key). */
+  e2bAccessTokenInvalid: () => new ApiError(401, 'e2b_access_token_invalid', 'Missing or wrong X-Access-Token for this sandbox (the envdAccessToken given by create or connect), and no valid X-API-Key'),
+  /** E2B layer: a sandbox port other than envd's; the preview proxy will serve these. */
+  e2bPortUnavailable: (port: string) => new ApiError(502, 'e2b_port_unavailable', `Port ${port} of a sandbox cannot be reached through this manager yet: only envd (port 49983) is served`),
   addressPoolExhausted: (capacity: number) =>
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   ramExhausted: (dir: string, freeMb: number, memMb: number) =>

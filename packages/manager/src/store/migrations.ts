@@ -294,6 +294,22 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
         .execute()
     },
   },
+  '0016_e2b_sandboxes': {
+    // What an E2B client said about a sandbox that our VM row has no column for (api/e2b): its
+    // template name, metadata, sandbox-wide env vars and the end it asked for. One row per VM
+    // created or connected through the E2B layer; removed with the VM.
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('e2b_sandboxes')
+        .addColumn('vm_id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('template_id', 'text', (c) => c.notNull())
+        .addColumn('metadata_json', 'text', (c) => c.notNull())
+        .addColumn('env_vars_json', 'text', (c) => c.notNull())
+        .addColumn('end_at', 'varchar(32)', (c) => c.notNull())
+        .addColumn('auto_pause', 'integer', (c) => c.notNull())
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

@@ -216,8 +216,19 @@ export interface PublicPortsTable {
   created_at: string
 }
 
+/** E2B-layer facts about a VM (api/e2b); JSON objects of strings. */
+export interface E2bSandboxesTable {
+  vm_id: string
+  template_id: string
+  metadata_json: string
+  env_vars_json: string
+  end_at: string
+  auto_pause: number
+}
+
 export interface Database {
   templates: TemplatesTable
+  e2b_sandboxes: E2bSandboxesTable
   vm_public_ports: PublicPortsTable
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable
