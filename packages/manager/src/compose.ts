@@ -138,7 +138,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const templates = createTemplateService({ config, paths, repo: repos.templates, snapshotsRepo: repos.snapshots, imagesRepo: repos.images, images, network, snapshots, vms, builder, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => templates.released(id))
   const expiry = createExpiryReaper({ repo: repos.vms, vms, log })
-  const e2b = createE2bSandboxes({ vms, repo: createE2bSandboxesRepo(db as Db), shape: { cpu: config.seedCpu, memMb: config.seedMemMb } })
+  const e2b = createE2bSandboxes({ vms, repo: createE2bSandboxesRepo(db as Db), templates, shape: { cpu: config.seedCpu, memMb: config.seedMemMb } })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
   const readiness = createReadiness({ db, images: repos.images, paths, network, log })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })

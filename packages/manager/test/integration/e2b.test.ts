@@ -130,10 +130,26 @@ describe('control plane', () => {
     expect(none.map((s) => s.sandboxId)).not.toContain(sandbox().sandboxId)
   })
 
-  it('setTimeout moves the reported end', async () => {
+  it('the sandbox is our VM: its timeout is the VM\'s TTL, its metadata the VM\'s labels', async () => {
+    const vm = (await mgr.request('GET', `/v1/vms/${sandbox().sandboxId}`)).body
+    expect(vm).toMatchObject({ ttlSeconds: 300, onExpire: 'delete', labels: { suite: 'e2b', run: String(process.pid) } })
+    expect(Date.parse(vm.expiresAt)).toBe((await sandbox().getInfo()).endAt.getTime())
+    const byLabel = (await mgr.request('GET', `/v1/vms?label=run=${process.pid}`)).body
+    expect(byLabel.map((v: { id: string }) => v.id)).toEqual([sandbox().sandboxId])
+  })
+
+  it('setTimeout moves the end, which is the VM\'s deadline', async () => {
     const before = (await sandbox().getInfo()).endAt
     await sandbox().setTimeout(3_600_000)
-    expect((await sandbox().getInfo()).endAt.getTime()).toBeGreaterThan(before.getTime())
+    const after = (await sandbox().getInfo()).endAt
+    expect(after.getTime()).toBeGreaterThan(before.getTime())
+    expect(Date.parse((await mgr.request('GET', `/v1/vms/${sandbox().sandboxId}`)).body.expiresAt)).toBe(after.getTime())
+  })
+
+  it('a sandbox past its timeout is gone (deleted by the expiry reaper), as on E2B', async () => {
+    const short = await Sandbox.create({ timeoutMs: 5_000, metadata: { suite: 'e2b-short' } })
+    await expect.poll(async () => (await mgr.request('GET', `/v1/vms/${short.sandboxId}`)).status, { timeout: 120_000, interval: 1_000 }).toBe(404)
+    expect(await Sandbox.kill(short.sandboxId)).toBe(false)
   })
 
   it('connect to a running sandbox gives a working handle', async () => {

@@ -10,7 +10,6 @@ import { envdAccessTokenFor } from './access-token.ts'
 import { installE2bErrorHandler } from './e2b-errors.ts'
 import {
   E2B_DEFAULT_TEMPLATE,
-  endAtFor,
   envForEnvVars,
   imageIdForTemplate,
   labelFilterForMetadataQuery,
@@ -57,12 +56,11 @@ export function e2bControlPlaneRoutes(sandboxes: E2bSandboxes, auth: Authenticat
     const create = async (req: { body: unknown; actor: Parameters<typeof actorLabel>[0] }) => {
       const body = req.body as Static<typeof NewSandbox>
       const templateId = body.templateID ?? E2B_DEFAULT_TEMPLATE
-      const ttlSeconds = ttlSecondsForTimeout(body.timeout)
-      onExpireForAutoPause(body.autoPause)
       const s = await sandboxes.create({
         templateId,
         imageId: imageIdForTemplate(templateId),
-        endAt: endAtFor(new Date(), ttlSeconds),
+        ttlSeconds: ttlSecondsForTimeout(body.timeout),
+        onExpire: onExpireForAutoPause(body.autoPause),
         metadata: labelsForMetadata(body.metadata),
         envVars: envForEnvVars(body.envVars),
         autoPause: body.autoPause ?? false,
@@ -110,7 +108,7 @@ export function e2bControlPlaneRoutes(sandboxes: E2bSandboxes, auth: Authenticat
 
     app.post('/sandboxes/:id/timeout', { schema: { hide, params: IdParams, body: TimeoutBody } }, async (req, reply) => {
       const { timeout } = req.body as Static<typeof TimeoutBody>
-      await sandboxes.setEndAt((req.params as Static<typeof IdParams>).id, endAtFor(new Date(), ttlSecondsForTimeout(timeout)))
+      await sandboxes.setTimeout((req.params as Static<typeof IdParams>).id, ttlSecondsForTimeout(timeout))
       return reply.code(204).send()
     })
 
@@ -123,7 +121,7 @@ export function e2bControlPlaneRoutes(sandboxes: E2bSandboxes, auth: Authenticat
       app.post(url, { schema: { hide, params: IdParams, body: ConnectBody } }, async (req, reply) => {
         const { id } = req.params as Static<typeof IdParams>
         const { timeout } = (req.body ?? {}) as Static<typeof ConnectBody>
-        const s = await sandboxes.connect(id, endAtFor(new Date(), ttlSecondsForTimeout(timeout)))
+        const s = await sandboxes.connect(id, ttlSecondsForTimeout(timeout))
         return reply.code(s.resumed ? 201 : 200).send(sandboxOf(s, token(id)))
       })
     }

@@ -1,8 +1,6 @@
-// Every translation between E2B's control-plane fields and ours, one named function each, so the
-// services that will enforce them (TTL, labels, templates: other branches) plug in here and
-// nowhere else. Today `timeout`, `metadata`, `autoPause` and the list's metadata filter are
-// accepted, validated, stored and reported back, but a sandbox does not end at its endAt yet:
-// see docs/e2b.md "Not yet".
+// Every translation between E2B's control-plane fields and ours, one named function each:
+// `timeout` is the VM's TTL (setTimeout and connect extend it), `autoPause` its expiry action,
+// `metadata` its labels, `templateID` a template of ours or an image (docs/e2b.md).
 import type { E2bSandbox } from '../../services/e2b/sandboxes.ts'
 import { Errors } from '../../errors.ts'
 
@@ -23,17 +21,17 @@ const MAX_METADATA_VALUE = 1024
 
 export type E2bState = 'running' | 'paused'
 
-/** templateID → our image: E2B's default names our default image; any other name must be an image id. Seam for the templates service. */
+/** templateID → our image when it names no template of ours: E2B's default names our default image; any other name must be an image id. */
 export function imageIdForTemplate(templateId: string): string | undefined {
   return templateId === E2B_DEFAULT_TEMPLATE ? undefined : templateId
 }
 
-/** E2B `timeout` (seconds) → our ttlSeconds. Seam for the TTL service; validated, not yet enforced. */
+/** E2B `timeout` (seconds) → our ttlSeconds (at least 1: our TTL has no "now"). */
 export function ttlSecondsForTimeout(timeout: number | undefined): number {
   const t = timeout ?? E2B_DEFAULT_TIMEOUT_SECONDS
   if (!Number.isInteger(t) || t < 0) throw Errors.badRequest('timeout must be a whole number of seconds, 0 or more')
   if (t > E2B_MAX_TIMEOUT_SECONDS) throw Errors.badRequest(`timeout must be at most ${E2B_MAX_TIMEOUT_SECONDS} seconds`)
-  return t
+  return Math.max(1, t)
 }
 
 /** When a sandbox given `ttlSeconds` from `now` ends (E2B `endAt`). */
@@ -41,12 +39,12 @@ export function endAtFor(now: Date, ttlSeconds: number): string {
   return new Date(now.getTime() + ttlSeconds * 1000).toISOString()
 }
 
-/** E2B `autoPause` → our onExpire. Seam for the TTL service. */
+/** E2B `autoPause` → our onExpire. */
 export function onExpireForAutoPause(autoPause: boolean | undefined): 'pause' | 'delete' {
   return autoPause ? 'pause' : 'delete'
 }
 
-/** E2B `metadata` → our labels (checked the way labels will be: short string keys and values). Seam for the labels service. */
+/** E2B `metadata` → our labels (the VM's label rules then apply: `invalid_labels` names a key they refuse). */
 export function labelsForMetadata(metadata: Record<string, unknown> | undefined): Record<string, string> {
   const entries = Object.entries(metadata ?? {})
   if (entries.length > MAX_METADATA_ENTRIES) throw Errors.badRequest(`metadata may have at most ${MAX_METADATA_ENTRIES} entries`)
@@ -73,7 +71,7 @@ export function outboundInternetFor(allowInternetAccess: boolean | undefined): b
 
 /**
  * The list's `metadata` query ("k1=v1&k2=v2", itself URL-encoded by the SDK) → the labels a
- * sandbox must all carry. Seam for the labels service's filter.
+ * sandbox must all carry.
  */
 export function labelFilterForMetadataQuery(query: string | undefined): Record<string, string> {
   if (!query) return {}
@@ -114,12 +112,13 @@ export function listedSandboxOf(s: E2bSandbox) {
     sandboxID: s.vm.id,
     clientID: CLIENT_ID,
     startedAt: s.vm.startedAt ?? s.vm.createdAt,
-    // A VM made outside the E2B layer has no end: report its creation plus E2B's maximum.
-    endAt: s.e2b?.endAt ?? endAtFor(new Date(s.vm.createdAt), E2B_MAX_TIMEOUT_SECONDS),
+    // The VM's deadline while its clock runs; else what was asked last; a VM made outside the
+    // E2B layer without a TTL reports its creation plus E2B's maximum.
+    endAt: s.vm.expiresAt ?? s.e2b?.endAt ?? endAtFor(new Date(s.vm.createdAt), E2B_MAX_TIMEOUT_SECONDS),
     cpuCount: s.vm.cpu,
     memoryMB: s.vm.memMb,
     diskSizeMB: 0,
-    metadata: s.e2b?.metadata ?? {},
+    metadata: s.e2b?.metadata ?? s.vm.labels ?? {},
     state: e2bStateOf(s.vm.state),
     envdVersion: ENVD_VERSION,
   }

@@ -3,14 +3,18 @@
 // Translating E2B's fields into ours is api/e2b/sandbox-mapping.ts's job; this file only acts.
 import type { E2bSandboxRecord, E2bSandboxesRepo } from '../../store/e2b-sandboxes-repo.ts'
 import type { VmRecord, VmService } from '../vms.ts'
-import { Errors } from '../../errors.ts'
+import type { TemplateService } from '../templates.ts'
+import { ApiError, Errors } from '../../errors.ts'
 
 export type { E2bSandboxRecord }
 
 export interface E2bCreateInput {
   templateId: string
+  /** The image when the template id names no template of ours (undefined: the default image). */
   imageId?: string
-  endAt: string
+  ttlSeconds: number
+  onExpire: 'delete' | 'pause'
+  /** Also the VM's labels, so /v1 sees and filters them too. */
   metadata: Record<string, string>
   envVars: Record<string, string>
   autoPause: boolean
@@ -24,8 +28,22 @@ export interface E2bSandbox {
   e2b: E2bSandboxRecord | undefined
 }
 
-export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRepo; shape: { cpu: number; memMb: number } }) {
+/** The sandbox's end as the SDKs see it: the VM's deadline while its clock runs, else what was asked last. */
+const endAtOf = (vm: VmRecord, fallback: string) => vm.expiresAt ?? fallback
+
+export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRepo; templates: Pick<TemplateService, 'get' | 'spawn'>; shape: { cpu: number; memMb: number } }) {
   const { vms, repo } = deps
+
+  /** A template of ours by that name, if there is one (E2B's templateID may also name an image). */
+  async function templateNamed(name: string): Promise<boolean> {
+    try {
+      await deps.templates.get(name)
+      return true
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'template_not_found') return false
+      throw err
+    }
+  }
 
   /** A row for a VM that had none (one made by our own API, then used through E2B). */
   async function ensureRow(vm: VmRecord, endAt: string): Promise<E2bSandboxRecord> {
@@ -38,9 +56,14 @@ export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRep
 
   return {
     async create(input: E2bCreateInput): Promise<E2bSandbox> {
-      // The seed's shape, so a create resumes from the image seed instead of booting cold.
-      const vm = await vms.create({ ...deps.shape, allowIps: [], imageId: input.imageId, outboundInternet: input.outboundInternet, createdBy: input.createdBy })
-      const rec: E2bSandboxRecord = { vmId: vm.id, templateId: input.templateId, metadata: input.metadata, envVars: input.envVars, endAt: input.endAt, autoPause: input.autoPause }
+      const own = { outboundInternet: input.outboundInternet, createdBy: input.createdBy, ttlSeconds: input.ttlSeconds, onExpire: input.onExpire, labels: input.metadata }
+      // A template of ours: resumed from its build. Otherwise an image, in the seed's shape, so the
+      // create resumes from the image seed instead of booting cold.
+      const vm = (await templateNamed(input.templateId))
+        ? await deps.templates.spawn(input.templateId, { allowIps: [], ...own })
+        : await vms.create({ ...deps.shape, allowIps: [], imageId: input.imageId, ...own })
+      const endAt = endAtOf(vm, new Date(Date.now() + input.ttlSeconds * 1000).toISOString())
+      const rec: E2bSandboxRecord = { vmId: vm.id, templateId: input.templateId, metadata: input.metadata, envVars: input.envVars, endAt, autoPause: input.autoPause }
       try {
         await repo.upsert(rec)
       } catch (err) {
@@ -69,8 +92,10 @@ export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRep
       await repo.remove(id)
     },
 
-    async setEndAt(id: string, endAt: string): Promise<void> {
-      const vm = await vms.get(id)
+    /** E2B `setTimeout`: the sandbox now ends `ttlSeconds` from now (our extend). */
+    async setTimeout(id: string, ttlSeconds: number): Promise<void> {
+      const vm = await vms.extend(id, ttlSeconds)
+      const endAt = endAtOf(vm, new Date(Date.now() + ttlSeconds * 1000).toISOString())
       await ensureRow(vm, endAt)
       await repo.setEndAt(id, endAt)
     },
@@ -82,7 +107,7 @@ export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRep
     },
 
     /** Makes the sandbox run again if it does not; `resumed` says whether it had to. */
-    async connect(id: string, endAt: string): Promise<E2bSandbox & { resumed: boolean }> {
+    async connect(id: string, ttlSeconds: number): Promise<E2bSandbox & { resumed: boolean }> {
       let vm = await vms.get(id)
       let resumed = false
       if (vm.state === 'PAUSED') {
@@ -92,7 +117,9 @@ export function createE2bSandboxes(deps: { vms: VmService; repo: E2bSandboxesRep
         await vms.start(id)
         resumed = true
       }
-      vm = await vms.get(id)
+      // A connect sets the sandbox's timeout from now, as E2B's does.
+      vm = await vms.extend(id, ttlSeconds)
+      const endAt = endAtOf(vm, new Date(Date.now() + ttlSeconds * 1000).toISOString())
       await ensureRow(vm, endAt)
       await repo.setEndAt(id, endAt)
       return { vm, e2b: await repo.find(id), resumed }

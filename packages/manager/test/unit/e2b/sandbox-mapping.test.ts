@@ -25,6 +25,8 @@ describe('create fields', () => {
   it('timeout: seconds, E2B default 15, bounded', () => {
     expect(ttlSecondsForTimeout(undefined)).toBe(15)
     expect(ttlSecondsForTimeout(300)).toBe(300)
+    // Our TTL has no zero: a sandbox asked to end now ends in a second.
+    expect(ttlSecondsForTimeout(0)).toBe(1)
     expect(() => ttlSecondsForTimeout(-1)).toThrow(/0 or more/)
     expect(() => ttlSecondsForTimeout(E2B_MAX_TIMEOUT_SECONDS + 1)).toThrow(/at most/)
     expect(endAtFor(new Date('2026-01-01T00:00:00.000Z'), 90)).toBe('2026-01-01T00:01:30.000Z')
@@ -84,5 +86,10 @@ describe('list', () => {
     for (const f of ['templateID', 'sandboxID', 'clientID', 'startedAt', 'cpuCount', 'memoryMB', 'diskSizeMB', 'endAt', 'state', 'envdVersion']) expect(withRow).toHaveProperty(f)
     const ours = listedSandboxOf({ vm, e2b: undefined })
     expect(ours).toMatchObject({ templateID: 'img', metadata: {} })
+    // A VM's own deadline and labels are what E2B clients see for a VM made through /v1.
+    const labelled = listedSandboxOf({ vm: { ...vm, labels: { team: 'red' }, expiresAt: '2026-01-01T01:00:00.000Z' }, e2b: undefined })
+    expect(labelled).toMatchObject({ metadata: { team: 'red' }, endAt: '2026-01-01T01:00:00.000Z' })
+    // While the VM's clock runs, its deadline wins over what the row last recorded.
+    expect(listedSandboxOf({ vm: { ...vm, expiresAt: '2026-01-01T00:09:00.000Z' }, e2b: { vmId: 'v1', templateId: 'base', metadata: {}, envVars: {}, endAt: '2026-01-01T00:05:00.000Z', autoPause: false } }).endAt).toBe('2026-01-01T00:09:00.000Z')
   })
 })
