@@ -74,7 +74,7 @@ export const Errors = {
   /** E2B layer: envd requests are authorized per sandbox by its envdAccessToken (or an API key). */
   e2bAccessTokenInvalid: () => new ApiError(401, 'e2b_access_token_invalid', 'Missing or wrong X-Access-Token for this sandbox (the envdAccessToken given by create or connect), and no valid X-API-Key'),
   /** E2B layer: a sandbox port other than envd's; the preview proxy will serve these. */
-  e2bPortUnavailable: (port: string) => new ApiError(502, 'e2b_port_unavailable', `Port ${port} of a sandbox cannot be reached through this manager yet: only envd (port 49983) is served`),
+  e2bPortUnavailable: (port: string) => new ApiError(502, 'e2b_port_unavailable', `The request names a sandbox but no usable port (E2b-Sandbox-Port: ${JSON.stringify(port)}): give envd's 49983 or a port from 1 to 65535`),
   addressPoolExhausted: (capacity: number) =>
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   ramExhausted: (dir: string, freeMb: number, memMb: number) =>

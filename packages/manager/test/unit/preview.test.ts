@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createPreviewFront } from '../../src/api/preview/preview-front.ts'
+import { envdAccessTokenFor } from '../../src/api/e2b/access-token.ts'
 import { allowedSetCookies, stripManagerCookies, upstreamRequestHeaders } from '../../src/api/preview/forwarded-headers.ts'
 import { createPreviewHosts } from '../../src/services/previews/preview-host.ts'
 import { createPreviewTokens } from '../../src/services/previews/preview-token.ts'
@@ -192,6 +193,24 @@ describe('the preview front door (real proxy, loopback upstream)', () => {
     expect((await get('/', { host: hostOf(upstreamPort + 1), cookie: `rds_preview=${token}` })).status).toBe(401)
     expect((await get('/', { host: hostOf(upstreamPort, OTHER_VM), cookie: `rds_preview=${token}` })).status).toBe(401)
     expect(JSON.parse((await get('/?rds_preview_token=1.abc', { host: hostOf(upstreamPort) })).body).code).toBe('preview_token_invalid')
+  })
+
+  it('serves E2B\'s header-addressed sandbox ports: the sandbox\'s envd token or a key, never envd\'s own port', async () => {
+    const e2b = (vm: string, p: number | string, extra: Record<string, string> = {}) => ({ host: `localhost:${port}`, 'e2b-sandbox-id': vm, 'e2b-sandbox-port': String(p), ...extra })
+    const token = envdAccessTokenFor(apiKey, VM)
+    seen.length = 0
+    const ok = await get('/from-e2b', e2b(VM, upstreamPort, { 'x-access-token': token }))
+    expect(ok).toMatchObject({ status: 200, body: 'page /from-e2b' })
+    // The token is a credential of the manager's: the app in the VM never sees it, nor the routing headers.
+    expect(seen.at(-1)).not.toHaveProperty('x-access-token')
+    expect(seen.at(-1)).not.toHaveProperty('e2b-sandbox-id')
+    expect((await get('/', e2b(VM, upstreamPort, { 'x-api-key': apiKey }))).status).toBe(200)
+    // Another sandbox's token, none, or a port out of range.
+    expect((await get('/', e2b(VM, upstreamPort, { 'x-access-token': envdAccessTokenFor(apiKey, OTHER_VM) }))).status).toBe(401)
+    expect((await get('/', e2b(VM, upstreamPort))).status).toBe(401)
+    expect((await get('/', e2b(VM, 70000, { 'x-access-token': token }))).status).toBe(400)
+    // envd's port is the E2B routes' (behind Fastify), not the proxy's.
+    expect((await get('/', e2b(VM, 49983, { 'x-access-token': token }))).body).toBe('api')
   })
 
   it('takes an API key; a wrong one is 401', async () => {

@@ -51,8 +51,9 @@ async function authorizeSandbox(req: FastifyRequest, auth: Authenticators): Prom
 }
 
 /**
- * Seam for the preview proxy (branch `preview`): a request for any other port of a sandbox is to
- * be forwarded to that port inside the VM. Until it lands, a clear 502.
+ * Any other port of a sandbox is answered before Fastify, by the preview front door
+ * (api/preview/preview-front.ts), which proxies it into the VM. What still arrives here named no
+ * usable port (E2b-Sandbox-Port missing): a clear 502.
  */
 export async function forwardToGuestPort(_req: FastifyRequest, _reply: FastifyReply, _sandboxId: string, port: string): Promise<never> {
   throw Errors.e2bPortUnavailable(port)

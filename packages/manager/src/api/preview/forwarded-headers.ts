@@ -9,7 +9,8 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 export const isManagerCookie = (name: string) => name.toLowerCase().startsWith('rds_')
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
-const CREDENTIALS = new Set(['x-api-key', 'authorization', 'x-csrf-token'])
+// X-Access-Token is a sandbox's envd token, and the E2B routing headers are the manager's business.
+const CREDENTIALS = new Set(['x-api-key', 'authorization', 'x-csrf-token', 'x-access-token', 'e2b-sandbox-id', 'e2b-sandbox-port'])
 
 /** Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionListed(h: IncomingHttpHeaders): Set<string> {

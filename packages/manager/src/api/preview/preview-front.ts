@@ -4,6 +4,11 @@
 // scoped to this host, then a redirect that drops it from the address bar), that cookie, an
 // X-API-Key, or a port made public. Then the request goes to the VM the host names, through
 // upstream-proxy.ts.
+//
+// E2B's SDKs reach a sandbox's ports the other way: the request names the sandbox and port in
+// E2b-Sandbox-Id / E2b-Sandbox-Port (any path, any Host). Those for a port other than envd's are
+// answered here too, authorized by the sandbox's envd access token (X-Access-Token), an API key,
+// or a public port; envd's own port stays with the E2B routes behind Fastify (api/e2b).
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ApiError, Errors } from '../../errors.ts'
@@ -11,6 +16,8 @@ import type { ApiKeys } from '../../services/accounts/api-keys.ts'
 import type { PreviewAddress } from '../../services/previews/preview-host.ts'
 import { PREVIEW_TOKEN_PARAM, type Previews } from '../../services/previews/previews.ts'
 import { keyMatches } from '../auth.ts'
+import { envdAccessTokenMatches } from '../e2b/access-token.ts'
+import { ENVD_PORT, SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER } from '../e2b/sandbox-header.ts'
 import { forwardHttp, forwardUpgrade, writeRawResponse, type ForwardOptions } from './upstream-proxy.ts'
 
 export const PREVIEW_COOKIE = 'rds_preview'
@@ -50,6 +57,18 @@ function errorBody(req: IncomingMessage, err: ApiError): { type: string; body: s
   return { type: 'application/json; charset=utf-8', body: JSON.stringify({ code: err.code, message: err.message, ...err.details }) }
 }
 
+/** Where a request is for: a preview host, or E2B's headers naming a sandbox port other than envd's. */
+type Addressed = { via: 'host' | 'e2b'; match: ReturnType<Previews['hosts']['parse']> }
+
+function e2bAddress(req: IncomingMessage): Addressed | undefined {
+  const vmId = one(req.headers[SANDBOX_ID_HEADER])
+  const port = one(req.headers[SANDBOX_PORT_HEADER])
+  if (!vmId || port === undefined || port === ENVD_PORT) return undefined
+  const n = Number(port)
+  if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) return { via: 'e2b', match: { kind: 'bad-port', vmId } }
+  return { via: 'e2b', match: { kind: 'preview', address: { vmId, port: n } } }
+}
+
 const asApiError = (err: unknown) => (err instanceof ApiError ? err : new ApiError(500, 'internal_error', 'Internal Server Error'))
 
 export function createPreviewFront(d: PreviewFrontDeps) {
@@ -59,6 +78,22 @@ export function createPreviewFront(d: PreviewFrontDeps) {
   async function apiKeyValid(given: string): Promise<boolean> {
     if (keyMatches(given, d.envKey)) return true
     return (await d.apiKeys.verify(given)) !== undefined
+  }
+
+  function addressOf(req: IncomingMessage): Addressed {
+    return e2bAddress(req) ?? { via: 'host', match: previews.hosts.parse(one(req.headers.host)) }
+  }
+
+  /** An E2B client's request: the sandbox's envd token, an API key, or a public port. */
+  async function authorizeE2b(req: IncomingMessage, a: PreviewAddress): Promise<Access> {
+    if (envdAccessTokenMatches(d.envKey, a.vmId, one(req.headers['x-access-token']))) return { kind: 'forward' }
+    const key = one(req.headers['x-api-key'])
+    if (key !== undefined) {
+      if (await apiKeyValid(key)) return { kind: 'forward' }
+      throw Errors.unauthorized()
+    }
+    if (await previews.isPublic(a)) return { kind: 'forward' }
+    throw Errors.previewUnauthorized()
   }
 
   /** Who may pass, or the error that says why not. `url` is the request's parsed address. */
@@ -89,12 +124,12 @@ export function createPreviewFront(d: PreviewFrontDeps) {
 
   /** The request's target and how to forward it, or an ApiError. */
   async function prepare(req: IncomingMessage, upgrade: boolean, fail: (err: ApiError) => void): Promise<{ access: Access; options: ForwardOptions } | undefined> {
-    const match = previews.hosts.parse(one(req.headers.host))
+    const { via, match } = addressOf(req)
     if (match.kind === 'bad-port') throw Errors.invalidPreviewPort()
     if (match.kind !== 'preview') throw Errors.notFound()
     const a = match.address
     const url = new URL(req.url ?? '/', 'http://preview.invalid')
-    const access = await authorize(req, a, url, upgrade)
+    const access = via === 'e2b' ? await authorizeE2b(req, a) : await authorize(req, a, url, upgrade)
     if (access.kind === 'redirect') return { access, options: undefined as never }
     const target = await previews.target(a)
     url.searchParams.delete(PREVIEW_TOKEN_PARAM)
@@ -127,7 +162,7 @@ export function createPreviewFront(d: PreviewFrontDeps) {
 
   return {
     /** Whether the Host names a preview (or looks like one): then the request is answered here. */
-    claims: (req: IncomingMessage) => previews.hosts.parse(one(req.headers.host)).kind !== 'other',
+    claims: (req: IncomingMessage) => addressOf(req).match.kind !== 'other',
 
     handle(req: IncomingMessage, res: ServerResponse): void {
       const fail = (err: ApiError) => sendError(req, res, err)

@@ -1,6 +1,6 @@
 // The E2B layer's HTTP surface without VMs (app.inject on the real app): the control plane's
 // auth and E2B-shaped errors, the header routing of envd requests and their per-sandbox tokens,
-// and the 502 seam for other sandbox ports.
+// and the 502 for a request that names a sandbox but no port.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { envdAccessTokenFor } from '../../../src/api/e2b/access-token.ts'
@@ -128,8 +128,8 @@ describe('envd routing', () => {
     expect(r.json()).toMatchObject({ code: 'resource_exhausted' })
   })
 
-  it('answers other sandbox ports with a clear 502 until the preview proxy serves them', async () => {
-    const r = await app.inject({ method: 'GET', url: '/', headers: { 'e2b-sandbox-id': 'sbx-a', 'e2b-sandbox-port': '8080', 'x-access-token': envdAccessTokenFor(KEY, 'sbx-a') } })
+  it('a request naming a sandbox but no usable port is a clear 502 (other ports are the preview front door\'s, before Fastify)', async () => {
+    const r = await app.inject({ method: 'GET', url: '/', headers: { 'e2b-sandbox-id': 'sbx-a', 'x-access-token': envdAccessTokenFor(KEY, 'sbx-a') } })
     expect(r.statusCode).toBe(502)
     expect(r.json()).toMatchObject({ code: 502, error_code: 'e2b_port_unavailable' })
   })
