@@ -41,6 +41,7 @@ import { createPreviewFront, type PreviewFront } from './api/preview/preview-fro
 import type { Services } from './compose.ts'
 import { e2bControlPlaneRoutes } from './api/e2b/control-plane.ts'
 import { e2bEnvdRoutes, e2bRewriteUrl } from './api/e2b/envd-routes.ts'
+import { ENVD_PORT } from './api/e2b/sandbox-header.ts'
 
 export const API_VERSION = '0.1.0'
 
@@ -69,7 +70,11 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
       return server
     },
     // E2B's envd requests name their sandbox in headers, not in the path (api/e2b/envd-routes.ts).
-    rewriteUrl: e2bRewriteUrl,
+    rewriteUrl: (req) =>
+      e2bRewriteUrl(req, (host) => {
+        const m = s.previews.hosts.parse(host)
+        return m.kind === 'preview' && String(m.address.port) === ENVD_PORT ? m.address.vmId : undefined
+      }),
   }).withTypeProvider<TypeBoxTypeProvider>()
   front = createPreviewFront({ previews: s.previews, envKey: o.apiKey, apiKeys: s.apiKeys, log: app.log })
 

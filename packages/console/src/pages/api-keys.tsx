@@ -17,12 +17,13 @@ export function ApiKeysPage() {
   const keys = useData(() => api.get<ApiKey[]>('/v1/admin/api-keys'), [])
   const [name, setName] = useState('')
   const [expiresAt, setExpiresAt] = useState('')
+  const [e2bShape, setE2bShape] = useState(false)
   const [minted, setMinted] = useState<string | undefined>(undefined)
   const action = useAction()
   const mint = (e: Event) => {
     e.preventDefault()
     void action
-      .run(async () => setMinted((await api.post<{ apiKey: string }>('/v1/admin/api-keys', { name, ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}) })).apiKey))
+      .run(async () => setMinted((await api.post<{ apiKey: string }>('/v1/admin/api-keys', { name, ...(expiresAt ? { expiresAt: new Date(expiresAt).toISOString() } : {}), ...(e2bShape ? { format: 'e2b' } : {}) })).apiKey))
       .then((ok) => ok && (setName(''), keys.reload()))
   }
   return (
@@ -34,6 +35,9 @@ export function ApiKeysPage() {
         </label>
         <label>
           Expires (optional) <input name="expiresAt" type="datetime-local" value={expiresAt} onInput={(e) => setExpiresAt(e.currentTarget.value)} />
+        </label>
+        <label title="e2b_ and 40 hex digits, for E2B's SDKs (E2B_API_KEY)">
+          <input name="e2bShape" type="checkbox" checked={e2bShape} onChange={(e) => setE2bShape(e.currentTarget.checked)} /> E2B-shaped
         </label>
         <button type="submit" disabled={action.busy}>
           Create key

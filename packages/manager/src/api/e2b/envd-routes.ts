@@ -28,9 +28,17 @@ const RPC_READ_MAX_BYTES = 8 * 1024 * 1024
 const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
 /** Fastify's rewriteUrl: requests for a sandbox go to the E2B layer, all others stay as they are. */
-export function e2bRewriteUrl(req: { url?: string; headers: IncomingHttpHeaders }): string {
+export function e2bRewriteUrl(req: { url?: string; headers: IncomingHttpHeaders }, envdHost?: (host: string | undefined) => string | undefined): string {
   const url = req.url ?? '/'
-  if (!one(req.headers[SANDBOX_ID_HEADER])) return url
+  if (!one(req.headers[SANDBOX_ID_HEADER])) {
+    // The SDKs' other addressing: Host `49983-<sandbox id>.<domain>` (the preview front door leaves
+    // that port to us). It becomes the headers the envd layer reads the sandbox from.
+    const id = envdHost?.(one(req.headers.host))
+    if (!id) return url
+    req.headers[SANDBOX_ID_HEADER] = id
+    req.headers[SANDBOX_PORT_HEADER] = ENVD_PORT
+    return `${ENVD_PREFIX}${url}`
+  }
   return `${one(req.headers[SANDBOX_PORT_HEADER]) === ENVD_PORT ? ENVD_PREFIX : PORT_PREFIX}${url}`
 }
 

@@ -162,7 +162,12 @@ export function createPreviewFront(d: PreviewFrontDeps) {
 
   return {
     /** Whether the Host names a preview (or looks like one): then the request is answered here. */
-    claims: (req: IncomingMessage) => addressOf(req).match.kind !== 'other',
+    claims: (req: IncomingMessage) => {
+      const { via, match } = addressOf(req)
+      // envd's port under a preview host is E2B's API, served by the E2B routes behind Fastify.
+      if (via === 'host' && match.kind === 'preview' && String(match.address.port) === ENVD_PORT) return false
+      return match.kind !== 'other'
+    },
 
     handle(req: IncomingMessage, res: ServerResponse): void {
       const fail = (err: ApiError) => sendError(req, res, err)

@@ -25,6 +25,7 @@ export const MintApiKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     expiresAt: Type.Optional(Type.Union([Type.String({ maxLength: 64, description: 'A date-time in the future; absent or null: never expires.' }), Type.Null()])),
+    format: Type.Optional(Type.Union([Type.Literal('rds'), Type.Literal('e2b')], { description: 'rds (default): `rds_<12 hex>_<32 base64url>`; e2b: `e2b_<40 hex>`, the shape some E2B SDK versions insist on (docs/e2b.md).' })),
   },
   { additionalProperties: false },
 )

@@ -1,6 +1,7 @@
 // API keys minted by an admin, working as X-API-Key beside the env API_KEY. A key is
-// `rds_<12 hex>_<32 base64url>`: the first part is its visible prefix (how the key is found and
-// shown), the second its secret, stored only as an scrypt hash. scrypt is slow on purpose, so a
+// `rds_<12 hex>_<32 base64url>`, or `e2b_<40 hex>` for E2B's SDKs (the first 12 hex are then the
+// prefix, the other 28 the secret): the prefix is visible (how the key is found and shown), the
+// secret is stored only as an scrypt hash. scrypt is slow on purpose, so a
 // verified secret is remembered (as its SHA-256) for the prefix; revocation and expiry are read
 // from the database on every request, so they take effect at once.
 import crypto from 'node:crypto'
@@ -11,7 +12,8 @@ import type { RecordActivity } from '../activity/activity-log.ts'
 import type { Actor } from './actor.ts'
 
 const scrypt = promisify(crypto.scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>
-const KEY_SHAPE = /^(rds_[0-9a-f]{12})_([A-Za-z0-9_-]{32})$/
+const KEY_SHAPES = [/^(rds_[0-9a-f]{12})_([A-Za-z0-9_-]{32})$/, /^(e2b_[0-9a-f]{12})([0-9a-f]{28})$/]
+export type ApiKeyFormat = 'rds' | 'e2b'
 /** How often lastUsedAt is written at most per key. */
 const MARK_USED_EVERY_MS = 60_000
 
@@ -35,7 +37,7 @@ export function createApiKeys(deps: { repo: ApiKeysRepo; activity: RecordActivit
   const markedAt = new Map<string, number>()
 
   return {
-    async mint(input: { name: string; expiresAt?: string | null }, createdBy: string): Promise<{ key: ApiKeyRecord; apiKey: string }> {
+    async mint(input: { name: string; expiresAt?: string | null; format?: ApiKeyFormat }, createdBy: string): Promise<{ key: ApiKeyRecord; apiKey: string }> {
       const name = input.name.trim()
       if (!name) throw Errors.badRequest('name is required')
       let expiresAt: string | null = null
@@ -45,12 +47,14 @@ export function createApiKeys(deps: { repo: ApiKeysRepo; activity: RecordActivit
         if (t <= Date.now()) throw Errors.invalidExpiry('expiresAt must be in the future')
         expiresAt = new Date(t).toISOString()
       }
-      const prefix = `rds_${crypto.randomBytes(6).toString('hex')}`
-      const secret = crypto.randomBytes(24).toString('base64url')
+      const e2b = input.format === 'e2b'
+      const prefix = `${e2b ? 'e2b' : 'rds'}_${crypto.randomBytes(6).toString('hex')}`
+      // 28 hex (112 bits) in E2B's shape, 32 base64url (192 bits) in ours.
+      const secret = e2b ? crypto.randomBytes(14).toString('hex') : crypto.randomBytes(24).toString('base64url')
       const key: ApiKeyRecord = { id: `key-${crypto.randomUUID()}`, name, prefix, createdAt: new Date().toISOString(), createdBy, expiresAt, revokedAt: null, lastUsedAt: null }
       await repo.insert(key, await hashSecret(secret))
       deps.activity({ type: 'apikey.created', entityType: 'apikey', entityId: key.id, message: `API key ${name} (${prefix}) created`, meta: { name, prefix, expiresAt } })
-      return { key, apiKey: `${prefix}_${secret}` }
+      return { key, apiKey: e2b ? `${prefix}${secret}` : `${prefix}_${secret}` }
     },
 
     list: () => repo.list(),
@@ -68,7 +72,7 @@ export function createApiKeys(deps: { repo: ApiKeysRepo; activity: RecordActivit
 
     /** The actor of a presented key, or undefined when it is not a live key of ours. */
     async verify(presented: string): Promise<Actor | undefined> {
-      const m = KEY_SHAPE.exec(presented)
+      const m = KEY_SHAPES.map((shape) => shape.exec(presented)).find(Boolean)
       if (!m) return undefined
       const [, prefix, secret] = m as unknown as [string, string, string]
       const found = await repo.byPrefix(prefix)

@@ -85,6 +85,11 @@ describe('envd routing', () => {
     expect(e2bRewriteUrl({ url: '/files?path=a', headers: { 'e2b-sandbox-id': 's', 'e2b-sandbox-port': '49983' } })).toBe(`${ENVD_PREFIX}/files?path=a`)
     expect(e2bRewriteUrl({ url: '/v1/vms', headers: { 'e2b-sandbox-id': 's', 'e2b-sandbox-port': '49983' } })).toBe(`${ENVD_PREFIX}/v1/vms`)
     expect(e2bRewriteUrl({ url: '/', headers: { 'e2b-sandbox-id': 's', 'e2b-sandbox-port': '8080' } })).toBe(`${PORT_PREFIX}/`)
+    // Host `49983-<id>.<domain>`: the same as the headers, which it then carries.
+    const viaHost = { url: '/health', headers: { host: '49983-sbx.localhost:3000' } as Record<string, string> }
+    expect(e2bRewriteUrl(viaHost, (h) => (h === '49983-sbx.localhost:3000' ? 'sbx' : undefined))).toBe(`${ENVD_PREFIX}/health`)
+    expect(viaHost.headers).toMatchObject({ 'e2b-sandbox-id': 'sbx', 'e2b-sandbox-port': '49983' })
+    expect(e2bRewriteUrl({ url: '/v1/vms', headers: { host: 'localhost:3000' } }, () => undefined)).toBe('/v1/vms')
   })
 
   const envd = (id: string, extra: Record<string, string> = {}) => ({ 'e2b-sandbox-id': id, 'e2b-sandbox-port': '49983', ...extra })

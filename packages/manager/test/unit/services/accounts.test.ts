@@ -169,6 +169,24 @@ describe('minted API keys', () => {
     expect((await call('DELETE', `/v1/vms/${made.body.id}`, { key: m.apiKey })).status).toBe(204)
   })
 
+  it('mints a key in E2B\'s shape (e2b_ and 40 hex) that works the same, also on the E2B control plane', async () => {
+    const admin = await login()
+    const minted = await call('POST', '/v1/admin/api-keys', admin, { name: 'e2b scripts', format: 'e2b' })
+    expect(minted.status).toBe(201)
+    const { apiKey, id, prefix } = minted.body
+    expect(apiKey).toMatch(/^e2b_[0-9a-f]{40}$/)
+    expect(prefix).toBe(apiKey.slice(0, 16))
+    const stored = await m.s.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+    expect(JSON.stringify(stored)).not.toContain(apiKey.slice(16))
+    expect((await call('GET', '/v1/vms', { key: apiKey })).status).toBe(200)
+    expect((await call('GET', '/v2/sandboxes', { key: apiKey })).status).toBe(200)
+    // The right prefix with another secret is no key; nor is a shape of neither kind.
+    expect((await call('GET', '/v1/vms', { key: `${prefix}${'0'.repeat(28)}` })).status).toBe(401)
+    expect((await call('POST', '/v1/admin/api-keys', admin, { name: 'x', format: 'aws' })).status).toBe(400)
+    await call('POST', `/v1/admin/api-keys/${id}/revoke`, admin)
+    expect((await call('GET', '/v1/vms', { key: apiKey })).status).toBe(401)
+  })
+
   it('expiresAt must be a future date-time; an expired key is refused', async () => {
     const admin = await login()
     expect((await call('POST', '/v1/admin/api-keys', admin, { name: 'x', expiresAt: 'tomorrow' })).body).toMatchObject({ code: 'invalid_expires_at' })
