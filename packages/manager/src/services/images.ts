@@ -17,6 +17,7 @@ import { missingBuiltinDrivers } from '../runtime/vmm/kernel-drivers.ts'
 
 import { IMAGE_FILES, type ImagePart } from './image-files.ts'
 import type { BootFiles } from '../runtime/vmm/driver.ts'
+import { copySparse } from '../runtime/storage/copy.ts'
 
 /** The original's per-image seed fields: they describe the seed of the template shape. */
 export interface ImageSeed {
@@ -256,6 +257,7 @@ async function linkOrCopy(src: string, dest: string): Promise<void> {
   try {
     await fsp.link(src, dest)
   } catch {
-    await fsp.copyFile(src, dest)
+    // Another filesystem (a container's volume): keep the rootfs's holes.
+    await copySparse(src, dest)
   }
 }
