@@ -32,7 +32,7 @@ it('creates 5 VMs in parallel, each running its own guest, and enforces MAX_VMS'
   expect(sixth.status).toBe(201)
   const seventh = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 256, allowIps: [] })
   expect(seventh.status).toBe(429)
-  expect(seventh.body).toEqual({ code: 'quota_exceeded', message: 'VM quota exceeded (maxVms=6)' })
+  expect(seventh.body).toEqual({ code: 'quota_exceeded', message: 'VM quota exceeded (maxVms=6)', requestId: expect.any(String) })
 
   await Promise.all([...ids, sixth.body.id].map((id) => mgr.request('DELETE', `/v1/vms/${id}`)))
   expect(qemuProcessesOf(mgr.storageRoot)).toEqual([])

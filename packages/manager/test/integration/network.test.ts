@@ -221,7 +221,7 @@ describe('VM addresses', () => {
       await small.start()
       const r = await small.request('POST', '/v1/vms', { cpu: 1, memMb: 256, allowIps: [] })
       expect(r.status).toBe(503)
-      expect(r.body).toEqual({ code: 'address_pool_exhausted', message: expect.stringContaining('all 5 addresses') })
+      expect(r.body).toEqual({ code: 'address_pool_exhausted', message: expect.stringContaining('all 5 addresses'), requestId: expect.any(String) })
       expect((await small.request('GET', '/v1/vms')).body).toHaveLength(5)
       expect(execFileSync('ip', ['-n', small.netns, '-d', 'link', 'show'], { encoding: 'utf8' }).match(/tun type tap/g)).toHaveLength(5)
     } finally {

@@ -190,7 +190,7 @@ describe('peer links', () => {
 
     const missing = await createVm({ peerLinks: [{ alias: 'x', vmId: consumer }] })
     expect(missing.status).toBe(400)
-    expect(missing.body).toEqual({ code: 'invalid_peer_manifest', message: 'Peer alias x: missing provider manifest at /workspace/.rds-peer/manifest.json' })
+    expect(missing.body).toEqual({ code: 'invalid_peer_manifest', message: 'Peer alias x: missing provider manifest at /workspace/.rds-peer/manifest.json', requestId: expect.any(String) })
 
     await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'notAFunction'])))
     const notCallable = await createVm({ peerLinks: [{ alias: 'a', vmId: providerA }] })
@@ -199,9 +199,9 @@ describe('peer links', () => {
     await writeFile(providerA, '/workspace/.rds-peer/manifest.json', JSON.stringify(manifestA(['greet', 'fail', 'slow', 'big', 'farewell'])))
 
     const badAlias = await createVm({ peerLinks: [{ alias: 'no/slash', vmId: providerA }] })
-    expect(badAlias.body).toEqual({ code: 'invalid_peer_links', message: 'Invalid peerLinks alias' })
+    expect(badAlias.body).toEqual({ code: 'invalid_peer_links', message: 'Invalid peerLinks alias', requestId: expect.any(String) })
     const unknown = await createVm({ peerLinks: [{ alias: 'z', vmId: 'does-not-exist' }] })
-    expect(unknown.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks target not found: does-not-exist' })
+    expect(unknown.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks target not found: does-not-exist', requestId: expect.any(String) })
 
     expect((await mgr.request('GET', '/v1/vms')).body.length).toBe(vmsBefore)
     expect(qemuProcessesOf(mgr.storageRoot).length).toBe(qemuBefore)
@@ -272,9 +272,9 @@ describe('peer links', () => {
 
     // And added back after create, checked like at create.
     const self = await mgr.request('POST', `/v1/vms/${consumer}/peers`, { alias: 'me', vmId: consumer })
-    expect(self.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks cannot self-reference' })
+    expect(self.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks cannot self-reference', requestId: expect.any(String) })
     const dup = await mgr.request('POST', `/v1/vms/${consumer}/peers`, { alias: 'b', vmId: providerA })
-    expect(dup.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks aliases must be unique' })
+    expect(dup.body).toEqual({ code: 'invalid_peer_links', message: 'peerLinks aliases must be unique', requestId: expect.any(String) })
     const add = await mgr.request('POST', `/v1/vms/${consumer}/peers`, { alias: 'a2', vmId: providerA })
     expect(add.status).toBe(200)
     expect(add.body.peerLinks.map((l: { alias: string }) => l.alias)).toEqual(['b', 'a2'])
