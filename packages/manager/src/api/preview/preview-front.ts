@@ -84,9 +84,8 @@ export function createPreviewFront(d: PreviewFrontDeps) {
     return e2bAddress(req) ?? { via: 'host', match: previews.hosts.parse(one(req.headers.host)) }
   }
 
-  /** An E2B client's request: the sandbox's envd token, an API key, or a public port. */
-  async function authorizeE2b(req: IncomingMessage, a: PreviewAddress): Promise<Access> {
-    if (envdAccessTokenMatches(d.envKey, a.vmId, one(req.headers['x-access-token']))) return { kind: 'forward' }
+  /** The last ways in, for both kinds of request: an API key (a wrong one is refused), or a public port. */
+  async function keyOrPublic(req: IncomingMessage, a: PreviewAddress): Promise<Access> {
     const key = one(req.headers['x-api-key'])
     if (key !== undefined) {
       if (await apiKeyValid(key)) return { kind: 'forward' }
@@ -94,6 +93,12 @@ export function createPreviewFront(d: PreviewFrontDeps) {
     }
     if (await previews.isPublic(a)) return { kind: 'forward' }
     throw Errors.previewUnauthorized()
+  }
+
+  /** An E2B client's request: the sandbox's envd token, an API key, or a public port. */
+  async function authorizeE2b(req: IncomingMessage, a: PreviewAddress): Promise<Access> {
+    if (envdAccessTokenMatches(d.envKey, a.vmId, one(req.headers['x-access-token']))) return { kind: 'forward' }
+    return keyOrPublic(req, a)
   }
 
   /** Who may pass, or the error that says why not. `url` is the request's parsed address. */
@@ -113,13 +118,7 @@ export function createPreviewFront(d: PreviewFrontDeps) {
       return { kind: 'forward' }
     }
     if (previews.checkToken(readCookie(one(req.headers.cookie), PREVIEW_COOKIE), a) === 'ok') return { kind: 'forward' }
-    const key = one(req.headers['x-api-key'])
-    if (key !== undefined) {
-      if (await apiKeyValid(key)) return { kind: 'forward' }
-      throw Errors.unauthorized()
-    }
-    if (await previews.isPublic(a)) return { kind: 'forward' }
-    throw Errors.previewUnauthorized()
+    return keyOrPublic(req, a)
   }
 
   /** The request's target and how to forward it, or an ApiError. */
