@@ -153,3 +153,19 @@ def test_async_processes(sb):
 
     events = asyncio.run(main())
     assert b"".join(e.data for e in events if e.type == "stdout") == b"async-out\n" and events[-1].exit_code == 3
+
+
+def test_ttl_labels_and_preview_url(sb):
+    with Sandbox.create(mem_mb=MEM, ttl_seconds=600, labels={"suite": "python", "pid": str(os.getpid())}) as short:
+        assert short.info.ttl_seconds == 600 and short.info.on_expire == "delete" and short.info.expires_at
+        assert short.info.labels == {"suite": "python", "pid": str(os.getpid())}
+        assert [v.id for v in Sandbox.list(labels={"pid": str(os.getpid())})] == [short.id]
+        before = short.info.expires_at
+        assert short.extend(3600).expires_at > before
+        assert short.set_labels({"suite": None, "extra": "1"}).labels == {"pid": str(os.getpid()), "extra": "1"}
+        assert Sandbox.list(labels={"suite": "python", "pid": str(os.getpid())}) == []
+    url = sb.preview_url(8000)
+    assert url.startswith("http://8000-" + sb.id + ".") and "rds_preview_token=" in url
+    with pytest.raises(RdsApiError) as e:
+        Sandbox.create(mem_mb=MEM, labels={"bad key": "x"})
+    assert e.value.code == "invalid_labels"

@@ -43,12 +43,25 @@ class Sandbox:
         accept_snapshot_secrets: bool = False,
         secret_env: Optional[Dict[str, str]] = None,
         peer_links: Optional[List[PeerLink]] = None,
+        ttl_seconds: Optional[int] = None,
+        on_expire: Optional[str] = None,
+        labels: Optional[Dict[str, str]] = None,
+        template: Optional[str] = None,
         base_url: Optional[str] = None,
         api_key: Optional[str] = None,
         timeout: float = 120.0,
     ) -> "Sandbox":
-        """Creates a VM (no network unless asked) and returns once it runs."""
+        """Creates a VM (no network unless asked) and returns once it runs. ``ttl_seconds``: it is
+        deleted (or paused, ``on_expire="pause"``) that long after it runs; ``template``: spawned
+        from that template's build (its shape and image; cpu, mem_mb and image_id do not apply)."""
         http = Http(base_url, api_key, timeout)
+        lifetime: Dict[str, Any] = {}
+        if ttl_seconds is not None:
+            lifetime["ttlSeconds"] = ttl_seconds
+        if on_expire is not None:
+            lifetime["onExpire"] = on_expire
+        if labels is not None:
+            lifetime["labels"] = labels
         body: Dict[str, Any] = {"cpu": cpu, "memMb": mem_mb, "allowIps": allow_ips or []}
         if allow_domains is not None:
             body["allowDomains"] = allow_domains
@@ -64,7 +77,12 @@ class Sandbox:
             body["secretEnv"] = _env_list(secret_env)
         if peer_links:
             body["peerLinks"] = [{"alias": p.alias, "vmId": p.vm_id, "sourceMode": p.source_mode} for p in peer_links]
-        return cls(http, VmInfo.from_api(http.json("POST", "/v1/vms", body)))
+        if template is not None:
+            spawn = {k: v for k, v in body.items() if k in ("allowIps", "allowDomains", "outboundInternet", "secretEnv", "peerLinks")}
+            if allow_ips is None:
+                spawn.pop("allowIps")  # the template's own policy
+            return cls(http, VmInfo.from_api(http.json("POST", f"/v1/templates/{urllib.parse.quote(template, safe='')}/vms", {**spawn, **lifetime})))
+        return cls(http, VmInfo.from_api(http.json("POST", "/v1/vms", {**body, **lifetime})))
 
     @classmethod
     def connect(cls, vm_id: str, base_url: Optional[str] = None, api_key: Optional[str] = None, timeout: float = 120.0) -> "Sandbox":
@@ -72,11 +90,27 @@ class Sandbox:
         return cls(http, VmInfo.from_api(http.json("GET", f"/v1/vms/{urllib.parse.quote(vm_id, safe='')}")))
 
     @staticmethod
-    def list(base_url: Optional[str] = None, api_key: Optional[str] = None) -> List[VmInfo]:
-        return [VmInfo.from_api(v) for v in Http(base_url, api_key).json("GET", "/v1/vms")]
+    def list(labels: Optional[Dict[str, str]] = None, base_url: Optional[str] = None, api_key: Optional[str] = None) -> List[VmInfo]:
+        """The VMs, only those carrying all of ``labels`` when given."""
+        q = urllib.parse.urlencode([("label", f"{k}={v}") for k, v in (labels or {}).items()])
+        return [VmInfo.from_api(v) for v in Http(base_url, api_key).json("GET", f"/v1/vms{'?' + q if q else ''}")]
 
     def _path(self, rest: str = "") -> str:
         return f"/v1/vms/{urllib.parse.quote(self.id, safe='')}{rest}"
+
+    def extend(self, ttl_seconds: int) -> VmInfo:
+        """The VM now expires ``ttl_seconds`` from now (a VM without a TTL gets one)."""
+        self.info = VmInfo.from_api(self._http.json("POST", self._path("/extend"), {"ttlSeconds": ttl_seconds}))
+        return self.info
+
+    def set_labels(self, labels: Dict[str, Optional[str]], merge: bool = True) -> VmInfo:
+        """Merges ``labels`` (None removes a key), or replaces them all with ``merge=False``."""
+        self.info = VmInfo.from_api(self._http.json("PATCH" if merge else "PUT", self._path("/labels"), labels))
+        return self.info
+
+    def preview_url(self, port: int) -> str:
+        """A browser URL for a server on ``port`` in the VM (it carries a token; see the preview docs)."""
+        return self._http.json("GET", self._path(f"/ports/{int(port)}/url"))["url"]
 
     def refresh(self) -> VmInfo:
         self.info = VmInfo.from_api(self._http.json("GET", self._path()))

@@ -33,6 +33,11 @@ class VmInfo:
     last_error: Optional[str]
     created_by: Optional[str]
     peer_links: List[PeerLink] = field(default_factory=list)
+    labels: Dict[str, str] = field(default_factory=dict)
+    #: When the VM expires (ISO 8601); None while no clock runs.
+    expires_at: Optional[str] = None
+    ttl_seconds: Optional[int] = None
+    on_expire: str = "delete"
 
     @staticmethod
     def from_api(v: Dict[str, Any]) -> "VmInfo":
@@ -42,6 +47,7 @@ class VmInfo:
             provision_mode=v.get("provisionMode"), source_snapshot_id=v.get("sourceSnapshotId"), created_at=v["createdAt"],
             started_at=v.get("startedAt"), boot_ms=v.get("bootMs"), last_error=v.get("lastError"), created_by=v.get("createdBy"),
             peer_links=[PeerLink(p["alias"], p["vmId"], p.get("sourceMode", "hidden")) for p in v.get("peerLinks", [])],
+            labels=v.get("labels") or {}, expires_at=v.get("expiresAt"), ttl_seconds=v.get("ttlSeconds"), on_expire=v.get("onExpire", "delete"),
         )
 
 
