@@ -23,6 +23,17 @@ export function ago(iso: string | null | undefined): string {
   return new Date(iso).toLocaleString()
 }
 
+/** How long until `iso` ("in 5 min"), or "due" once it has passed. */
+export function until(iso: string | null | undefined): string {
+  if (!iso) return '—'
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000)
+  if (s <= 0) return 'due'
+  if (s < 60) return `in ${s} s`
+  if (s < 3600) return `in ${Math.round(s / 60)} min`
+  if (s < 86400) return `in ${Math.round(s / 3600)} h`
+  return new Date(iso).toLocaleString()
+}
+
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined) return '—'
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']

@@ -70,15 +70,27 @@ describe('the console', () => {
     await page.getByRole('link', { name: 'Virtual machines' }).click()
     await page.getByRole('button', { name: 'New VM' }).click()
     await page.getByLabel('Memory (MiB)').fill('256')
+    await page.getByLabel('Expires after').fill('600')
+    await page.getByLabel('Then').selectOption('pause')
+    await page.getByLabel('Labels').fill('team=red\nstage = ci')
     await page.getByRole('button', { name: 'Create VM' }).click()
     await page.waitForURL(/\/console\/vms\/[0-9a-f-]{36}$/)
     const id = page.url().split('/').at(-1)!
     await page.locator('.badge', { hasText: 'RUNNING' }).first().waitFor()
-    expect((await m.api('GET', `/v1/vms/${id}`)).body).toMatchObject({ state: 'RUNNING', createdBy: `admin:${EMAIL}` })
+    const made = (await m.api('GET', `/v1/vms/${id}`)).body
+    expect(made).toMatchObject({ state: 'RUNNING', createdBy: `admin:${EMAIL}`, ttlSeconds: 600, onExpire: 'pause', labels: { team: 'red', stage: 'ci' } })
     // (The VM page's screenshot comes from console-vm.test.ts: its terminal needs a real guest.)
     await page.getByRole('tab', { name: 'terminal' }).waitFor()
     await page.getByRole('link', { name: 'Virtual machines' }).click()
     await page.getByRole('link', { name: id.slice(0, 8) }).waitFor()
+    const row = page.getByRole('row').filter({ hasText: id.slice(0, 8) })
+    expect(await row.textContent()).toMatch(/team=red.*stage=ci.*in 10 min \(pause\)/)
+    // A label finds the VM in the search; +1 h moves its deadline.
+    await page.getByLabel('Search VMs').fill('team=red')
+    await row.waitFor()
+    await page.getByLabel('Search VMs').fill('')
+    await row.getByRole('button', { name: '+1 h' }).click()
+    await expect.poll(async () => Date.parse((await m.api('GET', `/v1/vms/${id}`)).body.expiresAt)).toBeGreaterThan(Date.parse(made.expiresAt) + 2_000_000)
     await shot('vms')
     page.once('dialog', (d) => void d.accept())
     await page.getByRole('row').filter({ hasText: id.slice(0, 8) }).getByRole('button', { name: 'Delete' }).click()
@@ -106,6 +118,13 @@ describe('the console', () => {
     await page.getByRole('row').filter({ hasText: 'from the console' }).getByRole('button', { name: 'Revoke' }).click()
     await page.getByRole('row').filter({ hasText: 'from the console' }).getByText('revoked').waitFor()
     expect((await m.app.inject({ method: 'GET', url: '/v1/vms', headers: { 'x-api-key': key } })).statusCode).toBe(401)
+    // For E2B's SDKs: a key in their shape.
+    await page.getByLabel('Name').fill('e2b scripts')
+    await page.getByLabel('E2B-shaped').check()
+    await page.getByRole('button', { name: 'Create key' }).click()
+    const e2bKey = (await page.locator('code.secret').textContent())!
+    expect(e2bKey).toMatch(/^e2b_[0-9a-f]{40}$/)
+    expect((await m.app.inject({ method: 'GET', url: '/v2/sandboxes', headers: { 'x-api-key': e2bKey } })).statusCode).toBe(200)
   })
 
   it('adds a webhook, sends a test event and shows its delivery', async () => {
