@@ -2,6 +2,7 @@
 // `await using sb = await Sandbox.create()` deletes it when the block ends.
 import { ProcessConnection, type AttachOptions } from './attach.ts'
 import { RdsApiError } from './errors.ts'
+import { packDir, unpackTo } from './local-dirs.ts'
 import { Http, q, type ClientOptions, type RequestOptions } from './http.ts'
 import { readEvents } from './ndjson.ts'
 import type { CreateOptions, ExecOptions, ExecResult, FileEntry, FileEvent, NetworkInfo, NetworkPolicy, OutputEvent, PeerLink, PortPublicState, PreviewUrl, ProcessInfo, ProcessSignal, ProcessStartOptions, PtyOptions, RunOptions, RunResult, SnapshotInfo, VmInfo } from './types.ts'
@@ -305,16 +306,29 @@ export class SandboxFiles extends SandboxPart {
     return { stop: () => ac.abort(), done }
   }
 
-  /** Unpacks a tar.gz into `dest` (a directory under /workspace, made if missing). */
-  async upload(archive: Uint8Array | Blob | ReadableStream<Uint8Array>, dest = '/workspace', o: RequestOptions = {}): Promise<void> {
-    const res = await this.http.send('POST', `/v1/vms/${encodeURIComponent(this.id)}/files/upload${q({ dest })}`, { body: archive as BodyInit, type: 'application/gzip' }, o)
+  /**
+   * Unpacks a tar.gz into `dest` (a directory under /workspace, made if missing). Given a local
+   * directory's path instead (Node, Deno, Bun), its contents are packed and sent as they are read.
+   */
+  async upload(source: string | Uint8Array | Blob | ReadableStream<Uint8Array>, dest = '/workspace', o: RequestOptions = {}): Promise<void> {
+    const packed = typeof source === 'string' ? await packDir(source) : undefined
+    const body = packed ? packed.body : (source as Uint8Array | Blob | ReadableStream<Uint8Array>)
+    const res = await this.http.send('POST', `/v1/vms/${encodeURIComponent(this.id)}/files/upload${q({ dest })}`, { body: body as BodyInit, type: 'application/gzip' }, o)
     await res.body?.cancel()
+    await packed?.done
   }
 
-  /** `path` (a file or a directory) as a tar.gz, as a stream. */
-  async download(path: string, o: RequestOptions = {}): Promise<ReadableStream<Uint8Array>> {
+  /**
+   * `path` (a file or a directory) as a tar.gz stream; or, given a local directory `dir` (Node,
+   * Deno, Bun), unpacked into it: a directory's contents land in `dir`, a file as `dir/<name>`.
+   */
+  download(path: string, o?: RequestOptions): Promise<ReadableStream<Uint8Array>>
+  download(path: string, dir: string, o?: RequestOptions): Promise<void>
+  async download(path: string, dirOrOptions?: string | RequestOptions, options: RequestOptions = {}): Promise<ReadableStream<Uint8Array> | void> {
+    const o = typeof dirOrOptions === 'string' ? options : (dirOrOptions ?? {})
     const res = await this.http.send('GET', `/v1/vms/${encodeURIComponent(this.id)}/files/download${q({ path })}`, undefined, o)
-    return res.body!
+    if (typeof dirOrOptions !== 'string') return res.body!
+    await unpackTo(res.body!, dirOrOptions)
   }
 
   /** `path` as a tar.gz, whole. */

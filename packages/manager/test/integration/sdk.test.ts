@@ -2,7 +2,9 @@
 // errors, configuration from the environment, async dispose, and the built package as ESM, CJS
 // and under Deno.
 import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
+import os from 'node:os'
 import path from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -105,6 +107,24 @@ describe('Sandbox', () => {
     expect((await sb.exec('cat /workspace/up/in/hello.txt')).stdout).toBe('from the sdk\n')
     const archive = gunzipSync(await sb.files.downloadBytes('/workspace/up/in/hello.txt'))
     expect(archive.includes(Buffer.from('from the sdk'))).toBe(true)
+  })
+
+  it('uploads a local directory and downloads a path into one (Node: the system tar)', async () => {
+    const local = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-sdk-dir-'))
+    try {
+      fs.mkdirSync(path.join(local, 'src/deep'), { recursive: true })
+      fs.writeFileSync(path.join(local, 'src/deep/a.txt'), 'local file\n')
+      await sb.files.upload(path.join(local, 'src'), '/workspace/from-dir')
+      expect((await sb.exec('cat /workspace/from-dir/deep/a.txt')).stdout).toBe('local file\n')
+      await sb.files.download('/workspace/from-dir', path.join(local, 'back'))
+      expect(fs.readFileSync(path.join(local, 'back/deep/a.txt'), 'utf8')).toBe('local file\n')
+      // A file arrives under its own name.
+      await sb.files.download('/workspace/from-dir/deep/a.txt', path.join(local, 'one'))
+      expect(fs.readdirSync(path.join(local, 'one'))).toEqual(['a.txt'])
+      await expect(sb.files.upload(path.join(local, 'missing'))).rejects.toThrow(/is not a directory/)
+    } finally {
+      fs.rmSync(local, { recursive: true, force: true })
+    }
   })
 
   it('reads, writes, lists, moves and deletes single files, and watches a directory', async () => {
