@@ -37,16 +37,14 @@ function connectDeadline(req: http.ClientRequest): void {
 
 const reasonOf = (err: NodeJS.ErrnoException) => (err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'EHOSTUNREACH' ? 'host unreachable' : err.message)
 
+/** The request to the guest's port for a client's request (an upgrade keeps its own connection). */
+function upstreamRequest(req: IncomingMessage, o: ForwardOptions, upgrade: boolean, via: http.Agent | false): http.ClientRequest {
+  const { host, port, localAddress } = o.target
+  return http.request({ host, port, localAddress, method: req.method, path: o.path, headers: upstreamRequestHeaders(req.headers, o.client, upgrade), agent: via })
+}
+
 export function forwardHttp(req: IncomingMessage, res: ServerResponse, o: ForwardOptions): void {
-  const up = http.request({
-    host: o.target.host,
-    port: o.target.port,
-    localAddress: o.target.localAddress,
-    method: req.method,
-    path: o.path,
-    headers: upstreamRequestHeaders(req.headers, o.client, false),
-    agent,
-  })
+  const up = upstreamRequest(req, o, false, agent)
   connectDeadline(up)
   up.on('response', (ur) => {
     res.writeHead(ur.statusCode ?? 502, ur.statusMessage, downstreamResponseHeaders(ur.headers, o.cookieHost, false))
@@ -76,15 +74,7 @@ export function writeRawResponse(socket: Duplex, status: number, headers: Outgoi
 }
 
 export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, o: ForwardOptions): void {
-  const up = http.request({
-    host: o.target.host,
-    port: o.target.port,
-    localAddress: o.target.localAddress,
-    method: req.method,
-    path: o.path,
-    headers: upstreamRequestHeaders(req.headers, o.client, true),
-    agent: false,
-  })
+  const up = upstreamRequest(req, o, true, false)
   connectDeadline(up)
   let answered = false
   socket.on('error', () => up.destroy())
