@@ -1,7 +1,7 @@
 // Benchmarks of the foundation, printed as a table. Baselines are measured in the same run:
 // the "raw" column talks to a VM booted directly through the QEMU driver and the agent
 // channel (no manager, no HTTP), the "API" column goes through a real manager process.
-// Usage: npm run bench [-- --runs 5 --execs 200 --mb 16]
+// Usage: npm run bench [-- --runs 5 --execs 200 --mb 16] [--json]
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -13,18 +13,18 @@ import { ManagerProcess } from '../packages/manager/test/harness/manager-process
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
-import { memOf, ms, pct, timeIt } from './lib/stats.ts'
+import { Report } from './lib/report.ts'
+import { memOf, pct, timeIt } from './lib/stats.ts'
 
-const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' } } })
+const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' }, json: { type: 'boolean', default: false } } })
 const RUNS = Number(opt.runs)
 const EXECS = Number(opt.execs)
 const MB = Number(opt.mb)
 
-const rows: Array<[string, string, string, string]> = []
-const row = (name: string, raw: string, api: string, ratio: string) => {
-  rows.push([name, raw, api, ratio])
-  process.stderr.write(`  ${name}: raw ${raw} | api ${api} | ${ratio}\n`)
-}
+const report = new Report('run')
+/** An API figure against the raw floor (driver + channel, no manager) measured in the same run. */
+const vsRaw = (section: string, name: string, unit: string, raw: number, api: number) =>
+  report.add({ section, name, value: api, unit, baseline: { name: 'raw driver + channel', value: raw }, ratio: api / raw })
 
 function payload(): { gz: Buffer; dir: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-'))
@@ -95,25 +95,20 @@ async function main() {
     await new Promise((r) => setTimeout(r, 2000))
     const mem = memOf(pid)
 
-    row(`cold create → first exec, median of ${RUNS}`, ms(pct(rawBoots, 50)), ms(pct(apiBoots, 50)), `${(pct(apiBoots, 50) / pct(rawBoots, 50)).toFixed(2)}×`)
-    row(`cold create → first exec, p95 of ${RUNS}`, ms(pct(rawBoots, 95)), ms(pct(apiBoots, 95)), `${(pct(apiBoots, 95) / pct(rawBoots, 95)).toFixed(2)}×`)
-    row(`exec \`true\` p50 (${EXECS})`, ms(pct(rawExec, 50)), ms(pct(apiExec, 50)), `${(pct(apiExec, 50) / pct(rawExec, 50)).toFixed(2)}×`)
-    row(`exec \`true\` p95 (${EXECS})`, ms(pct(rawExec, 95)), ms(pct(apiExec, 95)), `${(pct(apiExec, 95) / pct(rawExec, 95)).toFixed(2)}×`)
-    row(`upload ${MB} MiB tar.gz`, `${rawUp.toFixed(1)} MB/s`, `${apiUp.toFixed(1)} MB/s`, `${(apiUp / rawUp).toFixed(2)}×`)
-    row(`download ${MB} MiB tar.gz`, `${rawDown.toFixed(1)} MB/s`, `${apiDown.toFixed(1)} MB/s`, `${(apiDown / rawDown).toFixed(2)}×`)
-    row('QEMU RSS / PSS, idle VM after the run (512 MiB guest)', '', `${mem.rssMb.toFixed(0)} / ${mem.pssMb.toFixed(0)} MB`, '')
+    vsRaw('foundation', `cold create → first exec, median of ${RUNS}`, 'ms', pct(rawBoots, 50), pct(apiBoots, 50))
+    vsRaw('foundation', `cold create → first exec, p95 of ${RUNS}`, 'ms', pct(rawBoots, 95), pct(apiBoots, 95))
+    vsRaw('foundation', `exec \`true\` p50 (${EXECS})`, 'ms', pct(rawExec, 50), pct(apiExec, 50))
+    vsRaw('foundation', `exec \`true\` p95 (${EXECS})`, 'ms', pct(rawExec, 95), pct(apiExec, 95))
+    vsRaw('foundation', `upload ${MB} MiB tar.gz (random data)`, 'MB/s', rawUp, apiUp)
+    vsRaw('foundation', `download ${MB} MiB tar.gz (random data)`, 'MB/s', rawDown, apiDown)
+    report.add({ section: 'foundation', name: 'QEMU RSS, idle VM after the run (512 MiB guest)', value: mem.rssMb, unit: 'MB' })
+    report.add({ section: 'foundation', name: 'QEMU PSS, idle VM after the run (512 MiB guest)', value: mem.pssMb, unit: 'MB' })
     await mgr.request('DELETE', `/v1/vms/${vmId}`)
   } finally {
     fs.rmSync(payloadDir, { recursive: true, force: true })
     await mgr.cleanup()
   }
-  const head = ['metric', 'raw (driver + channel)', 'API (manager)', 'API / raw']
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`
-  console.log(`\nmachine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, accel tcg, ${new Date().toISOString()}\n`)
-  console.log(line(head))
-  console.log(line(widths.map((w) => '-'.repeat(w))))
-  for (const r of rows) console.log(line(r))
+  report.print()
 }
 
 main().catch((err) => {
