@@ -108,7 +108,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const locks = new KeyedLock()
   const secrets = createSecretBox(config.vmSecretKey)
   const network = createNetworkService({ plan, host: hostNetwork, repo: repos.vms, dnsUpstreams: config.dnsUpstreams, dnsLimits: config.dnsLimits, maxAllowIps: config.maxAllowIps, excluded: config.egressExcluded, log })
-  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths, activity: recordActivity })
+  const images = createImageService({ repo: repos.images, vms: repos.vms, snapshots: repos.snapshots, templates: repos.templates, seeds: repos.seeds, template: { cpu: config.seedCpu, memMb: config.seedMemMb }, paths, activity: recordActivity })
   const lifecycle = createLifecycle({ repo: repos.vms, locks, log })
   lifecycle.follow(supervisor)
   lifecycle.onStateChange((change) => {

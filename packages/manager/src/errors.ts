@@ -60,6 +60,8 @@ export const Errors = {
   imageNeedsInitrd: (id: string, missingDrivers: string[]) =>
     new ApiError(400, 'image_needs_initrd', `Image ${id} has no initrd and its kernel does not have these drivers built in: ${missingDrivers.join(', ')}. Upload an initrd (PUT /v1/images/${id}/initrd) or a kernel with them built in`, { missingDrivers }),
   imageInUse: () => new ApiError(409, 'image_in_use', 'Image is in use by an active VM'),
+  imageServesTemplates: (names: string[]) =>
+    new ApiError(409, 'image_in_use', `Image is what template(s) ${names.join(', ')} build on or spawn from; delete them or give them another image first`),
   imageHasSnapshots: (n: number) => new ApiError(409, 'image_has_snapshots', `Image has ${n} snapshot(s) that can only resume on it; delete them first`),
   vmStateConflict: (message: string) => new ApiError(409, 'vm_state_conflict', message),
   /** GET /ready's 503; its body also carries every check's result. */

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import type { RecordActivity } from './activity/activity-log.ts'
 import type { Readable } from 'node:stream'
 import { Errors } from '../errors.ts'
+import type { TemplatesRepo } from '../store/templates-repo.ts'
 import type { ImageRecord, ImagesRepo } from '../store/images-repo.ts'
 import type { ImageSeedRecord, ImageSeedsRepo, SeedShape } from '../store/image-seeds-repo.ts'
 import type { SnapshotsRepo } from '../store/snapshots-repo.ts'
@@ -41,7 +42,7 @@ export interface ImagePublic extends ImageRecord, ImageSeed {
 
 export type { BootFiles }
 
-export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; seeds: ImageSeedsRepo; template: SeedShape; paths: Paths; activity: RecordActivity }) {
+export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snapshots: SnapshotsRepo; templates: TemplatesRepo; seeds: ImageSeedsRepo; template: SeedShape; paths: Paths; activity: RecordActivity }) {
   const { repo, vms, paths, template } = deps
 
   const toPublic = (img: ImageRecord, defaultId: string | undefined, seeds: ImageSeedRecord[]): ImagePublic => {
@@ -208,6 +209,10 @@ export function createImageService(deps: { repo: ImagesRepo; vms: VmsRepo; snaps
       // A user snapshot can only resume on its image; its seed snapshot goes with the image.
       const userSnapshots = (await deps.snapshots.list(['user'])).filter((s) => s.imageId === id).length
       if (userSnapshots > 0) throw Errors.imageHasSnapshots(userSnapshots)
+      // A template's snapshot resumes on its image's rootfs, and a template naming the image would
+      // only fail its next build: both keep the image.
+      const templates = (await deps.templates.list()).filter((t) => t.definition.imageId === id || t.builtImageId === id).map((t) => t.name)
+      if (templates.length > 0) throw Errors.imageServesTemplates(templates)
       await repo.remove(id)
       await fsp.rm(paths.imageDir(id), { recursive: true, force: true })
       deps.activity({ type: 'image.deleted', entityType: 'image', entityId: id, message: `Image ${img.name} deleted`, meta: { name: img.name } })

@@ -74,6 +74,12 @@ describe('a build', () => {
     expect(m.vmm.vm(a.body.id)!.spec.memory.file).toBe(`${m.root}/snapshots/${built.snapshotId}/memory.raw`)
     for (const r of [a, b]) expect((await m.api('DELETE', `/v1/vms/${r.body.id}`)).status).toBe(204)
   })
+  it('keeps its image: deleting the image a template builds on or spawns from is 409 image_in_use naming it', async () => {
+    const r = await m.api('DELETE', `/v1/images/${m.imageId}`)
+    expect(r.status).toBe(409)
+    expect(r.body).toMatchObject({ code: 'image_in_use', message: expect.stringContaining('py-app') })
+    expect((await m.api('GET', '/v1/images')).body.map((i: { id: string }) => i.id)).toContain(m.imageId)
+  })
 })
 
 describe('refusals', () => {
