@@ -9,6 +9,7 @@ import { Dashboard } from './pages/dashboard.tsx'
 import { ImagesPage } from './pages/images.tsx'
 import { Login } from './pages/login.tsx'
 import { SnapshotsPage } from './pages/snapshots.tsx'
+import { TemplatesPage } from './pages/templates.tsx'
 import { VmDetail } from './pages/vm-detail.tsx'
 import { VmsPage } from './pages/vms.tsx'
 import { WebhooksPage } from './pages/webhooks.tsx'
@@ -17,6 +18,7 @@ import { linkProps, usePath } from './ui/router.ts'
 const NAV = [
   ['/console/', 'Dashboard'],
   ['/console/vms', 'Virtual machines'],
+  ['/console/templates', 'Templates'],
   ['/console/snapshots', 'Snapshots'],
   ['/console/images', 'Images'],
   ['/console/api-keys', 'API keys'],
@@ -32,6 +34,8 @@ function Page({ path }: { path: string }) {
       return <Dashboard />
     case '/console/vms':
       return <VmsPage />
+    case '/console/templates':
+      return <TemplatesPage />
     case '/console/snapshots':
       return <SnapshotsPage />
     case '/console/images':

@@ -16,6 +16,8 @@ interface Snapshot {
   sizes: { memoryBytes: number; diskBytes: number }
 }
 
+const KIND_LABEL: Record<string, string> = { user_overlay: 'user', image_seed: 'image seed', template: 'template build' }
+
 export function SnapshotsPage() {
   const snaps = useData(() => api.get<Snapshot[]>('/v1/snapshots?scope=all'), [], (e) => e.entityType === 'snapshot')
   const action = useAction()
@@ -50,7 +52,7 @@ export function SnapshotsPage() {
                   <code>{s.id.slice(0, 8)}</code> {s.containsSecrets && <span class="badge" title="Its memory holds secretEnv values">secrets</span>}
                   <div class="muted">of {s.sourceVmId ?? '—'}</div>
                 </td>
-                <td>{s.kind === 'user_overlay' ? 'user' : 'image seed'}</td>
+                <td>{KIND_LABEL[s.kind] ?? s.kind}</td>
                 <td>
                   {s.cpu} vCPU · {s.memMb} MiB
                 </td>

@@ -158,6 +158,40 @@ describe('the console', () => {
     await page.getByText('No snapshots yet').waitFor()
   })
 
+  it('creates a template, shows its build steps, spawns a VM from it and deletes it', async () => {
+    await page.getByRole('link', { name: 'Templates' }).click()
+    await page.getByText('No templates yet').waitFor()
+    const form = page.getByRole('form', { name: 'New template' })
+    await form.getByLabel('Name').fill('console-tpl')
+    await form.getByLabel('Memory (MiB)').fill('256')
+    await form.getByLabel(/Setup commands/).fill('echo one\n\necho two')
+    await form.getByRole('button', { name: 'Create template' }).click()
+    const row = page.getByRole('row').filter({ hasText: 'console-tpl' })
+    // The build finishes in the background; the row follows it through the activity feed.
+    await row.locator('.badge', { hasText: 'ready' }).waitFor()
+    expect((await m.api('GET', '/v1/templates/console-tpl')).body).toMatchObject({ status: 'ready', memMb: 256, setup: ['echo one', 'echo two'], createdBy: `admin:${EMAIL}` })
+    await row.getByText('Last build: 2 step(s)').click()
+    expect(await row.locator('ol.steps').textContent()).toMatch(/echo one → exit 0.*echo two → exit 0/)
+    await shot('templates')
+    // A refused create shows the API's sentence.
+    await form.getByLabel('Name').fill('console-tpl')
+    await form.getByRole('button', { name: 'Create template' }).click()
+    await expect.poll(() => form.getByRole('alert').textContent()).toContain('exists already')
+    await row.getByRole('button', { name: 'New VM' }).click()
+    await page.waitForURL(/\/console\/vms\/[0-9a-f-]{36}$/)
+    const id = page.url().split('/').at(-1)!
+    expect((await m.api('GET', `/v1/vms/${id}`)).body).toMatchObject({ provisionMode: 'snapshot', memMb: 256 })
+    await m.api('DELETE', `/v1/vms/${id}`)
+    // The snapshots page names a template's build as such.
+    await page.getByRole('link', { name: 'Snapshots' }).click()
+    await page.getByRole('cell', { name: 'template build' }).waitFor()
+    await page.getByRole('link', { name: 'Templates' }).click()
+    page.once('dialog', (d) => void d.accept())
+    await page.getByRole('row').filter({ hasText: 'console-tpl' }).getByRole('button', { name: 'Delete' }).click()
+    await page.getByText('No templates yet').waitFor()
+    expect((await m.api('GET', '/v1/templates/console-tpl')).status).toBe(404)
+  })
+
   it('logs out, after which the console needs a login again', async () => {
     await page.getByRole('button', { name: 'Log out' }).click()
     await page.waitForURL(`${base}/login/`)
