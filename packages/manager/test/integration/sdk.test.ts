@@ -223,4 +223,32 @@ console.log(JSON.stringify(await sb.exec('echo deno-ok')))`
     expect(r.stderr).toBe('')
     expect(JSON.parse(r.stdout)).toMatchObject({ exitCode: 0, stdout: 'deno-ok\n' })
   })
+
+  it('works under Bun: exec, a local directory up and back down (its system tar), a terminal over its WebSocket', () => {
+    const bun = path.join(repo, 'node_modules/@oven/bun-linux-x64/bin/bun')
+    const local = fs.mkdtempSync(path.join(os.tmpdir(), 'sdk-bun-'))
+    fs.mkdirSync(path.join(local, 'src'))
+    fs.writeFileSync(path.join(local, 'src/b.txt'), 'from bun\n')
+    const script = `import { Sandbox } from '${path.join(repo, 'packages/sdk/dist/index.mjs')}'
+const sb = await Sandbox.connect(process.env.SB)
+const exec = await sb.exec('echo bun-ok')
+await sb.files.upload(process.env.LOCAL + '/src', '/workspace/from-bun')
+await sb.files.download('/workspace/from-bun', process.env.LOCAL + '/back')
+let screen = ''
+const term = await sb.pty.create({ cols: 90, rows: 20, onData: (b) => (screen += new TextDecoder().decode(b)) })
+term.send('echo "size=$(stty size)"; exit 3\\n')
+const code = await term.exited
+console.log(JSON.stringify({ exec, back: await Bun.file(process.env.LOCAL + '/back/b.txt').text(), screen, code }))`
+    try {
+      const r = spawnSync(bun, ['-e', script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SB: sb.id, LOCAL: local, RDS_BASE_URL: opts.baseUrl, RDS_API_KEY: opts.apiKey, NO_COLOR: '1', BUN_INSTALL_CACHE_DIR: path.join(local, 'cache') } })
+      expect(r.stderr).toBe('')
+      const out = JSON.parse(r.stdout)
+      expect(out.exec).toMatchObject({ exitCode: 0, stdout: 'bun-ok\n' })
+      expect(out.back).toBe('from bun\n')
+      expect(out.screen).toContain('size=20 90')
+      expect(out.code).toEqual({ exitCode: 3 })
+    } finally {
+      fs.rmSync(local, { recursive: true, force: true })
+    }
+  })
 })
