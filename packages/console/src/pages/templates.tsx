@@ -2,37 +2,14 @@
 // step's exit code and output), a VM spawned from it in one click, and a form for a new one.
 // Files for a template (an archive unpacked before the setup) come from the API, the SDK or the CLI.
 import { useState } from 'preact/hooks'
+import type { TemplateInfo } from '@run-dat-sheesh/sdk/source'
 import { api } from '../api.ts'
 import { navigate } from '../ui/router.ts'
 import { ago, Empty, ErrorBox } from '../ui/parts.tsx'
 import { useAction, useData } from '../ui/use-data.ts'
 
-interface SetupStep {
-  cmd: string
-  exitCode: number
-  timedOut: boolean
-  durationMs: number
-  stdout: string
-  stderr: string
-}
-
-interface Template {
-  name: string
-  status: 'building' | 'ready' | 'failed'
-  imageId?: string
-  cpu: number
-  memMb: number
-  setup: string[]
-  outboundInternet?: boolean
-  hasFiles: boolean
-  snapshotId: string | null
-  builtImageId: string | null
-  builtAt: string | null
-  error: string | null
-  setupOutput: SetupStep[]
-  createdAt: string
-  createdBy: string | null
-}
+/** The SDK's type, which is checked against the API's schema. */
+type Template = TemplateInfo
 
 const STATUS_CLASS = { building: 'state-paused', ready: 'state-running', failed: 'state-error' } as const
 
