@@ -9,6 +9,7 @@ import type { OutputEvent, ProcessInfo as OurProcessInfo } from '@rds/protocol'
 import { chunkBytes } from '@rds/protocol'
 import type { VmProcessService } from '../../services/vm-processes.ts'
 import type { E2bSandboxes } from '../../services/e2b/sandboxes.ts'
+import { isCodeContextProcess } from '../../services/e2b/interpreter/code-contexts.ts'
 import { Process, Signal, type ProcessSelector } from './gen/process_pb.js'
 import { connectCall } from './connect-errors.ts'
 import { guestPathOf } from './home-paths.ts'
@@ -107,7 +108,8 @@ export function envdProcessService(processes: VmProcessService, sandboxes: E2bSa
         const all = await connectCall(() => processes.list(id))
         return {
           processes: all
-            .filter((p) => p.state === 'running')
+            // The code interpreter's contexts are its own, as E2B's Jupyter server is not an envd process.
+            .filter((p) => p.state === 'running' && !isCodeContextProcess(p))
             .map((p) => ({ pid: p.pid, tag: p.tag, config: { cmd: p.args?.[0] ?? p.cmd, args: p.args?.slice(1) ?? [], envs: {} } })),
         }
       },
