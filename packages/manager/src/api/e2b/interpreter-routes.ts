@@ -76,6 +76,9 @@ export function e2bInterpreterRoutes(deps: { contexts: CodeContexts; auth: Authe
           })
           reply.hijack()
           res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+          // Now, not with the first line: the SDK starts its execution timer (timeoutMs) when the
+          // headers arrive, and a silent cell may write nothing for a long time.
+          res.flushHeaders()
           try {
             if (!context) {
               await writeLine(res, { type: 'error', name: 'UnsupportedLanguage', value: failure!.message, traceback: '' })
