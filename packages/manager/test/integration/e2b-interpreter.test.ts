@@ -113,8 +113,18 @@ describe('code contexts', () => {
     expect((await sandbox().runCode('"mine" in globals()', { context: ctx })).text).toBe('False')
     await sandbox().removeCodeContext(ctx)
     expect((await sandbox().listCodeContexts()).map((c) => c.id)).not.toContain(ctx.id)
+    await expect(sandbox().runCode('1', { context: ctx })).rejects.toThrow(/code_context_not_found/)
     // Not a command of the sandbox: the interpreter's processes stay out of commands.list().
     expect((await sandbox().commands.list()).filter((p) => p.cmd === 'python3')).toEqual([])
+  })
+
+  it('a context whose process dies says so, and its next run starts afresh', async () => {
+    const ctx = await sandbox().createCodeContext()
+    await sandbox().runCode('kept = 1', { context: ctx })
+    const died = await sandbox().runCode('import os\nos._exit(7)', { context: ctx })
+    expect(died.error).toMatchObject({ name: 'DeadKernelError', value: expect.stringContaining('exit code 7') })
+    expect((await sandbox().runCode('"kept" in globals()', { context: ctx })).text).toBe('False')
+    await sandbox().removeCodeContext(ctx)
   })
 
   it('asks for JavaScript: a clear error, not a silent Python run', async () => {

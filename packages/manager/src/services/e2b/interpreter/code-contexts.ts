@@ -37,6 +37,7 @@ const MAX_CWD = 160
 const READY_TIMEOUT_MS = 120_000
 /** A killed process is reaped at once; the bound only keeps a stuck agent from holding the request. */
 const STOP_WAIT_MS = 10_000
+const MAX_REMEMBERED_REMOVALS = 10_000
 
 export type CodeLanguage = 'python'
 
@@ -92,6 +93,16 @@ export function createCodeContexts(deps: { processes: VmProcessService; envVarsO
   const { processes } = deps
   /** One start of a sandbox's default context at a time, so two first runCode calls share it. */
   const startingDefault = new Map<string, Promise<CodeContext>>()
+  /**
+   * Contexts removed by a client: their ended process stays in the agent's table for a while, and
+   * must not come back as a died-and-restarted one. Bounded; a manager restart forgets them, and
+   * the agent forgets the process itself after MAX_EXITED_PROCESSES newer exits.
+   */
+  const removed = new Set<string>()
+  const forget = (vmId: string, id: string) => {
+    removed.add(`${vmId}/${id}`)
+    if (removed.size > MAX_REMEMBERED_REMOVALS) removed.delete(removed.values().next().value!)
+  }
 
   const sendLine = (vmId: string, pid: number, msg: object) => processes.stdin(vmId, pid, Readable.from([Buffer.from(`${JSON.stringify(msg)}\n`)]), false)
 
@@ -131,7 +142,7 @@ export function createCodeContexts(deps: { processes: VmProcessService; envVarsO
 
   async function find(vmId: string, id: string): Promise<CodeContext> {
     const found = (await all(vmId)).filter((c) => c.id === id)
-    const c = found.find((x) => x.running) ?? found[0]
+    const c = found.find((x) => x.running) ?? (removed.has(`${vmId}/${id}`) ? undefined : found[0])
     if (!c) throw Errors.e2bCodeContextNotFound(id)
     return c
   }
@@ -176,7 +187,9 @@ export function createCodeContexts(deps: { processes: VmProcessService; envVarsO
     },
 
     async remove(vmId: string, id: string): Promise<void> {
-      await stop(vmId, await find(vmId, id))
+      const c = await find(vmId, id)
+      forget(vmId, id)
+      await stop(vmId, c)
     },
 
     /** A fresh namespace under the same id. */

@@ -71,19 +71,28 @@ export function e2bLineOf(m: ExecutionMessage): Record<string, unknown> {
  * when the process exits or the stream breaks.
  */
 export async function* driverMessagesOf(events: AsyncIterable<OutputEvent>): AsyncGenerator<DriverMessage | DriverGone> {
-  let partial = ''
+  // The unfinished line in pieces: only new text is searched for a newline, so a long line costs
+  // its length once, not once per chunk.
+  let parts: string[] = []
+  let partLength = 0
   let overlong = false
   for await (const e of events) {
     if (e.type === 'exit') return yield { type: 'gone', exitCode: e.exitCode }
     if (e.type === 'error') return yield { type: 'gone' }
     if (e.type !== 'stdout') continue
     if (e.skipped) {
-      partial = ''
+      parts = []
+      partLength = 0
       overlong = true
     }
-    const lines = (partial + chunkBytes(e).toString('utf8')).split('\n')
-    partial = lines.pop()!
-    for (const line of lines) {
+    const text = chunkBytes(e).toString('utf8')
+    let start = 0
+    let nl: number
+    while ((nl = text.indexOf('\n', start)) >= 0) {
+      const line = parts.join('') + text.slice(start, nl)
+      parts = []
+      partLength = 0
+      start = nl + 1
       if (overlong) {
         overlong = false
         continue
@@ -91,8 +100,13 @@ export async function* driverMessagesOf(events: AsyncIterable<OutputEvent>): Asy
       const m = parsed(line)
       if (m) yield m
     }
-    if (partial.length > MAX_DRIVER_LINE_BYTES) {
-      partial = ''
+    if (overlong) continue
+    const rest = text.slice(start)
+    parts.push(rest)
+    partLength += rest.length
+    if (partLength > MAX_DRIVER_LINE_BYTES) {
+      parts = []
+      partLength = 0
       overlong = true
     }
   }
