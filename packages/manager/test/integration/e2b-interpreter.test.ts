@@ -89,6 +89,10 @@ describe('runCode', () => {
     ])
   })
 
+  it('runs a cell with top-level await', async () => {
+    expect((await sandbox().runCode('import asyncio\nawait asyncio.sleep(0.01)\n"awaited"')).text).toBe("'awaited'")
+  })
+
   it('a run past its timeoutMs is interrupted (KeyboardInterrupt), and the context keeps its state', async () => {
     await expect(sandbox().runCode('import time\nstuck = True\ntime.sleep(600)', { timeoutMs: 5_000 })).rejects.toThrow(/Execution timed out/)
     // The interrupt reached the code: the context answers again, with what it had.

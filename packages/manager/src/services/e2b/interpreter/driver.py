@@ -16,7 +16,6 @@
 import ast
 import base64
 import codecs
-import inspect
 import json
 import linecache
 import os
@@ -27,9 +26,11 @@ import sys
 import threading
 import traceback
 import types
-import asyncio
 
 DRIVER_FILE = '<rds-interpreter>'
+# inspect.CO_COROUTINE, without importing inspect: imports are the driver's start-up cost under
+# emulation, so asyncio (with ssl, the largest) is imported only by a cell that awaits.
+CO_COROUTINE = 0x80
 CHUNK = 32 * 1024
 
 PROTO_IN = os.dup(0)
@@ -154,7 +155,7 @@ def _on_sigint(signum, frame):
 main_module = types.ModuleType('__main__')
 namespace = main_module.__dict__
 namespace['__builtins__'] = __builtins__
-_loop = asyncio.new_event_loop()
+_loop = None
 _count = 0
 
 REPR_METHODS = (
@@ -231,8 +232,12 @@ def send_error(e):
 
 
 def _run(code_obj):
+    global _loop
     value = eval(code_obj, namespace)
-    if code_obj.co_flags & inspect.CO_COROUTINE:
+    if code_obj.co_flags & CO_COROUTINE:
+        if _loop is None:
+            import asyncio
+            _loop = asyncio.new_event_loop()
         value = _loop.run_until_complete(value)
     return value
 
