@@ -13,18 +13,16 @@
 # Out: {"type": "ready"} once, then per execution (all with its "id"): stdout / stderr {text},
 #      result {text, html, png, ... , is_main_result}, error {name, value, traceback},
 #      number_of_executions {execution_count}, and last end_of_execution.
-import ast
+import _ast
 import base64
 import codecs
 import json
-import linecache
 import os
 import queue
 import selectors
 import signal
 import sys
 import threading
-import traceback
 import types
 
 DRIVER_FILE = '<rds-interpreter>'
@@ -220,7 +218,16 @@ def display(*objs, **_kwargs):
 namespace['display'] = display
 
 
+# Cells' sources, handed to linecache (imported, like traceback, only when an error needs them:
+# with tokenize and re they are a large part of a start under emulation), so tracebacks show code.
+_cells = {}
+
+
 def send_error(e):
+    import linecache
+    import traceback
+    for filename, code in _cells.items():
+        linecache.cache.setdefault(filename, (len(code), None, code.splitlines(True), filename))
     # The cell's frames and what they called; the driver's own frames (and a syntax error's
     # compile step) are not the user's business.
     frames = traceback.extract_tb(e.__traceback__)
@@ -244,13 +251,14 @@ def _run(code_obj):
 
 def execute(code, n):
     filename = '<cell In[%d]>' % n
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    _cells[filename] = code
+    flags = _ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     try:
-        tree = ast.parse(code, filename, 'exec')
+        # What ast.parse does, on the builtin module (the ast package costs its imports).
+        tree = compile(code, filename, 'exec', flags | _ast.PyCF_ONLY_AST)
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+        if tree.body and isinstance(tree.body[-1], _ast.Expr):
+            last = _ast.Expression(tree.body.pop().value)
         body = compile(tree, filename, 'exec', flags)
         tail = compile(last, filename, 'eval', flags) if last is not None else None
     except SyntaxError as e:
@@ -308,9 +316,10 @@ def main():
             os._exit(2)
     sys.modules['__main__'] = main_module
     # Whole lines at a time (a print is one message), and a partial line at the latest when the
-    # execution ends (flush_output).
-    for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(line_buffering=True)
+    # execution ends (flush_output); new streams, so PYTHONUNBUFFERED in the sandbox's env does not
+    # split every print in two.
+    sys.stdout = open(1, 'w', encoding='utf-8', errors='backslashreplace', buffering=1, closefd=False)
+    sys.stderr = open(2, 'w', encoding='utf-8', errors='backslashreplace', buffering=1, closefd=False)
     signal.signal(signal.SIGINT, _on_sigint)
     threading.Thread(target=_pump, name='rds-output', daemon=True).start()
     threading.Thread(target=_read_commands, name='rds-commands', daemon=True).start()
