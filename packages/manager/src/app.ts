@@ -41,7 +41,8 @@ import { createPreviewFront, type PreviewFront } from './api/preview/preview-fro
 import type { Services } from './compose.ts'
 import { e2bControlPlaneRoutes } from './api/e2b/control-plane.ts'
 import { e2bEnvdRoutes, e2bRewriteUrl } from './api/e2b/envd-routes.ts'
-import { ENVD_PORT } from './api/e2b/sandbox-header.ts'
+import { e2bInterpreterRoutes } from './api/e2b/interpreter-routes.ts'
+import { SERVED_PORTS } from './api/e2b/sandbox-header.ts'
 
 export const API_VERSION = '0.1.0'
 
@@ -73,7 +74,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
     rewriteUrl: (req) =>
       e2bRewriteUrl(req, (host) => {
         const m = s.previews.hosts.parse(host)
-        return m.kind === 'preview' && String(m.address.port) === ENVD_PORT ? m.address.vmId : undefined
+        return m.kind === 'preview' && SERVED_PORTS.includes(String(m.address.port)) ? { id: m.address.vmId, port: String(m.address.port) } : undefined
       }),
   }).withTypeProvider<TypeBoxTypeProvider>()
   front = createPreviewFront({ previews: s.previews, envKey: o.apiKey, apiKeys: s.apiKeys, log: app.log })
@@ -112,6 +113,7 @@ export async function buildApp(s: Services, o: { apiKey: string; loggerInstance?
   await app.register(consoleRoutes(await buildConsole(), s.sessions))
   await app.register(e2bControlPlaneRoutes(s.e2b, authenticators))
   await app.register(e2bEnvdRoutes({ processes: s.vmProcesses, files: s.vmFiles, sandboxes: s.e2b, auth: authenticators, multipartMaxBytes: s.config.uploadMaxBodyBytes }))
+  await app.register(e2bInterpreterRoutes({ contexts: s.codeContexts, auth: authenticators }))
 
   await app.register(
     async (v1) => {

@@ -43,6 +43,7 @@ import { createAdminSessionsRepo } from './store/admin-sessions-repo.ts'
 import { createApiKeysRepo } from './store/api-keys-repo.ts'
 import { createE2bSandboxesRepo } from './store/e2b-sandboxes-repo.ts'
 import { createE2bSandboxes } from './services/e2b/sandboxes.ts'
+import { createCodeContexts } from './services/e2b/interpreter/code-contexts.ts'
 import { createAdminSessions } from './services/accounts/admin-sessions.ts'
 import { createApiKeys } from './services/accounts/api-keys.ts'
 import { createActivityRepo } from './store/activity-repo.ts'
@@ -139,10 +140,11 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   lifecycle.onMemoryReleased((id) => templates.released(id))
   const expiry = createExpiryReaper({ repo: repos.vms, vms, log })
   const e2b = createE2bSandboxes({ vms, repo: createE2bSandboxesRepo(db as Db), templates, shape: { cpu: config.seedCpu, memMb: config.seedMemMb } })
+  const codeContexts = createCodeContexts({ processes: vmProcesses, envVarsOf: (id) => e2b.envVarsOf(id) })
   const overview = createOverview({ storageRoot: config.storageRoot, vms: repos.vms, snapshots: repos.snapshots, seeds: repos.seeds, templates: repos.templates, pool })
   const readiness = createReadiness({ db, images: repos.images, paths, network, log })
   const reconcile = () => reconcileAtStartup({ paths, repo: repos.vms, images, supervisor, lifecycle, network, locks })
-  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, previews, e2b, reconcile }
+  return { config, accel, db: db as Db, dialect, paths, supervisor, images, network, vms, vmExec, vmFiles, vmProcesses, snapshots, seeds, templates, pool, peers, peerCalls, sessions, apiKeys, activity, overview, webhooks, deliveries, expiry, metrics, readiness, previews, e2b, codeContexts, reconcile }
 }
 export type Services = Awaited<ReturnType<typeof composeServices>>
 

@@ -77,6 +77,11 @@ export const Errors = {
   e2bAccessTokenInvalid: () => new ApiError(401, 'e2b_access_token_invalid', 'Missing or wrong X-Access-Token for this sandbox (the envdAccessToken given by create or connect), and no valid X-API-Key'),
   /** E2B layer: a sandbox port other than envd's; the preview proxy will serve these. */
   e2bPortUnavailable: (port: string) => new ApiError(502, 'e2b_port_unavailable', `The request names a sandbox but no usable port (E2b-Sandbox-Port: ${JSON.stringify(port)}): give envd's 49983 or a port from 1 to 65535`),
+  /** E2B code interpreter (port 49999): contexts are Python processes in the sandbox. */
+  e2bCodeContextNotFound: (id: string) => new ApiError(404, 'code_context_not_found', `No code context ${JSON.stringify(id)} in this sandbox (list them with GET /contexts on port 49999)`),
+  e2bUnsupportedLanguage: (language: string) =>
+    new ApiError(400, 'unsupported_language', `The code interpreter runs Python only; ${JSON.stringify(language)} is not served (run JavaScript or TypeScript with commands.run('node …' / 'deno …') or our /v1 run-js and run-ts)`),
+  e2bCodeContextFailed: (why: string) => new ApiError(503, 'code_context_failed', `The code context could not start: ${why}`),
   addressPoolExhausted: (capacity: number) =>
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   ramExhausted: (dir: string, freeMb: number, memMb: number) =>

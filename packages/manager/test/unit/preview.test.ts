@@ -209,9 +209,11 @@ describe('the preview front door (real proxy, loopback upstream)', () => {
     expect((await get('/', e2b(VM, upstreamPort, { 'x-access-token': envdAccessTokenFor(apiKey, OTHER_VM) }))).status).toBe(401)
     expect((await get('/', e2b(VM, upstreamPort))).status).toBe(401)
     expect((await get('/', e2b(VM, 70000, { 'x-access-token': token }))).status).toBe(400)
-    // envd's port is the E2B routes' (behind Fastify), not the proxy's, in either addressing.
-    expect((await get('/', e2b(VM, 49983, { 'x-access-token': token }))).body).toBe('api')
-    expect((await get('/', { host: hostOf(49983) })).body).toBe('api')
+    // envd's port and the code interpreter's are the E2B routes' (behind Fastify), not the proxy's, in either addressing.
+    for (const port of [49983, 49999]) {
+      expect((await get('/', e2b(VM, port, { 'x-access-token': token }))).body).toBe('api')
+      expect((await get('/', { host: hostOf(port) })).body).toBe('api')
+    }
   })
 
   it('takes an API key; a wrong one is 401', async () => {

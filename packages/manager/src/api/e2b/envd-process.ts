@@ -5,10 +5,11 @@
 // Connect-Timeout-Ms, when not 0, is the process's timeout, enforced by the agent.
 import { Readable } from 'node:stream'
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect'
-import type { OutputEvent, ProcessInfo as OurProcessInfo } from '@rds/protocol'
+import type { OutputEvent, ProcessInfo as OurProcessInfo, ProcessSignal } from '@rds/protocol'
 import { chunkBytes } from '@rds/protocol'
 import type { VmProcessService } from '../../services/vm-processes.ts'
 import type { E2bSandboxes } from '../../services/e2b/sandboxes.ts'
+import { isCodeContextProcess } from '../../services/e2b/interpreter/code-contexts.ts'
 import { Process, Signal, type ProcessSelector } from './gen/process_pb.js'
 import { connectCall } from './connect-errors.ts'
 import { guestPathOf } from './home-paths.ts'
@@ -19,6 +20,16 @@ const CONNECT_TIMEOUT_HEADER = 'connect-timeout-ms'
 const KEEPALIVE_HEADER = 'keepalive-ping-interval'
 
 type EventInit = { event: { case: 'start'; value: { pid: number } } | { case: 'data'; value: { output: { case: 'stdout' | 'stderr' | 'pty'; value: Uint8Array } } } | { case: 'end'; value: { exitCode: number; exited: boolean; status: string; error?: string } } | { case: 'keepalive'; value: object } }
+
+/**
+ * E2B's enum names only SIGTERM and SIGKILL, but proto3 enums are open: a client may send another
+ * signal by its number (`"signal": 2`). Those our process API sends are taken (SIGKILL is a kill).
+ */
+const SIGNAL_BY_NUMBER: Record<number, ProcessSignal> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 10: 'SIGUSR1', 12: 'SIGUSR2', 14: 'SIGALRM', 15: 'SIGTERM', 18: 'SIGCONT', 19: 'SIGSTOP', 20: 'SIGTSTP', 28: 'SIGWINCH' }
+
+export function signalOf(n: number): ProcessSignal | undefined {
+  return SIGNAL_BY_NUMBER[n]
+}
 
 const keepaliveEvent = (): { event: EventInit } => ({ event: { event: { case: 'keepalive', value: {} } } })
 
@@ -107,7 +118,8 @@ export function envdProcessService(processes: VmProcessService, sandboxes: E2bSa
         const all = await connectCall(() => processes.list(id))
         return {
           processes: all
-            .filter((p) => p.state === 'running')
+            // The code interpreter's contexts are its own, as E2B's Jupyter server is not an envd process.
+            .filter((p) => p.state === 'running' && !isCodeContextProcess(p))
             .map((p) => ({ pid: p.pid, tag: p.tag, config: { cmd: p.args?.[0] ?? p.cmd, args: p.args?.slice(1) ?? [], envs: {} } })),
         }
       },
@@ -130,9 +142,13 @@ export function envdProcessService(processes: VmProcessService, sandboxes: E2bSa
       async sendSignal(req, ctx) {
         const id = sandboxIdOf(ctx)
         const pid = await connectCall(() => pidOf(id, req.process))
-        if (req.signal === Signal.SIGKILL) await connectCall(() => processes.kill(id, pid))
-        else if (req.signal === Signal.SIGTERM) await connectCall(() => processes.signal(id, pid, 'SIGTERM'))
-        else throw new ConnectError('signal must be SIGTERM or SIGKILL', Code.InvalidArgument)
+        if (req.signal === Signal.SIGKILL) {
+          await connectCall(() => processes.kill(id, pid))
+          return {}
+        }
+        const signal = signalOf(req.signal)
+        if (!signal) throw new ConnectError(`signal ${req.signal} is not one we send: SIGTERM, SIGKILL, or by number ${Object.keys(SIGNAL_BY_NUMBER).join(', ')}`, Code.InvalidArgument)
+        await connectCall(() => processes.signal(id, pid, signal))
         return {}
       },
 

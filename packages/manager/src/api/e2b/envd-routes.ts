@@ -1,61 +1,52 @@
 // envd, E2B's in-sandbox API, served by the manager on its own port. The SDKs (with
 // E2B_SANDBOX_URL set to us) send every envd request to the same URL, naming the sandbox and
 // port in E2b-Sandbox-Id / E2b-Sandbox-Port. e2bRewriteUrl() sends such requests, before
-// Fastify's routing, under ENVD_PREFIX (port 49983) or PORT_PREFIX (any other port), so
+// Fastify's routing, under ENVD_PREFIX (port 49983), INTERPRETER_PREFIX (49999, the code
+// interpreter: interpreter-routes.ts) or PORT_PREFIX (any other port), so
 // they never reach our own routes, whatever their path. Every request under these prefixes is
 // authorized for its sandbox first: its envdAccessToken (X-Access-Token) or one of our API keys.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { authenticate, type Authenticators } from '../auth.ts'
+import type { Authenticators } from '../auth.ts'
 import { Errors } from '../../errors.ts'
 import type { E2bSandboxes } from '../../services/e2b/sandboxes.ts'
 import type { VmFilesService } from '../../services/vm-files.ts'
 import type { VmProcessService } from '../../services/vm-processes.ts'
-import { envdAccessTokenMatches } from './access-token.ts'
 import { e2bErrorBody } from './e2b-errors.ts'
 import { envdFilesystemService } from './envd-filesystem.ts'
 import { envdHttpRoutes } from './envd-http.ts'
 import { envdProcessService } from './envd-process.ts'
-import { ENVD_PORT, SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER } from './sandbox-header.ts'
+import { authorizeSandbox, sandboxIdOfRequest } from './sandbox-auth.ts'
+import { ENVD_PORT, INTERPRETER_PORT, SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER } from './sandbox-header.ts'
 
 /** Internal path prefixes only e2bRewriteUrl() leads to (a request naming them itself has no sandbox header and is refused). */
 export const ENVD_PREFIX = '/__e2b/envd'
 export const PORT_PREFIX = '/__e2b/port'
-const ACCESS_TOKEN_HEADER = 'x-access-token'
+export const INTERPRETER_PREFIX = '/__e2b/interpreter'
 const RPC_READ_MAX_BYTES = 8 * 1024 * 1024
 
 const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)
 
-/** Fastify's rewriteUrl: requests for a sandbox go to the E2B layer, all others stay as they are. */
-export function e2bRewriteUrl(req: { url?: string; headers: IncomingHttpHeaders }, envdHost?: (host: string | undefined) => string | undefined): string {
+const PREFIX_OF: Record<string, string> = { [ENVD_PORT]: ENVD_PREFIX, [INTERPRETER_PORT]: INTERPRETER_PREFIX }
+
+/**
+ * Fastify's rewriteUrl: requests for a sandbox go to the E2B layer, all others stay as they are.
+ * `servedHost` reads the SDKs' other addressing, a Host `<port>-<sandbox id>.<domain>` for a port
+ * the manager serves (the preview front door leaves those to us): it becomes the headers the E2B
+ * routes read the sandbox from.
+ */
+export function e2bRewriteUrl(req: { url?: string; headers: IncomingHttpHeaders }, servedHost?: (host: string | undefined) => { id: string; port: string } | undefined): string {
   const url = req.url ?? '/'
   if (!one(req.headers[SANDBOX_ID_HEADER])) {
-    // The SDKs' other addressing: Host `49983-<sandbox id>.<domain>` (the preview front door leaves
-    // that port to us). It becomes the headers the envd layer reads the sandbox from.
-    const id = envdHost?.(one(req.headers.host))
-    if (!id) return url
-    req.headers[SANDBOX_ID_HEADER] = id
-    req.headers[SANDBOX_PORT_HEADER] = ENVD_PORT
-    return `${ENVD_PREFIX}${url}`
+    const target = servedHost?.(one(req.headers.host))
+    const prefix = target && PREFIX_OF[target.port]
+    if (!target || !prefix) return url
+    req.headers[SANDBOX_ID_HEADER] = target.id
+    req.headers[SANDBOX_PORT_HEADER] = target.port
+    return `${prefix}${url}`
   }
-  return `${one(req.headers[SANDBOX_PORT_HEADER]) === ENVD_PORT ? ENVD_PREFIX : PORT_PREFIX}${url}`
-}
-
-const sandboxIdOfRequest = (req: FastifyRequest): string => {
-  const id = one(req.headers[SANDBOX_ID_HEADER])
-  if (!id) throw Errors.e2bAccessTokenInvalid()
-  return id
-}
-
-async function authorizeSandbox(req: FastifyRequest, auth: Authenticators): Promise<void> {
-  const id = sandboxIdOfRequest(req)
-  if (envdAccessTokenMatches(auth.envKey, id, one(req.headers[ACCESS_TOKEN_HEADER]))) return
-  if (one(req.headers['x-api-key']) !== undefined) {
-    await authenticate(req, auth)
-    return
-  }
-  throw Errors.e2bAccessTokenInvalid()
+  return `${PREFIX_OF[one(req.headers[SANDBOX_PORT_HEADER]) ?? ''] ?? PORT_PREFIX}${url}`
 }
 
 /**

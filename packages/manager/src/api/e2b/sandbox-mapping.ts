@@ -6,6 +6,8 @@ import { Errors } from '../../errors.ts'
 
 /** What an SDK asks for when the caller names no template. */
 export const E2B_DEFAULT_TEMPLATE = 'base'
+/** `@e2b/code-interpreter`'s default template: our default image has python3, and the manager serves port 49999. */
+export const E2B_CODE_INTERPRETER_TEMPLATE = 'code-interpreter-v1'
 /** E2B's default sandbox lifetime when a create names none (seconds). */
 export const E2B_DEFAULT_TIMEOUT_SECONDS = 15
 /** E2B caps a sandbox's life at 24 h on its Pro tier; we refuse longer the same way. */
@@ -21,9 +23,9 @@ const MAX_METADATA_VALUE = 1024
 
 export type E2bState = 'running' | 'paused'
 
-/** templateID → our image when it names no template of ours: E2B's default names our default image; any other name must be an image id. */
+/** templateID → our image when it names no template of ours: E2B's defaults name our default image; any other name must be an image id. */
 export function imageIdForTemplate(templateId: string): string | undefined {
-  return templateId === E2B_DEFAULT_TEMPLATE ? undefined : templateId
+  return templateId === E2B_DEFAULT_TEMPLATE || templateId === E2B_CODE_INTERPRETER_TEMPLATE ? undefined : templateId
 }
 
 /** E2B `timeout` (seconds) → our ttlSeconds (at least 1: our TTL has no "now"). */
@@ -100,9 +102,12 @@ export function statesForQuery(state: string | string[] | undefined): E2bState[]
   return asked as E2bState[]
 }
 
-/** E2B `Sandbox` (create, connect). */
+/**
+ * E2B `Sandbox` (create, connect). The traffic token is the envd token again: the code
+ * interpreter's context calls carry only that one (api/e2b/sandbox-auth.ts).
+ */
 export function sandboxOf(s: E2bSandbox, envdAccessToken: string) {
-  return { templateID: s.e2b?.templateId ?? s.vm.imageId, sandboxID: s.vm.id, clientID: CLIENT_ID, envdVersion: ENVD_VERSION, envdAccessToken, trafficAccessToken: null, domain: null }
+  return { templateID: s.e2b?.templateId ?? s.vm.imageId, sandboxID: s.vm.id, clientID: CLIENT_ID, envdVersion: ENVD_VERSION, envdAccessToken, trafficAccessToken: envdAccessToken, domain: null }
 }
 
 /** E2B `ListedSandbox`. */

@@ -8,7 +8,7 @@
 // E2B's SDKs reach a sandbox's ports the other way: the request names the sandbox and port in
 // E2b-Sandbox-Id / E2b-Sandbox-Port (any path, any Host). Those for a port other than envd's are
 // answered here too, authorized by the sandbox's envd access token (X-Access-Token), an API key,
-// or a public port; envd's own port stays with the E2B routes behind Fastify (api/e2b).
+// or a public port; envd's port and the code interpreter's stay with the E2B routes behind Fastify (api/e2b).
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ApiError, Errors } from '../../errors.ts'
@@ -17,7 +17,7 @@ import type { PreviewAddress } from '../../services/previews/preview-host.ts'
 import { PREVIEW_TOKEN_PARAM, type Previews } from '../../services/previews/previews.ts'
 import { keyMatches } from '../auth.ts'
 import { envdAccessTokenMatches } from '../e2b/access-token.ts'
-import { ENVD_PORT, SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER } from '../e2b/sandbox-header.ts'
+import { SANDBOX_ID_HEADER, SANDBOX_PORT_HEADER, SERVED_PORTS } from '../e2b/sandbox-header.ts'
 import { forwardHttp, forwardUpgrade, writeRawResponse, type ForwardOptions } from './upstream-proxy.ts'
 
 export const PREVIEW_COOKIE = 'rds_preview'
@@ -63,7 +63,7 @@ type Addressed = { via: 'host' | 'e2b'; match: ReturnType<Previews['hosts']['par
 function e2bAddress(req: IncomingMessage): Addressed | undefined {
   const vmId = one(req.headers[SANDBOX_ID_HEADER])
   const port = one(req.headers[SANDBOX_PORT_HEADER])
-  if (!vmId || port === undefined || port === ENVD_PORT) return undefined
+  if (!vmId || port === undefined || SERVED_PORTS.includes(port)) return undefined
   const n = Number(port)
   if (!/^\d{1,5}$/.test(port) || n < 1 || n > 65535) return { via: 'e2b', match: { kind: 'bad-port', vmId } }
   return { via: 'e2b', match: { kind: 'preview', address: { vmId, port: n } } }
@@ -163,8 +163,8 @@ export function createPreviewFront(d: PreviewFrontDeps) {
     /** Whether the Host names a preview (or looks like one): then the request is answered here. */
     claims: (req: IncomingMessage) => {
       const { via, match } = addressOf(req)
-      // envd's port under a preview host is E2B's API, served by the E2B routes behind Fastify.
-      if (via === 'host' && match.kind === 'preview' && String(match.address.port) === ENVD_PORT) return false
+      // envd's and the code interpreter's ports under a preview host are E2B's APIs, served by the E2B routes behind Fastify.
+      if (via === 'host' && match.kind === 'preview' && SERVED_PORTS.includes(String(match.address.port))) return false
       return match.kind !== 'other'
     },
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { envdAccessTokenFor } from '../../../src/api/e2b/access-token.ts'
-import { e2bRewriteUrl, ENVD_PREFIX, PORT_PREFIX } from '../../../src/api/e2b/envd-routes.ts'
+import { e2bRewriteUrl, ENVD_PREFIX, INTERPRETER_PREFIX, PORT_PREFIX } from '../../../src/api/e2b/envd-routes.ts'
 import { testApp } from '../../harness/app.ts'
 
 let app: FastifyInstance
@@ -87,9 +87,16 @@ describe('envd routing', () => {
     expect(e2bRewriteUrl({ url: '/', headers: { 'e2b-sandbox-id': 's', 'e2b-sandbox-port': '8080' } })).toBe(`${PORT_PREFIX}/`)
     // Host `49983-<id>.<domain>`: the same as the headers, which it then carries.
     const viaHost = { url: '/health', headers: { host: '49983-sbx.localhost:3000' } as Record<string, string> }
-    expect(e2bRewriteUrl(viaHost, (h) => (h === '49983-sbx.localhost:3000' ? 'sbx' : undefined))).toBe(`${ENVD_PREFIX}/health`)
+    expect(e2bRewriteUrl(viaHost, (h) => (h === '49983-sbx.localhost:3000' ? { id: 'sbx', port: '49983' } : undefined))).toBe(`${ENVD_PREFIX}/health`)
     expect(viaHost.headers).toMatchObject({ 'e2b-sandbox-id': 'sbx', 'e2b-sandbox-port': '49983' })
     expect(e2bRewriteUrl({ url: '/v1/vms', headers: { host: 'localhost:3000' } }, () => undefined)).toBe('/v1/vms')
+    // The code interpreter's port is the manager's too, by header or by Host.
+    expect(e2bRewriteUrl({ url: '/execute', headers: { 'e2b-sandbox-id': 's', 'e2b-sandbox-port': '49999' } })).toBe(`${INTERPRETER_PREFIX}/execute`)
+    const interpHost = { url: '/contexts', headers: { host: '49999-sbx.localhost:3000' } as Record<string, string> }
+    expect(e2bRewriteUrl(interpHost, (h) => (h === '49999-sbx.localhost:3000' ? { id: 'sbx', port: '49999' } : undefined))).toBe(`${INTERPRETER_PREFIX}/contexts`)
+    expect(interpHost.headers).toMatchObject({ 'e2b-sandbox-id': 'sbx', 'e2b-sandbox-port': '49999' })
+    // A Host for a port we do not serve is left to the preview front door.
+    expect(e2bRewriteUrl({ url: '/', headers: { host: '8080-sbx.localhost:3000' } }, () => ({ id: 'sbx', port: '8080' }))).toBe('/')
   })
 
   const envd = (id: string, extra: Record<string, string> = {}) => ({ 'e2b-sandbox-id': id, 'e2b-sandbox-port': '49983', ...extra })
@@ -137,5 +144,42 @@ describe('envd routing', () => {
     const r = await app.inject({ method: 'GET', url: '/', headers: { 'e2b-sandbox-id': 'sbx-a', 'x-access-token': envdAccessTokenFor(KEY, 'sbx-a') } })
     expect(r.statusCode).toBe(502)
     expect(r.json()).toMatchObject({ code: 502, error_code: 'e2b_port_unavailable' })
+  })
+})
+
+describe('code interpreter routing (port 49999)', () => {
+  const interp = (id: string, extra: Record<string, string> = {}) => ({ 'e2b-sandbox-id': id, 'e2b-sandbox-port': '49999', ...extra })
+  const token = (id: string) => envdAccessTokenFor(KEY, id)
+
+  it('needs the sandbox\'s token in X-Access-Token or E2B-Traffic-Access-Token (the context calls send only that one), or an API key', async () => {
+    for (const headers of [interp('sbx-a'), interp('sbx-a', { 'e2b-traffic-access-token': token('sbx-b') }), interp('sbx-a', { 'x-access-token': 'wrong' })]) {
+      const r = await app.inject({ method: 'GET', url: '/health', headers })
+      expect(r.statusCode).toBe(401)
+      expect(r.json()).toMatchObject({ code: 401, error_code: 'e2b_access_token_invalid' })
+    }
+    for (const headers of [interp('sbx-a', { 'e2b-traffic-access-token': token('sbx-a') }), interp('sbx-a', { 'x-access-token': token('sbx-a') }), interp('sbx-a', key)]) {
+      expect((await app.inject({ method: 'GET', url: '/health', headers })).statusCode).toBe(200)
+    }
+  })
+
+  it('a language other than Python is the execution\'s error, in the SDK\'s NDJSON, before any VM is touched', async () => {
+    const r = await app.inject({ method: 'POST', url: '/execute', headers: interp('sbx-a', { 'x-access-token': token('sbx-a'), 'content-type': 'application/json' }), payload: JSON.stringify({ code: '1+1', language: 'js' }) })
+    expect(r.statusCode).toBe(200)
+    expect(r.headers['content-type']).toContain('application/x-ndjson')
+    const lines = r.body.trim().split('\n').map((l) => JSON.parse(l) as { type: string; name?: string; value?: string })
+    expect(lines.map((l) => l.type)).toEqual(['error', 'end_of_execution'])
+    expect(lines[0]).toMatchObject({ name: 'UnsupportedLanguage', value: expect.stringContaining('Python only') })
+    const ctx = await app.inject({ method: 'POST', url: '/contexts', headers: interp('sbx-a', { 'e2b-traffic-access-token': token('sbx-a'), 'content-type': 'application/json' }), payload: JSON.stringify({ language: 'typescript' }) })
+    expect(ctx.statusCode).toBe(400)
+    expect(ctx.json()).toMatchObject({ code: 400, error_code: 'unsupported_language' })
+  })
+
+  it('takes the SDK\'s bodiless JSON requests (restart, remove) and answers for a missing sandbox in E2B\'s shape', async () => {
+    const headers = interp('sbx-a', { 'e2b-traffic-access-token': token('sbx-a'), 'content-type': 'application/json' })
+    for (const [method, url] of [['POST', '/contexts/c1/restart'], ['DELETE', '/contexts/c1'], ['GET', '/contexts']] as const) {
+      const r = await app.inject({ method, url, headers })
+      expect(r.statusCode, `${method} ${url}`).toBe(404)
+      expect(r.json()).toMatchObject({ code: 404, error_code: 'vm_not_found' })
+    }
   })
 })
