@@ -28,7 +28,8 @@ const { values: opt } = parseArgs({
 })
 const VMS = Number(opt.vms)
 const BASELINE_VMS = Number(opt['baseline-vms'])
-const SIZES = opt.sizes.split(',').map(Number)
+/** `--sizes ''` skips the sweep. */
+const SIZES = opt.sizes.split(',').filter((x) => x.trim() !== '').map(Number)
 const SWEEP_VMS = Number(opt['sweep-vms'])
 const EXECS = Number(opt.execs)
 const SHAPE = { cpu: 1, memMb: 256 }

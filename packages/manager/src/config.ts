@@ -155,10 +155,12 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 const MiB = 1024 * 1024
 
 /**
- * TCG's translation cache per VM. QEMU's default (1 GiB) becomes resident as the guest runs
- * and dominates an idle VM's memory; a small cache costs re-translation on exec (measured).
+ * TCG's translation cache per VM. QEMU's default (1 GiB) becomes resident as the guest runs:
+ * ~0.3 GB per VM after some use. Below ~64 MiB one exec's translations no longer fit and exec
+ * slows several-fold; an idle clone fills ~70 MiB whatever the bound above that. Measured by
+ * bench/density.ts (docs/benchmarks.md): 128 keeps exec as fast as QEMU's default.
  */
-export const DEFAULT_TB_SIZE_MB = 64
+export const DEFAULT_TB_SIZE_MB = 128
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/
 

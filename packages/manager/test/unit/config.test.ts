@@ -60,7 +60,7 @@ describe('defaults', () => {
       uploadMaxEntries: 10_000,
       uploadMaxBytes: 1024 * MiB,
       qemuBin: 'qemu-system-x86_64',
-      qemuTbSizeMb: 64,
+      qemuTbSizeMb: 128,
       accel: 'auto',
       skipDefaultImage: false,
       logLevel: 'info',
