@@ -101,6 +101,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     netnsPath: hostNetwork.netnsPath,
     cgroups: vmmCgroups(instance),
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
+    tbSizeMb: config.qemuTbSizeMb,
   })
   const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')), vmmUidBase: config.vmmUidBase })
 
@@ -129,7 +130,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
   const snapshots = createSnapshotService({ maxUserSnapshots: config.maxSnapshots, paths, repo: repos.snapshots, vms: repos.vms, seedsRepo: repos.seeds, templatesRepo: repos.templates, images, machines: supervisor, locks, secrets, activity: recordActivity, log })
   const seeds = createSeedService({ config, paths, images, imagesRepo: repos.images, seedsRepo: repos.seeds, snapshots, snapshotsRepo: repos.snapshots, supervisor, provisioner, activity: recordActivity, log })
   lifecycle.onMemoryReleased((id) => seeds.released(id))
-  const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, log })
+  const pool = createWarmPool({ config, provisioner, seeds, vmsRepo: repos.vms, images, network, secrets, locks, memory: supervisor.memory, log })
   // A warm VM that failed is never handed out: the (re)fill replaces it now, not at the next restart.
   lifecycle.onVmFailed(() => void pool.start())
   const creation = createVmCreation({ config, paths, images, network, secrets, snapshots, seeds, pool, peers, provisioner, metrics: metrics.report })

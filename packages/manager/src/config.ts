@@ -59,6 +59,8 @@ export interface Config {
   uploadMaxEntries: number
   uploadMaxBytes: number
   qemuBin: string
+  /** QEMU_TB_SIZE_MB: TCG's translation cache per VMM (MiB); 0 leaves QEMU's own default (1 GiB). KVM ignores it. */
+  qemuTbSizeMb: number
   /** VMM_UID_BASE: a VM's VMM runs as uid/gid base + its address's low 24 bits; base itself is the clone group. */
   vmmUidBase: number
   /** 'auto' probes the host once at start; 'kvm' / 'tcg' force it. */
@@ -151,6 +153,14 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 }
 
 const MiB = 1024 * 1024
+
+/**
+ * TCG's translation cache per VM. QEMU's default (1 GiB) becomes resident as the guest runs:
+ * ~0.3 GB per VM after some use. Below ~64 MiB one exec's translations no longer fit and exec
+ * slows several-fold; an idle clone fills ~70 MiB whatever the bound above that. Measured by
+ * bench/density.ts (docs/benchmarks.md): 128 keeps exec as fast as QEMU's default.
+ */
+export const DEFAULT_TB_SIZE_MB = 128
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/
 
@@ -295,6 +305,8 @@ export function loadConfig(env: Env = process.env): Config {
     uploadMaxEntries: int(env, 'UPLOAD_MAX_ENTRIES', 10_000),
     uploadMaxBytes: int(env, 'UPLOAD_MAX_BYTES', 1024 * MiB),
     qemuBin: env.QEMU_BIN || 'qemu-system-x86_64',
+    // Chosen from bench/density.ts (docs/benchmarks.md, "Issue 18 — density and create speed").
+    qemuTbSizeMb: int(env, 'QEMU_TB_SIZE_MB', DEFAULT_TB_SIZE_MB, 0, 4096),
     // Far above login users and the usual subuid ranges; the range is base .. base + 2^24.
     vmmUidBase: int(env, 'VMM_UID_BASE', 1_000_000_000, 65_536, 4_000_000_000),
     accel: oneOf(env, 'VMM_ACCEL', ['auto', 'kvm', 'tcg'] as const, 'auto'),
@@ -314,7 +326,8 @@ export function loadConfig(env: Env = process.env): Config {
     seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 256, 128),
     seedShapesMax: int(env, 'SEED_SHAPES_MAX', 4),
     vmRamDir: env.VM_RAM_DIR ? path.resolve(env.VM_RAM_DIR) : undefined,
-    enableWarmPool: bool(env, 'ENABLE_WARM_POOL', false),
+    // On: a plain create of the template shape then takes ~0.2 s instead of a resume (~0.7 s) under TCG.
+    enableWarmPool: bool(env, 'ENABLE_WARM_POOL', true),
     warmPoolTarget: int(env, 'WARM_POOL_TARGET', 1, 0),
     warmPoolMaxVms: int(env, 'WARM_POOL_MAX_VMS', 4, 0),
     rateLimitPerMin: int(env, 'RATE_LIMIT_PER_MIN', 0, 0),

@@ -63,6 +63,8 @@ export const requestedPolicy = (input: CreateVmInput) => ({ allowIps: input.allo
 export interface WarmSource {
   /** A warm VM handed to the caller with its policy and secrets (parsed already) applied, when one fits. */
   take(input: SettledCreate, secretEnv: Record<string, string>): Promise<VmRecord | undefined>
+  /** Removes a warm VM so that a user's VM refused for memory fits; false when there was none. */
+  giveWay(): Promise<boolean>
 }
 
 export function createVmCreation(deps: {
@@ -165,6 +167,17 @@ export function createVmCreation(deps: {
     return created
   }
 
+  /** Warm VMs are the manager's spare: a user's VM refused for memory gets their room. */
+  async function roomyProvision(input: SettledCreate, secretEnv: Record<string, string>, snap: SnapshotRecord | undefined): Promise<VmRecord> {
+    for (;;) {
+      try {
+        return await provisionVm(input, secretEnv, snap)
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.code !== 'host_memory_exhausted' || !(await deps.pool.giveWay())) throw err
+      }
+    }
+  }
+
   /** A create that returns a VM is timed by how it got it (rds_vm_create_seconds). */
   function measured(vm: VmRecord, started: number): VmRecord {
     if (vm.provisionMode) deps.metrics.vmCreated(vm.provisionMode, (performance.now() - started) / 1000)
@@ -183,7 +196,7 @@ export function createVmCreation(deps: {
       if (snap && snap.kind !== 'user') throw Errors.snapshotKindNotUsable()
       if (snap && input.imageId !== undefined && input.imageId !== snap.imageId) throw Errors.snapshotImageMismatch(snap.imageId, input.imageId)
       if (snap) checkSnapshotSecrets(snap, secretEnv, input.acceptSnapshotSecrets === true)
-      return measured(await provisionVm(input, secretEnv, snap), started)
+      return measured(await roomyProvision(input, secretEnv, snap), started)
     },
 
     /**
@@ -196,7 +209,7 @@ export function createVmCreation(deps: {
       const secretEnv = validateCreate(asked)
       const input = settled(asked)
       checkSnapshotSecrets(snap, secretEnv, input.acceptSnapshotSecrets === true)
-      return measured(await provisionVm({ ...input, cpu: snap.cpu, memMb: snap.memMb, imageId: snap.imageId }, secretEnv, snap), started)
+      return measured(await roomyProvision({ ...input, cpu: snap.cpu, memMb: snap.memMb, imageId: snap.imageId }, secretEnv, snap), started)
     },
   }
 }

@@ -3,6 +3,9 @@
 // pool's shape takes one, has the caller's network policy and secrets applied, and returns
 // it; the pool refills in the background. Pool VMs are ordinary VM rows with purpose "pool",
 // so a manager restart re-attaches or removes them like any other VM and never counts a stale one.
+// On by default, so pool VMs give way to users: the pool fills only while the guest memory budget
+// keeps room for a user's VM of its shape beside it, and a user's create refused for memory takes
+// the room of a warm VM (giveWay). They never count against a user's quota (vms-repo.ts).
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
 import type { VmRecord, VmsRepo } from '../store/vms-repo.ts'
@@ -12,6 +15,7 @@ import type { NetworkService } from './network.ts'
 import type { SecretBox } from './secret-env.ts'
 import { requestedPolicy, type CreateVmInput, type SeedSource, type SettledCreate, type WarmSource } from './vm-create.ts'
 import type { Provisioner } from './vm-provision.ts'
+import type { MemoryBudget } from '../runtime/supervisor/memory-budget.ts'
 import { quotaError, quotaLimits } from './vm-quota.ts'
 
 /** After a failed refill, wait before trying again (a broken image must not spin the host). */
@@ -26,6 +30,8 @@ export function createWarmPool(deps: {
   network: NetworkService
   secrets: SecretBox
   locks: KeyedLock
+  /** The guest memory budget every VM is admitted against (supervisor/memory-budget.ts). */
+  memory: () => Pick<MemoryBudget, 'budgetMb' | 'usedMb'>
   log: FastifyBaseLogger
 }) {
   const { config, provisioner, vmsRepo, log } = deps
@@ -66,7 +72,14 @@ export function createWarmPool(deps: {
     })
   }
 
-  async function fillOnce(): Promise<void> {
+  /** Room for one more warm VM and, beside it, a user's VM of the same shape. */
+  const memoryAllows = () => {
+    const { budgetMb, usedMb } = deps.memory()
+    return budgetMb - usedMb >= 2 * config.seedMemMb
+  }
+
+  /** Resolves false when the pool stopped short of its target for want of memory. */
+  async function fillOnce(): Promise<boolean> {
     while (!closed) {
       // VMs of an image that is no longer the default would never be handed out.
       const imageId = (await deps.images.resolveForBoot(undefined)).id
@@ -74,21 +87,31 @@ export function createWarmPool(deps: {
         if (vm.imageId !== imageId || vm.state === 'ERROR') await provisioner.destroyById(vm.id)
       }
       const pool = await vmsRepo.listByPurpose('pool')
-      if (pool.length >= target) return
+      if (pool.length >= target) return true
+      if (!memoryAllows()) return false
       // The pool never pushes the host past MAX_VMS (the quota counts all VMs for a pool VM).
       const vm = await createOne(imageId)
       log.info({ vmId: vm.id, mode: vm.provisionMode, bootMs: vm.bootMs }, 'warm pool VM ready')
     }
+    return true
+  }
+
+  function retryLater(): void {
+    clearTimeout(retry)
+    retry = setTimeout(() => void refill(), RETRY_MS)
+    retry.unref()
   }
 
   function refill(): Promise<void> {
     if (target === 0 || closed) return Promise.resolve()
     refilling ??= fillOnce()
+      .then((full) => {
+        // Deleted VMs free the budget without telling the pool: look again later.
+        if (!full && !closed) retryLater()
+      })
       .catch((err: Error) => {
         log.warn({ err: err.message }, `warm pool refill failed; retrying in ${RETRY_MS / 1000} s`)
-        clearTimeout(retry)
-        retry = setTimeout(() => void refill(), RETRY_MS)
-        retry.unref()
+        retryLater()
       })
       .finally(() => {
         refilling = undefined
@@ -109,6 +132,27 @@ export function createWarmPool(deps: {
         return adopted
       }
       return undefined
+    },
+
+    /**
+     * A user's create was refused for memory: one warm VM is removed to make room (true), unless
+     * none is idle. The pool refills only once memory allows again.
+     */
+    async giveWay(): Promise<boolean> {
+      for (const vm of await vmsRepo.listByPurpose('pool')) {
+        const removed = await deps.locks.run(vm.id, async () => {
+          // Adopted meanwhile: it is the caller's now.
+          const current = await vmsRepo.get(vm.id)
+          if (current?.purpose !== 'pool') return false
+          await provisioner.destroy(current)
+          return true
+        })
+        if (removed) {
+          log.info({ vmId: vm.id }, 'warm pool VM removed to make room for a user\'s VM')
+          return true
+        }
+      }
+      return false
     },
   }
 

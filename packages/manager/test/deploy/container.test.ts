@@ -114,7 +114,7 @@ describe('container deployment (Podman, Caddy in front)', () => {
     httpsPort = await freePort()
     httpPort = await freePort()
     Object.assign(env, {
-      API_KEY, VMM_ACCEL: 'tcg', ENABLE_IMAGE_SEED: 'false',
+      API_KEY, VMM_ACCEL: 'tcg', ENABLE_IMAGE_SEED: 'false', ENABLE_WARM_POOL: 'false',
       RDS_HTTPS_BIND: `127.0.0.1:${httpsPort}`, RDS_HTTP_BIND: `127.0.0.1:${httpPort}`,
       RDS_CGROUP_DIR: CGROUP_DIR, RDS_RAM_SIZE: '2g', RDS_REQUEST_MAX_SIZE: '64KB',
     })

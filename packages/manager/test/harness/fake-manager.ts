@@ -87,6 +87,7 @@ export class FakeManager {
       VM_RAM_DIR: path.join(this.root, 'ram'),
       ...freeTestNetwork(),
       ENABLE_IMAGE_SEED: 'false',
+      ENABLE_WARM_POOL: 'false',
       // The fake agent answers in milliseconds; only a muted one runs into this.
       BOOT_TIMEOUT_MS: '1000',
       OVERLAY_SIZE_BYTES: String(64 * MiB),

@@ -167,8 +167,8 @@ export class ManagerProcess extends ManagerClient {
     super({ storageRoot: o.storageRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'rds-test-')), apiKey: `test-${crypto.randomBytes(12).toString('hex')}` })
     ownInstances.add(instanceOf(this.storageRoot))
     this.logFile = o.logFile
-    // Image seeds cost a boot per manager start: only the tests about them turn them on.
-    this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ...env }
+    // Image seeds cost a boot per manager start, a warm pool a VM: only the tests about them turn them on.
+    this.env = { ...testNetwork(), ENABLE_IMAGE_SEED: 'false', ENABLE_WARM_POOL: 'false', ...env }
   }
 
   /** Environment for the next start (a restart with other settings keeps the storage root). */

@@ -117,6 +117,12 @@ describe('warm pool', () => {
     expect(vm.outboundInternet).toBe(true)
     expect((await mgr.request('GET', `/v1/vms/${vm.id}/network`)).body.effective).toMatchObject({ egress: 'all' })
     expect((await guestExec(mgr, vm.id, 'echo "[$POOL_SECRET]"')).stdout).toBe('[mine]\n')
+    // The pool is the default create path: the user's code in a warm VM is confined as in any
+    // other, and one call's environment does not reach the next.
+    const who = (await guestExec(mgr, vm.id, 'id -u; grep NoNewPrivs /proc/self/status; cat /proc/self/cgroup; export POOL_SECRET=changed')).stdout
+    expect(who).toMatch(/^1000\nNoNewPrivs:\s+1\n/)
+    expect(who).toMatch(/^0::\/rds\/exec-[^/\n]+$/m)
+    expect((await guestExec(mgr, vm.id, 'echo "[$POOL_SECRET]"')).stdout).toBe('[mine]\n')
     expect((await mgr.request('GET', '/v1/vms')).body.map((v: { id: string }) => v.id)).toEqual([vm.id])
     await mgr.waitFor('the refill', () => poolReady(1))
     expect(vmms()).toBe(2)

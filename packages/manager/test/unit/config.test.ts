@@ -4,7 +4,7 @@
 // and have no bad value. API_KEY and the RAM directory are in startup-checks.test.ts.
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { addressPlanOf, ConfigError, loadConfig } from '../../src/config.ts'
+import { addressPlanOf, ConfigError, DEFAULT_TB_SIZE_MB, loadConfig } from '../../src/config.ts'
 import { DEFAULT_EXCLUDED_CIDRS } from '../../src/runtime/network/egress-policy.ts'
 import { parseCidr } from '../../src/runtime/network/ipv4.ts'
 
@@ -60,6 +60,7 @@ describe('defaults', () => {
       uploadMaxEntries: 10_000,
       uploadMaxBytes: 1024 * MiB,
       qemuBin: 'qemu-system-x86_64',
+      qemuTbSizeMb: 128,
       accel: 'auto',
       skipDefaultImage: false,
       logLevel: 'info',
@@ -76,7 +77,7 @@ describe('defaults', () => {
       seedMemMb: 256,
       seedShapesMax: 4,
       vmRamDir: undefined,
-      enableWarmPool: false,
+      enableWarmPool: true,
       warmPoolTarget: 1,
       warmPoolMaxVms: 4,
       rateLimitPerMin: 0,
@@ -173,6 +174,13 @@ describe('integers', () => {
     for (const bad of ['off', 'APIKEY', 'true']) expect(refusal({ METRICS_AUTH: bad })).toBe(`METRICS_AUTH must be one of none, apikey (got "${bad}")`)
   })
 
+  it('QEMU_TB_SIZE_MB: the measured default, 0 for QEMU\'s own, at most 4096 MiB', () => {
+    expect(loadConfig({}).qemuTbSizeMb).toBe(DEFAULT_TB_SIZE_MB)
+    expect(loadConfig({ QEMU_TB_SIZE_MB: '0' }).qemuTbSizeMb).toBe(0)
+    expect(loadConfig({ QEMU_TB_SIZE_MB: '128' }).qemuTbSizeMb).toBe(128)
+    for (const bad of ['-1', '4097', '32M', '1.5', 'default']) expect(refusal({ QEMU_TB_SIZE_MB: bad })).toBe(`QEMU_TB_SIZE_MB must be an integer from 0 to 4096 (got "${bad}")`)
+  })
+
   it('PORT: 0 to 65535, refused here and not by listen() after the whole start-up', () => {
     for (const bad of ['http', '80.5', '-1', '65536']) expect(refusal({ PORT: bad })).toBe(`PORT must be an integer from 0 to 65535 (got "${bad}")`)
     expect(loadConfig({ PORT: '65535' }).port).toBe(65535)
@@ -183,7 +191,7 @@ describe('integers', () => {
 describe('switches', () => {
   const switches: Array<[string, string, boolean]> = [
     ['ENABLE_IMAGE_SEED', 'enableImageSeed', true],
-    ['ENABLE_WARM_POOL', 'enableWarmPool', false],
+    ['ENABLE_WARM_POOL', 'enableWarmPool', true],
     ['EXPOSE_INTERNAL_ERRORS', 'exposeInternalErrors', false],
     ['RDS_TEST_GUEST_ROOT', 'testGuestRoot', false],
     ['RDS_SKIP_DEFAULT_IMAGE', 'skipDefaultImage', false],

@@ -56,6 +56,8 @@ describe('qemuArgs golden', () => {
     ['with-nic.args', spec({ net, cpu: 2, memMb: 1024 }), opts],
     ['restored.args', restored, opts],
     ['no-initrd.args', spec({ initrd: undefined, net }), opts],
+    ['booted-tcg-tb-size.args', spec(), { ...opts, tbSizeMb: 64 }],
+    ['restored-tcg-tb-size.args', restored, { ...opts, tbSizeMb: 64 }],
     ['no-initrd-kvm-no-kernel-args.args', spec({ initrd: undefined }), { accel: 'kvm', instance: 'i', tscKhz: 2_000_000 }],
   ]
   for (const [file, s, o] of cases) {
@@ -71,6 +73,25 @@ describe('qemuArgs golden', () => {
     expect(changed).toEqual([['tcg', 'kvm'], ['max', 'host'], [append(tcg), append(kvm)]])
     expect(append(tcg)).toContain('tsc_early_khz=2000000 lpj=8000000')
     expect(append(kvm)).not.toMatch(/tsc_early_khz|lpj=/)
+  })
+})
+
+describe('qemuArgs translation cache', () => {
+  const accelOf = (args: string[]) => args[args.indexOf('-accel') + 1]
+  it('sizes TCG\'s translation cache when asked, and leaves QEMU\'s default otherwise', () => {
+    expect(accelOf(qemuArgs(spec(), { ...opts, tbSizeMb: 32 }))).toBe('tcg,tb-size=32')
+    expect(accelOf(qemuArgs(spec(), { ...opts, tbSizeMb: 0 }))).toBe('tcg')
+    expect(accelOf(qemuArgs(spec(), opts))).toBe('tcg')
+  })
+
+  it('never passes it to KVM, which has no translation cache', () => {
+    expect(accelOf(qemuArgs(spec(), { ...opts, accel: 'kvm', tbSizeMb: 32 }))).toBe('kvm')
+  })
+
+  it('changes nothing else on the command line: a seed taken with one size resumes with another', () => {
+    const small = qemuArgs(spec({ incoming: { stateFile: '/s', withoutRam: true } }), { ...opts, tbSizeMb: 16 })
+    const big = qemuArgs(spec({ incoming: { stateFile: '/s', withoutRam: true } }), opts)
+    expect(small.filter((a, i) => a !== big[i])).toEqual(['tcg,tb-size=16'])
   })
 })
 

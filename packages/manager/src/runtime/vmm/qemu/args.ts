@@ -47,13 +47,27 @@ export interface QemuLaunch extends BootSpec {
   incoming?: SavedState
 }
 
-export function qemuArgs(spec: QemuLaunch, o: { accel: 'kvm' | 'tcg'; instance: string; tscKhz: number | undefined; kernelArgs?: string[] }): string[] {
+export interface QemuArgsOptions {
+  accel: 'kvm' | 'tcg'
+  instance: string
+  tscKhz: number | undefined
+  kernelArgs?: string[]
+  /** TCG's translation cache in MiB; absent or 0: QEMU's default (1 GiB for system emulation). */
+  tbSizeMb?: number
+}
+
+/** `-accel`'s value: under TCG with the translation cache size when one is set (KVM has none). */
+function accelArg(o: QemuArgsOptions): string {
+  return o.accel === 'tcg' && o.tbSizeMb ? `tcg,tb-size=${o.tbSizeMb}` : o.accel
+}
+
+export function qemuArgs(spec: QemuLaunch, o: QemuArgsOptions): string[] {
   const cpu = o.accel === 'kvm' ? 'host' : 'max'
   const initrd = spec.initrd ? ['-initrd', spec.initrd] : []
   const extra = spec.initrd ? (o.kernelArgs ?? []) : [...DIRECT_ROOT_ARGS, ...(o.kernelArgs ?? [])]
   return [
     '-name', processName(o.instance, spec.vmId),
-    '-accel', o.accel,
+    '-accel', accelArg(o),
     '-M', 'microvm,x-option-roms=off,isa-serial=off,rtc=on,memory-backend=mem0',
     '-object', `memory-backend-file,id=mem0,size=${spec.memMb}M,mem-path=${spec.memory.file},share=${spec.memory.shared ? 'on' : 'off'}`,
     '-cpu', cpu,

@@ -25,6 +25,8 @@ export interface QemuDriverOptions {
   netnsPath?: string
   /** Appended to every guest's kernel command line. */
   kernelArgs?: string[]
+  /** TCG's translation cache per VMM in MiB (QEMU_TB_SIZE_MB); absent or 0: QEMU's default. */
+  tbSizeMb?: number
   /** Each VMM runs in a cgroup of its own with limits from the VM's shape (absent: the KVM probe's throwaway VMM). */
   cgroups?: VmmCgroups
 }
@@ -185,7 +187,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
       // Confined: QEMU sees its own root (paths inside it), as the VM's uid (confinement/jail.ts).
       const jail = spec.confinement ? jailVmm(spec, spec.confinement, accel) : undefined
       const seen: QemuLaunch = jail ? { ...spec, ...jail.spec, qmpSocket: jail.inside(spec.qmpSocket), pidFile: jail.inside(spec.pidFile) } : spec
-      const args = qemuArgs(seen, { accel, instance: o.instance, tscKhz, kernelArgs: o.kernelArgs })
+      const args = qemuArgs(seen, { accel, instance: o.instance, tscKhz, kernelArgs: o.kernelArgs, tbSizeMb: o.tbSizeMb })
       const qemu = jail ? jail.argv([o.qemuBin, ...args]) : [o.qemuBin, ...args]
       // nsenter, unshare, chroot and setpriv exec in place: the pid and the -name marker stay QEMU's own.
       const vmm = spec.net && o.netnsPath ? ['nsenter', `--net=${o.netnsPath}`, '--', ...qemu] : qemu
