@@ -4,7 +4,8 @@
 // busy while the snapshot is taken (a counter appended to /dev/shm and to /workspace, synced, and
 // 2 MiB of /dev/shm rewritten each round), and every saved state is resumed once to check it is a
 // consistent instant (the writer's disk log is read past the page cache).
-// Driver level (no manager in the path): the manager adds a guest `sync` and an overlay copy.
+// Driver level (no manager in the path, the VMM in a cgroup with the manager's limits but not
+// jailed): the manager adds a guest `sync` before the snapshot.
 // Part of npm run bench:snapshots (alone: npm run bench:snapshots -- --only pause).
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -14,6 +15,7 @@ import { AgentClient } from '../../packages/manager/src/runtime/agent/client.ts'
 import type { VmHandle } from '../../packages/manager/src/runtime/vmm/driver.ts'
 import { createQemuDriver, type SnapshotMode } from '../../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { copySparse } from '../../packages/manager/src/runtime/storage/copy.ts'
+import { detectCgroupLayout, VmmCgroups } from '../../packages/manager/src/runtime/vmm/confinement/cgroups.ts'
 import type { ManagerProcess } from '../../packages/manager/test/harness/manager-process.ts'
 import type { Report } from './report.ts'
 import { median, pct, timeIt } from './stats.ts'
@@ -48,7 +50,9 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
   // A TAP per VM that runs at once (the two clones and a resumed state): the seed was saved with a NIC.
   const taps = { live: 'rdsbenchp0', stop: 'rdsbenchp1', back: 'rdsbenchp2' }
   for (const tap of Object.values(taps)) execFileSync('ip', ['-n', mgr.netns, 'tuntap', 'add', 'dev', tap, 'mode', 'tap'])
-  const drivers = Object.fromEntries((['live', 'stop'] as SnapshotMode[]).map((mode) => [mode, createQemuDriver({ qemuBin: 'qemu-system-x86_64', accel: () => 'tcg', instance: `bench-pause-${mode}`, netnsPath: `/run/netns/${mgr.netns}`, snapshotMode: mode })]))
+  const drivers = Object.fromEntries((['live', 'stop'] as SnapshotMode[]).map((mode) => [mode, createQemuDriver({ qemuBin: 'qemu-system-x86_64', accel: () => 'tcg', instance: `bench-pause-${mode}`, netnsPath: `/run/netns/${mgr.netns}`, snapshotMode: mode,
+    // As in the manager: the VMM's CPU quota is its vCPUs, which a busy guest shares with the thread sending its RAM.
+    cgroups: new VmmCgroups(detectCgroupLayout()!, `bench-pause-${mode}`) })]))
   const spec = (d: string, vmId: string, tap: string, memory: { file: string; shared: boolean }) => ({
     vmId,
     cpu: seed.cpu,
@@ -84,7 +88,7 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
       })
       live.push(h)
       const agent = new AgentClient(path.join(d, 'c.sock'))
-      await agent.waitReady(60_000, () => h.isAlive())
+      await agent.waitReady(300_000, () => h.isAlive())
       await exec(agent, `cat > /workspace/writer.sh <<'EOF'\n${WRITER}\nEOF\n(setsid sh /workspace/writer.sh </dev/null >/dev/null 2>&1 &); sleep 1`)
       agent.close()
       clones[mode] = { h, d }
@@ -116,7 +120,7 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
           live.push(back)
           const agent = new AgentClient(path.join(rd, 'c.sock'))
           try {
-            await agent.waitReady(60_000, () => back.isAlive()).catch((err: Error) => {
+            await agent.waitReady(300_000, () => back.isAlive()).catch((err: Error) => {
               throw new Error(`${mode}: the saved state did not resume: ${err.message}\n${fs.readFileSync(path.join(rd, 'vmm.log'), 'utf8').slice(-2000)}`)
             })
             await exec(agent, 'touch /dev/shm/stop; for i in $(seq 300); do [ -e /dev/shm/stopped ] && exit 0; sleep 0.1; done; exit 1')

@@ -131,6 +131,17 @@ describe('live save', () => {
     expect(fs.existsSync(file)).toBe(true)
   })
 
+  it('past its time budget allows QEMU a longer pause, then stops the guest itself at twice the budget', async () => {
+    const dir = tmp()
+    const { qmp, commands } = liveQmp()
+    const file = path.join(dir, 'state.bin')
+    const r = await saveState(qmp, { path: path.join(dir, 'mig.sock'), inVmm: path.join(dir, 'mig.sock') }, file, { withoutRam: false, timeoutMs: 10_000, maxBytes: 1024 * 1024 * 1024, live: { downtimeMs: 50, budgetMs: 100, budgetBytes: 1024 * 1024 * 1024 } })
+    expect(r.forcedStop).toBe(true)
+    const limits = commands.filter((c) => c.command === 'migrate-set-parameters').map((c) => c.args!['downtime-limit'])
+    expect(limits).toEqual([50, 100])
+    expect(commands.findIndex((c) => c.command === 'stop')).toBeGreaterThan(commands.findLastIndex((c) => c.command === 'migrate-set-parameters'))
+  })
+
   it('leaves a guest that converges to QEMU: no stop from the manager', async () => {
     const dir = tmp()
     const { qmp, commands } = liveQmp({ convergeAfterPolls: 3 })

@@ -56,8 +56,8 @@ const stateCapOf = (memMb: number) => memMb * 1024 * 1024 + STATE_MARGIN_BYTES
 const liveStateCapOf = (memMb: number) => 2 * memMb * 1024 * 1024 + STATE_MARGIN_BYTES
 /** The pause QEMU aims for when it stops a live guest for its last dirty pages and device state. */
 const LIVE_DOWNTIME_MS = 50
-/** A guest that keeps dirtying RAM faster than it is sent is stopped after this long (the stream then ends as a stopped one). */
-const LIVE_BUDGET_MS = 5_000
+/** A guest that keeps dirtying RAM faster than it is sent: the allowed pause grows after this long, and it is stopped after twice as long (migration.ts). */
+const LIVE_BUDGET_MS = 3_000
 const livePrecopyOf = (memMb: number): LivePrecopy => ({ downtimeMs: LIVE_DOWNTIME_MS, budgetMs: LIVE_BUDGET_MS, budgetBytes: memMb * 1024 * 1024 })
 
 /** QEMU's own files in the VM's run directory (names kept stable: running VMs are re-attached across upgrades). */

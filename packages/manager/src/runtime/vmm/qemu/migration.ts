@@ -22,6 +22,9 @@ export interface MigrationSocket {
 }
 
 const POLL_MS = 5
+const ESCALATE_EVERY_MS = 500
+/** QEMU's ceiling for downtime-limit is 2000 s; past a few seconds a stop is as good. */
+const MAX_DOWNTIME_MS = 4000
 
 /** RAM kept in a shared memory file is skipped by the stream (it is copied as a file instead). */
 async function setIgnoreShared(qmp: QmpClient, on: boolean): Promise<void> {
@@ -36,9 +39,11 @@ const UNTHROTTLED = 1e12
 /**
  * Live precopy: the guest keeps running while QEMU sends its RAM, re-sends the pages it dirtied, and
  * stops it only for the last few pages and the device state (the pause QEMU aims for is
- * `downtimeMs`). A guest that dirties memory faster than the stream drains is stopped by the
- * manager once the live phase has taken `budgetMs` or sent `budgetBytes` (the stream then
- * finishes like a stopped one), so neither the time nor the size of a live stream is unbounded.
+ * `downtimeMs`). A guest that dirties memory faster than the stream drains (a busy guest shares its
+ * VMM's CPU quota with the sending thread) does not converge: after `budgetMs` the allowed pause is
+ * doubled every ESCALATE_EVERY_MS, so QEMU stops it at the smallest dirty set it still finds;
+ * after twice `budgetMs`, or once the live phase has sent `budgetBytes`, the manager stops it (the
+ * stream then ends as a stopped one). Neither the time nor the size of a live stream is unbounded.
  */
 export interface LivePrecopy {
   downtimeMs: number
@@ -104,6 +109,8 @@ export async function saveState(qmp: QmpClient, socket: MigrationSocket, file: s
     await qmp.execute('migrate', { uri: `unix:${socket.inVmm}` })
     const started = Date.now()
     const deadline = started + o.timeoutMs
+    let downtime = o.live?.downtimeMs ?? 0
+    let escalateAt = started + (o.live?.budgetMs ?? 0)
     for (;;) {
       if (failed !== undefined) {
         await qmp.execute('migrate_cancel').catch(() => undefined)
@@ -116,10 +123,17 @@ export async function saveState(qmp: QmpClient, socket: MigrationSocket, file: s
         await qmp.execute('migrate_cancel').catch(() => undefined)
         throw new Error(`saving VM state timed out after ${o.timeoutMs} ms`)
       }
-      if (o.live && !result.forcedStop && r.status === 'active' && (Date.now() - started > o.live.budgetMs || (r.ram?.transferred ?? 0) > o.live.budgetBytes)) {
-        // Not converging: a stopped guest dirties nothing, so what is left is sent once and the stream ends.
-        result.forcedStop = true
-        await qmp.execute('stop')
+      if (o.live && !result.forcedStop && r.status === 'active') {
+        const now = Date.now()
+        if (now - started > 2 * o.live.budgetMs || (r.ram?.transferred ?? 0) > o.live.budgetBytes) {
+          // Not converging: a stopped guest dirties nothing, so what is left is sent once and the stream ends.
+          result.forcedStop = true
+          await qmp.execute('stop')
+        } else if (now >= escalateAt && downtime < MAX_DOWNTIME_MS) {
+          downtime = Math.min(MAX_DOWNTIME_MS, downtime * 2)
+          escalateAt = now + ESCALATE_EVERY_MS
+          await qmp.execute('migrate-set-parameters', { 'downtime-limit': downtime })
+        }
       }
       await sleep(POLL_MS)
     }
