@@ -2,9 +2,11 @@
 // - create -> first exec: cold boot vs the image seed snapshot vs the warm pool;
 // - the floor: the same seed snapshot resumed by the QEMU driver directly (no manager, no
 //   HTTP, no guest init), against the API's create from that seed;
-// - pause time and size of a snapshot of a running VM;
+// - pause time and size of a snapshot of a running VM, and of a running clone live against the
+//   old stop-then-stream path (lib/clone-pause.ts);
 // - host memory (PSS) per idle clone, 1 vs 10 clones; 10 concurrent creates from one snapshot.
-// Usage: npm run bench:snapshots [-- --runs 5]
+// Usage: npm run bench:snapshots [-- --runs 5 --clones 10 --json] (`--only pause`: the clone's
+// snapshot pause alone, a few minutes)
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -15,19 +17,16 @@ import { ManagerProcess, qemuProcessesOf } from '../packages/manager/test/harnes
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { copySparse } from '../packages/manager/src/runtime/storage/copy.ts'
-import { median, memOf, ms, pct, timeIt } from './lib/stats.ts'
+import { measureClonePause } from './lib/clone-pause.ts'
+import { Report } from './lib/report.ts'
+import { median, memOf, pct, timeIt } from './lib/stats.ts'
 
-const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, clones: { type: 'string', default: '10' } } })
+const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, clones: { type: 'string', default: '10' }, only: { type: 'string' }, json: { type: 'boolean', default: false } } })
 const RUNS = Number(opt.runs)
 const CLONES = Number(opt.clones)
 const SHAPE = { cpu: 1, memMb: 512 }
 
-const lines: string[] = []
-const say = (line: string) => {
-  lines.push(line)
-  process.stderr.write(`  ${line}\n`)
-}
-const stat = (xs: number[]) => `median ${ms(median(xs))}, p95 ${ms(pct(xs, 95))}`
+const report = new Report('snapshots')
 
 async function main() {
   const mgr = new ManagerProcess({ LOG_LEVEL: 'error', ENABLE_IMAGE_SEED: 'true', SNAPSHOT_TEMPLATE_CPU: String(SHAPE.cpu), SNAPSHOT_TEMPLATE_MEM_MB: String(SHAPE.memMb) })
@@ -79,14 +78,16 @@ async function main() {
       })
       return id
     })()
+    const img = (await mgr.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
+    const imgDir = path.join(mgr.storageRoot, 'images', img.id)
+    const snapDir = path.join(mgr.storageRoot, 'snapshots', seedId)
+    await measureClonePause(mgr, { imgDir, snapDir, ...SHAPE }, RUNS, report)
+    if (opt.only === 'pause') return report.print()
 
     // --- from the seed through the API, and the floor: the driver resuming the same files --------
     const seedTimes = await createToExec('snapshot')
-    const snapDir = path.join(mgr.storageRoot, 'snapshots', seedId)
     const rawTimes: number[] = []
     const rawDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-raw-'))
-    const img = (await mgr.request('GET', '/v1/images')).body.find((i: { isDefault: boolean }) => i.isDefault)
-    const imgDir = path.join(mgr.storageRoot, 'images', img.id)
     const driver = createQemuDriver({ qemuBin: 'qemu-system-x86_64', accel: () => 'tcg', instance: 'bench-raw', netnsPath: `/run/netns/${mgr.netns}` })
     // The seed was saved with a NIC, so the floor needs one too: a bare TAP in the manager's namespace (no routes, no rules).
     const tap = 'rdsbench0'
@@ -195,20 +196,24 @@ async function main() {
     await waitFor('the pool to drain', async () => qemuProcessesOf(mgr.storageRoot).length === 0)
     const coldTimes = await createToExec('boot')
 
-    say(`create -> first exec (${RUNS} runs each, ${SHAPE.cpu} vCPU / ${SHAPE.memMb} MiB, accel TCG):`)
-    say(`  cold boot:            ${stat(coldTimes)}`)
-    say(`  image seed snapshot:  ${stat(seedTimes)}  (${(median(coldTimes) / median(seedTimes)).toFixed(1)}x faster than cold)`)
-    say(`  warm pool (the default configuration's path): ${stat(poolTimes)}  (${(median(coldTimes) / median(poolTimes)).toFixed(1)}x faster than cold)`)
-    say(`  raw driver resume (floor, same seed files, no manager): ${stat(rawTimes)}`)
-    say(`  API seed create / raw floor: ${(median(seedTimes) / median(rawTimes)).toFixed(2)}x`)
-    const sized = (z: { memoryBytes: number; stateBytes: number; diskBytes: number }) =>
-      `memory file ${(z.memoryBytes / 1e6).toFixed(0)} MB, state ${(z.stateBytes / 1e6).toFixed(1)} MB, overlay ${(z.diskBytes / 1e6).toFixed(1)} MB`
-    say(`snapshot of a running VM with 64 MB in /dev/shm (${RUNS} runs):`)
-    say(`  booted VM (RAM file copied):   paused ${stat(fromBooted.pauses)}; API call ${stat(fromBooted.calls)}; ${sized(fromBooted.sizes)}`)
-    say(`  seed clone (RAM streamed):     paused ${stat(fromClone.pauses)}; API call ${stat(fromClone.calls)}; ${sized(fromClone.sizes)}`)
-    say(`host memory (PSS) per idle clone of the booted VM's snapshot: 1 clone ${median(pss1).toFixed(0)} MB; ${CLONES} clones median ${median(pssN).toFixed(0)} MB (sum ${pssN.reduce((a, b) => a + b, 0).toFixed(0)} MB)`)
-    say(`${CLONES} concurrent creates from one snapshot: ${many.length}/${CLONES} succeeded, ${distinctIps} distinct addresses, total ${ms(concurrentMs)}`)
-    console.log(lines.join('\n'))
+    const createSection = `create -> first exec (${RUNS} runs each, ${SHAPE.cpu} vCPU / ${SHAPE.memMb} MiB, TCG)`
+    const cold = { name: 'cold boot', value: median(coldTimes) }
+    report.add({ section: createSection, name: 'cold boot (median)', value: median(coldTimes), unit: 'ms', note: `p95 ${pct(coldTimes, 95).toFixed(0)} ms` })
+    report.add({ section: createSection, name: 'image seed snapshot, API (median)', value: median(seedTimes), unit: 'ms', baseline: cold, ratio: median(coldTimes) / median(seedTimes), note: `× faster; p95 ${pct(seedTimes, 95).toFixed(0)} ms` })
+    report.add({ section: createSection, name: 'warm pool, API: the default configuration\'s path (median)', value: median(poolTimes), unit: 'ms', baseline: cold, ratio: median(coldTimes) / median(poolTimes), note: `× faster; p95 ${pct(poolTimes, 95).toFixed(0)} ms` })
+    report.add({ section: createSection, name: 'raw driver resume of the seed files (the floor)', value: median(rawTimes), unit: 'ms', baseline: cold, ratio: median(coldTimes) / median(rawTimes), note: `× faster; p95 ${pct(rawTimes, 95).toFixed(0)} ms` })
+    report.add({ section: createSection, name: 'API seed create against the raw floor', value: median(seedTimes), unit: 'ms', baseline: { name: 'raw floor', value: median(rawTimes) }, ratio: median(seedTimes) / median(rawTimes) })
+    const snaps = `snapshot of a running VM through the API, 64 MB in /dev/shm (${RUNS} runs)`
+    for (const [what, r] of [['booted VM (RAM file copied)', fromBooted], ['seed clone (RAM streamed)', fromClone]] as const) {
+      report.add({ section: snaps, name: `${what}: guest paused (median)`, value: median(r.pauses), unit: 'ms', note: `p95 ${pct(r.pauses, 95).toFixed(0)} ms` })
+      report.add({ section: snaps, name: `${what}: API call (median)`, value: median(r.calls), unit: 'ms', note: `p95 ${pct(r.calls, 95).toFixed(0)} ms` })
+      report.add({ section: snaps, name: `${what}: files`, value: (r.sizes.memoryBytes + r.sizes.stateBytes + r.sizes.diskBytes) / 1e6, unit: 'MB', note: `memory ${(r.sizes.memoryBytes / 1e6).toFixed(0)} MB, state ${(r.sizes.stateBytes / 1e6).toFixed(1)} MB, overlay ${(r.sizes.diskBytes / 1e6).toFixed(1)} MB` })
+    }
+    const mem = 'host memory and concurrency'
+    report.add({ section: mem, name: 'PSS of one idle clone', value: median(pss1), unit: 'MB' })
+    report.add({ section: mem, name: `PSS per idle clone with ${CLONES} clones (median)`, value: median(pssN), unit: 'MB', baseline: { name: 'one clone', value: median(pss1) }, ratio: median(pssN) / median(pss1), note: `sum ${pssN.reduce((a, b) => a + b, 0).toFixed(0)} MB` })
+    report.add({ section: mem, name: `${CLONES} concurrent creates from one snapshot`, value: concurrentMs, unit: 'ms', note: `${many.length}/${CLONES} succeeded, ${distinctIps} distinct addresses` })
+    report.print()
   } finally {
     await mgr.cleanup()
   }

@@ -88,6 +88,8 @@ export interface Config {
   testGuestRoot: boolean
   /** Build a booted, warmed snapshot per image and resume plain creates of its shape from it. */
   enableImageSeed: boolean
+  /** Snapshots of running clones stream RAM while the guest runs (SNAPSHOT_LIVE=false: pause it for the whole stream, as before). */
+  snapshotLive: boolean
   /** The template shape: seeded at start for every image, and the shape of warm-pool VMs. */
   seedCpu: number
   seedMemMb: number
@@ -322,6 +324,7 @@ export function loadConfig(env: Env = process.env): Config {
     exposeInternalErrors: bool(env, 'EXPOSE_INTERNAL_ERRORS', false),
     testGuestRoot: bool(env, 'RDS_TEST_GUEST_ROOT', false),
     enableImageSeed: bool(env, 'ENABLE_IMAGE_SEED', true),
+    snapshotLive: bool(env, 'SNAPSHOT_LIVE', true),
     seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),
     seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 256, 128),
     seedShapesMax: int(env, 'SEED_SHAPES_MAX', 4),

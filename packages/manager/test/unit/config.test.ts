@@ -73,6 +73,7 @@ describe('defaults', () => {
       exposeInternalErrors: false,
       testGuestRoot: false,
       enableImageSeed: true,
+      snapshotLive: true,
       seedCpu: 1,
       seedMemMb: 256,
       seedShapesMax: 4,
@@ -192,6 +193,7 @@ describe('switches', () => {
   const switches: Array<[string, string, boolean]> = [
     ['ENABLE_IMAGE_SEED', 'enableImageSeed', true],
     ['ENABLE_WARM_POOL', 'enableWarmPool', true],
+    ['SNAPSHOT_LIVE', 'snapshotLive', true],
     ['EXPOSE_INTERNAL_ERRORS', 'exposeInternalErrors', false],
     ['RDS_TEST_GUEST_ROOT', 'testGuestRoot', false],
     ['RDS_SKIP_DEFAULT_IMAGE', 'skipDefaultImage', false],

@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { BootSpec, SavedState, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
 import { asVmmError, VmmError } from '../vmm-error.ts'
 import { QmpClient } from './qmp.ts'
-import { loadState, saveState, type MigrationSocket } from './migration.ts'
+import { loadState, QEMU_DEFAULT_BANDWIDTH, saveState, type LivePrecopy, type MigrationSocket } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
@@ -29,7 +29,15 @@ export interface QemuDriverOptions {
   tbSizeMb?: number
   /** Each VMM runs in a cgroup of its own with limits from the VM's shape (absent: the KVM probe's throwaway VMM). */
   cgroups?: VmmCgroups
+  /**
+   * How a running guest whose RAM is not in a shared file (a clone) is saved: 'live' (default)
+   * streams its RAM while it runs and pauses it for the last pages only; 'stop' pauses it for the
+   * whole stream at QEMU's default bandwidth, as before (kept as the benchmarks' baseline).
+   */
+  snapshotMode?: SnapshotMode
 }
+
+export type SnapshotMode = 'live' | 'stop'
 
 /**
  * Joins the cgroups given before `--` and execs the rest: the pid written is the VMM's own, so it
@@ -43,6 +51,16 @@ const STATE_TIMEOUT_MS = 120_000
 /** Device state beside guest RAM in a saved stream (84 KiB measured for a 384 MiB VM), with a wide margin; the rest of the cap is the guest's RAM. */
 export const STATE_MARGIN_BYTES = 64 * 1024 * 1024
 const stateCapOf = (memMb: number) => memMb * 1024 * 1024 + STATE_MARGIN_BYTES
+/**
+ * A live stream re-sends pages the guest dirtied while it ran. The live phase may send one guest
+ * RAM's worth; then the guest is stopped and at most its whole RAM follows: so twice the RAM + margin.
+ */
+const liveStateCapOf = (memMb: number) => 2 * memMb * 1024 * 1024 + STATE_MARGIN_BYTES
+/** The pause QEMU aims for when it stops a live guest for its last dirty pages and device state. */
+const LIVE_DOWNTIME_MS = 50
+/** A guest that keeps dirtying RAM faster than it is sent: the allowed pause grows after this long, and it is stopped after twice as long (migration.ts). */
+const LIVE_BUDGET_MS = 3_000
+const livePrecopyOf = (memMb: number): LivePrecopy => ({ downtimeMs: LIVE_DOWNTIME_MS, budgetMs: LIVE_BUDGET_MS, budgetBytes: memMb * 1024 * 1024 })
 
 /** QEMU's own files in the VM's run directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
@@ -71,17 +89,19 @@ class QemuHandle implements VmHandle {
   private readonly qmpSocket: string
   private readonly migrationSocket: MigrationSocket
   private readonly memory: BootSpec['memory']
-  private readonly stateCap: number
+  private readonly memMb: number
+  private readonly snapshotMode: SnapshotMode
   private exitInfo: VmExit | undefined
 
   /** `released` runs once the process is gone, before `exited` resolves (the VMM's cgroup goes there). */
-  constructor(pid: number, startTime: string, spec: BootSpec, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
+  constructor(pid: number, startTime: string, spec: BootSpec, snapshotMode: SnapshotMode, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
     this.pid = pid
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
     this.migrationSocket = migrationSocketOf(spec)
-    this.stateCap = stateCapOf(spec.memMb)
+    this.memMb = spec.memMb
+    this.snapshotMode = snapshotMode
     this.memory = spec.memory
     // A child reports its own exit; a re-attached process is not our child, so poll /proc.
     const polled = new Promise<VmExit>((resolve) => {
@@ -120,16 +140,32 @@ class QemuHandle implements VmHandle {
     const qmp = await this.qmpClient()
     const { status } = (await qmp.execute('query-status')) as { status: string }
     const wasRunning = status === 'running'
-    const t0 = performance.now()
-    if (wasRunning) await qmp.execute('stop')
+    // A shared memory file holds the RAM as it is now: copy it while paused, and leave RAM out of
+    // the stream (~80 kB, so no live phase is needed). Private RAM must be streamed: live if running.
+    const memoryInFile = this.memory.shared
+    const live = wasRunning && !memoryInFile && this.snapshotMode === 'live'
+    const t0 = Date.now()
+    if (wasRunning && !live) await qmp.execute('stop')
     try {
-      // A shared memory file holds the RAM as it is now: copy it, and leave RAM out of the stream.
-      const memoryInFile = this.memory.shared
-      await saveState(qmp, this.migrationSocket, target.stateFile, memoryInFile, STATE_TIMEOUT_MS, this.stateCap)
+      const saved = await saveState(qmp, this.migrationSocket, target.stateFile, {
+        withoutRam: memoryInFile,
+        timeoutMs: STATE_TIMEOUT_MS,
+        maxBytes: live ? liveStateCapOf(this.memMb) : stateCapOf(this.memMb),
+        ...(this.snapshotMode === 'stop' ? { bandwidth: QEMU_DEFAULT_BANDWIDTH } : {}),
+        ...(live ? { live: livePrecopyOf(this.memMb) } : {}),
+      })
+      if (live) {
+        // The disk copy must be of the same instant as the RAM: QEMU stopped the guest (and
+        // flushed its disks) to complete the stream; a guest still running is not that instant.
+        const after = (await qmp.execute('query-status')) as { status: string }
+        if (after.status === 'running') throw new Error('the guest was still running after its state was saved')
+      }
       if (memoryInFile) await copySparse(this.memory.file, target.memoryFile)
       await target.whilePaused()
       if (wasRunning) await qmp.execute('cont')
-      return { pauseMs: Math.round(performance.now() - t0), memoryInFile }
+      // Live, the guest ran until QEMU stopped it; without a STOP event, count the whole save.
+      const pausedSince = live ? (saved.stoppedAt ?? t0) : t0
+      return { pauseMs: Math.max(0, Math.round(Date.now() - pausedSince)), memoryInFile }
     } catch (err) {
       // `cont` also re-activates the disks a finished migration handed over.
       if (wasRunning) await qmp.execute('cont').catch(() => undefined)
@@ -174,6 +210,7 @@ class QemuHandle implements VmHandle {
 
 export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+  const snapshotMode = o.snapshotMode ?? 'live'
   const release = (vmId: string) => (o.cgroups ? () => o.cgroups!.remove(vmId) : undefined)
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
@@ -209,7 +246,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     }
     // /proc/<pid>/stat exists as soon as spawn returns a pid.
     const startTime = processStartTime(pid) ?? '0'
-    const handle = new QemuHandle(pid, startTime, spec, childExit, release(spec.vmId))
+    const handle = new QemuHandle(pid, startTime, spec, snapshotMode, childExit, release(spec.vmId))
     // QEMU validates its arguments before creating sockets.
     const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
       await handle.kill(500)
@@ -246,7 +283,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     async reattach(saved: SavedVmm) {
       const same = markedVmId(processCmdline(saved.pid), o.instance) === saved.vmId && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
-      return new QemuHandle(saved.pid, saved.startTime, saved.spec, undefined, release(saved.vmId))
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec, snapshotMode, undefined, release(saved.vmId))
     },
 
     sweep(keep) {

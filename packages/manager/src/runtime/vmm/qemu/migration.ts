@@ -22,19 +22,69 @@ export interface MigrationSocket {
 }
 
 const POLL_MS = 5
+const ESCALATE_EVERY_MS = 500
+/** QEMU's ceiling for downtime-limit is 2000 s; past a few seconds a stop is as good. */
+const MAX_DOWNTIME_MS = 4000
 
 /** RAM kept in a shared memory file is skipped by the stream (it is copied as a file instead). */
 async function setIgnoreShared(qmp: QmpClient, on: boolean): Promise<void> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: on }] })
 }
 
+/** QEMU's own default for `max-bandwidth` (128 MiB/s): the stream of a stopped guest used to run at it. */
+export const QEMU_DEFAULT_BANDWIDTH = 128 * 1024 * 1024
+/** As good as unlimited: the stream goes to a local socket, and the guest waits for every byte of its final part. */
+const UNTHROTTLED = 1e12
+
 /**
- * Writes the state of a stopped guest to `file` through a socket at `socket.path` and waits until
- * the stream is complete and on disk. A stream over `maxBytes` is cut, cancelled and its file
- * removed (VmmError 'state_too_large'); on any failure no file is left.
+ * Live precopy: the guest keeps running while QEMU sends its RAM, re-sends the pages it dirtied, and
+ * stops it only for the last few pages and the device state (the pause QEMU aims for is
+ * `downtimeMs`). A guest that dirties memory faster than the stream drains (a busy guest shares its
+ * VMM's CPU quota with the sending thread) does not converge: after `budgetMs` the allowed pause is
+ * doubled every ESCALATE_EVERY_MS, so QEMU stops it at the smallest dirty set it still finds;
+ * after twice `budgetMs`, or once the live phase has sent `budgetBytes`, the manager stops it (the
+ * stream then ends as a stopped one). Neither the time nor the size of a live stream is unbounded.
  */
-export async function saveState(qmp: QmpClient, socket: MigrationSocket, file: string, withoutRam: boolean, timeoutMs: number, maxBytes: number): Promise<void> {
-  await setIgnoreShared(qmp, withoutRam)
+export interface LivePrecopy {
+  downtimeMs: number
+  budgetMs: number
+  budgetBytes: number
+}
+
+export interface SaveOptions {
+  /** RAM in a shared memory file is left out of the stream (copied as a file instead). */
+  withoutRam: boolean
+  timeoutMs: number
+  /** The cap of the saved stream. */
+  maxBytes: number
+  /** Bytes per second QEMU may send; absent: unthrottled (QEMU_DEFAULT_BANDWIDTH reproduces the old stream). */
+  bandwidth?: number
+  /** Absent: the guest must already be stopped. */
+  live?: LivePrecopy
+}
+
+export interface SaveResult {
+  /** When the guest stopped (epoch ms, QEMU's STOP event), for a live save that stopped it. */
+  stoppedAt?: number
+  /** The manager had to stop the guest because the live phase would not converge within its budget. */
+  forcedStop: boolean
+}
+
+interface MigrateInfo {
+  status?: string
+  'error-desc'?: string
+  ram?: { transferred?: number }
+}
+
+/**
+ * Writes the guest's state to `file` through a socket at `socket.path` and waits until the stream
+ * is complete and on disk; with `live`, QEMU stops the guest by itself for the final part (it
+ * stays stopped, run state `postmigrate`, until the caller's `cont`). A stream over `maxBytes` is
+ * cut, cancelled and its file removed (VmmError 'state_too_large'); on any failure no file is left.
+ */
+export async function saveState(qmp: QmpClient, socket: MigrationSocket, file: string, o: SaveOptions): Promise<SaveResult> {
+  await setIgnoreShared(qmp, o.withoutRam)
+  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': o.bandwidth ?? UNTHROTTLED, ...(o.live ? { 'downtime-limit': o.live.downtimeMs } : {}) })
   const socketPath = socket.path
   fs.rmSync(socketPath, { force: true })
   const server = net.createServer()
@@ -43,35 +93,58 @@ export async function saveState(qmp: QmpClient, socket: MigrationSocket, file: s
   const written = new Promise<void>((resolve, reject) => {
     server.once('connection', (sock) => {
       server.on('connection', (other) => other.destroy())
-      pipeline(sock, byteCap(maxBytes), fs.createWriteStream(file, { mode: 0o600 })).then(resolve, reject)
+      pipeline(sock, byteCap(o.maxBytes), fs.createWriteStream(file, { mode: 0o600 })).then(resolve, reject)
     })
   })
   written.catch((err: unknown) => (failed = err))
+  // QEMU says when it stopped the guest; the pause is measured from there, not from when a poll noticed.
+  const result: SaveResult = { forcedStop: false }
+  const onEvent = (e: { event?: string; timestamp?: { seconds: number; microseconds: number } }) => {
+    if (e.event === 'STOP' && result.stoppedAt === undefined) result.stoppedAt = e.timestamp ? e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 : Date.now()
+  }
+  if (o.live) qmp.on('event', onEvent)
   await new Promise<void>((resolve, reject) => server.listen(socketPath, resolve).once('error', reject))
   try {
     if (socket.owner) fs.chownSync(socketPath, socket.owner.uid, socket.owner.gid)
     await qmp.execute('migrate', { uri: `unix:${socket.inVmm}` })
-    const deadline = Date.now() + timeoutMs
+    const started = Date.now()
+    const deadline = started + o.timeoutMs
+    let downtime = o.live?.downtimeMs ?? 0
+    let escalateAt = started + (o.live?.budgetMs ?? 0)
     for (;;) {
       if (failed !== undefined) {
         await qmp.execute('migrate_cancel').catch(() => undefined)
         throw failed
       }
-      const r = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string }
+      const r = (await qmp.execute('query-migrate')) as MigrateInfo
       if (r.status === 'completed') break
       if (r.status === 'failed' || r.status === 'cancelled') throw new Error(`saving VM state failed: ${r['error-desc'] ?? r.status}`)
       if (Date.now() > deadline) {
         await qmp.execute('migrate_cancel').catch(() => undefined)
-        throw new Error(`saving VM state timed out after ${timeoutMs} ms`)
+        throw new Error(`saving VM state timed out after ${o.timeoutMs} ms`)
+      }
+      if (o.live && !result.forcedStop && r.status === 'active') {
+        const now = Date.now()
+        if (now - started > 2 * o.live.budgetMs || (r.ram?.transferred ?? 0) > o.live.budgetBytes) {
+          // Not converging: a stopped guest dirties nothing, so what is left is sent once and the stream ends.
+          result.forcedStop = true
+          await qmp.execute('stop')
+        } else if (now >= escalateAt && downtime < MAX_DOWNTIME_MS) {
+          downtime = Math.min(MAX_DOWNTIME_MS, downtime * 2)
+          escalateAt = now + ESCALATE_EVERY_MS
+          await qmp.execute('migrate-set-parameters', { 'downtime-limit': downtime })
+        }
       }
       await sleep(POLL_MS)
     }
     // Completed on QEMU's side: it has closed the stream; the file is whole once the pipe drains.
     await written
+    return result
   } catch (err) {
     fs.rmSync(file, { force: true })
     throw err
   } finally {
+    if (o.live) qmp.off('event', onEvent)
     server.close()
     fs.rmSync(socketPath, { force: true })
   }
