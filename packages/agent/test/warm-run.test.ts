@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import type http2 from 'node:http2'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { json } from './helpers/agent-client.ts'
+import { json, request } from './helpers/agent-client.ts'
 import { canRunHostAgent as canRun, startHostAgent, type HostAgent } from './helpers/host-agent.ts'
 
 let host: HostAgent
@@ -151,6 +151,15 @@ describe.skipIf(!canRun)('warm runtimes (host agent)', () => {
       const r = await run(runtime, { code: `await new Promise((r) => setTimeout(r, 100)); result.set(${PID[runtime]})`, timeoutMs: 2000 })
       expect(r).toMatchObject({ timedOut: false, exitCode: 0, result: next })
     })
+  })
+
+  it('serves a streamed run too: output as events, the result on the exit event', async () => {
+    await run('deno', { code: 'result.set(1)' })
+    const pid = await warmPid('deno')
+    const r = await request(session, 'POST', '/run/stream', { runtime: 'deno', code: "console.log('line'); result.set(Deno.pid)" })
+    const events = r.body.toString().trim().split('\n').map((l) => JSON.parse(l))
+    expect(events[0]).toMatchObject({ type: 'stdout', data: 'line\n' })
+    expect(events.at(-1)).toMatchObject({ type: 'exit', exitCode: 0, result: pid })
   })
 
   it('serves a call that needs other Deno permissions cold, with those permissions', async () => {
