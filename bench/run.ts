@@ -141,7 +141,7 @@ async function benchRuns(mgr: ManagerProcess, vmId: string): Promise<void> {
   }
   const warmPid = async (runtime: string): Promise<number> => {
     for (let i = 0; i < 600; i++) {
-      const r = await exec(`for p in $(pgrep -u 1000 -x ${runtime}); do [ -e "$(tr '\\0' '\\n' </proc/$p/cmdline | grep 'wrapper.mjs$' | xargs -r dirname)/go.fifo" ] && echo $p; done; true`)
+      const r = await exec(`for p in $(pgrep -u 1000 -f "^/usr/local/bin/${runtime} "); do [ -e "$(tr '\\0' '\\n' </proc/$p/cmdline | grep 'wrapper.mjs$' | xargs -r dirname)/go.fifo" ] && echo $p; done; true`)
       const pids = r.stdout.split('\n').filter(Boolean).map(Number)
       if (pids.length === 1) return pids[0]!
       await new Promise((res) => setTimeout(res, 200))

@@ -33,8 +33,9 @@ const run = async (route: Route, body: object) => {
 
 /** Pids of runtimes waiting in a warm wrapper (between calls, the only runs alive). */
 async function warmPids(route: Route): Promise<number[]> {
-  // pgrep -x matches the process name only, never this shell's command line.
-  const r = await mgr.exec(vm, `for p in $(pgrep -u 1000 -x ${NAME[route]}); do [ -e "$(tr '\\0' '\\n' </proc/$p/cmdline | grep 'wrapper.mjs$' | xargs -r dirname)/go.fifo" ] && echo $p; done; true`)
+  // By argv[0] (Node names its main thread MainThread, so not by process name); anchored, so
+  // never this shell's own command line.
+  const r = await mgr.exec(vm, `for p in $(pgrep -u 1000 -f "^/usr/local/bin/${NAME[route]} "); do [ -e "$(tr '\\0' '\\n' </proc/$p/cmdline | grep 'wrapper.mjs$' | xargs -r dirname)/go.fifo" ] && echo $p; done; true`)
   return r.stdout.split('\n').filter(Boolean).map(Number)
 }
 
