@@ -1,7 +1,8 @@
 // Benchmarks of the foundation, printed as a table. Baselines are measured in the same run:
 // the "raw" column talks to a VM booted directly through the QEMU driver and the agent
 // channel (no manager, no HTTP), the "API" column goes through a real manager process.
-// Usage: npm run bench [-- --runs 5 --execs 200 --mb 16] [--json]
+// Usage: npm run bench [-- --runs 5 --execs 200 --mb 16 --calls 20] [--only-run] [--json]
+// (--only-run: just the run-ts / run-js section, on one VM of the seed shape.)
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -16,10 +17,11 @@ import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.t
 import { Report } from './lib/report.ts'
 import { memOf, pct, timeIt } from './lib/stats.ts'
 
-const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' }, json: { type: 'boolean', default: false } } })
+const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' }, calls: { type: 'string', default: '20' }, 'only-run': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } })
 const RUNS = Number(opt.runs)
 const EXECS = Number(opt.execs)
 const MB = Number(opt.mb)
+const CALLS = Number(opt.calls)
 
 const report = new Report('run')
 /** An API figure against the raw floor (driver + channel, no manager) measured in the same run. */
@@ -36,6 +38,17 @@ async function main() {
   const mgr = new ManagerProcess({ LOG_LEVEL: 'error' })
   process.stderr.write('starting manager (builds the image on first use)…\n')
   await mgr.start()
+  if (opt['only-run']) {
+    try {
+      const c = await mgr.request('POST', '/v1/vms', { cpu: 1, memMb: 512, allowIps: [] })
+      if (c.status !== 201) throw new Error(JSON.stringify(c.body))
+      await benchRuns(mgr, c.body.id)
+      await mgr.request('DELETE', `/v1/vms/${c.body.id}`)
+    } finally {
+      await mgr.cleanup()
+    }
+    return report.print()
+  }
   const { gz, dir: payloadDir } = payload()
   try {
     const images = (await mgr.request('GET', '/v1/images')).body as Array<{ id: string; isDefault: boolean }>
@@ -103,12 +116,76 @@ async function main() {
     vsRaw('foundation', `download ${MB} MiB tar.gz (random data)`, 'MB/s', rawDown, apiDown)
     report.add({ section: 'foundation', name: 'QEMU RSS, idle VM after the run (512 MiB guest)', value: mem.rssMb, unit: 'MB' })
     report.add({ section: 'foundation', name: 'QEMU PSS, idle VM after the run (512 MiB guest)', value: mem.pssMb, unit: 'MB' })
+    await benchRuns(mgr, vmId)
     await mgr.request('DELETE', `/v1/vms/${vmId}`)
   } finally {
     fs.rmSync(payloadDir, { recursive: true, force: true })
     await mgr.cleanup()
   }
   report.print()
+}
+
+/**
+ * run-ts / run-js of a one-line program through the API: the default (a warm runtime serves the
+ * call) against `warm: false` (a fresh runtime per call) in the same VM and run. Calls are spaced
+ * as an agent's are: each waits until the VM's warm runtime is up again (not timed), and the cold
+ * calls get the same pause. Also: what the parts of a cold start cost, from exec, and what a warm
+ * runtime costs in guest memory.
+ */
+async function benchRuns(mgr: ManagerProcess, vmId: string): Promise<void> {
+  const exec = async (cmd: string) => (await mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd, timeoutMs: 120_000 })).body as { stdout: string; exitCode: number }
+  const timeExec = async (cmd: string, n: number) => {
+    const xs: number[] = []
+    for (let i = 0; i < n; i++) xs.push((await timeIt(() => exec(cmd)))[0])
+    return pct(xs, 50)
+  }
+  const warmPid = async (runtime: string): Promise<number> => {
+    for (let i = 0; i < 600; i++) {
+      const r = await exec(`for p in $(pgrep -u 1000 -f "^/usr/local/bin/${runtime} "); do [ -e "$(tr '\\0' '\\n' </proc/$p/cmdline | grep 'wrapper.mjs$' | xargs -r dirname)/go.fifo" ] && echo $p; done; true`)
+      const pids = r.stdout.split('\n').filter(Boolean).map(Number)
+      if (pids.length === 1) return pids[0]!
+      await new Promise((res) => setTimeout(res, 200))
+    }
+    throw new Error(`no warm ${runtime} runtime in ${vmId}`)
+  }
+  const section = 'issue 18 — warm run-ts / run-js'
+  const n = Math.max(3, Math.round(CALLS / 4))
+  const floor = await timeExec('true', n)
+  await exec("printf '' > /tmp/rds-empty.js; printf 'const x: number = 1\\n' > /tmp/rds-one.ts")
+  const denoJs = await timeExec('deno run --quiet /tmp/rds-empty.js', n)
+  const denoTs = await timeExec('deno run --quiet /tmp/rds-one.ts', n)
+  const nodeJs = await timeExec('node /tmp/rds-empty.js', n)
+  report.add({ section, name: `cold start breakdown: exec \`true\` (channel + spawn floor) p50 of ${n}`, value: floor, unit: 'ms' })
+  report.add({ section, name: 'cold start breakdown: Deno start + exit (empty .js), over the floor', value: denoJs - floor, unit: 'ms' })
+  report.add({ section, name: 'cold start breakdown: TypeScript transpile of a one-line .ts, over the empty .js', value: denoTs - denoJs, unit: 'ms' })
+  report.add({ section, name: 'cold start breakdown: Node start + exit (empty .js), over the floor', value: nodeJs - floor, unit: 'ms' })
+
+  for (const [route, runtime, code] of [['run-ts', 'deno', 'result.set(1 + 1)'], ['run-js', 'node', 'result.set(1 + 1)']] as const) {
+    const call = async (warm: boolean) => {
+      const [t, r] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/${route}`, { code, ...(warm ? {} : { warm: false }) }))
+      if (r.status !== 200 || r.body.result !== 2) throw new Error(`${route} failed: ${JSON.stringify(r.body)}`)
+      return t
+    }
+    await call(true)
+    const cold: number[] = []
+    const warm: number[] = []
+    for (let i = 0; i < CALLS; i++) {
+      await warmPid(runtime)
+      cold.push(await call(false))
+      await warmPid(runtime)
+      warm.push(await call(true))
+    }
+    for (const p of [50, 95]) {
+      const base = pct(cold, p)
+      const v = pct(warm, p)
+      report.add({ section, name: `${route} one-line program p${p} (${CALLS} calls)`, value: v, unit: 'ms', baseline: { name: 'cold (warm: false)', value: base }, ratio: v / base })
+    }
+    const pid = await warmPid(runtime)
+    const sm = await exec(`cat /proc/${pid}/smaps_rollup`)
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(sm.stdout)?.[1] ?? 0) / 1024
+    report.add({ section, name: `guest memory of a waiting warm ${runtime} (PSS / RSS)`, value: kb('Pss'), unit: 'MB', note: `RSS ${kb('Rss').toFixed(1)} MB` })
+  }
+  report.add({ section, name: 'load average (1 min) at the end', value: os.loadavg()[0]!, unit: '' })
 }
 
 main().catch((err) => {

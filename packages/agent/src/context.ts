@@ -5,6 +5,7 @@ import { ProcessTable } from './processes/process-table.ts'
 import { CgroupManager } from './sandbox/cgroup.ts'
 import { FileWorker } from './sandbox/file-worker.ts'
 import { realRoots, type PathRoots } from './sandbox/paths.ts'
+import { WarmRuntimes } from './run/warm-runtimes.ts'
 
 /** Everything a handler needs, built once at start-up. */
 export interface AgentContext {
@@ -23,6 +24,8 @@ export interface AgentContext {
   fileWorker: FileWorker
   /** Background processes: owned here, so they outlive manager sessions and end with the VM. */
   processes: ProcessTable
+  /** Deno / Node processes started ahead for run calls (see run/warm-runtimes.ts). */
+  warmRuntimes: WarmRuntimes
 }
 
 export async function createContext(config: AgentConfig): Promise<AgentContext> {
@@ -43,7 +46,9 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
     testRoot: kernelArgs().includes('rds.test_root=1'),
     fileWorker: undefined as unknown as FileWorker,
     processes: new ProcessTable(),
+    warmRuntimes: undefined as unknown as WarmRuntimes,
   }
+  ctx.warmRuntimes = new WarmRuntimes(config, ctx.cgroups, runsDir)
   ctx.fileWorker = new FileWorker(ctx)
   return ctx
 }

@@ -169,8 +169,12 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
       expect(r.body).not.toHaveProperty('result')
     })
 
-    it('leaves no run dir behind', () => {
-      expect(fs.readdirSync(path.join(root, 'state', 'runs'))).toEqual([])
+    it('leaves no run dir behind but those of the warm runtimes waiting for the next call', () => {
+      const runs = path.join(root, 'state', 'runs')
+      const left = fs.readdirSync(runs)
+      expect(left.length).toBeLessThanOrEqual(2)
+      // A warm runtime's dir (possibly still being set up) never holds a program: no used run is left.
+      for (const d of left) expect(fs.readdirSync(path.join(runs, d)).filter((f) => f.startsWith('snippet'))).toEqual([])
     })
   })
 

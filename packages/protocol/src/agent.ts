@@ -132,6 +132,12 @@ export const RunRequest = Type.Object({
   /** Deno only: grant --allow-net (the manager sets it from the VM's network policy). */
   allowNet: Type.Optional(Type.Boolean()),
   maxOutputBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+  /**
+   * false: start a fresh runtime for this call and do not keep one warm for later calls (image
+   * seeds, the cold baseline of bench/). Absent or true: a warm runtime serves the call when its
+   * options match (see the agent's run/warm-runtimes.ts).
+   */
+  warm: Type.Optional(Type.Boolean()),
 })
 export type RunRequest = Static<typeof RunRequest>
 

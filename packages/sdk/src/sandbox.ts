@@ -144,6 +144,7 @@ export class Sandbox {
       ...(o.env ? { env: envList(o.env) } : {}),
       ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
       ...(o.flags ? { [flagsField]: o.flags } : {}),
+      ...(o.warm === false ? { warm: false } : {}),
     }
     return this.http.json<RunResult>('POST', this.path(`/${route}`), body, { signal: o.signal, timeoutMs: (o.timeoutMs ?? 30_000) + ANSWER_GRACE_MS })
   }

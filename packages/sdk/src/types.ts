@@ -149,6 +149,8 @@ export interface RunOptions {
   timeoutMs?: number
   /** Extra runtime flags (denoFlags for run-ts, nodeFlags for run-js). */
   flags?: string[]
+  /** false: a fresh runtime instead of the one the VM keeps warm (the cold path). */
+  warm?: boolean
   signal?: AbortSignal
 }
 

@@ -9,8 +9,11 @@ import { DEFAULT_EXEC_TIMEOUT_MS, DEFAULT_MAX_OUTPUT_BYTES, MAX_RUN_RESULT_BYTES
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
 import { createResultPipe } from '../run/result-pipe.ts'
+import { runtimeArgv, runtimeEnv } from '../run/runtime-launch.ts'
+import { warmShapeFor, type WarmShape } from '../run/warm-fit.ts'
+import { MAX_GO_MESSAGE_BYTES } from '../run/warm-runtimes.ts'
 import { wrapperSource } from '../run/wrappers.ts'
-import { baseEnv, parseEnvList } from '../sandbox/env.ts'
+import { parseEnvList } from '../sandbox/env.ts'
 import { resolveExisting } from '../sandbox/paths.ts'
 import { collect, spawnAsUser, type Collected, type UserProcess } from '../sandbox/spawn.ts'
 import { streamOutput } from '../sandbox/stream-output.ts'
@@ -25,7 +28,7 @@ export async function handleRun(ctx: AgentContext, req: RunRequest): Promise<Run
     const c = await collect(run.proc, { ...limitsOf(req), side: { stream: run.resultPipe, maxBytes: MAX_RUN_RESULT_BYTES } })
     return { ...toExecResult(c, run.strip), ...parseResultMessage(c) }
   } finally {
-    fs.rmSync(run.runDir, { recursive: true, force: true })
+    run.finish()
   }
 }
 
@@ -35,7 +38,7 @@ export async function handleRunStream(ctx: AgentContext, req: RunRequest, res: H
   try {
     await streamOutput(run.proc, res, { ...limitsOf(req), side: { stream: run.resultPipe, maxBytes: MAX_RUN_RESULT_BYTES }, transform: run.strip, finish: parseResultMessage })
   } finally {
-    fs.rmSync(run.runDir, { recursive: true, force: true })
+    run.finish()
   }
 }
 
@@ -46,8 +49,8 @@ interface StartedRun {
   resultPipe: Readable
   /** Deno output loses its colour escapes. */
   strip: ((s: string) => string) | undefined
-  /** Root-only wrapper dir; the caller removes it when the run is over. */
-  runDir: string
+  /** Once the run is over: removes its root-only run dir and starts the next warm runtime. */
+  finish(): void
 }
 
 async function startRun(ctx: AgentContext, req: RunRequest): Promise<StartedRun> {
@@ -63,23 +66,44 @@ async function startRun(ctx: AgentContext, req: RunRequest): Promise<StartedRun>
     target = pathToFileURL(file).href
     cwd = path.dirname(file)
   }
+  const strip = req.runtime === 'deno' ? (s: string) => s.replace(ANSI, '') : undefined
+  const shape = warmShapeFor(req, userEnv, cwd === ctx.workspacePaths.base)
+  const refill = () => shape && ctx.warmRuntimes.refill(shape)
+
+  const message = JSON.stringify({ target: target ?? '', env: [...userEnv] })
+  const warm = shape && Buffer.byteLength(message) + 200 < MAX_GO_MESSAGE_BYTES ? ctx.warmRuntimes.take(shape) : undefined
+  if (warm) {
+    const finish = () => {
+      warm.close()
+      fs.rmSync(warm.runDir, { recursive: true, force: true })
+      refill()
+    }
+    try {
+      if (req.code !== undefined) target = writeSnippet(warm.runDir, req.runtime, req.code)
+      warm.start({ target: target!, env: userEnv })
+      return { proc: warm.proc, resultPipe: warm.resultPipe, strip, finish }
+    } catch (e) {
+      warm.proc.killAll()
+      finish()
+      throw e
+    }
+  }
 
   const runDir = path.join(ctx.runsDir, randomUUID())
   fs.mkdirSync(runDir, { mode: 0o755 })
+  const finish = () => {
+    fs.rmSync(runDir, { recursive: true, force: true })
+    refill()
+  }
   try {
     fs.chmodSync(runDir, 0o755) // umask must not decide what the user can traverse
-    if (req.code !== undefined) {
-      // .js lets Node pick ESM or CommonJS by syntax, as a snippet in the original did.
-      const snippet = path.join(runDir, req.runtime === 'deno' ? 'snippet.ts' : 'snippet.js')
-      writeRootFile(snippet, req.code)
-      target = pathToFileURL(snippet).href
-    }
+    if (req.code !== undefined) target = writeSnippet(runDir, req.runtime, req.code)
     const wrapper = path.join(runDir, 'wrapper.mjs')
     writeRootFile(wrapper, wrapperSource(req.runtime, target!))
 
-    const argv = req.runtime === 'deno' ? denoArgv(ctx, req, runDir, wrapper, [...userEnv.keys()]) : [ctx.config.node, ...(req.flags ?? []), wrapper, ...(req.args ?? [])]
-    const env: Record<string, string> = { ...baseEnv(ctx.config) }
-    if (req.runtime === 'deno') Object.assign(env, { DENO_DIR: path.join(ctx.config.workspace, '.deno'), NO_COLOR: '1' })
+    const launch = { runtime: req.runtime, allowNet: req.allowNet === true, envKeys: [...userEnv.keys()], flags: req.flags ?? [], args: req.args ?? [] }
+    const argv = runtimeArgv(ctx.config, launch, runDir, wrapper)
+    const env = runtimeEnv(ctx.config, req.runtime)
     for (const [k, v] of userEnv) env[k] = v
 
     const pipe = await createResultPipe(runDir, ctx.config.uid, ctx.config.gid, ctx.config.mkfifo)
@@ -89,39 +113,19 @@ async function startRun(ctx: AgentContext, req: RunRequest): Promise<StartedRun>
     } finally {
       fs.closeSync(pipe.writeFd)
     }
-    const strip = req.runtime === 'deno' ? (s: string) => s.replace(ANSI, '') : undefined
-    return { proc, resultPipe: pipe.reader, strip, runDir }
+    return { proc, resultPipe: pipe.reader, strip, finish }
   } catch (e) {
     fs.rmSync(runDir, { recursive: true, force: true })
     throw e
   }
 }
 
-/** Files outside the writable dirs that network code needs (name resolution, TLS roots). */
-const DENO_READ_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl/certs/ca-certificates.crt']
-
-// The original's permission set: /workspace, /tmp and /var/tmp readable and writable (never the
-// workspace's other name, /home/user), bare --allow-env unless an env list names the keys, and
-// the network whenever the VM has any egress. Beyond it: the run dir holding the wrapper, the
-// result pipe on fd 3 and the peer bridge socket.
-function denoArgv(ctx: AgentContext, req: RunRequest, runDir: string, wrapper: string, envKeys: string[]): string[] {
-  const { workspace, tmp, varTmp, peerBridgeSocket } = ctx.config
-  const dirs = [workspace, tmp, varTmp]
-  const argv = [
-    ctx.config.deno,
-    'run',
-    '--quiet',
-    '--no-prompt',
-    // Deno asks for read+write to connect to a Unix socket (peer proxies).
-    `--allow-read=${[...dirs, ...DENO_READ_FILES, runDir, peerBridgeSocket].join(',')}`,
-    `--allow-write=${[...dirs, '/proc/self/fd/3', peerBridgeSocket].join(',')}`,
-    envKeys.length ? `--allow-env=${envKeys.join(',')}` : '--allow-env',
-    // Without general network access the peer bridge socket stays reachable (Deno checks net,
-    // read and write permissions for a Unix socket connect).
-    req.allowNet ? '--allow-net' : `--allow-net=unix:${peerBridgeSocket}`,
-  ]
-  argv.push(...(req.flags ?? []), wrapper, ...(req.args ?? []))
-  return argv
+/** The snippet goes next to the wrapper; returns its file: URL. */
+function writeSnippet(runDir: string, runtime: WarmShape['runtime'], code: string): string {
+  // .js lets Node pick ESM or CommonJS by syntax, as a snippet in the original did.
+  const snippet = path.join(runDir, runtime === 'deno' ? 'snippet.ts' : 'snippet.js')
+  writeRootFile(snippet, code)
+  return pathToFileURL(snippet).href
 }
 
 function writeRootFile(file: string, content: string): void {

@@ -7,10 +7,10 @@
 // for a pipe only lets through if the user may open the pipe's inode. So the FIFO is owned by
 // the run's uid; that changes nothing for other users, since its name is gone before user code
 // runs.
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { makeFifo } from './fifo.ts'
 
 export interface ResultPipe {
   /** Agent's read end. */
@@ -21,14 +21,7 @@ export interface ResultPipe {
 
 export async function createResultPipe(dir: string, uid: number, gid: number, mkfifo: string): Promise<ResultPipe> {
   const fifo = path.join(dir, 'result.fifo')
-  await new Promise<void>((resolve, reject) => {
-    // Node has no mkfifo(); the coreutils one costs one short-lived process.
-    const p = spawn(mkfifo, ['-m', '0600', '--', fifo], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let err = ''
-    p.stderr.on('data', (c: Buffer) => (err += c.toString()))
-    p.on('error', reject)
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`mkfifo failed: ${err.trim() || code}`))))
-  })
+  await makeFifo(mkfifo, fifo, '0600')
   try {
     fs.lchownSync(fifo, uid, gid)
     const readFd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)

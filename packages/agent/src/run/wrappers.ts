@@ -18,7 +18,15 @@ const __rdsMessage = () => {
 };
 `
 
-function body(exitCodeTarget: string, write: string, onExit: string, target: string): string {
+/** How the wrapper learns its program: named when written (cold), or read from a go pipe (warm). */
+interface Program {
+  /** Statements run right before the import (inside its try). */
+  prelude: string
+  /** Expression naming the module to import. */
+  target: string
+}
+
+function body(exitCodeTarget: string, write: string, onExit: string, program: Program): string {
   return `${SERIALIZE_SOURCE}
 ${COMMON}
 const __rdsFlush = () => {
@@ -38,7 +46,8 @@ Object.defineProperty(globalThis, 'result', {
 });
 ${onExit}
 try {
-  await import(${JSON.stringify(target)});
+  ${program.prelude}
+  await import(${program.target});
 } catch (e) {
   __rdsError = __rdsSerializeError(e); __rdsHasError = true; __rdsFail();
 }
@@ -47,14 +56,45 @@ try {
 
 /** `target` is a file: URL (the user's module or the snippet written next to the wrapper). */
 export function wrapperSource(runtime: Runtime, target: string): string {
+  return source(runtime, { prelude: '', target: JSON.stringify(target) })
+}
+
+/**
+ * A warm runtime's wrapper: everything up to the user's import runs ahead; then it blocks on the
+ * go pipe (a FIFO in its run dir) for one line of JSON `{target, env}`, applies the call's env in
+ * this process (so child processes inherit it, as with a cold start's execve) and imports the
+ * target. The pipe is closed before user code runs, so the call sees the fds a cold run sees.
+ */
+export function warmWrapperSource(runtime: Runtime, goPipe: string): string {
+  const read =
+    runtime === 'node'
+      ? `const fd = __rdsOpenSync(${JSON.stringify(goPipe)}, 'r'); const r = (b) => __rdsReadSync(fd, b, 0, b.length, null); const close = () => __rdsCloseSync(fd);`
+      : `const f = Deno.openSync(${JSON.stringify(goPipe)}, { read: true }); const r = (b) => f.readSync(b) ?? 0; const close = () => f.close();`
+  const setEnv = runtime === 'node' ? 'process.env[k] = v' : 'Deno.env.set(k, v)'
+  const prelude = `const __rdsGo = (() => {
+    ${read}
+    try {
+      const parts = []; const b = new Uint8Array(65536);
+      for (;;) { const n = r(b); if (n === 0) break; parts.push(b.slice(0, n)); if (b[n - 1] === 10) break }
+      const all = new Uint8Array(parts.reduce((a, p) => a + p.length, 0)); let o = 0;
+      for (const p of parts) { all.set(p, o); o += p.length }
+      return JSON.parse(new TextDecoder().decode(all));
+    } finally { close() }
+  })();
+  for (const [k, v] of __rdsGo.env) ${setEnv};`
+  return source(runtime, { prelude, target: '__rdsGo.target' })
+}
+
+function source(runtime: Runtime, program: Program): string {
   if (runtime === 'node') {
-    return `import { writeSync as __rdsWriteSync } from 'node:fs';
+    const imports = program.prelude ? 'writeSync as __rdsWriteSync, openSync as __rdsOpenSync, readSync as __rdsReadSync, closeSync as __rdsCloseSync' : 'writeSync as __rdsWriteSync'
+    return `import { ${imports} } from 'node:fs';
 ${body(
   'process.exitCode',
   'let off = 0; while (off < bytes.length) off += __rdsWriteSync(3, bytes, off);',
   // The monitor records async crashes without changing Node's own crash behaviour.
   "process.on('uncaughtExceptionMonitor', __rdsUncaught); process.on('exit', __rdsFlush);",
-  target,
+  program,
 )}`
   }
   // Deno has no fd-level write for inherited descriptors; reopening /proc/self/fd/3 works for a
@@ -67,6 +107,6 @@ ${body(
     "globalThis.addEventListener('unload', __rdsFlush);" +
       " globalThis.addEventListener('error', (ev) => { __rdsUncaught(ev.error); __rdsFlush() });" +
       " globalThis.addEventListener('unhandledrejection', (ev) => { __rdsUncaught(ev.reason); __rdsFlush() });",
-    target,
+    program,
   )
 }

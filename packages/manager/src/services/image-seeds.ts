@@ -24,8 +24,10 @@ import type { Provisioner } from './vm-provision.ts'
 /** What the seed runs once before its snapshot, so clones find these code paths warm. */
 const WARM_UP: Array<{ route: 'exec'; body: ExecRequest & { timeoutMs: number } } | { route: 'run'; body: RunRequest & { timeoutMs: number } }> = [
   { route: 'exec', body: { cmd: 'true', timeoutMs: 30_000 } },
-  { route: 'run', body: { runtime: 'node', code: 'result.set(1)', timeoutMs: 60_000 } },
-  { route: 'run', body: { runtime: 'deno', code: 'result.set(1)', timeoutMs: 60_000 } },
+  // warm: false — a runtime started ahead in the seed would be restored in every clone with the
+  // same RNG state; clones discard any at /init, so it would only cost the seed memory.
+  { route: 'run', body: { runtime: 'node', code: 'result.set(1)', timeoutMs: 60_000, warm: false } },
+  { route: 'run', body: { runtime: 'deno', code: 'result.set(1)', timeoutMs: 60_000, warm: false } },
 ]
 
 export function createSeedService(deps: {

@@ -39,6 +39,8 @@ export interface RunInput {
   env?: string[]
   timeoutMs?: number
   flags?: string[]
+  /** false: a fresh runtime (see RunRequest.warm). */
+  warm?: boolean
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000
@@ -163,7 +165,7 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     const secrets = deps.secrets.envOf(vm)
     // Secrets win over the caller's env, as in the original.
     const env = toEnvList(new Map([...callerEnv, ...Object.entries(secrets)]))
-    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes }
+    const body = { runtime, code: input.code, path: input.path, args: input.args, env, timeoutMs, flags: input.flags, allowNet: deps.network.hasEgress(vm), maxOutputBytes, ...(input.warm === false ? { warm: false } : {}) }
     const type: ExecLogType = runtime === 'deno' ? 'run-ts' : 'run-js'
     // The log keeps env names only: values may be credentials.
     const logged = { code: input.code, path: input.path, args: input.args, env: [...callerEnv.keys()], timeoutMs, [runtime === 'deno' ? 'denoFlags' : 'nodeFlags']: input.flags }

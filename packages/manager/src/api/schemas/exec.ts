@@ -37,6 +37,13 @@ const runFields = {
   env: Type.Optional(Type.Array(Type.String(), { description: '"KEY=value" entries.' })),
   timeoutMs: Type.Optional(Timeout),
   stream: Type.Optional(Stream),
+  warm: Type.Optional(
+    Type.Boolean({
+      default: true,
+      description:
+        'false: start a fresh runtime for this call (the cold path). By default a runtime the VM started ahead (after its first call of this runtime) serves the call when the call needs no flags, args, start-up env variables or other Deno permissions; it is used once and never carries anything into another call.',
+    }),
+  ),
 }
 
 export const RunTsBody = Type.Object({ ...runFields, denoFlags: Type.Optional(Type.Array(Type.String())) }, { additionalProperties: false })
