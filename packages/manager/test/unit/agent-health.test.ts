@@ -32,16 +32,22 @@ afterAll(async () => {
   fs.rmSync(root, { recursive: true, force: true })
 })
 
-/** Health answers in order; 'silent' = the request fails as a timeout would. */
-function scriptedAgent(script: Array<number | 'silent'>, resets: { n: number }): AgentFactory {
+/**
+ * Health answers in order; 'silent' = the request fails as a timeout would; 'busy' = it fails the
+ * same way while the agent keeps sending bytes (a transfer ahead of it in the channel).
+ */
+function scriptedAgent(script: Array<number | 'silent' | 'busy'>, resets: { n: number }): AgentFactory {
+  let heard = 0
   return () =>
     ({
       waitReady: async () => {},
       reset: () => void resets.n++,
       close: () => {},
+      bytesHeard: () => heard,
       call: async () => {
         const next = script.length > 1 ? script.shift()! : script[0]
-        if (next === 'silent') throw new Error('agent did not reply within 20 ms')
+        if (next === 'busy') heard += 4096
+        if (next === 'silent' || next === 'busy') throw new Error('agent did not reply within 20 ms')
         return { status: 'ok', agentVersion: 't', protocolVersion: AGENT_PROTOCOL_VERSION, uptimeMs: next }
       },
     }) as unknown as AgentClient
@@ -71,7 +77,7 @@ async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRec
 
 it('reports an agent restart, then ERROR while it is silent, then RUNNING again', async () => {
   const resets = { n: 0 }
-  const script: Array<number | 'silent'> = [10_000, 15_000, 200, 'silent', 'silent', 'silent', 'silent', 300]
+  const script: Array<number | 'silent' | 'busy'> = [10_000, 15_000, 200, 'silent', 'silent', 'silent', 'silent', 300]
   const log = pino({ level: 'silent' })
   const supervisor = createSupervisor({ driver, paths: createPaths(root, root, path.join(root, 'ram')), log, bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
   const locks = new KeyedLock()
@@ -90,5 +96,29 @@ it('reports an agent restart, then ERROR while it is silent, then RUNNING again'
   expect(resets.n).toBeGreaterThan(0) // the silent session was dropped so a reconnect can reach a new agent
   const back = await until((v) => v.state === 'RUNNING', vm.id)
   expect(back.lastError).toContain('answers again')
+  await supervisor.kill(vm.id)
+})
+
+it('keeps a VM whose agent is busy (checks time out while it keeps sending) RUNNING, with its session', async () => {
+  const resets = { n: 0 }
+  const script: Array<number | 'silent' | 'busy'> = [1000, 'busy', 'busy', 'busy', 'busy', 'busy', 'busy', 2000]
+  const log = pino({ level: 'silent' })
+  const supervisor = createSupervisor({ driver, paths: createPaths(root, root, path.join(root, 'ram')), log, bootTimeoutMs: 1000, healthIntervalMs: 20, agentFactory: scriptedAgent(script, resets) })
+  const locks = new KeyedLock()
+  const lifecycle = createLifecycle({ repo, locks, log })
+  lifecycle.follow(supervisor)
+  const vm: VmRecord = { id: 'vm-busy', state: 'CREATED', cpu: 1, memMb: 256, imageId: 'i', guestIp: null, allowIps: [], allowDomains: [], secretEnv: null, outboundInternet: false, provisionMode: 'boot', createdAt: new Date().toISOString(), startedAt: null, bootMs: null, lastError: null, vmmPid: null, vmmStartTime: null, purpose: 'user', memorySnapshotId: null, sourceSnapshotId: null, inheritedSecretNames: [], createdBy: null, expiresAt: null, ttlSeconds: null, onExpire: 'delete', labels: {} }
+  await repo.insertWithinQuota(vm, { maxVms: 10 })
+  await locks.run(vm.id, async () => {
+    await supervisor.boot({ id: vm.id, cpu: 1, memMb: 256, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { onProcess: async () => void (await lifecycle.transition(vm.id, 'STARTING')) })
+    await lifecycle.transition(vm.id, 'RUNNING')
+  })
+  // Every busy check has been made once the script reaches its last answer.
+  for (let i = 0; i < 500 && script.length > 1; i++) await sleep(10)
+  await sleep(100)
+  expect(script).toEqual([2000])
+  expect(resets.n).toBe(0)
+  const after = (await repo.get(vm.id))!
+  expect([after.state, after.lastError]).toEqual(['RUNNING', null])
   await supervisor.kill(vm.id)
 })

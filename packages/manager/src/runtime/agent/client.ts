@@ -3,6 +3,7 @@
 // re-established with a resync whenever it drops. Requests are made by route name from the
 // protocol's table, and every reply is checked against it (reply-check.ts) before it is returned.
 import http2 from 'node:http2'
+import type net from 'node:net'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AgentRoutes, BODY_BYTES_TRAILER, encodeQuery, type AgentCallName, type AgentDownloadName, type AgentEventStreamName, type AgentQuery, type AgentReply, type AgentRequest, type AgentUploadName } from '@rds/protocol'
@@ -40,6 +41,9 @@ export class AgentClient {
   private connecting: Promise<http2.ClientHttp2Session> | undefined
   private readonly maxReplyBytes: number
   private closed = false
+  /** The current session's socket, and what the agent sent on the sockets before it. */
+  private sock: net.Socket | undefined
+  private heardBefore = 0
 
   /**
    * `onConnect` runs after every new session (first connect and each reconnect), before any other
@@ -76,6 +80,11 @@ export class AgentClient {
     this.connecting ??= (async () => {
       try {
         const sock = await connectAndResync(this.socketPath, resyncTimeoutMs)
+        this.sock = sock
+        sock.once('close', () => {
+          this.heardBefore += sock.bytesRead
+          if (this.sock === sock) this.sock = undefined
+        })
         const session = http2.connect('http://agent', {
           createConnection: () => sock,
           // Pushed streams would be bytes the guest makes us hold that no request asked for.
@@ -207,6 +216,15 @@ export class AgentClient {
     const r = await this.collect(req, timeoutMs, ERROR_BODY_MAX_BYTES, () => req.end(), (status) => status === spec.status)
     if (r.status === spec.status) return { body: req, headers }
     throw refusal(route, r.status, r.body)
+  }
+
+  /**
+   * Bytes the agent has sent this client over all its sessions. It moves while the agent works
+   * through a transfer even when a request waits behind it in the channel: a big upload is
+   * acknowledged by HTTP/2 window updates, a download or output stream is data.
+   */
+  bytesHeard(): number {
+    return this.heardBefore + (this.sock?.bytesRead ?? 0)
   }
 
   /** Drops the session (its streams fail); the next request reconnects with a fresh resync. */

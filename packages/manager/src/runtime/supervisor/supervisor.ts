@@ -174,6 +174,7 @@ export function createSupervisor(deps: {
    */
   async function checkHealth(id: string, m: Machine): Promise<void> {
     if (live.get(id) !== m || m.expectedExit || m.paused) return
+    const heard = m.agent.bytesHeard()
     try {
       const h = await readHealth(m.agent, healthIntervalMs)
       if (h.uptimeMs < m.agentUptimeMs) {
@@ -184,6 +185,10 @@ export function createSupervisor(deps: {
       if (m.failedChecks >= HEALTH_FAILURES_FOR_ERROR && live.get(id) === m) emit({ type: 'agent-back', vmId: id })
       m.failedChecks = 0
     } catch (err) {
+      // Behind a big transfer the check waits in the channel's one queue (virtio-serial) while
+      // the agent keeps sending data or window updates: busy, not silent. Resetting the session
+      // then would kill the transfer, as it did for 16 MiB uploads on a loaded host.
+      if (m.agent.bytesHeard() > heard) return
       m.failedChecks++
       // Two silent checks in a row: the agent behind this session is likely gone (the init
       // restarts it), so reconnect; the resync reaches the new agent.
