@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { ManagerProcess } from '../packages/manager/test/harness/manager-process.ts'
+import { ManagerProcess, qemuProcessesOf } from '../packages/manager/test/harness/manager-process.ts'
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
@@ -33,10 +33,11 @@ function payload(): { gz: Buffer; dir: string } {
 }
 
 async function main() {
-  const mgr = new ManagerProcess({ LOG_LEVEL: 'error' })
+  const { gz, dir: payloadDir } = payload()
+  // The default body limit (10 MiB, as the original) is below the payload: a 413 is not a transfer.
+  const mgr = new ManagerProcess({ LOG_LEVEL: 'error', UPLOAD_MAX_BODY_BYTES: String(2 * gz.length) })
   process.stderr.write('starting manager (builds the image on first use)…\n')
   await mgr.start()
-  const { gz, dir: payloadDir } = payload()
   try {
     const images = (await mgr.request('GET', '/v1/images')).body as Array<{ id: string; isDefault: boolean }>
     const imgDir = path.join(mgr.storageRoot, 'images', images.find((i) => i.isDefault)!.id)
@@ -87,11 +88,13 @@ async function main() {
     }
     const apiExec: number[] = []
     for (let j = 0; j < EXECS; j++) apiExec.push((await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'true' })))[0])
-    const [tu] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/b`, new Uint8Array(gz), { 'content-type': 'application/gzip' }))
-    const [td] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/b`))
+    const [tu, up] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/b`, new Uint8Array(gz), { 'content-type': 'application/gzip' }))
+    if (up.status !== 204) throw new Error(`upload: ${up.status} ${JSON.stringify(up.body)}`)
+    const [td, down] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/b`))
+    if (down.status !== 200) throw new Error(`download: ${down.status} ${JSON.stringify(down.body)}`)
     const apiUp = gz.length / 1e6 / (tu / 1000)
     const apiDown = gz.length / 1e6 / (td / 1000)
-    const pid = (await mgr.request('GET', `/v1/vms/${vmId}`)).body && Number(fs.readFileSync(path.join(mgr.storageRoot, 'vms', vmId, 'vmm.pid'), 'utf8'))
+    const pid = qemuProcessesOf(mgr.storageRoot)[0]!
     await new Promise((r) => setTimeout(r, 2000))
     const mem = memOf(pid)
 
