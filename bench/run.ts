@@ -2,6 +2,7 @@
 // the "raw" column talks to a VM booted directly through the QEMU driver and the agent
 // channel (no manager, no HTTP), the "API" column goes through a real manager process.
 // Usage: npm run bench [-- --runs 5 --execs 200 --mb 16] [--json]
+// (transfers alone, in a few minutes: -- --runs 1 --execs 5 --mb 16)
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -26,14 +27,14 @@ const report = new Report('run')
 const vsRaw = (section: string, name: string, unit: string, raw: number, api: number) =>
   report.add({ section, name, value: api, unit, baseline: { name: 'raw driver + channel', value: raw }, ratio: api / raw })
 
-function payload(): { gz: Buffer; dir: string } {
+function payload(): { gz: Buffer; tar: Buffer; dir: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-'))
   fs.writeFileSync(path.join(dir, 'blob.bin'), crypto.randomBytes(MB * 1024 * 1024))
-  return { gz: execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), dir }
+  return { gz: execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), tar: execFileSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), dir }
 }
 
 async function main() {
-  const { gz, dir: payloadDir } = payload()
+  const { gz, tar, dir: payloadDir } = payload()
   // The default body limit (10 MiB, as the original) is below the payload: a 413 is not a transfer.
   const mgr = new ManagerProcess({ LOG_LEVEL: 'error', UPLOAD_MAX_BODY_BYTES: String(2 * gz.length) })
   process.stderr.write('starting manager (builds the image on first use)…\n')
@@ -49,6 +50,8 @@ async function main() {
     const rawExec: number[] = []
     let rawUp = 0
     let rawDown = 0
+    let rawUpTar = 0
+    let rawDownTar = 0
     for (let i = 0; i < RUNS; i++) {
       const d = path.join(rawDir, `vm${i}`)
       fs.mkdirSync(d)
@@ -67,6 +70,12 @@ async function main() {
           for await (const _ of await agent.download({ path: '/workspace/b' }, 600_000));
         })
         rawDown = gz.length / 1e6 / (td / 1000)
+        const [tut] = await timeIt(() => agent.upload('upload', { dest: '/workspace/t' }, Readable.from(tar), 600_000))
+        rawUpTar = tar.length / 1e6 / (tut / 1000)
+        const [tdt] = await timeIt(async () => {
+          for await (const _ of await agent.download({ path: '/workspace/t', format: 'tar' }, 600_000));
+        })
+        rawDownTar = tar.length / 1e6 / (tdt / 1000)
       }
       agent.close()
       await h.kill(500)
@@ -94,6 +103,12 @@ async function main() {
     if (down.status !== 200) throw new Error(`download: ${down.status} ${JSON.stringify(down.body)}`)
     const apiUp = gz.length / 1e6 / (tu / 1000)
     const apiDown = gz.length / 1e6 / (td / 1000)
+    const [tut, upt] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/t`, new Uint8Array(tar), { 'content-type': 'application/x-tar' }))
+    if (upt.status !== 204) throw new Error(`plain tar upload: ${upt.status} ${JSON.stringify(upt.body)}`)
+    const [tdt, downt] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/t&format=tar`))
+    if (downt.status !== 200) throw new Error(`plain tar download: ${downt.status} ${JSON.stringify(downt.body)}`)
+    const apiUpTar = tar.length / 1e6 / (tut / 1000)
+    const apiDownTar = tar.length / 1e6 / (tdt / 1000)
     const pid = qemuProcessesOf(mgr.storageRoot)[0]!
     await new Promise((r) => setTimeout(r, 2000))
     const mem = memOf(pid)
@@ -104,6 +119,8 @@ async function main() {
     vsRaw('foundation', `exec \`true\` p95 (${EXECS})`, 'ms', pct(rawExec, 95), pct(apiExec, 95))
     vsRaw('foundation', `upload ${MB} MiB tar.gz (random data)`, 'MB/s', rawUp, apiUp)
     vsRaw('foundation', `download ${MB} MiB tar.gz (random data)`, 'MB/s', rawDown, apiDown)
+    vsRaw('foundation', `upload ${MB} MiB plain tar (random data)`, 'MB/s', rawUpTar, apiUpTar)
+    vsRaw('foundation', `download ${MB} MiB plain tar (format=tar)`, 'MB/s', rawDownTar, apiDownTar)
     report.add({ section: 'foundation', name: 'QEMU RSS, idle VM after the run (512 MiB guest)', value: mem.rssMb, unit: 'MB' })
     report.add({ section: 'foundation', name: 'QEMU PSS, idle VM after the run (512 MiB guest)', value: mem.pssMb, unit: 'MB' })
     await mgr.request('DELETE', `/v1/vms/${vmId}`)

@@ -5,9 +5,10 @@ import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import path from 'node:path'
-import { AgentRoutes, BODY_BYTES_TRAILER, TAR, TAR_GZ, type DownloadQuery, type UploadQuery } from '@rds/protocol'
+import { AgentRoutes, BODY_BYTES_TRAILER, TAR, TAR_GZ, type ArchiveFormat, type DownloadQuery, type UploadQuery } from '@rds/protocol'
 import { cheapGzip } from '../archive/cheap-gzip.ts'
-import { receiveArchive } from '../archive/receive.ts'
+import { spoolBody, spooledFormat } from '../archive/receive.ts'
+import { validateArchive } from '../archive/validate.ts'
 import { DEFAULT_UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_MAX_ENTRIES } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
@@ -18,6 +19,8 @@ import { collect, spawnAsUser } from '../sandbox/spawn.ts'
 
 const EXTRACT_TIMEOUT_MS = 10 * 60_000
 const TOOL_STDERR_LIMIT = 64 * 1024
+/** Fewer, larger reads for the check: each chunk costs the agent's event loop under emulation. */
+const SPOOL_READ_CHUNK = 1024 * 1024
 
 export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q: UploadQuery): Promise<void> {
   const limits = { maxEntries: q.maxEntries ?? DEFAULT_UPLOAD_MAX_ENTRIES, maxBytes: q.maxBytes ?? DEFAULT_UPLOAD_MAX_BYTES }
@@ -30,25 +33,27 @@ export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q
   try {
     // gzip never makes data meaningfully larger (and plain tar only adds headers), so a body over
     // the uncompressed limit (plus framing slack) is refused before it fills the spool.
-    const got = await receiveArchive(req, spool, limits, limits.maxBytes + 1024 * 1024)
+    const bytes = await spoolBody(req, spool, limits.maxBytes + 1024 * 1024)
     // An abandoned body may still end normally on the wire (the sender's stack ends a stream
     // before resetting it), and a plain tar cut at an entry boundary still reads as complete:
     // only the sender's trailer with the full count confirms it.
     const rst = req.stream.rstCode
-    if (req.aborted || (rst !== undefined && rst !== 0) || req.trailers?.[BODY_BYTES_TRAILER] !== String(got.bytes)) {
+    if (req.aborted || (rst !== undefined && rst !== 0) || req.trailers?.[BODY_BYTES_TRAILER] !== String(bytes)) {
       throw new AgentFailure('invalid_request', 'the upload did not complete (the body ended without its length trailer)')
     }
-    await extractAsUser(ctx, spool, dest.path)
+    const format = spooledFormat(spool)
+    await validateArchive(fs.createReadStream(spool, { highWaterMark: SPOOL_READ_CHUNK }), limits, format)
+    await extractAsUser(ctx, spool, dest.path, format)
   } finally {
     fs.rmSync(spool, { force: true })
   }
 }
 
-/** The spool holds plain tar: a tar.gz was decompressed once, while it arrived. */
-async function extractAsUser(ctx: AgentContext, spool: string, dest: string): Promise<void> {
+/** Plain tar needs no gunzip at all: not in the check, not in the extraction. */
+async function extractAsUser(ctx: AgentContext, spool: string, dest: string, format: ArchiveFormat): Promise<void> {
   const fd = fs.openSync(spool, 'r')
   try {
-    const script = `mkdir -p -- "$1" && exec ${ctx.config.tar} -xf - --no-same-owner --no-same-permissions -C "$1"`
+    const script = `mkdir -p -- "$1" && exec ${ctx.config.tar} -x${format === 'tar.gz' ? 'z' : ''}f - --no-same-owner --no-same-permissions -C "$1"`
     const proc = spawnAsUser(ctx.config, ctx.cgroups, {
       argv: [ctx.config.sh, '-c', script, 'rds-extract', dest],
       env: baseEnv(ctx.config),
