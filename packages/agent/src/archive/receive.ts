@@ -2,9 +2,9 @@
 // bytes say what it is (gzip's magic number, or plain tar). The check and the extraction read the
 // spool afterwards, so a refused archive writes nothing under /workspace.
 //
-// Checking while the body arrives (one pass) was tried and measured: under TCG the extra work per
-// HTTP/2 chunk starved the agent's event loop so that its health checks timed out and the manager
-// reset the channel mid-upload (docs/benchmarks.md, "Issue 18 — transfers").
+// A one-pass version (gunzip and check while the body arrives, spool plain tar) exists in this
+// branch's history; it is not used until it has been measured (docs/benchmarks.md, "Issue 18 —
+// transfers").
 import fs from 'node:fs'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
