@@ -1,8 +1,9 @@
 // Benchmarks of the foundation, printed as a table. Baselines are measured in the same run:
 // the "raw" column talks to a VM booted directly through the QEMU driver and the agent
 // channel (no manager, no HTTP), the "API" column goes through a real manager process.
-// Usage: npm run bench [-- --runs 5 --execs 200 --mb 16 --calls 20] [--only-run] [--json]
-// (--only-run: just the run-ts / run-js section, on one VM of the seed shape.)
+// Usage: node bench/run.ts [--runs 5 --execs 200 --mb 16 --calls 20] [--only-run] [--json]
+// (--only-run: just the run-ts / run-js section, on one VM of the seed shape; transfers in a few
+// minutes: --runs 1 --execs 5 --mb 16)
 import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -10,7 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { ManagerProcess } from '../packages/manager/test/harness/manager-process.ts'
+import { ManagerProcess, qemuProcessesOf } from '../packages/manager/test/harness/manager-process.ts'
 import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
@@ -25,17 +26,19 @@ const CALLS = Number(opt.calls)
 
 const report = new Report('run')
 /** An API figure against the raw floor (driver + channel, no manager) measured in the same run. */
-const vsRaw = (section: string, name: string, unit: string, raw: number, api: number) =>
-  report.add({ section, name, value: api, unit, baseline: { name: 'raw driver + channel', value: raw }, ratio: api / raw })
+const vsRaw = (section: string, name: string, unit: string, raw: number, api: number, note?: string) =>
+  report.add({ section, name, value: note ? 0 : api, unit, baseline: { name: 'raw driver + channel', value: raw }, ratio: note ? undefined : api / raw, note })
 
-function payload(): { gz: Buffer; dir: string } {
+function payload(): { gz: Buffer; tar: Buffer; dir: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-bench-'))
   fs.writeFileSync(path.join(dir, 'blob.bin'), crypto.randomBytes(MB * 1024 * 1024))
-  return { gz: execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), dir }
+  return { gz: execFileSync('tar', ['-czf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), tar: execFileSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 1 << 30 }), dir }
 }
 
 async function main() {
-  const mgr = new ManagerProcess({ LOG_LEVEL: 'error' })
+  const { gz, tar, dir: payloadDir } = payload()
+  // The default body limit (10 MiB, as the original) is below the payload: a 413 is not a transfer.
+  const mgr = new ManagerProcess({ LOG_LEVEL: 'error', UPLOAD_MAX_BODY_BYTES: String(2 * gz.length) })
   process.stderr.write('starting manager (builds the image on first use)…\n')
   await mgr.start()
   if (opt['only-run']) {
@@ -45,11 +48,11 @@ async function main() {
       await benchRuns(mgr, c.body.id)
       await mgr.request('DELETE', `/v1/vms/${c.body.id}`)
     } finally {
+      fs.rmSync(payloadDir, { recursive: true, force: true })
       await mgr.cleanup()
     }
     return report.print()
   }
-  const { gz, dir: payloadDir } = payload()
   try {
     const images = (await mgr.request('GET', '/v1/images')).body as Array<{ id: string; isDefault: boolean }>
     const imgDir = path.join(mgr.storageRoot, 'images', images.find((i) => i.isDefault)!.id)
@@ -61,6 +64,8 @@ async function main() {
     const rawExec: number[] = []
     let rawUp = 0
     let rawDown = 0
+    let rawUpTar = 0
+    let rawDownTar = 0
     for (let i = 0; i < RUNS; i++) {
       const d = path.join(rawDir, `vm${i}`)
       fs.mkdirSync(d)
@@ -79,6 +84,12 @@ async function main() {
           for await (const _ of await agent.download({ path: '/workspace/b' }, 600_000));
         })
         rawDown = gz.length / 1e6 / (td / 1000)
+        const [tut] = await timeIt(() => agent.upload('upload', { dest: '/workspace/t' }, Readable.from(tar), 600_000))
+        rawUpTar = tar.length / 1e6 / (tut / 1000)
+        const [tdt] = await timeIt(async () => {
+          for await (const _ of await agent.download({ path: '/workspace/t', format: 'tar' }, 600_000));
+        })
+        rawDownTar = tar.length / 1e6 / (tdt / 1000)
       }
       agent.close()
       await h.kill(500)
@@ -100,11 +111,24 @@ async function main() {
     }
     const apiExec: number[] = []
     for (let j = 0; j < EXECS; j++) apiExec.push((await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'true' })))[0])
-    const [tu] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/b`, new Uint8Array(gz), { 'content-type': 'application/gzip' }))
-    const [td] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/b`))
+    const [tu, up] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/b`, new Uint8Array(gz), { 'content-type': 'application/gzip' }))
+    const failed: Record<string, string> = {}
+    // A failed transfer is a figure's note, not the end of the run (the other rows still count).
+    const check = (name: string, status: number, want: number, body: unknown) => {
+      if (status !== want) failed[name] = `failed: ${status} ${(body as { code?: string })?.code ?? ''}`
+    }
+    check('upload', up.status, 204, up.body)
+    const [td, down] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/b`))
+    check('download', down.status, 200, down.body)
     const apiUp = gz.length / 1e6 / (tu / 1000)
     const apiDown = gz.length / 1e6 / (td / 1000)
-    const pid = (await mgr.request('GET', `/v1/vms/${vmId}`)).body && Number(fs.readFileSync(path.join(mgr.storageRoot, 'vms', vmId, 'vmm.pid'), 'utf8'))
+    const [tut, upt] = await timeIt(() => mgr.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/t`, new Uint8Array(tar), { 'content-type': 'application/x-tar' }))
+    check('uploadTar', upt.status, 204, upt.body)
+    const [tdt, downt] = await timeIt(() => mgr.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/t&format=tar`))
+    check('downloadTar', downt.status, 200, downt.body)
+    const apiUpTar = tar.length / 1e6 / (tut / 1000)
+    const apiDownTar = tar.length / 1e6 / (tdt / 1000)
+    const pid = qemuProcessesOf(mgr.storageRoot)[0]!
     await new Promise((r) => setTimeout(r, 2000))
     const mem = memOf(pid)
 
@@ -112,8 +136,10 @@ async function main() {
     vsRaw('foundation', `cold create → first exec, p95 of ${RUNS}`, 'ms', pct(rawBoots, 95), pct(apiBoots, 95))
     vsRaw('foundation', `exec \`true\` p50 (${EXECS})`, 'ms', pct(rawExec, 50), pct(apiExec, 50))
     vsRaw('foundation', `exec \`true\` p95 (${EXECS})`, 'ms', pct(rawExec, 95), pct(apiExec, 95))
-    vsRaw('foundation', `upload ${MB} MiB tar.gz (random data)`, 'MB/s', rawUp, apiUp)
-    vsRaw('foundation', `download ${MB} MiB tar.gz (random data)`, 'MB/s', rawDown, apiDown)
+    vsRaw('foundation', `upload ${MB} MiB tar.gz (random data)`, 'MB/s', rawUp, apiUp, failed.upload)
+    vsRaw('foundation', `download ${MB} MiB tar.gz (random data)`, 'MB/s', rawDown, apiDown, failed.download)
+    vsRaw('foundation', `upload ${MB} MiB plain tar (random data)`, 'MB/s', rawUpTar, apiUpTar, failed.uploadTar)
+    vsRaw('foundation', `download ${MB} MiB plain tar (format=tar)`, 'MB/s', rawDownTar, apiDownTar, failed.downloadTar)
     report.add({ section: 'foundation', name: 'QEMU RSS, idle VM after the run (512 MiB guest)', value: mem.rssMb, unit: 'MB' })
     report.add({ section: 'foundation', name: 'QEMU PSS, idle VM after the run (512 MiB guest)', value: mem.pssMb, unit: 'MB' })
     await benchRuns(mgr, vmId)

@@ -46,10 +46,17 @@ async function tgz(entries: (Partial<tar.Header> & { name: string; body?: string
   return Buffer.concat(chunks)
 }
 
-async function untgz(buf: Buffer): Promise<Map<string, string>> {
+async function plainTar(entries: (Partial<tar.Header> & { name: string; body?: string })[]): Promise<Buffer> {
+  return zlib.gunzipSync(await tgz(entries))
+}
+
+const untar = (buf: Buffer) => untgz(buf, false)
+
+async function untgz(buf: Buffer, gzip = true): Promise<Map<string, string>> {
   const out = new Map<string, string>()
   const ex = tar.extract()
-  Readable.from([buf]).pipe(zlib.createGunzip()).pipe(ex)
+  if (gzip) Readable.from([buf]).pipe(zlib.createGunzip()).pipe(ex)
+  else Readable.from([buf]).pipe(ex)
   for await (const e of ex) {
     const chunks: Buffer[] = []
     for await (const c of e) chunks.push(c as Buffer)
@@ -204,6 +211,30 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect((await untgz(down.body)).get('./d/a.txt')).toBe('hello')
     const single = await request(session, 'GET', '/files/download?path=up/nested/d/a.txt')
     expect((await untgz(single.body)).get('a.txt')).toBe('hello')
+    expect(fs.readdirSync(path.join(root, 'spool-root', 'spool'))).toEqual([])
+  })
+
+  it('takes plain tar uploads and gives plain tar downloads with format=tar', async () => {
+    const archive = await plainTar([{ name: 'p/b.txt', body: 'plain' }])
+    expect((await request(session, 'POST', '/files/upload?dest=plain', archive, 'application/x-tar')).status).toBe(204)
+    const file = path.join(ws, 'plain/p/b.txt')
+    expect(fs.readFileSync(file, 'utf8')).toBe('plain')
+    expect(fs.statSync(file).uid).toBe(1000)
+    const down = await request(session, 'GET', '/files/download?path=plain&format=tar')
+    expect(down.status).toBe(200)
+    expect(down.headers['content-type']).toBe('application/x-tar')
+    expect((await untar(down.body)).get('./p/b.txt')).toBe('plain')
+    // A hostile plain tar is refused like a tar.gz, and nothing of it is written.
+    const evil = await plainTar([{ name: 'fine.txt', body: 'x' }, { name: 'ln', type: 'symlink', linkname: '/etc' }])
+    const r = await request(session, 'POST', '/files/upload?dest=evil-plain', evil, 'application/x-tar')
+    expect(r.status).toBe(400)
+    expect(JSON.parse(r.body.toString()).code).toBe('archive_invalid')
+    expect(fs.existsSync(path.join(ws, 'evil-plain'))).toBe(false)
+    // A body without its length trailer may be an abandoned one (a plain tar cut at an entry
+    // boundary still reads as complete): it is not extracted.
+    const unconfirmed = await request(session, 'POST', '/files/upload?dest=unconfirmed', archive, 'application/x-tar', false)
+    expect(unconfirmed.status).toBe(400)
+    expect(fs.existsSync(path.join(ws, 'unconfirmed'))).toBe(false)
     expect(fs.readdirSync(path.join(root, 'spool-root', 'spool'))).toEqual([])
   })
 

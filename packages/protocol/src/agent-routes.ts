@@ -15,6 +15,8 @@ export const NoBody = Type.Undefined()
 export const NoQuery = Type.Object({})
 /** A body that is a gzip-compressed tar stream, which neither end holds whole. */
 export const TAR_GZ = 'application/gzip'
+/** The same archive uncompressed: a download's reply when asked for format=tar. */
+export const TAR = 'application/x-tar'
 /** A body that is a file's bytes, streamed. */
 export const OCTET_STREAM = 'application/octet-stream'
 

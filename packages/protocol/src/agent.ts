@@ -158,8 +158,12 @@ export const UploadQuery = Type.Object({
 })
 export type UploadQuery = Static<typeof UploadQuery>
 
-/** Query of GET /files/download (response: tar.gz stream). */
-export const DownloadQuery = Type.Object({ path: Type.String() })
+/** An archive's encoding: gzip-compressed (the default everywhere) or plain tar. */
+export const ArchiveFormat = Type.Union([Type.Literal('tar.gz'), Type.Literal('tar')])
+export type ArchiveFormat = Static<typeof ArchiveFormat>
+
+/** Query of GET /files/download (response: a tar.gz stream, or plain tar with format=tar). */
+export const DownloadQuery = Type.Object({ path: Type.String(), format: Type.Optional(ArchiveFormat) })
 export type DownloadQuery = Static<typeof DownloadQuery>
 
 export const AgentErrorCodes = [

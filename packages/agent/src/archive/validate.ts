@@ -1,8 +1,8 @@
-// Reads a whole tar.gz before anything is extracted and refuses what the extraction must never
+// Reads a whole tar (or tar.gz) before anything is extracted and refuses what the extraction must never
 // see. Extraction itself runs as the unprivileged user, so this is defence in depth plus clear
 // errors; it is not the only thing standing between an archive and root.
 import type { Readable } from 'node:stream'
-import { walkTar } from '@rds/protocol'
+import { walkTar, type ArchiveFormat } from '@rds/protocol'
 import { AgentFailure } from '../errors.ts'
 
 export interface ArchiveLimits {
@@ -39,11 +39,11 @@ export function checkEntryType(name: string, type: string | null | undefined): v
   throw new AgentFailure('archive_invalid', `archive entry ${shown} has an unsupported type (${type ?? 'unknown'})`)
 }
 
-export async function validateArchive(input: Readable, limits: ArchiveLimits): Promise<ArchiveSummary> {
+export async function validateArchive(input: Readable, limits: ArchiveLimits, format: ArchiveFormat = 'tar.gz'): Promise<ArchiveSummary> {
   let entries = 0
   let bytes = 0
   try {
-    await walkTar(input, { gzip: true }, (entry) => {
+    await walkTar(input, { gzip: format === 'tar.gz' }, (entry) => {
       entries++
       if (entries > limits.maxEntries) throw new AgentFailure('archive_too_large', `archive has more than ${limits.maxEntries} entries`)
       checkEntryName(entry.name)
@@ -53,7 +53,7 @@ export async function validateArchive(input: Readable, limits: ArchiveLimits): P
     })
   } catch (e) {
     if (e instanceof AgentFailure) throw e
-    throw new AgentFailure('archive_invalid', `unreadable tar.gz archive: ${(e as Error).message}`)
+    throw new AgentFailure('archive_invalid', `unreadable ${format} archive: ${(e as Error).message}`)
   }
   return { entries, bytes }
 }

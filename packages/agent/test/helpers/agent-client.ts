@@ -1,6 +1,7 @@
 // Host side of the control channel for tests: the manager's own resync (one implementation of
 // the host side), then HTTP/2.
 import http2 from 'node:http2'
+import { BODY_BYTES_TRAILER } from '@rds/protocol'
 import { connectAndResync } from '../../../manager/src/runtime/agent/resync.ts'
 
 export async function connectAgent(socketPath: string, timeoutMs = 10_000): Promise<http2.ClientHttp2Session> {
@@ -20,9 +21,12 @@ export interface Reply {
   body: Buffer
 }
 
-export function request(session: http2.ClientHttp2Session, method: string, path: string, body?: Buffer | string | object, contentType = 'application/json'): Promise<Reply> {
+/** A Buffer body goes as the manager sends raw bodies: ended, then confirmed by its length trailer (unless `trailer` is false). */
+export function request(session: http2.ClientHttp2Session, method: string, path: string, body?: Buffer | string | object, contentType = 'application/json', trailer = true): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = session.request({ ':method': method, ':path': path, ...(body !== undefined ? { 'content-type': contentType } : {}) })
+    const confirm = Buffer.isBuffer(body) && trailer
+    const req = session.request({ ':method': method, ':path': path, ...(body !== undefined ? { 'content-type': contentType } : {}) }, { waitForTrailers: confirm })
+    if (confirm) req.once('wantTrailers', () => req.sendTrailers({ [BODY_BYTES_TRAILER]: String((body as Buffer).length) }))
     const chunks: Buffer[] = []
     let headers: http2.IncomingHttpHeaders = {}
     req.on('response', (h) => (headers = h))

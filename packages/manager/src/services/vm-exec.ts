@@ -2,7 +2,7 @@
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
 import type { Readable } from 'node:stream'
-import { EnvListError, parseEnvList, toEnvList, type AgentEventStreamName, type AgentRequest, type ErrorEvent, type ExecResult, type RunResult } from '@rds/protocol'
+import { EnvListError, parseEnvList, toEnvList, type AgentEventStreamName, type ArchiveFormat, type AgentRequest, type ErrorEvent, type ExecResult, type RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import { ApiError, Errors } from '../errors.ts'
 import { agentFault, askAgent } from './agent-fault.ts'
@@ -220,15 +220,15 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     runTs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'deno', input, history),
     runJs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'node', input, history),
 
-    /** `body`: a tar.gz stream. */
+    /** `body`: a tar.gz or plain tar stream (the agent tells them apart by gzip's magic number). */
     async upload(id: string, dest: string, body: Readable): Promise<void> {
       const { agent } = await agentFor(id, 'files')
       await askAgent(id, agent.upload('upload', { dest, maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }, body, 30 * 60_000))
     },
 
-    async download(id: string, path: string): Promise<Readable> {
+    async download(id: string, path: string, format?: ArchiveFormat): Promise<Readable> {
       const { agent } = await agentFor(id, 'files')
-      return askAgent(id, agent.download({ path }, 60_000))
+      return askAgent(id, agent.download({ path, format }, 60_000))
     },
 
     async logs(id: string, type: LogType, tailLines: number): Promise<{ type: LogType; lines: string[]; truncated: boolean; updatedAt?: string }> {

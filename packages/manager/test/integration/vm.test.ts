@@ -4,8 +4,11 @@
 // up. They share the suite's manager (harness/shared-manager.ts); the lifecycle tests restart a
 // manager, so they have their own.
 import { execFileSync } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
+import zlib from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ManagerProcess, qemuProcessesOf, type ManagerClient } from '../harness/manager-process.ts'
 import { sharedManager, VM_ORIGINS } from '../harness/shared-manager.ts'
@@ -142,6 +145,39 @@ describe.each(VM_ORIGINS)('a running VM, $origin', ({ shape, provisionMode }) =>
     const listing = untarList(down.body)
     expect(listing).toContain('a.txt')
     expect(listing).toContain('d/b.txt')
+  })
+
+  it('takes plain tar, gives it with format=tar, keeps incompressible tar.gz intact, and refuses a hostile plain tar before writing', async () => {
+    const plain = new Uint8Array(zlib.gunzipSync(tarGzBuffer({ 'p.txt': 'plain', 'q/r.txt': 'deep' })))
+    const up = await api.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/plain`, plain, { 'content-type': 'application/x-tar' })
+    expect(up.status, JSON.stringify(up.body)).toBe(204)
+    const cat = await api.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'cat /workspace/plain/p.txt /workspace/plain/q/r.txt; stat -c %u /workspace/plain/q/r.txt' })
+    expect(cat.body.stdout).toBe('plaindeep1000\n')
+    const down = await api.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/plain&format=tar`)
+    expect(down.status).toBe(200)
+    expect(down.headers.get('content-type')).toContain('application/x-tar')
+    expect(execFileSync('tar', ['-tvf', '-'], { input: down.body }).toString()).toContain('q/r.txt')
+
+    // Random bytes are stored rather than deflated in the default tar.gz: still gzip, same bytes.
+    const sum = await api.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'head -c 1048576 /dev/urandom > /workspace/noise && sha256sum < /workspace/noise' })
+    const noise = await api.request('GET', `/v1/vms/${vmId}/files/download?path=/workspace/noise`)
+    expect(noise.headers.get('content-type')).toContain('application/gzip')
+    const bytes = execFileSync('tar', ['-xzOf', '-', 'noise'], { input: noise.body, maxBuffer: 1 << 22 })
+    expect(`${crypto.createHash('sha256').update(bytes).digest('hex')}  -\n`).toBe(sum.body.stdout)
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-evil-'))
+    try {
+      fs.writeFileSync(path.join(dir, 'fine.txt'), 'x')
+      fs.symlinkSync('/etc', path.join(dir, 'ln'))
+      const evil = new Uint8Array(execFileSync('tar', ['-cf', '-', '-C', dir, 'fine.txt', 'ln']))
+      const r = await api.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/evil-plain`, evil, { 'content-type': 'application/x-tar' })
+      expect(r.status).toBe(400)
+      expect(r.body.code).toBe('archive_invalid')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+    const after = await api.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'test -e /workspace/evil-plain && echo written || echo nothing' })
+    expect(after.body.stdout).toBe('nothing\n')
   })
 
   it('refuses paths and archives that escape, before writing anything', async () => {

@@ -8,6 +8,7 @@ import { DownloadQuery, UploadQuery } from '../schemas/files.ts'
 import { acceptRawBodies, withBodyLimit } from '../raw-body.ts'
 
 const tags = ['files']
+const Archive = Type.Unsafe<Readable>({ type: 'string', format: 'binary' })
 
 export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number }): FastifyPluginAsyncTypebox => async (app) => {
   acceptRawBodies(app)
@@ -16,11 +17,11 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
     {
       schema: {
         tags,
-        summary: 'Upload a tar.gz and extract it under dest (as uid 1000)',
-        description: 'Body: tar.gz stream, at most UPLOAD_MAX_BODY_BYTES (default 10 MiB, as the original; 413 payload_too_large). dest names /workspace (absolute or relative to it). Absolute paths, `..`, links, devices and fifos in the archive are refused before anything is written.',
+        summary: 'Upload a tar.gz (or plain tar) and extract it under dest (as uid 1000)',
+        description: 'Body: tar.gz stream, or a plain tar stream (told apart by gzip\'s magic number; send it as application/x-tar), at most UPLOAD_MAX_BODY_BYTES (default 10 MiB, as the original; 413 payload_too_large). dest names /workspace (absolute or relative to it). Absolute paths, `..`, links, devices and fifos in the archive are refused before anything is written.',
         params: IdParams,
         querystring: UploadQuery,
-        consumes: ['application/gzip', 'application/x-gzip', 'application/octet-stream'],
+        consumes: ['application/gzip', 'application/x-gzip', 'application/x-tar', 'application/octet-stream'],
         response: { 204: Type.Null(), ...errorResponses(400, 404, 409, 413) },
       },
     },
@@ -35,12 +36,13 @@ export const vmFileRoutes = (svc: VmExecService, o: { uploadMaxBodyBytes: number
   )
   app.get(
     '/vms/:id/files/download',
-    // The archive is gzip, errors are JSON like everywhere: the media type is given per status.
-    { schema: { tags, summary: 'Download a file or directory as tar.gz', params: IdParams, querystring: DownloadQuery, response: { 200: { content: { 'application/gzip': { schema: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }) } } }, ...errorResponses(400, 404, 409) } } },
+    // The archive is gzip (or tar), errors are JSON like everywhere: the media type is given per status.
+    { schema: { tags, summary: 'Download a file or directory as tar.gz (or plain tar with format=tar)', params: IdParams, querystring: DownloadQuery, response: { 200: { content: { 'application/gzip': { schema: Archive }, 'application/x-tar': { schema: Archive } } }, ...errorResponses(400, 404, 409) } } },
     async (req, reply) => {
       if (!req.query.path) throw Errors.badRequest('path is required')
-      const stream = await svc.download(req.params.id, req.query.path)
-      return reply.type('application/gzip').send(stream)
+      const format = req.query.format ?? 'tar.gz'
+      const stream = await svc.download(req.params.id, req.query.path, format)
+      return reply.type(format === 'tar' ? 'application/x-tar' : 'application/gzip').send(stream)
     },
   )
 }
