@@ -17,21 +17,9 @@ import { createQemuDriver, type SnapshotMode } from '../../packages/manager/src/
 import { copySparse } from '../../packages/manager/src/runtime/storage/copy.ts'
 import { detectCgroupLayout, VmmCgroups } from '../../packages/manager/src/runtime/vmm/confinement/cgroups.ts'
 import type { ManagerProcess } from '../../packages/manager/test/harness/manager-process.ts'
+import { COUNTER_WRITER, countedLines } from '../../packages/manager/test/harness/counter-writer.ts'
 import type { Report } from './report.ts'
 import { median, pct, timeIt } from './stats.ts'
-
-const WRITER = `
-i=0
-while [ ! -e /dev/shm/stop ] && [ $i -lt 400 ]; do
-  i=$((i+1))
-  echo $i >> /dev/shm/mem.log
-  echo $i >> /workspace/disk.log
-  sync /workspace/disk.log
-  printf "%0524288d" $i > /dev/shm/churn
-  sleep 0.05
-done
-touch /dev/shm/stopped
-`
 
 export interface SeedFiles {
   imgDir: string
@@ -40,10 +28,13 @@ export interface SeedFiles {
   memMb: number
 }
 
-/** Lines 1..n and nothing else, else -1. */
+/** The count of a counter log, or -1 when it is not exactly 1..n. */
 const counted = (text: string): number => {
-  const lines = text.replace(/\n$/, '').split('\n')
-  return lines.every((l, i) => l === String(i + 1)) ? lines.length : -1
+  try {
+    return countedLines(text)
+  } catch {
+    return -1
+  }
 }
 
 export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, runs: number, report: Report): Promise<void> {
@@ -90,7 +81,7 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
       live.push(h)
       const agent = new AgentClient(path.join(d, 'c.sock'))
       await agent.waitReady(300_000, () => h.isAlive())
-      await exec(agent, `cat > /workspace/writer.sh <<'EOF'\n${WRITER}\nEOF\n(setsid sh /workspace/writer.sh </dev/null >/dev/null 2>&1 &); sleep 1`)
+      await exec(agent, `cat > /workspace/writer.sh <<'EOF'\n${COUNTER_WRITER}\nEOF\n(setsid sh /workspace/writer.sh </dev/null >/dev/null 2>&1 &); sleep 1`)
       agent.close()
       clones[mode] = { h, d }
     }

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ManagerClient } from '../harness/manager-process.ts'
 import { sharedManager } from '../harness/shared-manager.ts'
+import { COUNTER_WRITER, countedLines } from '../harness/counter-writer.ts'
 
 let mgr: ManagerClient
 const made: string[] = []
@@ -28,37 +29,11 @@ async function run(vmId: string, cmd: string): Promise<string> {
   return r.stdout
 }
 
-// Memory first, then disk, synced: at any instant the disk holds the memory's count or one less.
-// Each round also rewrites 512 KiB of /dev/shm (a shell builtin: no process) so the live phase has
-// dirty pages to send again, and sleeps a little; it ends after 400 rounds so the resumed guest's
-// agent, translated afresh by TCG, is not starved of its VMM's one-CPU quota for its reconnect.
-const WRITER = `
-i=0
-while [ ! -e /dev/shm/stop ] && [ $i -lt 400 ]; do
-  i=$((i+1))
-  echo $i >> /dev/shm/mem.log
-  echo $i >> /workspace/disk.log
-  sync /workspace/disk.log
-  printf "%0524288d" $i > /dev/shm/churn
-  sleep 0.05
-done
-touch /dev/shm/stopped
-`
-
-/** Numbers 1..n, one per line, and nothing else (no NUL bytes from unwritten blocks, no repeats, no gaps). */
-function counted(text: string): number {
-  const lines = text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1)
-  lines.forEach((l, i) => {
-    if (l !== String(i + 1)) throw new Error(`line ${i + 1} is ${JSON.stringify(l.slice(0, 40))}`)
-  })
-  return lines.length
-}
-
 /** Stops the writer and reads both logs; the disk one with O_DIRECT, from the disk itself. */
 async function logsOf(vmId: string): Promise<{ mem: number; disk: number }> {
   await run(vmId, 'touch /dev/shm/stop; for i in $(seq 300); do [ -e /dev/shm/stopped ] && exit 0; sleep 0.1; done; exit 1')
-  const mem = counted(await run(vmId, 'cat /dev/shm/mem.log'))
-  const disk = counted(await run(vmId, 'dd if=/workspace/disk.log iflag=direct bs=1M status=none'))
+  const mem = countedLines(await run(vmId, 'cat /dev/shm/mem.log'))
+  const disk = countedLines(await run(vmId, 'dd if=/workspace/disk.log iflag=direct bs=1M status=none'))
   return { mem, disk }
 }
 
@@ -75,7 +50,7 @@ describe('live snapshot of a running clone', () => {
   it('is one instant of memory and disk while the guest writes both, and the guest runs on', async () => {
     const source = await createVm()
     expect(source.provisionMode).toBe('snapshot')
-    await run(source.id, `cat > /workspace/writer.sh <<'EOF'\n${WRITER}\nEOF\n(WRITER_SECRET=held setsid sh /workspace/writer.sh </dev/null >/dev/null 2>&1 &); true`)
+    await run(source.id, `cat > /workspace/writer.sh <<'EOF'\n${COUNTER_WRITER}\nEOF\n(WRITER_SECRET=held setsid sh /workspace/writer.sh </dev/null >/dev/null 2>&1 &); true`)
     await run(source.id, 'for i in $(seq 300); do [ "$(wc -l < /dev/shm/mem.log 2>/dev/null || echo 0)" -ge 5 ] && exit 0; sleep 0.1; done; exit 1')
     await run(source.id, 'echo just-before > /workspace/before; echo just-before > /dev/shm/before')
 
