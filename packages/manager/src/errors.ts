@@ -120,6 +120,8 @@ export const Errors = {
   invalidPeerLinks: (message: string) => new ApiError(400, 'invalid_peer_links', message),
   invalidPeerManifest: (alias: string, message: string) => new ApiError(400, 'invalid_peer_manifest', `Peer alias ${alias}: ${message}`),
   peerLinkNotFound: (vmId: string, alias: string) => new ApiError(404, 'peer_link_not_found', `Peer alias ${alias} not found for VM ${vmId}`),
+  peerSourceUnreadable: (alias: string, why: string) =>
+    new ApiError(502, 'peer_source_unreadable', `Peer alias ${alias}: the provider's /workspace could not be read for its mounted source (${why}); try again`),
   peerProviderNotRunning: (alias: string, vmId: string, state: string) => new ApiError(409, 'peer_provider_not_running', `Peer alias ${alias}: VM ${vmId} must be RUNNING (state=${state})`),
   peerProviderGone: (alias: string, vmId: string) => new ApiError(404, 'peer_provider_not_found', `Peer alias ${alias}: provider VM ${vmId} no longer exists`),
   peerCallForbidden: (message: string) => new ApiError(403, 'peer_call_forbidden', message),

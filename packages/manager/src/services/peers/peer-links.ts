@@ -138,13 +138,34 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
     })
   }
 
+  /**
+   * The provider's sanitized /workspace. Read a second time if the first read broke off: the
+   * provider's own processes may be writing there (a runtime filling its cache in /workspace/.deno)
+   * and the archive of a file changing under tar can fail. A read that fails twice is the
+   * provider's 502, never a 500.
+   */
+  async function mountedSource(alias: string, provider: VmRecord): Promise<Map<string, Buffer>> {
+    const secrets = Object.values(deps.secrets.envOf(provider))
+    const read = async () => sanitizedSource(await deps.vmExec.download(provider.id, '/workspace'), secrets)
+    try {
+      return await read()
+    } catch (first) {
+      if (first instanceof ApiError) throw first
+      try {
+        return await read()
+      } catch (second) {
+        if (second instanceof ApiError) throw second
+        throw Errors.peerSourceUnreadable(alias, (second as Error).message)
+      }
+    }
+  }
+
   /** Writes the consumer's /workspace/peers from the given links (fetching mounted sources now). */
   async function install(consumerId: string, prepared: PreparedLink[]): Promise<void> {
     const files = new Map<string, string | Buffer>(consumerFiles(prepared))
     for (const l of prepared.filter((p) => p.sourceMode === 'mounted')) {
       const provider = await runningProvider(l.alias, l.providerVmId)
-      const source = await sanitizedSource(await deps.vmExec.download(provider.id, '/workspace'), Object.values(deps.secrets.envOf(provider)))
-      for (const [rel, data] of source) files.set(`${l.alias}/source/${rel}`, data)
+      for (const [rel, data] of await mountedSource(l.alias, provider)) files.set(`${l.alias}/source/${rel}`, data)
     }
     const m = deps.machines.get(consumerId)
     if (!m) throw Errors.vmStateConflict(`VM must be RUNNING to sync peers (VM ${consumerId})`)
