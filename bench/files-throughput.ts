@@ -17,6 +17,7 @@ import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { ManagerProcess } from '../packages/manager/test/harness/manager-process.ts'
+import { rawVmFiles } from './lib/raw-vm-files.ts'
 import { median, pct } from './lib/stats.ts'
 
 const { values: opt } = parseArgs({ options: { mb: { type: 'string', default: '64' }, runs: { type: 'string', default: '3' }, ops: { type: 'string', default: '20' } } })
@@ -132,7 +133,7 @@ async function rawChannel(mgr: ManagerProcess, file: string, sha: string): Promi
   await createOverlay(path.join(d, 'overlay.ext4'), 512 * 1024 * 1024)
   process.stderr.write('booting the raw VM…\n')
   const ram = `/dev/shm/rds-bench-files-raw-${process.pid}.ram`
-  const h = await driver.boot({ vmId: 'rawfiles', cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), workDir: d, consoleSocket: path.join(d, 'con.sock'), vmmLog: path.join(d, 'vmm.log'), memory: { file: ram, shared: true } })
+  const h = await driver.boot({ vmId: 'rawfiles', cpu: 1, memMb: 512, ...rawVmFiles(imgDir, d), memory: { file: ram, shared: true } })
   const agent = new AgentClient(path.join(d, 'c.sock'))
   const close = async () => {
     agent.close()

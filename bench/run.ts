@@ -16,6 +16,7 @@ import { AgentClient } from '../packages/manager/src/runtime/agent/client.ts'
 import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.ts'
 import { Report } from './lib/report.ts'
+import { rawVmFiles } from './lib/raw-vm-files.ts'
 import { memOf, pct, timeIt } from './lib/stats.ts'
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' }, calls: { type: 'string', default: '20' }, 'only-run': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } })
@@ -71,7 +72,7 @@ async function main() {
       fs.mkdirSync(d)
       await createOverlay(path.join(d, 'overlay.ext4'), 512 * 1024 * 1024)
       const t0 = performance.now()
-      const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, kernel: path.join(imgDir, 'vmlinux'), initrd: path.join(imgDir, 'initrd'), rootfs: path.join(imgDir, 'rootfs.ext4'), overlay: path.join(d, 'overlay.ext4'), controlSocket: path.join(d, 'c.sock'), bridgeSocket: path.join(d, 'b.sock'), workDir: d, consoleSocket: path.join(d, 'con.sock'), vmmLog: path.join(d, 'vmm.log'), memory: { file: `/dev/shm/rds-bench-raw${i}.ram`, shared: true } })
+      const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, ...rawVmFiles(imgDir, d), memory: { file: `/dev/shm/rds-bench-raw${i}.ram`, shared: true } })
       const agent = new AgentClient(path.join(d, 'c.sock'))
       await agent.waitReady(120_000, () => h.isAlive())
       await agent.call('exec', { cmd: 'true' }, 60_000)

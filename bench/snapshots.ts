@@ -19,6 +19,7 @@ import { createQemuDriver } from '../packages/manager/src/runtime/vmm/qemu/drive
 import { copySparse } from '../packages/manager/src/runtime/storage/copy.ts'
 import { measureClonePause } from './lib/clone-pause.ts'
 import { Report } from './lib/report.ts'
+import { rawVmFiles } from './lib/raw-vm-files.ts'
 import { median, memOf, pct, timeIt } from './lib/stats.ts'
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, clones: { type: 'string', default: '10' }, only: { type: 'string' }, json: { type: 'boolean', default: false } } })
@@ -101,15 +102,7 @@ async function main() {
           const h = await driver.restore({
             vmId: `raw${i}`,
             ...SHAPE,
-            kernel: path.join(imgDir, 'vmlinux'),
-            initrd: path.join(imgDir, 'initrd'),
-            rootfs: path.join(imgDir, 'rootfs.ext4'),
-            overlay: path.join(d, 'overlay.ext4'),
-            controlSocket: path.join(d, 'c.sock'),
-            bridgeSocket: path.join(d, 'b.sock'),
-            workDir: d,
-            consoleSocket: path.join(d, 'con.sock'),
-            vmmLog: path.join(d, 'vmm.log'),
+            ...rawVmFiles(imgDir, d),
             net: { tap, mac: '02:00:00:00:be:01' },
             memory: { file: path.join(snapDir, 'memory.raw'), shared: false },
           }, { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true })

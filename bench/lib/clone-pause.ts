@@ -19,6 +19,7 @@ import { detectCgroupLayout, VmmCgroups } from '../../packages/manager/src/runti
 import type { ManagerProcess } from '../../packages/manager/test/harness/manager-process.ts'
 import { COUNTER_WRITER, countedLines } from '../../packages/manager/test/harness/counter-writer.ts'
 import type { Report } from './report.ts'
+import { rawVmFiles } from './raw-vm-files.ts'
 import { median, pct, timeIt } from './stats.ts'
 
 export interface SeedFiles {
@@ -49,15 +50,7 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
     vmId,
     cpu: seed.cpu,
     memMb: seed.memMb,
-    kernel: path.join(seed.imgDir, 'vmlinux'),
-    initrd: path.join(seed.imgDir, 'initrd'),
-    rootfs: path.join(seed.imgDir, 'rootfs.ext4'),
-    overlay: path.join(d, 'overlay.ext4'),
-    controlSocket: path.join(d, 'c.sock'),
-    bridgeSocket: path.join(d, 'b.sock'),
-    workDir: d,
-    consoleSocket: path.join(d, 'con.sock'),
-    vmmLog: path.join(d, 'vmm.log'),
+    ...rawVmFiles(seed.imgDir, d),
     net: { tap, mac: '02:00:00:00:be:02' },
     memory,
   })
