@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 
-const SCRIPTS = ['run', 'snapshots', 'density'] as const
+const SCRIPTS = ['run', 'aslr', 'snapshots', 'density'] as const
 
 const { values: opt } = parseArgs({ options: { json: { type: 'boolean', default: false }, only: { type: 'string' } } })
 const chosen = opt.only ? opt.only.split(',').map((s) => s.trim()) : [...SCRIPTS]

@@ -18,6 +18,7 @@ import { createOverlay } from '../packages/manager/src/runtime/storage/overlay.t
 import { Report } from './lib/report.ts'
 import { rawVmFiles } from './lib/raw-vm-files.ts'
 import { memOf, pct, timeIt } from './lib/stats.ts'
+import { warmRuntimePid } from './lib/warm-runtime.ts'
 
 const { values: opt } = parseArgs({ options: { runs: { type: 'string', default: '5' }, execs: { type: 'string', default: '200' }, mb: { type: 'string', default: '16' }, calls: { type: 'string', default: '20' }, 'only-run': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } })
 const RUNS = Number(opt.runs)
@@ -73,7 +74,9 @@ async function main() {
       await createOverlay(path.join(d, 'overlay.ext4'), 512 * 1024 * 1024)
       const t0 = performance.now()
       const h = await driver.boot({ vmId: `raw${i}`, cpu: 1, memMb: 512, ...rawVmFiles(imgDir, d), memory: { file: `/dev/shm/rds-bench-raw${i}.ram`, shared: true } })
-      const agent = new AgentClient(path.join(d, 'c.sock'))
+      // The guest set up as a manager sets it up under TCG (SANDBOX_ASLR=auto): the user's
+      // processes without address-space randomisation, so the floor runs the same guest code.
+      const agent = new AgentClient(path.join(d, 'c.sock'), async (call) => void (await call('init', { unixTimeMs: Date.now(), entropy: '', userAslr: false }, 15_000)))
       await agent.waitReady(120_000, () => h.isAlive())
       await agent.call('exec', { cmd: 'true' }, 60_000)
       rawBoots.push(performance.now() - t0)
@@ -166,15 +169,7 @@ async function benchRuns(mgr: ManagerProcess, vmId: string): Promise<void> {
     for (let i = 0; i < n; i++) xs.push((await timeIt(() => exec(cmd)))[0])
     return pct(xs, 50)
   }
-  const warmPid = async (runtime: string): Promise<number> => {
-    for (let i = 0; i < 600; i++) {
-      const r = await exec(`for p in $(pgrep -u 1000 -f "^/usr/local/bin/${runtime} "); do [ -e "$(tr '\\0' '\\n' </proc/$p/cmdline | grep 'wrapper.mjs$' | xargs -r dirname)/go.fifo" ] && echo $p; done; true`)
-      const pids = r.stdout.split('\n').filter(Boolean).map(Number)
-      if (pids.length === 1) return pids[0]!
-      await new Promise((res) => setTimeout(res, 200))
-    }
-    throw new Error(`no warm ${runtime} runtime in ${vmId}`)
-  }
+  const warmPid = (runtime: 'deno' | 'node') => warmRuntimePid(mgr, vmId, runtime)
   const section = 'issue 18 — warm run-ts / run-js'
   const n = Math.max(3, Math.round(CALLS / 4))
   const floor = await timeExec('true', n)

@@ -1,7 +1,7 @@
 /*
  * rds-exec: how the (root) guest agent starts untrusted code.
  *
- *   rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask 022] [--pty COLSxROWS] -- prog args...
+ *   rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask 022] [--pty COLSxROWS] [--no-aslr] -- prog args...
  *   rds-exec --host-init UNIX_MS    (clock := UNIX_MS unless 0; stdin, up to 4096 bytes -> kernel RNG)
  *
  * With --pty the program gets a terminal (see pty_relay below); rds-exec stays as its relay,
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -41,7 +42,7 @@ static void die(const char *step)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask OCT] [--keep-fds N] [--pty COLSxROWS] -- prog args...\n"
+	fprintf(stderr, "usage: rds-exec [--cgroup DIR] [--uid N] [--gid N] [--cwd DIR] [--umask OCT] [--keep-fds N] [--pty COLSxROWS] [--no-aslr] -- prog args...\n"
 			"       rds-exec --host-init UNIX_MS < entropy-bytes\n");
 	exit(127);
 }
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
 	const char *cgroup = NULL, *cwd = NULL;
 	long uid = -1, gid = -1, mask = -1, keep_fds = 3;
 	struct winsize ws = { 0 };
-	int pty = 0, i = 1;
+	int pty = 0, no_aslr = 0, i = 1;
 
 	if (argc == 3 && strcmp(argv[1], "--host-init") == 0)
 		return host_init(argv[2]);
@@ -123,6 +124,10 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
+		}
+		if (strcmp(a, "--no-aslr") == 0) {
+			no_aslr = 1;
+			continue;
 		}
 		if (i + 1 >= argc)
 			usage();
@@ -189,6 +194,15 @@ int main(int argc, char **argv)
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("no_new_privs");
+	/* Under emulation QEMU keys translated code by virtual address: with the same layout in every
+	 * process it reuses the translation of bash, libc or Deno from the last one instead of
+	 * translating it again (several times faster process start). The flag only reaches the user's
+	 * processes: it is inherited, and the kernel clears it on a set-id exec. */
+	if (no_aslr) {
+		int cur = personality(0xffffffff);
+		if (cur < 0 || personality((unsigned long)cur | ADDR_NO_RANDOMIZE) < 0)
+			die("personality");
+	}
 	if (cwd && chdir(cwd) < 0)
 		die("chdir");
 	if (mask >= 0)

@@ -5,12 +5,15 @@ import { ProcessTable } from './processes/process-table.ts'
 import { CgroupManager } from './sandbox/cgroup.ts'
 import { FileWorker } from './sandbox/file-worker.ts'
 import { realRoots, type PathRoots } from './sandbox/paths.ts'
+import type { LaunchPolicy } from './sandbox/spawn.ts'
 import { WarmRuntimes } from './run/warm-runtimes.ts'
 
 /** Everything a handler needs, built once at start-up. */
 export interface AgentContext {
   config: AgentConfig
   cgroups: CgroupManager
+  /** How user processes start; the host's /init sets it (see sandbox/spawn.ts). */
+  launch: LaunchPolicy
   /** Every path the API names (exec cwd, run path, upload dest, download path): /workspace only. */
   workspacePaths: PathRoots
   /** Root-only: per-run wrapper dirs (traversable by the user, not writable). */
@@ -38,6 +41,7 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
   const ctx: AgentContext = {
     config,
     cgroups: new CgroupManager(config.cgroupRoot),
+    launch: { userAslr: true },
     // base stays the public name: the lexical rule is about what the caller wrote.
     workspacePaths: { base: config.workspace, roots: await realRoots([config.workspace, config.home]) },
     runsDir,
@@ -48,7 +52,7 @@ export async function createContext(config: AgentConfig): Promise<AgentContext> 
     processes: new ProcessTable(),
     warmRuntimes: undefined as unknown as WarmRuntimes,
   }
-  ctx.warmRuntimes = new WarmRuntimes(config, ctx.cgroups, runsDir)
+  ctx.warmRuntimes = new WarmRuntimes(ctx, runsDir)
   ctx.fileWorker = new FileWorker(ctx)
   return ctx
 }

@@ -85,6 +85,27 @@ describe.skipIf(!canRun)('agent end to end (host, test mode)', () => {
     expect(r.body).toEqual({ agentVersion: expect.any(String), protocolVersion: AGENT_PROTOCOL_VERSION })
   })
 
+  it('starts user processes without address-space randomisation only while the host asks so at init', async () => {
+    const init = (extra: object) => json(session, 'POST', '/init', { unixTimeMs: Date.now(), entropy: '', ...extra })
+    // ADDR_NO_RANDOMIZE is 0x0040000 in the personality word.
+    const personality = async () => (await json(session, 'POST', '/exec', { cmd: 'cat /proc/self/personality' })).body.stdout.trim()
+    const runPersonality = async () => (await json(session, 'POST', '/run', { runtime: 'node', code: "result.set(require('node:fs').readFileSync('/proc/self/personality', 'utf8').trim())" })).body.result
+    expect(await personality()).toBe('00000000')
+    try {
+      expect((await init({ userAslr: false })).status).toBe(200)
+      expect(await personality()).toBe('00040000')
+      // The first run starts its runtime cold, the second takes the warm one started after it.
+      expect(await runPersonality()).toBe('00040000')
+      expect(await runPersonality()).toBe('00040000')
+    } finally {
+      expect((await init({})).status).toBe(200)
+    }
+    expect(await personality()).toBe('00000000')
+    // The runtime left warm under the old policy was discarded at /init.
+    expect(await runPersonality()).toBe('00000000')
+    expect(await runPersonality()).toBe('00000000')
+  })
+
   it('runs commands as uid/gid 1000 with no supplementary groups, in the workspace, with the base env', async () => {
     const r = await json(session, 'POST', '/exec', { cmd: 'id -u; id -g; id -G; pwd; echo "$HOME $USER $TERM $FOO"', env: { FOO: 'bar', TERM: 'xterm' } })
     expect(r.status).toBe(200)

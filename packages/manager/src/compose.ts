@@ -13,6 +13,7 @@ import { createTemplatesRepo } from './store/templates-repo.ts'
 import { createPaths } from './runtime/storage/paths.ts'
 import { ramDirAdvice, ramDirProblem } from './runtime/storage/ram-dir.ts'
 import { createQemuDriver } from './runtime/vmm/qemu/driver.ts'
+import { userAslrOf } from './runtime/vmm/accel.ts'
 import { detectCgroupLayout, VmmCgroups } from './runtime/vmm/confinement/cgroups.ts'
 import type { VmmDriver } from './runtime/vmm/driver.ts'
 import { createSupervisor } from './runtime/supervisor/supervisor.ts'
@@ -104,7 +105,8 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     tbSizeMb: config.qemuTbSizeMb,
     snapshotMode: config.snapshotLive ? 'live' : 'stop',
   })
-  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')), vmmUidBase: config.vmmUidBase })
+  const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')), vmmUidBase: config.vmmUidBase,
+    userAslr: () => userAslrOf(config.sandboxAslr, accel.value) })
 
   // services, each built after what it uses: no cycles, no late binding
   const metrics = createMetrics({ vms: repos.vms, memoryBudget: supervisor.memory })

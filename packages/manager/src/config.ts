@@ -61,6 +61,11 @@ export interface Config {
   qemuBin: string
   /** QEMU_TB_SIZE_MB: TCG's translation cache per VMM (MiB); 0 leaves QEMU's own default (1 GiB). KVM ignores it. */
   qemuTbSizeMb: number
+  /**
+   * SANDBOX_ASLR: address-space randomisation of the user's processes in the guest. 'auto' turns
+   * it off under TCG only, where it makes every process start translate its code afresh.
+   */
+  sandboxAslr: 'auto' | 'on' | 'off'
   /** VMM_UID_BASE: a VM's VMM runs as uid/gid base + its address's low 24 bits; base itself is the clone group. */
   vmmUidBase: number
   /** 'auto' probes the host once at start; 'kvm' / 'tcg' force it. */
@@ -309,6 +314,8 @@ export function loadConfig(env: Env = process.env): Config {
     qemuBin: env.QEMU_BIN || 'qemu-system-x86_64',
     // Chosen from bench/density.ts (docs/benchmarks.md, "Issue 18 — density and create speed").
     qemuTbSizeMb: int(env, 'QEMU_TB_SIZE_MB', DEFAULT_TB_SIZE_MB, 0, 4096),
+    // docs/benchmarks.md, "Issue 18 — address-space randomisation under TCG".
+    sandboxAslr: oneOf(env, 'SANDBOX_ASLR', ['auto', 'on', 'off'] as const, 'auto'),
     // Far above login users and the usual subuid ranges; the range is base .. base + 2^24.
     vmmUidBase: int(env, 'VMM_UID_BASE', 1_000_000_000, 65_536, 4_000_000_000),
     accel: oneOf(env, 'VMM_ACCEL', ['auto', 'kvm', 'tcg'] as const, 'auto'),

@@ -83,6 +83,11 @@ export const InitRequest = Type.Object({
   /** base64 of host random bytes, mixed into the guest kernel RNG. */
   entropy: Type.String({ maxLength: 4096 }),
   network: Type.Optional(GuestNetwork),
+  /**
+   * false: start the user's processes without address-space randomisation, so that under
+   * emulation QEMU reuses their translated code from one process to the next. Absent: on.
+   */
+  userAslr: Type.Optional(Type.Boolean()),
 })
 export type InitRequest = Static<typeof InitRequest>
 

@@ -26,7 +26,7 @@ async function spawnExec(ctx: AgentContext, req: ExecRequest): Promise<UserProce
   const argv = argvOf(ctx, req)
   const env = { ...baseEnv(ctx.config), ...checkEnvRecord(req.env) }
   const cwd = await resolveCwd(ctx, req.cwd)
-  return spawnAsUser(ctx.config, ctx.cgroups, { argv, env, cwd, asRoot: req.asRoot === true })
+  return spawnAsUser(ctx, { argv, env, cwd, asRoot: req.asRoot === true })
 }
 
 const limitsOf = (req: ExecRequest) => ({ timeoutMs: req.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, maxOutputBytes: req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES })

@@ -30,7 +30,7 @@ export async function handleFileRead(ctx: AgentContext, res: Http2ServerResponse
     res.end()
     return
   }
-  const proc = spawnAsUser(ctx.config, ctx.cgroups, {
+  const proc = spawnAsUser(ctx, {
     // count_bytes: exactly the bytes announced, even if the file grows meanwhile.
     argv: [ctx.config.dd, `if=${at.real}`, 'bs=1048576', 'iflag=skip_bytes,count_bytes', `skip=${start}`, `count=${length}`, 'status=none'],
     env: baseEnv(ctx.config),

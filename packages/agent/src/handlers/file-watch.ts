@@ -19,7 +19,7 @@ export async function handleFileWatch(ctx: AgentContext, res: Http2ServerRespons
   if (at.exists === false) throw new AgentFailure('path_not_found', `${at.pub}: no such file or directory`)
   const st = (await ctx.fileWorker.call({ op: 'stat', path: at.real, as: at.pub, follow: true })) as FileEntry
   if (st.type !== 'dir') throw new AgentFailure('not_a_directory', `${at.pub} is not a directory (a watch is of a directory)`)
-  const proc = spawnAsUser(ctx.config, ctx.cgroups, {
+  const proc = spawnAsUser(ctx, {
     argv: [ctx.config.node, ctx.config.fileWorker, 'watch', at.real, at.pub, q.recursive === 'false' ? '0' : '1'],
     env: baseEnv(ctx.config),
     cwd: ctx.workspacePaths.base,

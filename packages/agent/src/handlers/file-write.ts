@@ -25,7 +25,7 @@ export async function handleFileWrite(ctx: AgentContext, req: Http2ServerRequest
     throw failWith(e)
   })
   const part = path.join(path.dirname(at.real), `.${path.basename(at.real).slice(0, 200)}.rds-part-${randomUUID().slice(0, 8)}`)
-  const proc = spawnAsUser(ctx.config, ctx.cgroups, {
+  const proc = spawnAsUser(ctx, {
     // noclobber: the part file is created, never an existing file (or a link planted under its name) opened.
     argv: [ctx.config.sh, '-c', 'set -C; exec cat >"$1"', 'rds-write', part],
     env: baseEnv(ctx.config),

@@ -54,7 +54,7 @@ async function extractAsUser(ctx: AgentContext, spool: string, dest: string, for
   const fd = fs.openSync(spool, 'r')
   try {
     const script = `mkdir -p -- "$1" && exec ${ctx.config.tar} -x${format === 'tar.gz' ? 'z' : ''}f - --no-same-owner --no-same-permissions -C "$1"`
-    const proc = spawnAsUser(ctx.config, ctx.cgroups, {
+    const proc = spawnAsUser(ctx, {
       argv: [ctx.config.sh, '-c', script, 'rds-extract', dest],
       env: baseEnv(ctx.config),
       cwd: ctx.workspacePaths.base,
@@ -80,7 +80,7 @@ export async function handleDownload(ctx: AgentContext, res: Http2ServerResponse
   else if (st.isFile()) args = ['-C', path.dirname(target), path.basename(target)]
   else throw new AgentFailure('invalid_request', `path ${JSON.stringify(q.path)} is neither a file nor a directory`)
 
-  const proc = spawnAsUser(ctx.config, ctx.cgroups, {
+  const proc = spawnAsUser(ctx, {
     argv: [ctx.config.tar, '-cf', '-', ...args],
     env: baseEnv(ctx.config),
     cwd: ctx.workspacePaths.base,

@@ -13,8 +13,10 @@ import { configureNetwork } from '../network/configure.ts'
 export async function handleInit(ctx: AgentContext, req: InitRequest): Promise<InitReply> {
   if (!Number.isFinite(req.unixTimeMs) || req.unixTimeMs <= 0) throw new AgentFailure('invalid_request', 'unixTimeMs must be a positive number')
   const entropy = Buffer.from(req.entropy, 'base64')
+  ctx.launch.userAslr = req.userAslr !== false
   // After a restore, a warm runtime is a copy of the snapshot's, RNG state and clock included,
-  // shared with every other clone: never let one serve a call. The next call starts a fresh one.
+  // shared with every other clone: never let one serve a call. The next call starts a fresh one
+  // (under this launch policy).
   ctx.warmRuntimes.discardAll()
   // 0: leave the clock alone (agent tests run on a real host).
   const clockMs = ctx.config.setClock ? Math.trunc(req.unixTimeMs) : 0

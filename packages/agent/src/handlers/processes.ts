@@ -18,7 +18,7 @@ export async function handleProcessStart(ctx: AgentContext, req: ProcessStartReq
   const cwd = await resolveCwd(ctx, req.cwd)
   const shell = fs.existsSync(ctx.config.bash) ? ctx.config.bash : ctx.config.sh
   const argv = req.args ?? [shell, '-c', req.cmd!]
-  const proc = spawnAsUser(ctx.config, ctx.cgroups, {
+  const proc = spawnAsUser(ctx, {
     argv,
     env,
     cwd,

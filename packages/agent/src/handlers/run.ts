@@ -109,7 +109,7 @@ async function startRun(ctx: AgentContext, req: RunRequest): Promise<StartedRun>
     const pipe = await createResultPipe(runDir, ctx.config.uid, ctx.config.gid, ctx.config.mkfifo)
     let proc
     try {
-      proc = spawnAsUser(ctx.config, ctx.cgroups, { argv, env, cwd, fd3: pipe.writeFd })
+      proc = spawnAsUser(ctx, { argv, env, cwd, fd3: pipe.writeFd })
     } finally {
       fs.closeSync(pipe.writeFd)
     }

@@ -14,8 +14,7 @@ import type net from 'node:net'
 import { randomUUID } from 'node:crypto'
 import type { AgentConfig } from '../config.ts'
 import { log } from '../log.ts'
-import type { CgroupManager } from '../sandbox/cgroup.ts'
-import { spawnAsUser, type UserProcess } from '../sandbox/spawn.ts'
+import { spawnAsUser, type UserProcess, type UserSandbox } from '../sandbox/spawn.ts'
 import { makeFifo } from './fifo.ts'
 import { createResultPipe } from './result-pipe.ts'
 import { runtimeArgv, runtimeEnv } from './runtime-launch.ts'
@@ -44,8 +43,8 @@ const MAX_EARLY_DEATHS = 3
 const RESTART_DELAY_MS = 200
 
 export class WarmRuntimes {
+  readonly #sandbox: UserSandbox
   readonly #config: AgentConfig
-  readonly #cgroups: CgroupManager
   readonly #runsDir: string
   readonly #idle = new Map<Runtime, Idle>()
   readonly #starting = new Set<Runtime>()
@@ -55,9 +54,9 @@ export class WarmRuntimes {
   /** Bumped by discardAll: runtimes still starting from before it are thrown away when ready. */
   #generation = 0
 
-  constructor(config: AgentConfig, cgroups: CgroupManager, runsDir: string) {
-    this.#config = config
-    this.#cgroups = cgroups
+  constructor(sandbox: UserSandbox, runsDir: string) {
+    this.#sandbox = sandbox
+    this.#config = sandbox.config
     this.#runsDir = runsDir
   }
 
@@ -143,7 +142,7 @@ export class WarmRuntimes {
       const pipe = await createResultPipe(runDir, config.uid, config.gid, config.mkfifo)
       let proc: UserProcess
       try {
-        proc = spawnAsUser(config, this.#cgroups, { argv, env: runtimeEnv(config, shape.runtime), cwd: config.workspace, fd3: pipe.writeFd })
+        proc = spawnAsUser(this.#sandbox, { argv, env: runtimeEnv(config, shape.runtime), cwd: config.workspace, fd3: pipe.writeFd })
       } finally {
         fs.closeSync(pipe.writeFd)
       }

@@ -65,8 +65,8 @@ export class FileWorker {
 
   #running(): UserProcess {
     if (this.#proc) return this.#proc
-    const { config, cgroups, workspacePaths } = this.#ctx
-    const proc = spawnAsUser(config, cgroups, {
+    const { config, workspacePaths } = this.#ctx
+    const proc = spawnAsUser(this.#ctx, {
       argv: [config.node, config.fileWorker, 'serve'],
       env: baseEnv(config),
       cwd: workspacePaths.base,

@@ -33,7 +33,25 @@ export interface UserProcess {
   release(): void
 }
 
-export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: UserSpawnOptions): UserProcess {
+/** How this guest starts user processes, beyond the fixed uid, cgroup and session. */
+export interface LaunchPolicy {
+  /**
+   * Address-space randomisation for user processes. The host turns it off under emulation (its
+   * /init, InitRequest.userAslr): QEMU's TCG then reuses the translated code of the last
+   * process's bash, libc or runtime instead of translating it afresh.
+   */
+  userAslr: boolean
+}
+
+/** What starting a user process needs: the agent's context provides all three. */
+export interface UserSandbox {
+  config: AgentConfig
+  cgroups: CgroupManager
+  launch: LaunchPolicy
+}
+
+export function spawnAsUser(sandbox: UserSandbox, opts: UserSpawnOptions): UserProcess {
+  const { config, cgroups } = sandbox
   const cgroup = cgroups.create(randomUUID())
   const helperArgs = [
     ...(cgroup ? ['--cgroup', cgroup] : []),
@@ -45,6 +63,7 @@ export function spawnAsUser(config: AgentConfig, cgroups: CgroupManager, opts: U
     // Close every inherited descriptor beyond stdio (and the result pipe of a run).
     '--keep-fds', opts.fd3 !== undefined ? '4' : '3',
     ...(opts.pty ? ['--pty', `${opts.pty.cols}x${opts.pty.rows}`] : []),
+    ...(sandbox.launch.userAslr ? [] : ['--no-aslr']),
     '--',
     ...opts.argv,
   ]

@@ -52,3 +52,22 @@ it('keeps answering after Node ran, with the user\'s isolation intact', async ()
   // The next call sees none of the first one's environment.
   expect((await exec('echo "[${CARRY:-}]"')).stdout).toBe('[]\n')
 })
+
+it('starts the user\'s processes without address-space randomisation under TCG only, and nothing else', async () => {
+  const argv = qemuProcessesOf(api.storageRoot)
+    .map((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'))
+    .find((args) => args[args.indexOf('-name') + 1]?.endsWith(`:${vmId}`))
+  const tcg = argv![argv!.indexOf('-accel') + 1]!.startsWith('tcg')
+  // SANDBOX_ASLR=auto: ADDR_NO_RANDOMIZE (0x0040000) in the personality of user code under TCG.
+  const expected = tcg ? '00040000' : '00000000'
+  const r = await exec('cat /proc/self/personality; cat /proc/sys/kernel/randomize_va_space; bash -c "cat /proc/self/personality"')
+  // The guest's own setting is untouched (the agent and PID 1 keep full randomisation); the flag
+  // is the user's processes' own and is inherited by what they start.
+  expect(r.stdout.split('\n')).toEqual([expected, '2', expected, ''])
+  const run = await api.request('POST', `/v1/vms/${vmId}/run-js`, { code: "result.set(require('node:fs').readFileSync('/proc/self/personality', 'utf8').trim())", timeoutMs: 120_000 })
+  expect(run.body).toMatchObject({ exitCode: 0, result: expected })
+  // Two processes of the same program see the same layout under TCG, different ones otherwise.
+  const maps = await exec('for i in 1 2; do grep -m1 libc /proc/self/maps | cut -d- -f1; done')
+  const [a, b] = maps.stdout.trim().split('\n')
+  expect(a === b).toBe(tcg)
+})

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { addressPlanOf, ConfigError, DEFAULT_TB_SIZE_MB, loadConfig } from '../../src/config.ts'
 import { DEFAULT_EXCLUDED_CIDRS } from '../../src/runtime/network/egress-policy.ts'
 import { parseCidr } from '../../src/runtime/network/ipv4.ts'
+import { userAslrOf } from '../../src/runtime/vmm/accel.ts'
 
 const MiB = 1024 * 1024
 
@@ -61,6 +62,7 @@ describe('defaults', () => {
       uploadMaxBytes: 1024 * MiB,
       qemuBin: 'qemu-system-x86_64',
       qemuTbSizeMb: 128,
+      sandboxAslr: 'auto',
       accel: 'auto',
       skipDefaultImage: false,
       logLevel: 'info',
@@ -180,6 +182,17 @@ describe('integers', () => {
     expect(loadConfig({ QEMU_TB_SIZE_MB: '0' }).qemuTbSizeMb).toBe(0)
     expect(loadConfig({ QEMU_TB_SIZE_MB: '128' }).qemuTbSizeMb).toBe(128)
     for (const bad of ['-1', '4097', '32M', '1.5', 'default']) expect(refusal({ QEMU_TB_SIZE_MB: bad })).toBe(`QEMU_TB_SIZE_MB must be an integer from 0 to 4096 (got "${bad}")`)
+  })
+
+  it('SANDBOX_ASLR: auto by default (off under TCG only), on or off when set', () => {
+    expect(loadConfig({}).sandboxAslr).toBe('auto')
+    expect(userAslrOf(loadConfig({}).sandboxAslr, 'tcg')).toBe(false)
+    expect(userAslrOf(loadConfig({}).sandboxAslr, 'kvm')).toBe(true)
+    for (const accel of ['tcg', 'kvm'] as const) {
+      expect(userAslrOf(loadConfig({ SANDBOX_ASLR: 'on' }).sandboxAslr, accel)).toBe(true)
+      expect(userAslrOf(loadConfig({ SANDBOX_ASLR: 'off' }).sandboxAslr, accel)).toBe(false)
+    }
+    for (const bad of ['true', 'ON', '0']) expect(refusal({ SANDBOX_ASLR: bad })).toBe(`SANDBOX_ASLR must be one of auto, on, off (got "${bad}")`)
   })
 
   it('PORT: 0 to 65535, refused here and not by listen() after the whole start-up', () => {

@@ -84,6 +84,8 @@ export function createSupervisor(deps: {
   memoryBudgetMb?: number
   /** VMM_UID_BASE: each VMM runs as uid/gid base + its address's low 24 bits (confinement/vmm-user.ts); as root when absent. */
   vmmUidBase?: number
+  /** Whether guests randomise their user processes' address space, asked at each /init (SANDBOX_ASLR); on when absent. */
+  userAslr?: () => boolean
 }) {
   const { driver, paths, log } = deps
   const healthIntervalMs = deps.healthIntervalMs ?? HEALTH_INTERVAL_MS
@@ -137,7 +139,9 @@ export function createSupervisor(deps: {
    * Its reply states the agent's protocol version, which the agent client checks.
    */
   async function pushInit(call: AgentCall, network: GuestNetwork | undefined): Promise<void> {
-    const body = { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64'), ...(network ? { network } : {}) }
+    // userAslr only when off: an agent that predates the field has ASLR on anyway.
+    const aslrOff = deps.userAslr?.() === false
+    const body = { unixTimeMs: Date.now(), entropy: crypto.randomBytes(64).toString('base64'), ...(network ? { network } : {}), ...(aslrOff ? { userAslr: false } : {}) }
     await call('init', body, 15_000)
   }
 

@@ -17,3 +17,13 @@ export async function chooseAccel(
     ? { accel: 'kvm', reason: 'probe VM booted with KVM' }
     : { accel: 'tcg', reason: 'probe VM did not boot with KVM' }
 }
+
+/**
+ * Whether the guest randomises the address space of the user's processes (SANDBOX_ASLR). 'auto'
+ * turns it off under TCG only: QEMU finds translated code by virtual address, so with a fresh
+ * layout per process it translates bash, libc and the runtimes again on every start (measured 3–4×
+ * the start time of a small program). Under KVM there is nothing to gain.
+ */
+export function userAslrOf(setting: 'auto' | 'on' | 'off', accel: 'kvm' | 'tcg'): boolean {
+  return setting === 'auto' ? accel === 'kvm' : setting === 'on'
+}
