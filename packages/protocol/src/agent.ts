@@ -155,13 +155,22 @@ export const RunResult = Type.Object({
 })
 export type RunResult = Static<typeof RunResult>
 
-/** Query of POST /files/upload (body: tar.gz stream). */
+/** Query of POST /files/upload (body: plain tar from the manager; tar.gz is still accepted). */
 export const UploadQuery = Type.Object({
   dest: Type.String(),
   maxEntries: Type.Optional(Type.Integer({ minimum: 1 })),
   maxBytes: Type.Optional(Type.Integer({ minimum: 1 })),
 })
 export type UploadQuery = Static<typeof UploadQuery>
+
+/**
+ * The most bytes a plain tar within the limits can take: its entries' contents plus, per entry,
+ * a header block, padding and room for a long-name header, plus the end blocks. Both ends cap an
+ * upload's plain stream with it (a gzip bomb stops there).
+ */
+export function plainTarMaxBytes(limits: { maxEntries: number; maxBytes: number }): number {
+  return limits.maxBytes + limits.maxEntries * 2048 + 1024 * 1024
+}
 
 /** An archive's encoding: gzip-compressed (the default everywhere) or plain tar. */
 export const ArchiveFormat = Type.Union([Type.Literal('tar.gz'), Type.Literal('tar')])

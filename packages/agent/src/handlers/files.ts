@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import path from 'node:path'
-import { AgentRoutes, BODY_BYTES_TRAILER, TAR, TAR_GZ, type ArchiveFormat, type DownloadQuery, type UploadQuery } from '@rds/protocol'
+import { AgentRoutes, BODY_BYTES_TRAILER, plainTarMaxBytes, TAR, TAR_GZ, type ArchiveFormat, type DownloadQuery, type UploadQuery } from '@rds/protocol'
 import { cheapGzip } from '../archive/cheap-gzip.ts'
 import { spoolBody, spooledFormat } from '../archive/receive.ts'
 import { validateArchive } from '../archive/validate.ts'
@@ -32,8 +32,8 @@ export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q
   const spool = path.join(ctx.spoolDir, `upload-${randomUUID()}.tar`)
   try {
     // gzip never makes data meaningfully larger (and plain tar only adds headers), so a body over
-    // the uncompressed limit (plus framing slack) is refused before it fills the spool.
-    const bytes = await spoolBody(req, spool, limits.maxBytes + 1024 * 1024)
+    // the uncompressed limit (plus framing) is refused before it fills the spool.
+    const bytes = await spoolBody(req, spool, plainTarMaxBytes(limits))
     // An abandoned body may still end normally on the wire (the sender's stack ends a stream
     // before resetting it), and a plain tar cut at an entry boundary still reads as complete:
     // only the sender's trailer with the full count confirms it.

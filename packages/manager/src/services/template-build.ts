@@ -4,12 +4,14 @@
 // is removed whatever happens, and a failed build keeps no snapshot: nothing is left half made.
 import fs from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
+import { plainTarMaxBytes } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import type { Paths } from '../runtime/storage/paths.ts'
 import type { Supervisor } from '../runtime/supervisor/supervisor.ts'
 import type { SnapshotRecord } from '../store/snapshots-repo.ts'
 import type { SetupStep, TemplateRecord } from '../store/templates-repo.ts'
 import { askAgent } from './agent-fault.ts'
+import { inflateUpload } from './archive-gzip.ts'
 import type { ImageService } from './images.ts'
 import type { SnapshotService } from './snapshots.ts'
 import type { Provisioner } from './vm-provision.ts'
@@ -51,9 +53,10 @@ export function createTemplateBuilder(deps: {
   }
 
   async function unpackFiles(vmId: string, name: string): Promise<void> {
-    const body = fs.createReadStream(paths.templateFiles(name))
+    const limits = { maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }
+    const body = inflateUpload(fs.createReadStream(paths.templateFiles(name)), plainTarMaxBytes(limits))
     try {
-      await askAgent(vmId, agentOf(vmId).upload('upload', { dest: '/workspace', maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }, body, UPLOAD_TIMEOUT_MS))
+      await askAgent(vmId, agentOf(vmId).upload('upload', { dest: '/workspace', ...limits }, body, UPLOAD_TIMEOUT_MS))
     } finally {
       body.destroy()
     }

@@ -2,7 +2,7 @@
 // Nothing here takes the VM's lifecycle lock, so many requests run on one VM at once
 // (multiplexed on its agent session) and never wait on another VM.
 import type { Readable } from 'node:stream'
-import { EnvListError, parseEnvList, toEnvList, type AgentEventStreamName, type ArchiveFormat, type AgentRequest, type ErrorEvent, type ExecResult, type RunResult } from '@rds/protocol'
+import { EnvListError, parseEnvList, plainTarMaxBytes, toEnvList, type AgentEventStreamName, type ArchiveFormat, type AgentRequest, type ErrorEvent, type ExecResult, type RunResult } from '@rds/protocol'
 import type { Config } from '../config.ts'
 import { ApiError, Errors } from '../errors.ts'
 import { agentFault, askAgent } from './agent-fault.ts'
@@ -19,6 +19,7 @@ import type { RecordActivity } from './activity/activity-log.ts'
 import { assertState } from './vm-lifecycle.ts'
 import type { VmLookup } from './vm-lookup.ts'
 import type { MetricsReport } from './metrics/report.ts'
+import { gzipDownload, inflateUpload } from './archive-gzip.ts'
 
 export interface ExecInput {
   /** A command line for bash; exactly one of cmd and args. */
@@ -220,15 +221,22 @@ export function createVmExecService(deps: { config: Config; paths: Paths; vms: V
     runTs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'deno', input, history),
     runJs: (id: string, input: RunInput, history?: Record<string, unknown>) => run(id, 'node', input, history),
 
-    /** `body`: a tar.gz or plain tar stream (the agent tells them apart by gzip's magic number). */
+    /** `body`: a tar.gz or plain tar stream; the agent gets plain tar (archive-gzip.ts). */
     async upload(id: string, dest: string, body: Readable): Promise<void> {
       const { agent } = await agentFor(id, 'files')
-      await askAgent(id, agent.upload('upload', { dest, maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }, body, 30 * 60_000))
+      const plain = inflateUpload(body, plainTarMaxBytes({ maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }))
+      try {
+        await askAgent(id, agent.upload('upload', { dest, maxEntries: config.uploadMaxEntries, maxBytes: config.uploadMaxBytes }, plain, 30 * 60_000))
+      } finally {
+        plain.destroy()
+      }
     },
 
     async download(id: string, path: string, format?: ArchiveFormat): Promise<Readable> {
       const { agent } = await agentFor(id, 'files')
-      return askAgent(id, agent.download({ path, format }, 60_000))
+      // Plain tar over the channel; tar.gz is made here (archive-gzip.ts).
+      const tar = await askAgent(id, agent.download({ path, format: 'tar' }, 60_000))
+      return format === 'tar' ? tar : gzipDownload(tar)
     },
 
     async logs(id: string, type: LogType, tailLines: number): Promise<{ type: LogType; lines: string[]; truncated: boolean; updatedAt?: string }> {

@@ -196,6 +196,12 @@ describe.each(VM_ORIGINS)('a running VM, $origin', ({ shape, provisionMode }) =>
     const garbage = await api.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace`, new Uint8Array([1, 2, 3]), { 'content-type': 'application/gzip' })
     expect(garbage.status).toBe(400)
     expect(garbage.body.code).toBe('archive_invalid')
+    // A gzip stream cut short: inflated on the host, refused with zlib's reason, nothing written.
+    const whole = tarGz({ 'cut.txt': 'x'.repeat(100_000) })
+    const cut = await api.request('POST', `/v1/vms/${vmId}/files/upload?dest=/workspace/cut`, whole.subarray(0, whole.length - 20), { 'content-type': 'application/gzip' })
+    expect(cut.status).toBe(400)
+    expect(cut.body).toMatchObject({ code: 'archive_invalid', message: expect.stringMatching(/^unreadable tar\.gz archive: .*end of file/) })
+    expect((await api.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'test -e /workspace/cut && echo written || echo nothing' })).body.stdout).toBe('nothing\n')
     const noDest = await api.request('POST', `/v1/vms/${vmId}/files/upload`, tarGz({ 'x.txt': 'x' }), { 'content-type': 'application/gzip' })
     expect(noDest.status).toBe(400)
     expect(noDest.body.message).toBe('dest is required')
