@@ -7,8 +7,7 @@ import zlib from 'node:zlib'
 import tar from 'tar-stream'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cheapGzip, chooseLevel } from '../src/archive/cheap-gzip.ts'
-import { sniffFormat, spoolBody, spooledFormat } from '../src/archive/receive.ts'
-import { validateArchive } from '../src/archive/validate.ts'
+import { receiveArchive, sniffFormat } from '../src/archive/receive.ts'
 import { AgentFailure } from '../src/errors.ts'
 
 type Entry = Partial<tar.Header> & { name: string; body?: string | Buffer }
@@ -36,13 +35,12 @@ const limits = { maxEntries: 100, maxBytes: 64 * 1024 }
 /** Chunks of `size` bytes, as the channel delivers them. */
 const chunked = (buf: Buffer, size = 1000): Readable => Readable.from(Array.from({ length: Math.ceil(buf.length / size) }, (_, i) => buf.subarray(i * size, (i + 1) * size)))
 
-/** The upload handler's steps: spool, tell the format, check. */
+/** The upload handler's steps: spool and check in one pass, then the check's verdict. */
 async function receive(body: Buffer, l = limits, maxBody = 1024 * 1024): Promise<{ outcome: string; spool: Buffer | undefined }> {
   const spool = path.join(dir, crypto.randomUUID())
   try {
-    const bytes = await spoolBody(chunked(body), spool, maxBody)
-    const format = spooledFormat(spool)
-    await validateArchive(fs.createReadStream(spool), l, format)
+    const { bytes, format, checked } = await receiveArchive(chunked(body), spool, l, maxBody)
+    await checked()
     return { outcome: `ok ${format} ${bytes}`, spool: fs.readFileSync(spool) }
   } catch (e) {
     expect(e).toBeInstanceOf(AgentFailure)
@@ -99,6 +97,22 @@ describe('receiving an upload', () => {
     it('refuses what is not an archive', async () => {
       expect((await receive(encode(Buffer.from('definitely not a tar archive, not even close'.repeat(20))))).outcome).toMatch(/^archive_invalid: unreadable/)
     })
+  })
+
+  it('stops reading a body as soon as the check refuses it, with the check\'s reason', async () => {
+    const t = await tarOf([{ name: '/etc/evil', body: 'x' }, { name: 'big.bin', body: crypto.randomBytes(3 * 1024 * 1024) }])
+    let read = 0
+    const body = Readable.from((function* () {
+      for (let i = 0; i < t.length; i += 16384) {
+        read += 16384
+        yield t.subarray(i, i + 16384)
+      }
+    })())
+    const spool = path.join(dir, crypto.randomUUID())
+    const err = await receiveArchive(body, spool, { maxEntries: 100, maxBytes: 8 << 20 }, 16 << 20).then(async (r) => r.checked()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(AgentFailure)
+    expect((err as AgentFailure).message).toMatch(/absolute path/)
+    expect(read).toBeLessThan(t.length / 2)
   })
 
   it('refuses a truncated or corrupt gzip stream', async () => {

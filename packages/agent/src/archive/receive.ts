@@ -1,15 +1,14 @@
-// Receiving an uploaded archive: the body goes to the root-only spool as it arrives, and its first
-// bytes say what it is (gzip's magic number, or plain tar). The check and the extraction read the
-// spool afterwards, so a refused archive writes nothing under /workspace.
-//
-// A one-pass version (gunzip and check while the body arrives, spool plain tar) exists in this
-// branch's history; it is not used until it has been measured (docs/benchmarks.md, "Issue 18 —
-// transfers").
+// Receiving an uploaded archive in one pass: each chunk goes to the root-only spool and to the
+// check (entry names, types, count, expanded size) as it arrives, so the bytes are never read back
+// for the check. Its first bytes say what it is (gzip's magic number, or plain tar; the manager
+// sends plain tar). Extraction reads the spool only once the whole body arrived, its length was
+// confirmed and the check passed, so a refused archive writes nothing under /workspace.
 import fs from 'node:fs'
-import type { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ArchiveFormat } from '@rds/protocol'
 import { AgentFailure } from '../errors.ts'
+import { validateArchive, type ArchiveLimits } from './validate.ts'
 
 /** gzip's magic number. A body without it is read as plain tar (and refused if it is not one). */
 const GZIP_MAGIC = [0x1f, 0x8b]
@@ -20,27 +19,67 @@ export function sniffFormat(head: Buffer): ArchiveFormat {
   return head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1] ? 'tar.gz' : 'tar'
 }
 
-/** The format of a spooled archive, from its first bytes. */
-export function spooledFormat(spool: string): ArchiveFormat {
-  const fd = fs.openSync(spool, 'r')
-  try {
-    const head = Buffer.alloc(GZIP_MAGIC.length)
-    return sniffFormat(head.subarray(0, fs.readSync(fd, head, 0, head.length, 0)))
-  } finally {
-    fs.closeSync(fd)
-  }
+export interface ReceivedArchive {
+  /** Body bytes spooled. */
+  bytes: number
+  format: ArchiveFormat
+  /** The check's verdict on the whole archive; call it after confirming the body is complete. */
+  checked(): Promise<void>
 }
 
-/** Writes `body` to `spool` (a new file), capped at `maxBytes`; resolves to the bytes received. */
-export async function spoolBody(body: Readable, spool: string, maxBytes: number): Promise<number> {
+/**
+ * Writes `body` to `spool` (a new file), capped at `maxBytes`, checking the archive on the way.
+ * Resolves once the body ended; a failure of the check while the body still arrives stops it.
+ */
+export async function receiveArchive(body: Readable, spool: string, limits: ArchiveLimits, maxBytes: number): Promise<ReceivedArchive> {
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  let head = Buffer.alloc(0)
+  while (head.length < GZIP_MAGIC.length) {
+    const r = await it.next()
+    if (r.done) break
+    head = Buffer.concat([head, r.value])
+  }
+  const format = sniffFormat(head)
+  // The check's own buffer: a slow check holds the body back rather than growing in memory.
+  const toCheck = new PassThrough({ highWaterMark: 1024 * 1024 })
+  toCheck.on('error', () => {}) // the check reports its own failure
+  let failure: unknown
+  const check = validateArchive(toCheck, limits, format).then(
+    () => undefined,
+    (e: unknown) => {
+      failure = e
+      throw e
+    },
+  )
+  check.catch(() => {}) // awaited through checked(), or replaced by the body's own failure
   let n = 0
-  async function* capped(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const c of src) {
+  async function* both(): AsyncGenerator<Buffer> {
+    async function* chunks(): AsyncGenerator<Buffer> {
+      if (head.length) yield head
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value
+    }
+    for await (const c of chunks()) {
       n += c.length
       if (n > maxBytes) throw new AgentFailure('archive_too_large', `upload body over ${maxBytes} bytes`)
+      if (failure) throw failure
+      if (!toCheck.destroyed && !toCheck.write(c)) {
+        await new Promise<void>((resolve) => {
+          toCheck.once('drain', resolve)
+          toCheck.once('close', resolve)
+        })
+      }
+      if (failure) throw failure
       yield c
     }
+    toCheck.end()
   }
-  await pipeline(body, capped, fs.createWriteStream(spool, { flags: 'wx', mode: 0o600 }))
-  return n
+  try {
+    await pipeline(Readable.from(both()), fs.createWriteStream(spool, { flags: 'wx', mode: 0o600 }))
+  } catch (e) {
+    // As a pipeline from the body would: the rest of a refused body is not read.
+    toCheck.destroy()
+    body.destroy()
+    throw e
+  }
+  return { bytes: n, format, checked: () => check }
 }

@@ -7,8 +7,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import path from 'node:path'
 import { AgentRoutes, BODY_BYTES_TRAILER, plainTarMaxBytes, TAR, TAR_GZ, type ArchiveFormat, type DownloadQuery, type UploadQuery } from '@rds/protocol'
 import { cheapGzip } from '../archive/cheap-gzip.ts'
-import { spoolBody, spooledFormat } from '../archive/receive.ts'
-import { validateArchive } from '../archive/validate.ts'
+import { receiveArchive } from '../archive/receive.ts'
 import { DEFAULT_UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_MAX_ENTRIES } from '../config.ts'
 import type { AgentContext } from '../context.ts'
 import { AgentFailure } from '../errors.ts'
@@ -19,8 +18,6 @@ import { collect, spawnAsUser } from '../sandbox/spawn.ts'
 
 const EXTRACT_TIMEOUT_MS = 10 * 60_000
 const TOOL_STDERR_LIMIT = 64 * 1024
-/** Fewer, larger reads for the check: each chunk costs the agent's event loop under emulation. */
-const SPOOL_READ_CHUNK = 1024 * 1024
 
 export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q: UploadQuery): Promise<void> {
   const limits = { maxEntries: q.maxEntries ?? DEFAULT_UPLOAD_MAX_ENTRIES, maxBytes: q.maxBytes ?? DEFAULT_UPLOAD_MAX_BYTES }
@@ -33,7 +30,7 @@ export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q
   try {
     // gzip never makes data meaningfully larger (and plain tar only adds headers), so a body over
     // the uncompressed limit (plus framing) is refused before it fills the spool.
-    const bytes = await spoolBody(req, spool, plainTarMaxBytes(limits))
+    const { bytes, format, checked } = await receiveArchive(req, spool, limits, plainTarMaxBytes(limits))
     // An abandoned body may still end normally on the wire (the sender's stack ends a stream
     // before resetting it), and a plain tar cut at an entry boundary still reads as complete:
     // only the sender's trailer with the full count confirms it.
@@ -41,8 +38,7 @@ export async function handleUpload(ctx: AgentContext, req: Http2ServerRequest, q
     if (req.aborted || (rst !== undefined && rst !== 0) || req.trailers?.[BODY_BYTES_TRAILER] !== String(bytes)) {
       throw new AgentFailure('invalid_request', 'the upload did not complete (the body ended without its length trailer)')
     }
-    const format = spooledFormat(spool)
-    await validateArchive(fs.createReadStream(spool, { highWaterMark: SPOOL_READ_CHUNK }), limits, format)
+    await checked()
     await extractAsUser(ctx, spool, dest.path, format)
   } finally {
     fs.rmSync(spool, { force: true })
