@@ -1,5 +1,6 @@
 // The generated consumer files and the mounted-source filter, without a VM.
 import { Readable } from 'node:stream'
+import zlib from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { validatePeerManifest } from '@rds/protocol'
 import { consumerFiles } from '../../src/services/peers/consumer-files.ts'
@@ -84,7 +85,7 @@ describe('mounted source filter', () => {
       ['./sdk/leak.ts', 'const token = "s3cr3t-value"'],
       ['./.env', 'X=1'],
     ]))
-    const out = await sanitizedSource(Readable.from([tgz]), ['s3cr3t-value'])
+    const out = await sanitizedSource(Readable.from([zlib.gunzipSync(tgz)]), ['s3cr3t-value'])
     expect([...out.keys()]).toEqual(['sdk/a.ts'])
   })
 })

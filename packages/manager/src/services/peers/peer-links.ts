@@ -74,7 +74,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
   async function readManifestText(provider: VmRecord): Promise<string | undefined> {
     let stream: Readable
     try {
-      stream = await deps.vmExec.download(provider.id, PEER_MANIFEST_PATH)
+      stream = await deps.vmExec.download(provider.id, PEER_MANIFEST_PATH, 'tar')
     } catch (e) {
       if (e instanceof ApiError && e.code === 'path_not_found') return undefined
       throw e
@@ -146,7 +146,7 @@ export function createPeerLinks(deps: { links: PeerLinksRepo; getVm: (id: string
    */
   async function mountedSource(alias: string, provider: VmRecord): Promise<Map<string, Buffer>> {
     const secrets = Object.values(deps.secrets.envOf(provider))
-    const read = async () => sanitizedSource(await deps.vmExec.download(provider.id, '/workspace'), secrets)
+    const read = async () => sanitizedSource(await deps.vmExec.download(provider.id, '/workspace', 'tar'), secrets)
     try {
       return await read()
     } catch (first) {

@@ -48,7 +48,7 @@ async function readAll(stream: AsyncIterable<Buffer>, max: number): Promise<Buff
   return n > max ? undefined : Buffer.concat(chunks)
 }
 
-/** Parses a tar.gz and hands each regular file (name without "./") to `onFile`. */
+/** Parses a plain tar (a download with format=tar: nothing to compress on one side and inflate on the other) and hands each regular file (name without "./") to `onFile`. */
 export async function eachTarFile(input: Readable, onFile: (name: string, size: number, read: () => Promise<Buffer | undefined>) => Promise<void>, maxEntries = MAX_ENTRIES, deadlineMs = ARCHIVE_DEADLINE_MS): Promise<void> {
   const late = setTimeout(() => input.destroy(new Error(`provider archive not read within ${deadlineMs} ms`)), deadlineMs)
   try {
@@ -60,7 +60,7 @@ export async function eachTarFile(input: Readable, onFile: (name: string, size: 
 
 async function readTar(input: Readable, onFile: (name: string, size: number, read: () => Promise<Buffer | undefined>) => Promise<void>, maxEntries: number): Promise<void> {
   let entries = 0
-  await walkTar(input, { gzip: true }, async (entry) => {
+  await walkTar(input, { gzip: false }, async (entry) => {
     if (++entries > maxEntries) throw new Error(`more than ${maxEntries} entries`)
     if (entry.type !== 'file' && entry.type !== 'contiguous-file') return
     let read: Promise<Buffer | undefined> | undefined
@@ -69,7 +69,7 @@ async function readTar(input: Readable, onFile: (name: string, size: number, rea
   })
 }
 
-/** The sanitized copy of a provider workspace archive: relative path -> content. */
+/** The sanitized copy of a provider workspace archive (plain tar): relative path -> content. */
 export async function sanitizedSource(input: Readable, secretValues: string[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>()
   const needles = secretValues.filter((v) => v.length >= 4).map((v) => Buffer.from(v))
