@@ -3,6 +3,7 @@
 // a failed setup leaves nothing; a change rebuilds while the last good build keeps serving; a
 // snapshot no template serves goes once no VM maps it; a restart fails an interrupted build.
 import fs from 'node:fs'
+import zlib from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FakeManager } from '../../harness/fake-manager.ts'
 import { tarGz } from '../../harness/archives.ts'
@@ -43,10 +44,10 @@ describe('a build', () => {
     expect(built.snapshotId).toMatch(/^snap-/)
     expect(built.setupOutput.map((s: any) => [s.cmd, s.exitCode])).toEqual([[def.setup[0], 0], [def.setup[1], 0]])
     const vm = buildVms().at(-1)!
-    // Files first (the archive as uploaded, into /workspace), then the setup, then the guest sync of the snapshot.
+    // Files first (the archive as uploaded, inflated on the way, into /workspace), then the setup, then the guest sync of the snapshot.
     expect(vm.requests.filter((q) => q.startsWith('POST') && q !== 'POST /init').map((q) => q.split('?')[0])).toEqual(['POST /files/upload', 'POST /exec', 'POST /exec', 'POST /exec'])
     expect(new URLSearchParams(vm.uploads[0]!.path.split('?')[1]).get('dest')).toBe('/workspace')
-    expect(vm.uploads[0]!.bytes.equals(archive)).toBe(true)
+    expect(vm.uploads[0]!.bytes.equals(zlib.gunzipSync(archive))).toBe(true)
     // As the sandbox user (no asRoot), with the template's env.
     expect(seen.slice(0, 2)).toEqual([expect.objectContaining({ cmd: def.setup[0], env: def.env }), expect.objectContaining({ cmd: def.setup[1], env: def.env })])
     expect(seen.some((q) => q.asRoot)).toBe(false)
