@@ -18,6 +18,7 @@ import { parse as parseYaml } from 'yaml'
 
 const REPO = path.resolve(import.meta.dirname, '..')
 const CGROUP_TARGET = '/sys/fs/cgroup'
+const KVM_DEVICE = '/dev/kvm'
 const V1_CONTROLLERS = ['memory', 'cpu', 'pids']
 
 interface Service {
@@ -116,7 +117,15 @@ export function runArgs(project: string, name: string, s: Service, compose: Comp
     }
   }
   for (const t of s.tmpfs ?? []) args.push('--tmpfs', t)
-  for (const d of s.devices ?? []) args.push('--device', d)
+  for (const d of s.devices ?? []) {
+    // KVM is optional: without it the manager runs its VMs under TCG. Podman refuses a device the
+    // host does not have, so it is left out, and said so, instead of failing the whole stack.
+    if (d.split(':')[0] === KVM_DEVICE && !fs.existsSync(KVM_DEVICE)) {
+      console.error(`podman-stack: this host has no ${KVM_DEVICE}: left out, VMs run under TCG (software emulation)`)
+      continue
+    }
+    args.push('--device', d)
+  }
   for (const c of s.cap_drop ?? []) args.push('--cap-drop', c)
   for (const c of s.cap_add ?? []) args.push('--cap-add', c)
   for (const o of s.security_opt ?? []) args.push('--security-opt', o)
