@@ -63,6 +63,8 @@ describe('compose.yaml under podman-stack', () => {
   it('gives the manager its devices, capabilities, volumes, RAM tmpfs and Caddy\'s ports', () => {
     const args = runArgs('p', 'manager', compose.services.manager!, compose, true).join(' ')
     expect(args).toContain('--device /dev/net/tun')
+    // KVM only where the host has the device; without it the stack still starts (TCG).
+    expect(args.includes('--device /dev/kvm')).toBe(fs.existsSync('/dev/kvm'))
     expect(args).toContain('--cap-drop ALL')
     expect(args).toContain('--cap-add SYS_ADMIN')
     expect(args).toContain('--security-opt unmask=/proc/sys')
