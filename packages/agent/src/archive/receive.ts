@@ -6,17 +6,15 @@
 import fs from 'node:fs'
 import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { ArchiveFormat } from '@rds/protocol'
+import { ARCHIVE_HEAD_BYTES, peekHead, startsWithGzipMagic, type ArchiveFormat } from '@rds/protocol'
 import { AgentFailure } from '../errors.ts'
 import { validateArchive, type ArchiveLimits } from './validate.ts'
 
-/** gzip's magic number. A body without it is read as plain tar (and refused if it is not one). */
-const GZIP_MAGIC = [0x1f, 0x8b]
-
+/** A body without gzip's magic number is read as plain tar (and refused if it is not one). */
 export function sniffFormat(head: Buffer): ArchiveFormat {
   // Fewer than two bytes is no archive of either kind; the gzip reader says so, as it always did.
-  if (head.length < GZIP_MAGIC.length) return 'tar.gz'
-  return head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1] ? 'tar.gz' : 'tar'
+  if (head.length < ARCHIVE_HEAD_BYTES) return 'tar.gz'
+  return startsWithGzipMagic(head) ? 'tar.gz' : 'tar'
 }
 
 export interface ReceivedArchive {
@@ -32,13 +30,7 @@ export interface ReceivedArchive {
  * Resolves once the body ended; a failure of the check while the body still arrives stops it.
  */
 export async function receiveArchive(body: Readable, spool: string, limits: ArchiveLimits, maxBytes: number): Promise<ReceivedArchive> {
-  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
-  let head = Buffer.alloc(0)
-  while (head.length < GZIP_MAGIC.length) {
-    const r = await it.next()
-    if (r.done) break
-    head = Buffer.concat([head, r.value])
-  }
+  const { head, all } = await peekHead(body, ARCHIVE_HEAD_BYTES)
   const format = sniffFormat(head)
   // The check's own buffer: a slow check holds the body back rather than growing in memory.
   const toCheck = new PassThrough({ highWaterMark: 1024 * 1024 })
@@ -54,11 +46,7 @@ export async function receiveArchive(body: Readable, spool: string, limits: Arch
   check.catch(() => {}) // awaited through checked(), or replaced by the body's own failure
   let n = 0
   async function* both(): AsyncGenerator<Buffer> {
-    async function* chunks(): AsyncGenerator<Buffer> {
-      if (head.length) yield head
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value
-    }
-    for await (const c of chunks()) {
+    for await (const c of all) {
       n += c.length
       if (n > maxBytes) throw new AgentFailure('archive_too_large', `upload body over ${maxBytes} bytes`)
       if (failure) throw failure

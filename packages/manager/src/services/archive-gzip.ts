@@ -9,9 +9,8 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
+import { ARCHIVE_HEAD_BYTES, peekHead, startsWithGzipMagic } from '@rds/protocol'
 import { ApiError, Errors } from '../errors.ts'
-
-const GZIP_MAGIC = [0x1f, 0x8b]
 
 /**
  * `maxPlainBytes`: the most the inflated stream may hold (the agent's own limit plus framing), so
@@ -21,22 +20,12 @@ const GZIP_MAGIC = [0x1f, 0x8b]
  */
 export function inflateUpload(body: Readable, maxPlainBytes: number): Readable {
   async function* plain(): AsyncGenerator<Buffer> {
-    const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>
-    async function* rest(head: Buffer): AsyncGenerator<Buffer> {
-      if (head.length) yield head
-      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value
-    }
-    let head = Buffer.alloc(0)
-    while (head.length < GZIP_MAGIC.length) {
-      const n = await it.next()
-      if (n.done) break
-      head = Buffer.concat([head, n.value])
-    }
-    if (head.length < GZIP_MAGIC.length || head[0] !== GZIP_MAGIC[0] || head[1] !== GZIP_MAGIC[1]) {
-      yield* rest(head)
+    const { head, all } = await peekHead(body, ARCHIVE_HEAD_BYTES)
+    if (!startsWithGzipMagic(head)) {
+      yield* all
       return
     }
-    const source = Readable.from(rest(head))
+    const source = Readable.from(all)
     const gunzip = zlib.createGunzip()
     source.on('error', (e) => gunzip.destroy(e))
     source.pipe(gunzip)

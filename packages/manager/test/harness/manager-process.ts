@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { netnsOf } from '../../src/runtime/network/host-network.ts'
 import { instanceOf } from '../../src/runtime/reclaim/instance-mark.ts'
 import { reclaimInstance } from '../../src/runtime/reclaim/stale-instances.ts'
+import { detectCgroupLayout, VmmCgroups } from '../../src/runtime/vmm/confinement/cgroups.ts'
 import { enforce, OpenApiResponses } from './openapi-responses.ts'
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts')
@@ -228,16 +229,22 @@ export class ManagerProcess extends ManagerClient {
   /** Stops the manager and leaves nothing of it on the host (the leak check after each file holds tests to it). */
   async cleanup(): Promise<void> {
     await this.stop()
-    for (const pid of qemuProcessesOf(this.storageRoot)) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // gone
+    // Its QEMUs, and a VMM's launch chain the manager left mid-start (a warm-pool refill when it
+    // stopped): that has joined its cgroup but not exec'd QEMU yet, so only the cgroup shows it.
+    // Until all are gone the instance is alive, and reclamation leaves it alone.
+    const cgroups = detectCgroupLayout()
+    const vmmTasks = () => [...qemuProcessesOf(this.storageRoot), ...(cgroups ? new VmmCgroups(cgroups, instanceOf(this.storageRoot)).tasks() : [])]
+    const deadline = Date.now() + 20_000
+    for (let left = vmmTasks(); left.length && Date.now() < deadline; left = vmmTasks()) {
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // gone
+        }
       }
+      await sleep(100)
     }
-    // Until its QEMUs are gone the instance is alive, and reclamation leaves it alone.
-    const deadline = Date.now() + 10_000
-    while (qemuProcessesOf(this.storageRoot).length && Date.now() < deadline) await sleep(100)
     // A manager stopped with VMs (or killed) leaves its namespace, host table and RAM directory
     // by design: removed as a later manager's start would remove them.
     await reclaimInstance(instanceOf(this.storageRoot))

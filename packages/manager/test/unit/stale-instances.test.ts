@@ -8,12 +8,13 @@ import dgram from 'node:dgram'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createAddressPlan } from '../../src/runtime/network/address-plan.ts'
 import { hostIfOf, netnsOf } from '../../src/runtime/network/host-network.ts'
 import { hostRuleset, hostTableName } from '../../src/runtime/network/nft-ruleset.ts'
 import { instanceOf, tryHoldMark } from '../../src/runtime/reclaim/instance-mark.ts'
 import { findLeftovers, holdOwnMark, InstanceTakenError, reclaimInstance } from '../../src/runtime/reclaim/stale-instances.ts'
+import { detectCgroupLayout, VmmCgroups, vmmLimits } from '../../src/runtime/vmm/confinement/cgroups.ts'
 
 const canRun = process.getuid?.() === 0
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
@@ -126,6 +127,24 @@ describe.skipIf(!canRun)('stale instances', () => {
     await exited(qemu)
     expect(await reclaimInstance(f.instance)).toMatchObject({ removed: expect.any(Array) })
     expect(present(f)).toEqual([])
+  })
+
+  it.skipIf(!detectCgroupLayout())('keeps an instance while a task is in one of its VMMs\' cgroups (a VMM being launched, or still exiting)', async () => {
+    const f = leaveBehind(5)
+    const cgroups = new VmmCgroups(detectCgroupLayout()!, f.instance)
+    const procs = cgroups.prepare('launching', vmmLimits({ cpu: 1, memMb: 64 }, 'tcg'))
+    // As the driver's launch chain does: join the cgroup, then exec; no -name marker anywhere.
+    const launch = spawn('/bin/sh', ['-c', 'for f; do echo $$ > "$f"; done; exec sleep 600', 'join', ...procs], { stdio: 'ignore' })
+    children.push(launch)
+    await vi.waitFor(() => expect(cgroups.tasks()).toEqual([launch.pid]))
+    expect(await reclaimInstance(f.instance)).toEqual({ instance: f.instance, kept: `process ${launch.pid} is in the cgroup of one of its VMMs` })
+    expect(present(f)).toEqual(EVERYTHING)
+    launch.kill('SIGKILL')
+    await exited(launch)
+    await vi.waitFor(() => expect(cgroups.tasks()).toEqual([]))
+    expect(await reclaimInstance(f.instance)).toMatchObject({ removed: expect.arrayContaining([`cgroup rds-${f.instance}`]) })
+    expect(present(f)).toEqual([])
+    expect(VmmCgroups.instanceParents(detectCgroupLayout()!)).not.toContain(`rds-${f.instance}`)
   })
 
   it('keeps an instance whose link address has a DNS forwarder (a manager from before the mark)', async () => {

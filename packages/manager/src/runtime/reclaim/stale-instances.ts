@@ -5,7 +5,7 @@
 // next manager on the same address plan refuse to start. So a starting manager removes the
 // leftovers of every other instance in which nothing is alive: no manager holding its mark, no
 // QEMU with its `rds:<instance>:` marker, no process serving DNS on its link address (a manager
-// from before the mark existed). A live instance is never touched.
+// from before the mark existed), no task in its VMMs' cgroups. A live instance is never touched.
 import fs from 'node:fs'
 import path from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
@@ -72,6 +72,10 @@ async function runningParts(instance: string): Promise<string | undefined> {
   for (const pid of listPids()) {
     if (markedVmId(processCmdline(pid), instance) !== undefined) return `QEMU process ${pid} runs with its marker`
   }
+  // A VMM still exiting, or one being launched, is in its cgroup before (and after) its marker shows.
+  const cgroups = detectCgroupLayout()
+  const task = cgroups ? new VmmCgroups(cgroups, instance).tasks()[0] : undefined
+  if (task !== undefined) return `process ${task} is in the cgroup of one of its VMMs`
   const address = await linkAddress(instance)
   if (address && servesDns(address)) return `a process serves DNS on its link address ${address}`
   return undefined

@@ -13,6 +13,7 @@ import type { GuestNetwork, Health } from '@rds/protocol'
 import { AgentClient, type AgentCall } from '../agent/client.ts'
 import { ConsoleCapture } from '../vmm/console-capture.ts'
 import { copyTruncate } from '../logs/copy-truncate.ts'
+import { logTail, VMM_LOG_TAIL_BYTES } from '../logs/log-tail.ts'
 import type { SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../vmm/driver.ts'
 import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
 import type { Paths } from '../storage/paths.ts'
@@ -251,7 +252,7 @@ export function createSupervisor(deps: {
       await opts.onProcess?.(handle)
       // A session exists only once the agent answered the init: that is the readiness check.
       // Its uptime comes with the first health check (one guest round trip less per create).
-      await m.agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive()).catch((err: unknown) => Promise.reject(asVmmError(err, failKind)))
+      await m.agent.waitReady(deps.bootTimeoutMs, () => handle.isAlive()).catch(async (err: unknown) => Promise.reject(asVmmError(await withVmmExit(err, handle, spec.vmmLog), failKind)))
       watch(vm.id, m, 0)
       return { bootMs: Date.now() - started }
     } catch (err) {
@@ -393,3 +394,15 @@ export function createSupervisor(deps: {
 }
 export type Supervisor = ReturnType<typeof createSupervisor>
 export type { MachineConfig, RestorePoint, VmNet } from './boot-spec.ts'
+
+/**
+ * An agent that never answered because its VMM died: how the VMM ended (SIGKILL is often its
+ * cgroup's memory limit) and the last thing it wrote, which is QEMU's reason when it has one.
+ */
+async function withVmmExit(err: unknown, handle: VmHandle, vmmLog: string): Promise<unknown> {
+  if (handle.isAlive()) return err
+  const exit = await Promise.race([handle.exited, sleep(1000).then(() => undefined)])
+  const how = exit && (exit.code ?? exit.signal) !== null ? ` (exit ${exit.code ?? exit.signal})` : ''
+  const said = logTail(vmmLog, VMM_LOG_TAIL_BYTES)
+  return new Error(`${(err as Error).message}${how}${said ? `: ${said}` : ''}`, { cause: err })
+}

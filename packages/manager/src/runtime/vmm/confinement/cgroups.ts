@@ -145,6 +145,17 @@ export class VmmCgroups {
     for (const dir of this.dirs(this.parentName)) rmdirIfThere(dir)
   }
 
+  /**
+   * Every task in a VM cgroup of this instance: VMMs, and the launch chain of one being started
+   * (it joins its cgroup before it execs QEMU, so its command line does not carry the marker yet).
+   */
+  tasks(): number[] {
+    const procs = this.dirs(this.parentName).flatMap((parent) =>
+      readdirOr(parent).filter((n) => n.startsWith(VM_PREFIX)).map((vm) => readOr(path.join(parent, vm, 'cgroup.procs'), '')),
+    )
+    return [...new Set(procs.flatMap((p) => p.split('\n')).filter(Boolean).map(Number))]
+  }
+
   /** Startup sweep: the cgroups of VMs that are not kept (their VMM is gone or being killed). */
   async sweep(keep: (vmId: string) => boolean): Promise<void> {
     const names = new Set(this.dirs(this.parentName).flatMap((d) => readdirOr(d)).filter((n) => n.startsWith(VM_PREFIX)))

@@ -14,6 +14,7 @@ import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
 import { vmmLimits, type VmmCgroups } from '../confinement/cgroups.ts'
 import { JAIL_RUN_DIR, jailVmm } from '../confinement/jail.ts'
+import { logTail, VMM_LOG_TAIL_BYTES } from '../../logs/log-tail.ts'
 
 export interface QemuDriverOptions {
   qemuBin: string
@@ -306,7 +307,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
 }
 
 function exitedDuringStart(spec: BootSpec, e: VmExit): VmmError {
-  const log = tail(spec.vmmLog, 2000)
+  const log = logTail(spec.vmmLog, VMM_LOG_TAIL_BYTES)
   return new VmmError('start_failed', `VMM exited during start (code ${e.code ?? e.signal})${log ? `: ${log}` : ''}`)
 }
 
@@ -315,14 +316,5 @@ async function waitForFile(file: string, timeoutMs: number): Promise<void> {
   while (!fs.existsSync(file)) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${file}`)
     await sleep(10)
-  }
-}
-
-export function tail(file: string, maxBytes: number): string {
-  try {
-    const buf = fs.readFileSync(file)
-    return buf.subarray(Math.max(0, buf.length - maxBytes)).toString('utf8').trim()
-  } catch {
-    return ''
   }
 }
