@@ -67,6 +67,14 @@ describe('receiving an upload', () => {
     expect(fromTar.spool!.equals(t)).toBe(true)
   })
 
+  it('spools a body of many small chunks byte for byte (they are handled in batches)', async () => {
+    // Several full batches and a part of one, in chunks that divide none of them.
+    const t = await tarOf([{ name: 'a.bin', body: crypto.randomBytes(700_001) }, { name: 'b.txt', body: 'tail' }])
+    const r = await receive(t, { maxEntries: 100, maxBytes: 1024 * 1024 }, 4 * 1024 * 1024)
+    expect(r.outcome).toBe(`ok tar ${t.length}`)
+    expect(r.spool!.equals(t)).toBe(true)
+  })
+
   // The same rules for both encodings: the new plain-tar path must refuse what tar.gz refuses.
   describe.each(['tar', 'tar.gz'] as const)('hostile %s', (format) => {
     const encode = (t: Buffer) => (format === 'tar.gz' ? zlib.gzipSync(t) : t)

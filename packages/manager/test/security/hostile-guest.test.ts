@@ -90,6 +90,17 @@ describe('hostile guest root', () => {
     expect(asUser.body.stdout).toBe('0\n3\n0\n')
   })
 
+  it('the agent runs V8 without its JIT (no memory both writable and executable in that root process); user code keeps its JIT', async () => {
+    const agentPid = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
+    const asRoot = await exec(attacker, `p=$(${agentPid}); tr '\\0' ' ' < /proc/$p/cmdline; echo; grep -c ' rwxp ' /proc/$p/maps`, { asRoot: true })
+    const [cmdline, rwx] = asRoot.body.stdout.trim().split('\n')
+    expect(cmdline!.trim().split(' ')).toEqual(['/usr/local/bin/node', '--jitless', '/opt/rds/agent/agent.js'])
+    expect(rwx).toBe('0')
+    // The flag is the agent's own: the user's Node starts without it (a jitless V8 has no WebAssembly).
+    const user = await exec(attacker, `node -e "console.log(JSON.stringify([process.execArgv.includes('--jitless'), typeof WebAssembly]))"`)
+    expect(JSON.parse(user.body.stdout)).toEqual([false, 'object'])
+  })
+
   it('floods /dev/console: the console log stays within CONSOLE_LOG_MAX_BYTES and /logs shows the newest lines', async () => {
     const logFile = path.join(mgr.storageRoot, 'vms', attacker, 'console.log')
     const marker = `rds-console-tail-${Math.random().toString(36).slice(2)}`
