@@ -18,6 +18,12 @@ Promise.all(process.argv.slice(1).map((t) => new Promise((done) => {
 }))).then(() => console.log(JSON.stringify(out)));
 `
 
+/**
+ * Shell that prints the pid of the guest agent (for guest root). One grep over all command lines
+ * (a loop of tr|grep takes seconds under TCG); the bracket keeps this command's own from matching.
+ */
+export const AGENT_PID_SH = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
+
 /** Exec as uid 1000, or as guest root through the test-only hook (RDS_TEST_GUEST_ROOT). */
 export async function guestExec(mgr: ManagerProcess, vmId: string, cmd: string, asRoot = false): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const r = await mgr.request('POST', `/v1/vms/${vmId}/${asRoot ? 'test-hooks/root-exec' : 'exec'}`, { cmd, timeoutMs: 30_000 })

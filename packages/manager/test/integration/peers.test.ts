@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { AGENT_PID_SH } from '../harness/guest-probe.ts'
 import { ManagerProcess, qemuProcessesOf } from '../harness/manager-process.ts'
 
 const A_TOKEN = 'a-token-7c1f9e3b5d'
@@ -217,10 +218,7 @@ describe('peer links', () => {
   })
 
   it('keeps the bridge working when the guest init restarts the consumer\'s agent', async () => {
-    // One grep over all cmdlines (a loop of tr|grep takes seconds under TCG); the bracket keeps
-    // this command's own cmdline from matching.
-    const agentPids = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
-    const before = (await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: agentPids })).body.stdout
+    const before = (await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: AGENT_PID_SH })).body.stdout
     // The exec that kills the agent loses its answer with it; what matters is what happens next.
     await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: `kill -9 ${before.trim()}`, timeoutMs: 10_000 })
     const deadline = Date.now() + 60_000
@@ -231,7 +229,7 @@ describe('peer links', () => {
       await new Promise((res) => setTimeout(res, 1000))
     }
     expect(r.body.result).toEqual({ text: 'hello revived', tokenLength: A_TOKEN.length })
-    const after = (await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: agentPids })).body.stdout
+    const after = (await mgr.request('POST', `/v1/vms/${consumer}/test-hooks/root-exec`, { cmd: AGENT_PID_SH })).body.stdout
     expect(after.trim()).toMatch(/^\d+$/)
     expect(after).not.toBe(before)
   })

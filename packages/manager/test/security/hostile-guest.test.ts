@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AGENT_PID_SH } from '../harness/guest-probe.ts'
 import { ManagerProcess } from '../harness/manager-process.ts'
 
 const MiB = 1024 * 1024
@@ -80,19 +81,17 @@ afterAll(async () => {
 
 describe('hostile guest root', () => {
   it('/proc hides root\'s processes from uid 1000 (hidepid=2); root sees the agent, shielded from the OOM killer', async () => {
-    const agentPid = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
-    const asRoot = await exec(attacker, `p=$(${agentPid}); echo $p; cat /proc/$p/oom_score_adj`, { asRoot: true })
+    const asRoot = await exec(attacker, `p=$(${AGENT_PID_SH}); echo $p; cat /proc/$p/oom_score_adj`, { asRoot: true })
     const [pid, adj] = asRoot.body.stdout.trim().split('\n')
     expect(pid).toMatch(/^\d+$/)
     expect(adj).toBe('-1000')
-    const asUser = await exec(attacker, `ls /proc | grep -cx '${pid}'; cat /proc/${pid}/environ /proc/${pid}/cmdline /proc/1/cmdline 2>&1 >/dev/null | wc -l; ${agentPid} | wc -l`)
+    const asUser = await exec(attacker, `ls /proc | grep -cx '${pid}'; cat /proc/${pid}/environ /proc/${pid}/cmdline /proc/1/cmdline 2>&1 >/dev/null | wc -l; ${AGENT_PID_SH} | wc -l`)
     console.log(`hidepid: agent pid ${pid} as uid 1000: ${JSON.stringify(asUser.body.stdout)} (listed, failed reads, found by cmdline scan)`)
     expect(asUser.body.stdout).toBe('0\n3\n0\n')
   })
 
   it('the agent runs V8 without its JIT (no memory both writable and executable in that root process); user code keeps its JIT', async () => {
-    const agentPid = "for f in $(grep -la '/opt/rds/agent/agen[t].js' /proc/[0-9]*/cmdline); do f=${f#/proc/}; echo ${f%/cmdline}; done"
-    const asRoot = await exec(attacker, `p=$(${agentPid}); tr '\\0' ' ' < /proc/$p/cmdline; echo; grep -c ' rwxp ' /proc/$p/maps`, { asRoot: true })
+    const asRoot = await exec(attacker, `p=$(${AGENT_PID_SH}); tr '\\0' ' ' < /proc/$p/cmdline; echo; grep -c ' rwxp ' /proc/$p/maps`, { asRoot: true })
     const [cmdline, rwx] = asRoot.body.stdout.trim().split('\n')
     expect(cmdline!.trim().split(' ')).toEqual(['/usr/local/bin/node', '--jitless', '/opt/rds/agent/agent.js'])
     expect(rwx).toBe('0')

@@ -402,7 +402,8 @@ export type { MachineConfig, RestorePoint, VmNet } from './boot-spec.ts'
 async function withVmmExit(err: unknown, handle: VmHandle, vmmLog: string): Promise<unknown> {
   if (handle.isAlive()) return err
   const exit = await Promise.race([handle.exited, sleep(1000).then(() => undefined)])
-  const how = exit && (exit.code ?? exit.signal) !== null ? ` (exit ${exit.code ?? exit.signal})` : ''
+  const status = exit?.code ?? exit?.signal
+  const how = status == null ? '' : ` (exit ${status})`
   const said = logTail(vmmLog, VMM_LOG_TAIL_BYTES)
   return new Error(`${(err as Error).message}${how}${said ? `: ${said}` : ''}`, { cause: err })
 }
