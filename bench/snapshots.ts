@@ -3,7 +3,7 @@
 // - the floor: the same seed snapshot resumed by the QEMU driver directly (no manager, no
 //   HTTP, no guest init), against the API's create from that seed;
 // - pause time and size of a snapshot of a running VM, and of a running clone live against the
-//   old stop-then-stream path (lib/clone-pause.ts);
+//   stop-then-stream path (lib/clone-pause.ts);
 // - host memory (PSS) per idle clone, 1 vs 10 clones; 10 concurrent creates from one snapshot.
 // Usage: npm run bench:snapshots [-- --runs 5 --clones 10 --json] (`--only pause`: the clone's
 // snapshot pause alone, a few minutes)

@@ -1,6 +1,6 @@
 // The pause of a snapshot of a running clone (a VM resumed from the image seed: its RAM is a
-// private mapping, so the snapshot streams it), live (QEMU precopy, the default) against the old
-// stop-then-stream path, in the same run on the same clone, alternating. The guest keeps a writer
+// private mapping, so the snapshot streams it), live (QEMU precopy, the default under KVM) against
+// the stop-then-stream path (the default under TCG), in the same run on the same clone, alternating. The guest keeps a writer
 // busy while the snapshot is taken (a counter appended to /dev/shm and to /workspace, synced, and
 // 2 MiB of /dev/shm rewritten each round), and every saved state is resumed once to check it is a
 // consistent instant (the writer's disk log is read past the page cache).

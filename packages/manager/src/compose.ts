@@ -103,7 +103,7 @@ export async function composeServices(config: Config, log: FastifyBaseLogger, ac
     cgroups: vmmCgroups(instance),
     kernelArgs: config.testGuestRoot ? ['rds.test_root=1'] : [],
     tbSizeMb: config.qemuTbSizeMb,
-    snapshotMode: config.snapshotLive ? 'live' : 'stop',
+    snapshotMode: config.snapshotLive === undefined ? 'auto' : config.snapshotLive ? 'live' : 'stop',
   })
   const supervisor = createSupervisor({ driver, paths, log, bootTimeoutMs: config.bootTimeoutMs, healthIntervalMs: overrides.healthIntervalMs, agentReplyMaxBytes: config.agentReplyMaxBytes, consoleLogMaxBytes: config.consoleLogMaxBytes, vmmLogMaxBytes: config.vmmLogMaxBytes, memoryBudgetMb: config.vmMemoryBudgetMb ?? defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8')), vmmUidBase: config.vmmUidBase,
     userAslr: () => userAslrOf(config.sandboxAslr, accel.value) })

@@ -93,8 +93,11 @@ export interface Config {
   testGuestRoot: boolean
   /** Build a booted, warmed snapshot per image and resume plain creates of its shape from it. */
   enableImageSeed: boolean
-  /** Snapshots of running clones stream RAM while the guest runs (SNAPSHOT_LIVE=false: pause it for the whole stream, as before). */
-  snapshotLive: boolean
+  /**
+   * Snapshots of running clones stream RAM while the guest runs (true) or pause it for the whole
+   * stream (false); unset: live under KVM only (TCG's dirty tracking is not reliable enough).
+   */
+  snapshotLive: boolean | undefined
   /** The template shape: seeded at start for every image, and the shape of warm-pool VMs. */
   seedCpu: number
   seedMemMb: number
@@ -144,8 +147,13 @@ const FALSE = ['false', '0', 'no', 'off']
 
 /** A switch: the usual spellings of on and off; anything else is refused rather than read as one of them. */
 function bool(env: Env, name: string, fallback: boolean): boolean {
+  return optionalBool(env, name) ?? fallback
+}
+
+/** Unset (or empty) is undefined: the caller decides from something it learns later. */
+function optionalBool(env: Env, name: string): boolean | undefined {
   const raw = env[name]
-  if (raw === undefined || raw === '') return fallback
+  if (raw === undefined || raw === '') return undefined
   const v = raw.trim().toLowerCase()
   if (TRUE.includes(v)) return true
   if (FALSE.includes(v)) return false
@@ -331,7 +339,7 @@ export function loadConfig(env: Env = process.env): Config {
     exposeInternalErrors: bool(env, 'EXPOSE_INTERNAL_ERRORS', false),
     testGuestRoot: bool(env, 'RDS_TEST_GUEST_ROOT', false),
     enableImageSeed: bool(env, 'ENABLE_IMAGE_SEED', true),
-    snapshotLive: bool(env, 'SNAPSHOT_LIVE', true),
+    snapshotLive: optionalBool(env, 'SNAPSHOT_LIVE'),
     seedCpu: int(env, 'SNAPSHOT_TEMPLATE_CPU', 1),
     seedMemMb: int(env, 'SNAPSHOT_TEMPLATE_MEM_MB', 256, 128),
     seedShapesMax: int(env, 'SEED_SHAPES_MAX', 4),

@@ -1,7 +1,9 @@
 // A snapshot of a running clone (a VM resumed from the image seed: its RAM is a private mapping,
-// so it is streamed) is taken live: the guest keeps running while its RAM is sent and is stopped
-// only for the last pages, the device state and the disk copy. The snapshot must still be one
-// instant: a writer in the guest appends a counter to a memory file and then to a disk file
+// so it is streamed). Under KVM it is taken live (the guest runs while its RAM is sent and is
+// stopped only for the last pages, the device state and the disk copy); under TCG, as here, the
+// default (SNAPSHOT_LIVE unset) stops the guest for the whole stream, because TCG's dirty tracking
+// loses writes during a live save on a loaded host. Either way the guest runs on afterwards, and
+// the snapshot must be one instant: a writer in the guest appends a counter to a memory file and then to a disk file
 // (synced) as fast as it can, also while the snapshot is taken, and a VM restored from it must
 // find the disk exactly where its memory says it was — read past the guest's page cache, so a disk
 // copied before or after that instant shows a gap or a repeat. The restored VM's exec keeps the

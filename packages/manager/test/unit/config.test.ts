@@ -8,6 +8,7 @@ import { addressPlanOf, ConfigError, DEFAULT_TB_SIZE_MB, loadConfig } from '../.
 import { DEFAULT_EXCLUDED_CIDRS } from '../../src/runtime/network/egress-policy.ts'
 import { parseCidr } from '../../src/runtime/network/ipv4.ts'
 import { userAslrOf } from '../../src/runtime/vmm/accel.ts'
+import { resolveSnapshotMode } from '../../src/runtime/vmm/qemu/driver.ts'
 
 const MiB = 1024 * 1024
 
@@ -75,7 +76,7 @@ describe('defaults', () => {
       exposeInternalErrors: false,
       testGuestRoot: false,
       enableImageSeed: true,
-      snapshotLive: true,
+      snapshotLive: undefined,
       seedCpu: 1,
       seedMemMb: 256,
       seedShapesMax: 4,
@@ -206,7 +207,6 @@ describe('switches', () => {
   const switches: Array<[string, string, boolean]> = [
     ['ENABLE_IMAGE_SEED', 'enableImageSeed', true],
     ['ENABLE_WARM_POOL', 'enableWarmPool', true],
-    ['SNAPSHOT_LIVE', 'snapshotLive', true],
     ['EXPOSE_INTERNAL_ERRORS', 'exposeInternalErrors', false],
     ['RDS_TEST_GUEST_ROOT', 'testGuestRoot', false],
     ['RDS_SKIP_DEFAULT_IMAGE', 'skipDefaultImage', false],
@@ -275,5 +275,23 @@ describe('address plan (checked when services are composed)', () => {
     expect(plan('10.0.0.0/24', '169.254.100.0/29')).toBe('VM_LINK_CIDR must be an IPv4 /30 (got "169.254.100.0/29")')
     expect(plan('10.0.0.0/24', '10.0.0.4/30')).toBe('VM_LINK_CIDR 10.0.0.4/30 overlaps VM_NETWORK_CIDR 10.0.0.0/24')
     expect(plan('10.0.0.0/24')).toBe('ok')
+  })
+})
+
+describe('SNAPSHOT_LIVE', () => {
+  it('unset leaves the choice to the accelerator: live under KVM, a stopped save under TCG', () => {
+    expect(loadConfig({}).snapshotLive).toBeUndefined()
+    expect(loadConfig({ SNAPSHOT_LIVE: '' }).snapshotLive).toBeUndefined()
+    expect(resolveSnapshotMode('auto', 'kvm')).toBe('live')
+    expect(resolveSnapshotMode('auto', 'tcg')).toBe('stop')
+    expect(resolveSnapshotMode(undefined, 'tcg')).toBe('stop')
+  })
+
+  it('true or false is what the operator gets on either accelerator; anything else is refused', () => {
+    expect(loadConfig({ SNAPSHOT_LIVE: 'On' }).snapshotLive).toBe(true)
+    expect(loadConfig({ SNAPSHOT_LIVE: '0' }).snapshotLive).toBe(false)
+    expect(resolveSnapshotMode('live', 'tcg')).toBe('live')
+    expect(resolveSnapshotMode('stop', 'kvm')).toBe('stop')
+    expect(() => loadConfig({ SNAPSHOT_LIVE: 'sometimes' })).toThrow('SNAPSHOT_LIVE must be true or false (got "sometimes")')
   })
 })

@@ -1,8 +1,15 @@
 // Host side of the channel resync (protocol/handshake.ts): connect to the VM's channel
-// socket, repeat SYNC with a fresh token every SYNC_INTERVAL_MS until the guest ACKs the
-// latest one, and drop every byte before that ACK (stale bytes of an earlier session).
+// socket, repeat SYNC with a fresh token every SYNC_INTERVAL_MS until the guest answers one of
+// them, then wait for the ACK of the last token sent and drop every byte up to it (stale bytes
+// of an earlier session, and the guest's ACKs of this connection's earlier SYNCs).
+//
+// The guest answers every SYNC it reads before the preface, so once it has answered any of this
+// connection's tokens it will answer the last one too: SYNCs stop at the first answer. Waiting
+// for the latest token while still sending new ones would never end when a guest round trip
+// takes longer than SYNC_INTERVAL_MS (a guest resumed under TCG on a loaded host, its code not
+// yet translated), and the boot would time out with the agent alive and answering.
 import net from 'node:net'
-import { ackLine, SYNC_INTERVAL_MS, syncLine } from '@rds/protocol'
+import { ACK_PREFIX, ackLine, SYNC_INTERVAL_MS, syncLine } from '@rds/protocol'
 
 let counter = 0
 
@@ -10,6 +17,8 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath)
     const base = `${process.pid}-${Date.now().toString(36)}-${++counter}`
+    // Tokens of this connection only: an ACK of an earlier connection's token proves nothing.
+    const ackOfThisConnection = `${ACK_PREFIX}${base}-`
     let n = 0
     let token = ''
     let seen = ''
@@ -21,9 +30,13 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
       reject(err)
     }
     const deadline = setTimeout(() => fail(new Error('agent did not answer the channel resync')), timeoutMs)
+    const stopSyncs = () => {
+      if (timer) clearInterval(timer)
+      timer = undefined
+    }
     const cleanup = () => {
       clearTimeout(deadline)
-      if (timer) clearInterval(timer)
+      stopSyncs()
       sock.off('data', onData)
       sock.off('error', fail)
       sock.off('close', onClose)
@@ -37,7 +50,10 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
       seen = (seen + d.toString('latin1')).slice(-4096)
       const ack = ackLine(token)
       const at = seen.indexOf(ack)
-      if (at < 0) return
+      if (at < 0) {
+        if (timer && seen.includes(ackOfThisConnection)) stopSyncs()
+        return
+      }
       cleanup()
       const rest = Buffer.from(seen.slice(at + ack.length), 'latin1')
       if (rest.length) sock.unshift(rest)

@@ -13,7 +13,7 @@ import type { GuestNetwork, Health } from '@rds/protocol'
 import { AgentClient, type AgentCall } from '../agent/client.ts'
 import { ConsoleCapture } from '../vmm/console-capture.ts'
 import { copyTruncate } from '../logs/copy-truncate.ts'
-import { logTail, VMM_LOG_TAIL_BYTES } from '../logs/log-tail.ts'
+import { CONSOLE_TAIL_BYTES, logTail, VMM_LOG_TAIL_BYTES } from '../logs/log-tail.ts'
 import type { SnapshotResult, SnapshotTarget, VmHandle, VmmDriver } from '../vmm/driver.ts'
 import { asVmmError, VmmError } from '../vmm/vmm-error.ts'
 import type { Paths } from '../storage/paths.ts'
@@ -52,6 +52,11 @@ export type MachineEvent =
   | { type: 'agent-restarted'; vmId: string }
 
 /** How often a running VM's agent is checked, and after how many missed checks the VM is reported silent. */
+/**
+ * QEMU runs with -no-reboot and the guest kernel with panic=-1: a clean exit means the guest
+ * rebooted or powered off, which it does after a kernel panic.
+ */
+const GUEST_ENDED = '; the guest rebooted or powered off, as a guest kernel panic makes it do'
 const HEALTH_INTERVAL_MS = 5000
 const HEALTH_FAILURES_FOR_ERROR = 4
 const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024
@@ -161,12 +166,12 @@ export function createSupervisor(deps: {
     }
   }
 
-  /** Marks an exit as intended, stops monitoring and closes the agent session. */
-  function retire(m: Machine): void {
+  /** Marks an exit as intended, stops monitoring and closes the agent session; resolves once the console log is written. */
+  function retire(m: Machine): Promise<void> {
     m.expectedExit = true
     clearInterval(m.monitor)
     m.agent.close()
-    void m.console.close()
+    return m.console.close()
   }
 
   async function readHealth(agent: AgentClient, timeoutMs = 15_000): Promise<Health> {
@@ -217,7 +222,7 @@ export function createSupervisor(deps: {
       void m.console.close()
       // An intended exit is forgotten by the stop or kill that asked for it.
       if (live.get(id) !== m || m.expectedExit) return
-      const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}`})`
+      const reason = `VM process exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? 'unknown'}${exit.code === 0 ? GUEST_ENDED : ''}`})`
       log.warn({ vmId: id, exit }, reason)
       await forget(id)
       emit({ type: 'exited', vmId: id, reason })
@@ -256,7 +261,13 @@ export function createSupervisor(deps: {
       watch(vm.id, m, 0)
       return { bootMs: Date.now() - started }
     } catch (err) {
-      retire(m)
+      await retire(m)
+      // The VM and its console log go with the failed create: the console's end is often the
+      // only account of why a live guest did not answer, so it goes to the manager log first.
+      if (handle.isAlive()) {
+        const said = logTail(paths.consoleLog(vm.id), CONSOLE_TAIL_BYTES)
+        if (said) log.warn({ vmId: vm.id, console: said }, 'the VM did not become ready; the end of its console')
+      }
       await handle.kill(500)
       await forget(vm.id)
       throw err
@@ -343,7 +354,7 @@ export function createSupervisor(deps: {
     async kill(id: string): Promise<void> {
       const m = live.get(id)
       if (!m) return
-      retire(m)
+      void retire(m)
       await m.handle.kill(500)
       await forget(id)
     },
@@ -369,7 +380,7 @@ export function createSupervisor(deps: {
         health = await readHealth(m.agent)
       } catch (err) {
         log.warn({ vmId: vm.id, err: (err as Error).message }, 'running VMM found but its agent does not answer; killing it')
-        retire(m)
+        void retire(m)
         await handle.kill(500)
         return false
       }
@@ -384,7 +395,7 @@ export function createSupervisor(deps: {
     /** Manager shutdown: VMs keep running (they are detached); only our sessions close. */
     detachAll(): void {
       clearInterval(vmmLogTimer)
-      for (const m of live.values()) retire(m)
+      for (const m of live.values()) void retire(m)
       live.clear()
       memory.clear()
     },
@@ -403,7 +414,7 @@ async function withVmmExit(err: unknown, handle: VmHandle, vmmLog: string): Prom
   if (handle.isAlive()) return err
   const exit = await Promise.race([handle.exited, sleep(1000).then(() => undefined)])
   const status = exit?.code ?? exit?.signal
-  const how = status == null ? '' : ` (exit ${status})`
+  const how = status == null ? '' : ` (exit ${status}${exit?.code === 0 ? GUEST_ENDED : ''})`
   const said = logTail(vmmLog, VMM_LOG_TAIL_BYTES)
   return new Error(`${(err as Error).message}${how}${said ? `: ${said}` : ''}`, { cause: err })
 }

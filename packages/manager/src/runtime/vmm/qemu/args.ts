@@ -14,12 +14,17 @@ export function markedVmId(cmdline: string[] | undefined, instance: string): str
   return name?.startsWith(prefix) ? name.slice(prefix.length) : undefined
 }
 
+/**
+ * The guest kernel prints only emergencies and alerts (a panic, an oops) to the console: boot
+ * messages would slow a TCG boot, but without these a guest that panics (and so reboots, which
+ * ends its VMM: panic=-1, -no-reboot) would leave no word of why in console.log.
+ */
 export function kernelCmdline(tscKhz: number | undefined, extra: string[] = []): string {
   const timing = tscKhz ? [`tsc_early_khz=${tscKhz}`, `lpj=${Math.round((tscKhz * 1000) / 250)}`] : []
   return [
     'console=hvc0',
     'quiet',
-    'loglevel=0',
+    'loglevel=2',
     ...timing,
     'panic=-1',
     'reboot=t',

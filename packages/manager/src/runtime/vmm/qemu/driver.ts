@@ -8,7 +8,7 @@ import path from 'node:path'
 import type { BootSpec, SavedState, SavedVmm, SnapshotResult, SnapshotTarget, VmExit, VmHandle, VmmDriver } from '../driver.ts'
 import { asVmmError, VmmError } from '../vmm-error.ts'
 import { QmpClient } from './qmp.ts'
-import { loadState, QEMU_DEFAULT_BANDWIDTH, saveState, type LivePrecopy, type MigrationSocket } from './migration.ts'
+import { loadState, saveState, type LivePrecopy, type MigrationSocket } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
@@ -31,14 +31,22 @@ export interface QemuDriverOptions {
   /** Each VMM runs in a cgroup of its own with limits from the VM's shape (absent: the KVM probe's throwaway VMM). */
   cgroups?: VmmCgroups
   /**
-   * How a running guest whose RAM is not in a shared file (a clone) is saved: 'live' (default)
-   * streams its RAM while it runs and pauses it for the last pages only; 'stop' pauses it for the
-   * whole stream at QEMU's default bandwidth, as before (kept as the benchmarks' baseline).
+   * How a running guest whose RAM is not in a shared file (a clone) is saved: 'live' streams its
+   * RAM while it runs and pauses it for the last pages only; 'stop' pauses it for the whole
+   * stream. 'auto' (default): live under KVM, stop under TCG — TCG's dirty-page tracking loses
+   * guest writes during a live save on a loaded host, and the clone restored from such a state
+   * fails to load, hangs or panics (docs/architecture.md, "Snapshots of running clones").
    */
-  snapshotMode?: SnapshotMode
+  snapshotMode?: SnapshotMode | 'auto'
 }
 
 export type SnapshotMode = 'live' | 'stop'
+
+/** The mode a VMM on this accelerator uses (see QemuDriverOptions.snapshotMode). */
+export function resolveSnapshotMode(setting: SnapshotMode | 'auto' | undefined, accel: 'kvm' | 'tcg'): SnapshotMode {
+  if (setting === 'live' || setting === 'stop') return setting
+  return accel === 'kvm' ? 'live' : 'stop'
+}
 
 /**
  * Joins the cgroups given before `--` and execs the rest: the pid written is the VMM's own, so it
@@ -104,17 +112,20 @@ class QemuHandle implements VmHandle {
     this.memMb = spec.memMb
     this.snapshotMode = snapshotMode
     this.memory = spec.memory
-    // A child reports its own exit; a re-attached process is not our child, so poll /proc.
-    const polled = new Promise<VmExit>((resolve) => {
-      const t = setInterval(() => {
-        if (!this.isAlive()) {
-          clearInterval(t)
-          resolve({ code: null, signal: null })
-        }
-      }, EXIT_POLL_MS)
-      t.unref()
-    })
-    this.exited = (childExit ? Promise.race([childExit, polled]) : polled).then(async (e) => {
+    // A child reports its own exit, with its status; a re-attached process is not our child, so
+    // poll /proc (no status). Not both: a poll can see the child's zombie before Node reaps it, and
+    // the exit status that explains a failed boot would be lost.
+    const polled = (): Promise<VmExit> =>
+      new Promise<VmExit>((resolve) => {
+        const t = setInterval(() => {
+          if (!this.isAlive()) {
+            clearInterval(t)
+            resolve({ code: null, signal: null })
+          }
+        }, EXIT_POLL_MS)
+        t.unref()
+      })
+    this.exited = (childExit ?? polled()).then(async (e) => {
       this.exitInfo = e
       this.qmp?.close()
       // A new VMM of the same VM (a restart) may follow as soon as this one is reported gone.
@@ -152,7 +163,6 @@ class QemuHandle implements VmHandle {
         withoutRam: memoryInFile,
         timeoutMs: STATE_TIMEOUT_MS,
         maxBytes: live ? liveStateCapOf(this.memMb) : stateCapOf(this.memMb),
-        ...(this.snapshotMode === 'stop' ? { bandwidth: QEMU_DEFAULT_BANDWIDTH } : {}),
         ...(live ? { live: livePrecopyOf(this.memMb) } : {}),
       })
       if (live) {
@@ -211,7 +221,7 @@ class QemuHandle implements VmHandle {
 
 export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
-  const snapshotMode = o.snapshotMode ?? 'live'
+  const snapshotModeOf = (accel: 'kvm' | 'tcg'): SnapshotMode => resolveSnapshotMode(o.snapshotMode, accel)
   const release = (vmId: string) => (o.cgroups ? () => o.cgroups!.remove(vmId) : undefined)
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
@@ -247,7 +257,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     }
     // /proc/<pid>/stat exists as soon as spawn returns a pid.
     const startTime = processStartTime(pid) ?? '0'
-    const handle = new QemuHandle(pid, startTime, spec, snapshotMode, childExit, release(spec.vmId))
+    const handle = new QemuHandle(pid, startTime, spec, snapshotModeOf(o.accel()), childExit, release(spec.vmId))
     // QEMU validates its arguments before creating sockets.
     const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
       await handle.kill(500)
@@ -284,7 +294,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     async reattach(saved: SavedVmm) {
       const same = markedVmId(processCmdline(saved.pid), o.instance) === saved.vmId && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
-      return new QemuHandle(saved.pid, saved.startTime, saved.spec, snapshotMode, undefined, release(saved.vmId))
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec, snapshotModeOf(o.accel()), undefined, release(saved.vmId))
     },
 
     sweep(keep) {

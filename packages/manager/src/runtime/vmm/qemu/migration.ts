@@ -31,8 +31,6 @@ async function setIgnoreShared(qmp: QmpClient, on: boolean): Promise<void> {
   await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: on }] })
 }
 
-/** QEMU's own default for `max-bandwidth` (128 MiB/s): the stream of a stopped guest used to run at it. */
-export const QEMU_DEFAULT_BANDWIDTH = 128 * 1024 * 1024
 /** As good as unlimited: the stream goes to a local socket, and the guest waits for every byte of its final part. */
 const UNTHROTTLED = 1e12
 
@@ -57,8 +55,6 @@ export interface SaveOptions {
   timeoutMs: number
   /** The cap of the saved stream. */
   maxBytes: number
-  /** Bytes per second QEMU may send; absent: unthrottled (QEMU_DEFAULT_BANDWIDTH reproduces the old stream). */
-  bandwidth?: number
   /** Absent: the guest must already be stopped. */
   live?: LivePrecopy
 }
@@ -84,7 +80,7 @@ interface MigrateInfo {
  */
 export async function saveState(qmp: QmpClient, socket: MigrationSocket, file: string, o: SaveOptions): Promise<SaveResult> {
   await setIgnoreShared(qmp, o.withoutRam)
-  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': o.bandwidth ?? UNTHROTTLED, ...(o.live ? { 'downtime-limit': o.live.downtimeMs } : {}) })
+  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNTHROTTLED, ...(o.live ? { 'downtime-limit': o.live.downtimeMs } : {}) })
   const socketPath = socket.path
   fs.rmSync(socketPath, { force: true })
   const server = net.createServer()

@@ -1,0 +1,58 @@
+// The channel resync against a guest whose round trip is longer than the host's SYNC interval: a
+// guest resumed under TCG on a loaded host, its code not yet translated. The guest end is the
+// agent's own handshake (awaitPreface); only the link between them is slowed, by a relay that
+// holds every host-to-guest chunk for a while, in order.
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { HTTP2_PREFACE, SYNC_INTERVAL_MS } from '@rds/protocol'
+import { afterEach, expect, it } from 'vitest'
+import { awaitPreface } from '../../../agent/src/transport/resync.ts'
+import { connectAndResync } from '../../src/runtime/agent/resync.ts'
+
+const closers: (() => void)[] = []
+afterEach(() => {
+  for (const c of closers.splice(0)) c()
+})
+
+/** A guest behind a link that delays what the host sends by `delayMs`; after the preface it says `greeting`. */
+async function slowGuest(delayMs: number, greeting: string): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-resync-'))
+  const guestPath = path.join(dir, 'guest.sock')
+  const linkPath = path.join(dir, 'link.sock')
+  const guest = net.createServer((sock) =>
+    awaitPreface(sock, (ready) => {
+      ready.resume()
+      ready.write(greeting)
+    }),
+  )
+  const link = net.createServer((host) => {
+    const g = net.connect(guestPath)
+    host.on('data', (d) => setTimeout(() => g.write(d), delayMs))
+    g.on('data', (d) => host.write(d))
+    host.on('close', () => g.destroy())
+    g.on('close', () => host.destroy())
+    host.on('error', () => {})
+    g.on('error', () => {})
+  })
+  await new Promise<void>((r) => guest.listen(guestPath, r))
+  await new Promise<void>((r) => link.listen(linkPath, r))
+  closers.push(() => {
+    guest.close()
+    link.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  return linkPath
+}
+
+it('completes when every guest answer arrives after the next SYNC went out, and drops all the guest’s ACKs', async () => {
+  const delayMs = 6 * SYNC_INTERVAL_MS
+  const linkPath = await slowGuest(delayMs, 'first bytes of the session')
+  const sock = await connectAndResync(linkPath, 5000)
+  sock.write(`${HTTP2_PREFACE}\r\nSM\r\n\r\n`)
+  // What the host reads next is the session, not an ACK of one of the SYNCs it sent before.
+  const first = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
+  expect(first).toBe('first bytes of the session')
+  sock.destroy()
+})
