@@ -4,7 +4,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { BRIDGE_PREFACE } from '@rds/protocol'
+import { ackLine, BRIDGE_PREFACE, syncLine } from '@rds/protocol'
 import { BridgeRelay, parseRequest } from '../src/peers/bridge-relay.ts'
 
 let dir: string
@@ -61,7 +61,7 @@ async function callInFlight() {
   const got = lines(host)
   const call = relay.call(req)
   await until(() => got.length === 1)
-  return { host, call, frame: JSON.parse(got[0]!) as { id: number } }
+  return { relay, host, call, frame: JSON.parse(got[0]!) as { id: number } }
 }
 
 it('relays a call with its id, ignores repeated prefaces, and matches the reply', async () => {
@@ -79,6 +79,27 @@ it('fails calls in flight when the manager connection drops', async () => {
   host.destroy()
   const r = await call
   expect(r).toMatchObject({ ok: false, code: 'peer_bridge_unavailable' })
+})
+
+it('answers a new host resyncing on a connection it never saw close, and fails the calls of the host before it', async () => {
+  // A VM restored from a snapshot taken while the bridge was up: its relay is still attached when
+  // the new host's SYNC lines arrive on the same port.
+  const { relay, host, call } = await callInFlight()
+  const got = lines(host)
+  host.write(syncLine('new-host-1'))
+  host.write(syncLine('bad token'))
+  host.write(syncLine('new-host-2'))
+  expect(await call).toEqual({ ok: false, code: 'peer_bridge_unavailable', message: 'the manager reconnected the bridge during the call; it may or may not have run' })
+  await until(() => got.length === 2)
+  expect(got.map((l) => `${l}\n`)).toEqual([ackLine('new-host-1'), ackLine('new-host-2')])
+  // The new host's preface, then calls and replies, on the same connection.
+  host.write(BRIDGE_PREFACE)
+  const next = relay.call(req)
+  await until(() => got.length === 3)
+  const { id } = JSON.parse(got[2]!) as { id: number }
+  host.write(JSON.stringify({ id, ok: true, result: 'from the new host' }) + '\n')
+  expect(await next).toEqual({ ok: true, result: 'from the new host' })
+  host.destroy()
 })
 
 it('drops reply lines from the host that are no reply frame, and still matches the real reply', async () => {

@@ -6,9 +6,9 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { BRIDGE_PORT_NAME, BRIDGE_PREFACE, BridgeReplyFrame, jsonLine, parseFrame, PeerCallRequest, PeerLimits, readLines, type PeerCallReply } from '@rds/protocol'
+import { ackLine, BRIDGE_PORT_NAME, BRIDGE_PREFACE, BridgeReplyFrame, jsonLine, parseFrame, PeerCallRequest, PeerLimits, readLines, type PeerCallReply } from '@rds/protocol'
 import { log } from '../log.ts'
-import { awaitPreface } from '../transport/resync.ts'
+import { awaitPreface, syncTokenOf } from '../transport/resync.ts'
 import { servePort } from '../transport/virtio-port.ts'
 
 /** How long a call waits for the manager to (re)connect the bridge, e.g. during a manager restart. */
@@ -24,6 +24,7 @@ interface Pending {
 }
 
 const unavailable = (message: string): PeerCallReply => ({ ok: false, code: 'peer_bridge_unavailable', message })
+const RECONNECTED = 'the manager reconnected the bridge during the call; it may or may not have run'
 
 export class BridgeRelay {
   private host: net.Socket | undefined
@@ -38,11 +39,21 @@ export class BridgeRelay {
 
   /** A new host connection, after the resync handshake (its first line is the preface). */
   attach(sock: net.Socket): void {
-    this.detach('the manager reconnected the bridge during the call; it may or may not have run')
+    this.detach(RECONNECTED)
     this.host = sock
     readLines(sock, PeerLimits.maxFrameBytes, (line) => {
       // The host repeats the preface as a heartbeat (see the manager's bridge-connection.ts).
       if (line + '\n' === BRIDGE_PREFACE) return
+      // A new host resyncing on a port this relay never saw close (a VM restored from a snapshot
+      // taken while the bridge was up, a reconnect faster than the guest read): answered here as
+      // the handshake would, or the host would wait for an ACK that never comes. The calls of the
+      // host before it cannot be answered any more.
+      const token = syncTokenOf(line)
+      if (token !== undefined) {
+        this.failPending(RECONNECTED)
+        sock.write(ackLine(token))
+        return
+      }
       this.onReply(line)
     }, () => {
       if (this.host === sock) this.detach('the bridge to the manager was lost during the call; it may or may not have run')
@@ -56,6 +67,10 @@ export class BridgeRelay {
     const old = this.host
     this.host = undefined
     old?.destroy()
+    this.failPending(reason)
+  }
+
+  private failPending(reason: string): void {
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer)
       p.resolve(unavailable(reason))

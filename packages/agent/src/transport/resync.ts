@@ -32,10 +32,17 @@ export function scanHandshake(buf: Buffer, preface: Buffer = PREFACE): ScanResul
       const tail = buf.subarray(s)
       return { acks, rest: undefined, pending: tail.length > MAX_LINE ? tail.subarray(1) : tail }
     }
-    const token = buf.subarray(s + SYNC.length, nl).toString('latin1')
-    if (TOKEN.test(token)) acks.push(ackLine(token))
+    const token = syncTokenOf(buf.subarray(s, nl).toString('latin1'))
+    if (token !== undefined) acks.push(ackLine(token))
     buf = buf.subarray(nl + 1)
   }
+}
+
+/** The token of a whole SYNC line (without its newline); undefined for any other line or a malformed token. */
+export function syncTokenOf(line: string): string | undefined {
+  if (!line.startsWith(SYNC_PREFIX)) return undefined
+  const token = line.slice(SYNC_PREFIX.length)
+  return TOKEN.test(token) ? token : undefined
 }
 
 /** The end of a chunk may hold the start of a SYNC line or of the preface. */
