@@ -150,7 +150,7 @@ describe('live save', () => {
     expect(r.forcedStop).toBe(false)
     expect(r.stoppedAt).toBeDefined()
     expect(commands.map((c) => c.command)).not.toContain('stop')
-    // Unthrottled unless asked: the guest waits for every byte of the final part.
+    // Unthrottled: the guest waits for every byte of the final part.
     expect(commands.find((c) => c.command === 'migrate-set-parameters')!.args!['max-bandwidth']).toBeGreaterThan(1e9)
   })
 })

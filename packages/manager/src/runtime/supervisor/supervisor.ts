@@ -51,12 +51,12 @@ export type MachineEvent =
   /** The agent's uptime went down: the guest init restarted it. */
   | { type: 'agent-restarted'; vmId: string }
 
-/** How often a running VM's agent is checked, and after how many missed checks the VM is reported silent. */
 /**
  * QEMU runs with -no-reboot and the guest kernel with panic=-1: a clean exit means the guest
  * rebooted or powered off, which it does after a kernel panic.
  */
 const GUEST_ENDED = '; the guest rebooted or powered off, as a guest kernel panic makes it do'
+/** How often a running VM's agent is checked, and after how many missed checks the VM is reported silent. */
 const HEALTH_INTERVAL_MS = 5000
 const HEALTH_FAILURES_FOR_ERROR = 4
 const DEFAULT_CONSOLE_LOG_MAX_BYTES = 4 * 1024 * 1024

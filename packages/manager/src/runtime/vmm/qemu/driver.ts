@@ -221,7 +221,6 @@ class QemuHandle implements VmHandle {
 
 export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
-  const snapshotModeOf = (accel: 'kvm' | 'tcg'): SnapshotMode => resolveSnapshotMode(o.snapshotMode, accel)
   const release = (vmId: string) => (o.cgroups ? () => o.cgroups!.remove(vmId) : undefined)
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
@@ -257,7 +256,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     }
     // /proc/<pid>/stat exists as soon as spawn returns a pid.
     const startTime = processStartTime(pid) ?? '0'
-    const handle = new QemuHandle(pid, startTime, spec, snapshotModeOf(o.accel()), childExit, release(spec.vmId))
+    const handle = new QemuHandle(pid, startTime, spec, resolveSnapshotMode(o.snapshotMode, o.accel()), childExit, release(spec.vmId))
     // QEMU validates its arguments before creating sockets.
     const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
       await handle.kill(500)
@@ -294,7 +293,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     async reattach(saved: SavedVmm) {
       const same = markedVmId(processCmdline(saved.pid), o.instance) === saved.vmId && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
-      return new QemuHandle(saved.pid, saved.startTime, saved.spec, snapshotModeOf(o.accel()), undefined, release(saved.vmId))
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec, resolveSnapshotMode(o.snapshotMode, o.accel()), undefined, release(saved.vmId))
     },
 
     sweep(keep) {
