@@ -140,9 +140,9 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<{ dir: stri
     progress('kernel', 0.5, `extracting vmlinux ${kernelVersion}`);
     await extractVmlinux(join(kdir, 'root/boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinux'));
 
-    progress('init', 0, 'compiling rds-init, rds-exec');
+    progress('init', 0, 'compiling rds-init, rds-exec, rds-portpipe');
     const bins: Record<string, string> = {};
-    for (const name of ['rds-init', 'rds-exec']) {
+    for (const name of ['rds-init', 'rds-exec', 'rds-portpipe']) {
       bins[name] = join(work, name);
       await run('musl-gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', bins[name]!, join(REPO_ROOT, 'guest/init', `${name}.c`)], { env: toolEnv });
       await run('strip', [bins[name]!], { env: toolEnv });
@@ -166,7 +166,7 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<{ dir: stri
 
     progress('rootfs', 0, 'staging');
     const stage = join(work, 'stage');
-    await stageRootfs({ tree: tree.dir, stage, node: NODE_BIN, npm: NPM_DIR, deno: DENO_BIN, agentJs, fileWorkerJs, rdsInit: bins['rds-init']!, rdsExec: bins['rds-exec']! });
+    await stageRootfs({ tree: tree.dir, stage, node: NODE_BIN, npm: NPM_DIR, deno: DENO_BIN, agentJs, fileWorkerJs, rdsInit: bins['rds-init']!, rdsExec: bins['rds-exec']!, rdsPortpipe: bins['rds-portpipe']! });
     progress('rootfs', 0.6, 'mkfs.ext4');
     const mib = await makeExt4(stage, join(out, 'rootfs.ext4'));
     progress('rootfs', 1, `${mib} MiB`);

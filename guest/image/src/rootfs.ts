@@ -71,6 +71,7 @@ export interface StageInputs {
   fileWorkerJs: string;
   rdsInit: string;
   rdsExec: string;
+  rdsPortpipe: string;
 }
 
 /** Copies the debootstrap tree and turns it into the guest root. */
@@ -104,6 +105,9 @@ export async function stageRootfs(s: StageInputs): Promise<void> {
   mkdirSync(at('usr/lib/rds'), { recursive: true });
   copyFileSync(s.rdsExec, at('usr/lib/rds/rds-exec'));
   chmodSync(at('usr/lib/rds/rds-exec'), 0o755);
+  // Root's alone: it holds the control channel.
+  copyFileSync(s.rdsPortpipe, at('usr/lib/rds/rds-portpipe'));
+  chmodSync(at('usr/lib/rds/rds-portpipe'), 0o700);
   // Run by the user (the file API's worker): no secrets in it, and it must be readable.
   copyFileSync(s.fileWorkerJs, at('usr/lib/rds/file-worker.mjs'));
   chmodSync(at('usr/lib/rds/file-worker.mjs'), 0o644);

@@ -7,8 +7,12 @@ import { log } from './log.ts'
 import { startBridgeRelay } from './peers/bridge-relay.ts'
 import { createAgentServer } from './server.ts'
 import { serveConnection } from './transport/serve.ts'
+import { servePortWithReader } from './transport/port-reader.ts'
 import { listenUnix } from './transport/unix-listener.ts'
 import { servePort } from './transport/virtio-port.ts'
+
+/** The port's receive side is read by this C program when the image has it (port-reader.ts). */
+const PORT_READER_BIN = '/usr/lib/rds/rds-portpipe'
 
 async function main(): Promise<void> {
   const config = loadConfig()
@@ -26,7 +30,8 @@ async function main(): Promise<void> {
     } catch (e) {
       log.error(`cannot protect the agent from the OOM killer: ${(e as Error).message}`)
     }
-    servePort(CONTROL_PORT_NAME, onSocket)
+    if (fs.existsSync(PORT_READER_BIN)) servePortWithReader(CONTROL_PORT_NAME, PORT_READER_BIN, onSocket)
+    else servePort(CONTROL_PORT_NAME, onSocket)
     startBridgeRelay(config.peerBridgeSocket)
     log.info(`agent ${AGENT_VERSION} serving virtio port ${CONTROL_PORT_NAME}, peer bridge on ${config.peerBridgeSocket}`)
   }

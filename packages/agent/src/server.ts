@@ -89,7 +89,7 @@ const ROUTES: Record<AgentRouteName, Route> = {
 const BY_METHOD_AND_PATH = new Map(Object.entries(ROUTES).map(([name, route]) => [`${AgentRoutes[name as AgentRouteName].method} ${AgentRoutes[name as AgentRouteName].path}`, route]))
 
 export function createAgentServer(ctx: AgentContext): http2.Http2Server {
-  const server = http2.createServer({ settings: { initialWindowSize: HTTP2_WINDOW_BYTES } })
+  const server = http2.createServer({ settings: { initialWindowSize: HTTP2_WINDOW_BYTES, maxFrameSize: 256 * 1024 } })
   server.on('request', (req, res) => {
     const url = new URL(req.url, 'http://agent')
     const route = BY_METHOD_AND_PATH.get(`${req.method} ${url.pathname}`)

@@ -1,7 +1,7 @@
 // Guest side of the resync handshake (protocol/handshake.ts). Every SYNC line is answered with
 // an ACK; everything else is dropped until the HTTP/2 client preface. That discards stale bytes
 // QEMU queued from an earlier session and a half-read old preface alike.
-import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { HTTP2_PREFACE, SYNC_PREFIX, ackLine } from '@rds/protocol'
 
 const SYNC = Buffer.from(SYNC_PREFIX)
@@ -59,7 +59,7 @@ function keepPossiblePrefix(buf: Buffer, preface: Buffer): Buffer {
  * Runs the handshake on a fresh socket and calls `onReady` with the preface unshifted back, so
  * an HTTP/2 server can take the socket over. The peer bridge uses its own preface (BRIDGE_PREFACE).
  */
-export function awaitPreface(sock: Socket, onReady: (sock: Socket) => void, preface: Buffer = PREFACE): void {
+export function awaitPreface<S extends Duplex>(sock: S, onReady: (sock: S) => void, preface: Buffer = PREFACE): void {
   let pending: Buffer = Buffer.alloc(0)
   const onData = (chunk: Buffer): void => {
     const r = scanHandshake(pending.length ? Buffer.concat([pending, chunk]) : chunk, preface)

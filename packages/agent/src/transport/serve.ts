@@ -2,7 +2,7 @@
 // ends. http2's graceful close calls shutdown(), which a virtio-serial char device refuses
 // (ENOTSOCK), leaving the fd open forever; so the socket is always destroyed by hand.
 import type http2 from 'node:http2'
-import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { log } from '../log.ts'
 import { awaitPreface } from './resync.ts'
 
@@ -28,7 +28,7 @@ export interface SessionProbe {
  */
 export const SESSION_PROBE: SessionProbe = { idleMs: 10_000, ackMs: 15_000 }
 
-export function serveConnection(server: http2.Http2Server, sock: Socket, probe: SessionProbe = SESSION_PROBE): void {
+export function serveConnection(server: http2.Http2Server, sock: Duplex, probe: SessionProbe = SESSION_PROBE): void {
   sock.on('error', () => sock.destroy())
   // The host leaving shows up as EOF on the port; nothing more will ever arrive on this fd.
   sock.on('end', () => sock.destroy())
@@ -47,7 +47,7 @@ export function serveConnection(server: http2.Http2Server, sock: Socket, probe: 
   })
 }
 
-function pingOrEnd(session: http2.ServerHttp2Session, sock: Socket, ackMs: number): void {
+function pingOrEnd(session: http2.ServerHttp2Session, sock: Duplex, ackMs: number): void {
   if (session.destroyed) return
   // Destroying a socket that closed meanwhile does nothing.
   const deadline = setTimeout(() => {

@@ -34,14 +34,15 @@ interface PipeWrapBinding {
   constants: { SOCKET: number }
 }
 
-function wrapFd(fd: number): net.Socket {
+/** A stream on the port's fd; `readable: false` for a write-only side (port-reader.ts has the port read in C). */
+export function wrapFd(fd: number, { readable = true }: { readable?: boolean } = {}): net.Socket {
   // Internal binding: the only way to get a stream handle on an fd that is neither a socket nor
   // a FIFO. Checked here so a Node upgrade that removes it fails loudly at start-up.
   const binding = (process as unknown as { binding(name: string): PipeWrapBinding }).binding('pipe_wrap')
   const handle = new binding.Pipe(binding.constants.SOCKET)
   const err = handle.open(fd)
   if (err) throw new Error(`pipe_wrap open failed: ${err}`)
-  return new net.Socket({ handle, readable: true, writable: true } as unknown as net.SocketConstructorOpts)
+  return new net.Socket({ handle, readable, writable: true } as unknown as net.SocketConstructorOpts)
 }
 
 /** Keeps one connection on the port alive forever, reopening after every disconnect. */

@@ -92,8 +92,20 @@ describe.each(VM_ORIGINS)('a running VM, $origin', ({ shape, provisionMode }) =>
     expect(r.body.stdout).toBe('1000\nuser\ndone\n')
   })
 
-  it('cannot read the agent or become root', async () => {
-    const r = await api.request('POST', `/v1/vms/${vmId}/exec`, { cmd: 'cat /opt/rds/agent/agent.js >/dev/null 2>&1 && echo READ; ls /opt/rds/agent >/dev/null 2>&1 && echo LISTED; su -c true root </dev/null >/dev/null 2>&1 && echo ROOT; echo done' })
+  it('cannot read the agent, open its ports, run the port reader or become root', async () => {
+    const r = await api.request('POST', `/v1/vms/${vmId}/exec`, {
+      cmd: [
+        'cat /opt/rds/agent/agent.js >/dev/null 2>&1 && echo READ',
+        'ls /opt/rds/agent >/dev/null 2>&1 && echo LISTED',
+        // Denied by its mode, not merely busy because the agent holds it.
+        'for d in /dev/vport*; do ( : <> "$d" ) 2>&1 | grep -q "Permission denied" || echo "PORT-NOT-DENIED $d"; done',
+        'ls /dev/vport* >/dev/null 2>&1 || echo NO-PORTS',
+        'test -r /usr/lib/rds/rds-portpipe && echo READER-READABLE',
+        'test -x /usr/lib/rds/rds-portpipe && echo READER-RUNNABLE',
+        'su -c true root </dev/null >/dev/null 2>&1 && echo ROOT',
+        'echo done',
+      ].join('; '),
+    })
     expect(r.body.stdout).toBe('done\n')
   })
 
