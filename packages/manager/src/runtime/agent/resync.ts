@@ -8,10 +8,18 @@
 // for the latest token while still sending new ones would never end when a guest round trip
 // takes longer than SYNC_INTERVAL_MS (a guest resumed under TCG on a loaded host, its code not
 // yet translated), and the boot would time out with the agent alive and answering.
+//
+// Unless the guest's session ends between two answers: a guest restored from a snapshot can
+// answer the first SYNC and then see its port close under it, and the later SYNCs are lost with
+// that session. So a last token left unanswered for a while is replaced by a new one, at growing
+// intervals (a slow guest answers both; only the newest counts).
 import net from 'node:net'
 import { ACK_PREFIX, ackLine, SYNC_INTERVAL_MS, syncLine } from '@rds/protocol'
 
 let counter = 0
+
+/** How long the last token may go unanswered before a new SYNC replaces it; doubles each time. */
+export const SYNC_RETRY_MS = 250
 
 export function connectAndResync(socketPath: string, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -30,12 +38,20 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
       reject(err)
     }
     const deadline = setTimeout(() => fail(new Error('agent did not answer the channel resync')), timeoutMs)
+    let retry: NodeJS.Timeout | undefined
     const stopSyncs = () => {
       if (timer) clearInterval(timer)
       timer = undefined
     }
+    const resyncLater = (ms: number) => {
+      retry = setTimeout(() => {
+        sendSync()
+        resyncLater(ms * 2)
+      }, ms)
+    }
     const cleanup = () => {
       clearTimeout(deadline)
+      clearTimeout(retry)
       stopSyncs()
       sock.off('data', onData)
       sock.off('error', fail)
@@ -51,7 +67,10 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
       const ack = ackLine(token)
       const at = seen.indexOf(ack)
       if (at < 0) {
-        if (timer && seen.includes(ackOfThisConnection)) stopSyncs()
+        if (timer && seen.includes(ackOfThisConnection)) {
+          stopSyncs()
+          resyncLater(SYNC_RETRY_MS)
+        }
         return
       }
       cleanup()
