@@ -6,13 +6,12 @@
 // One reader per host session; the port is opened, handed over, and closed when the session ends,
 // as servePort does, so the host sees the guest close and reopen the port between sessions.
 import { spawn } from 'node:child_process'
-import fs from 'node:fs'
 import { Duplex, type Readable, type Writable } from 'node:stream'
 import { log } from '../log.ts'
-import { findPortDevice, wrapFd } from './virtio-port.ts'
+import { keepPortOpen, wrapFd } from './virtio-port.ts'
 
-const MIN_BACKOFF_MS = 1
-const MAX_BACKOFF_MS = 1000
+/** The longest pause between attempts to start a reader that keeps failing. */
+const READER_RETRY_MAX_MS = 1000
 
 /** One stream from two: what the reader forwards, and writes straight to the port. */
 export class SplitPort extends Duplex {
@@ -90,36 +89,10 @@ export function startPortSession(fd: number, readerBin: string, onFree: (sawHost
   return sock
 }
 
-/** Keeps one session on the port alive forever, with a fresh reader for each. */
+/**
+ * Keeps one session on the port alive forever, with a fresh reader for each. The reader waits
+ * for a host itself, so a session that heard none means the reader failed: retried slowly.
+ */
 export function servePortWithReader(portName: string, readerBin: string, onSocket: (sock: Duplex) => void): void {
-  let backoff = MIN_BACKOFF_MS
-  let lastError = ''
-  const retry = (): void => {
-    setTimeout(open, backoff)
-    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
-  }
-  const open = (): void => {
-    const dev = findPortDevice(portName)
-    let fd: number
-    try {
-      if (!dev) throw new Error(`no virtio port named ${portName}`)
-      fd = fs.openSync(dev, fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY)
-    } catch (e) {
-      // EBUSY: the previous session's fd is still being torn down. Log changes only.
-      const msg = (e as Error).message
-      if (msg !== lastError) log.warn(`control port: ${msg}`)
-      lastError = msg
-      retry()
-      return
-    }
-    lastError = ''
-    // The reader waits for a host itself, so a session that saw none means the reader failed.
-    const sock = startPortSession(fd, readerBin, (sawHost) => {
-      if (!sawHost) return retry()
-      backoff = MIN_BACKOFF_MS
-      setImmediate(open)
-    })
-    onSocket(sock)
-  }
-  open()
+  keepPortOpen(portName, (fd, ended) => onSocket(startPortSession(fd, readerBin, ended)), READER_RETRY_MAX_MS)
 }

@@ -45,40 +45,49 @@ export function wrapFd(fd: number, { readable = true }: { readable?: boolean } =
   return new net.Socket({ handle, readable, writable: true } as unknown as net.SocketConstructorOpts)
 }
 
-/** Keeps one connection on the port alive forever, reopening after every disconnect. */
-export function servePort(portName: string, onSocket: (sock: net.Socket) => void): void {
+/**
+ * Opens the port for one session after another, forever: at once after a session that heard a
+ * host, after a growing pause otherwise (no host yet, or the fd still being torn down: EBUSY).
+ * `session` owns the fd and calls `ended` once it is closed.
+ */
+export function keepPortOpen(portName: string, session: (fd: number, ended: (heardHost: boolean) => void) => void, maxBackoffMs = MAX_BACKOFF_MS): void {
   let backoff = MIN_BACKOFF_MS
   let lastError = ''
   const retry = (): void => {
     setTimeout(open, backoff)
-    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)
+    backoff = Math.min(backoff * 2, maxBackoffMs)
   }
   const open = (): void => {
     const dev = findPortDevice(portName)
     let fd: number
     try {
-      if (!dev) throw new Error(`no virtio port named ${portName}`)
+      if (!dev) throw new Error('not present')
       fd = fs.openSync(dev, fs.constants.O_RDWR | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY)
     } catch (e) {
-      // EBUSY: the previous fd is still being torn down. Log changes only, not every retry.
+      // Log changes only, not every retry.
       const msg = (e as Error).message
-      if (msg !== lastError) log.warn(`control port: ${msg}`)
+      if (msg !== lastError) log.warn(`virtio port ${portName}: ${msg}`)
       lastError = msg
       retry()
       return
     }
     lastError = ''
-    const sock = wrapFd(fd)
-    let gotData = false
-    sock.once('data', () => {
-      gotData = true
+    session(fd, (heardHost) => {
+      if (!heardHost) return retry()
       backoff = MIN_BACKOFF_MS
+      setImmediate(open)
     })
-    sock.once('close', () => {
-      if (gotData) setImmediate(open)
-      else retry()
-    })
-    onSocket(sock)
   }
   open()
+}
+
+/** Keeps one connection on the port alive forever, reopening after every disconnect. */
+export function servePort(portName: string, onSocket: (sock: net.Socket) => void): void {
+  keepPortOpen(portName, (fd, ended) => {
+    const sock = wrapFd(fd)
+    let gotData = false
+    sock.once('data', () => (gotData = true))
+    sock.once('close', () => ended(gotData))
+    onSocket(sock)
+  })
 }

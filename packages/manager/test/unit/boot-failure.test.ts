@@ -67,7 +67,7 @@ it('a guest that stays up and never answers leaves the end of its console in the
   const dir = fs.mkdtempSync(path.join(root, 'silent-'))
   const consoleSocket = path.join(dir, 'console.sock')
   const controlSocket = path.join(dir, 'control.sock')
-  const lastWords = 'rds-agent warn control port: no virtio port named rds.control'
+  const lastWords = 'rds-agent warn virtio port rds.control: not present'
   // The guest console says something; the control channel accepts and never answers a SYNC.
   const consoleServer = net.createServer((c) => c.write(`[    0.912345] Run /sbin/rds-init as init process\n${lastWords}\n`))
   const controlServer = net.createServer(() => {})
