@@ -58,6 +58,18 @@ it('completes when every guest answer arrives after the next SYNC went out, and 
   sock.destroy()
 })
 
+it('does not replace a slow guest\'s last token before the guest could answer it', async () => {
+  // A round trip of 700 ms and 2 s to finish, as a boot's first attempt has: the last token sent
+  // before the first answer is answered at ~1.4 s. New tokens every 250 ms (doubling) would each
+  // push the end out by a round trip, past 2 s.
+  const linkPath = await slowGuest(700, 'slow but there')
+  const sock = await connectAndResync(linkPath, 2000)
+  sock.write(`${HTTP2_PREFACE}\r\nSM\r\n\r\n`)
+  const first = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
+  expect(first).toBe('slow but there')
+  sock.destroy()
+})
+
 /**
  * A guest that answers the first SYNC late (after more went out), then loses its session and the
  * bytes that arrive for `lostMs` (a closed virtio port drops them), then handshakes afresh.

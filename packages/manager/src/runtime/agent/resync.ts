@@ -12,23 +12,28 @@
 // Unless the guest's session ends between two answers: a guest restored from a snapshot can
 // answer the first SYNC and then see its port close under it, and the later SYNCs are lost with
 // that session. So a last token left unanswered for a while is replaced by a new one, at growing
-// intervals (a slow guest answers both; only the newest counts).
+// intervals. "A while" is several of the round trips the first answer showed, never less than
+// SYNC_RETRY_MS: a new token makes a slow guest's answer to the old one worthless, so replacing
+// it sooner than the guest can answer would only push the end out.
 import net from 'node:net'
 import { ACK_PREFIX, ackLine, SYNC_INTERVAL_MS, syncLine } from '@rds/protocol'
 
 let counter = 0
 
-/** How long the last token may go unanswered before a new SYNC replaces it; doubles each time. */
+/** The least time the last token may go unanswered before a new SYNC replaces it; doubles each time. */
 export const SYNC_RETRY_MS = 250
+/** ... and in round trips of the first answer. */
+const SYNC_RETRY_ROUND_TRIPS = 4
 
 export function connectAndResync(socketPath: string, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath)
     const base = `${process.pid}-${Date.now().toString(36)}-${++counter}`
     // Tokens of this connection only: an ACK of an earlier connection's token proves nothing.
-    const ackOfThisConnection = `${ACK_PREFIX}${base}-`
+    const ackOfThisConnection = new RegExp(`${ACK_PREFIX}${base}-(\\d+)\n`)
     let n = 0
     let token = ''
+    const sentAt: number[] = []
     let seen = ''
     let timer: NodeJS.Timeout | undefined
     const fail = (err: Error) => {
@@ -59,6 +64,7 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
     }
     const sendSync = () => {
       token = `${base}-${++n}`
+      sentAt[n] = Date.now()
       sock.write(syncLine(token))
     }
     const onData = (d: Buffer) => {
@@ -67,9 +73,11 @@ export function connectAndResync(socketPath: string, timeoutMs: number): Promise
       const ack = ackLine(token)
       const at = seen.indexOf(ack)
       if (at < 0) {
-        if (timer && seen.includes(ackOfThisConnection)) {
+        const answered = timer ? ackOfThisConnection.exec(seen) : null
+        if (answered) {
           stopSyncs()
-          resyncLater(SYNC_RETRY_MS)
+          const roundTrip = Date.now() - (sentAt[Number(answered[1])] ?? Date.now())
+          resyncLater(Math.max(SYNC_RETRY_MS, SYNC_RETRY_ROUND_TRIPS * roundTrip))
         }
         return
       }
