@@ -103,26 +103,11 @@ int main(void)
 	int fl = fcntl(PORT_FD, F_GETFL);
 	if (fl < 0 || fcntl(PORT_FD, F_SETFL, fl | O_NONBLOCK) < 0) return 1;
 
-	/* Waiting for a host: reads return 0 until one connects. */
-	long backoff = 1;
-	for (;;) {
-		struct pollfd p[2] = { { .fd = PORT_FD, .events = POLLIN }, { .fd = AGENT_FD, .events = 0 } };
-		if (poll(p, 2, -1) < 0 && errno != EINTR) return 1;
-		if (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)) return 0;
-		ssize_t n = drain_port();
-		if (n == -2) return 1;
-		if (n > 0) {
-			if (write_all(AGENT_FD, buf, (size_t)n) < 0) return 0;
-			break;
-		}
-		if (n == 0) {
-			pause_ms(backoff);
-			backoff = backoff < 10 ? backoff * 2 : 10;
-		}
-	}
-
-	/* One session: relay until the host leaves or the agent ends it. */
-	long started = now_ms(), eof_since = -1;
+	/*
+	 * Until the host's first bytes, reads return 0 because no host is connected yet: wait for one.
+	 * From them on this is a session, relayed until the host leaves or the agent ends it.
+	 */
+	long backoff = 1, started = -1, eof_since = -1;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = PORT_FD, .events = POLLIN }, { .fd = AGENT_FD, .events = 0 } };
 		if (poll(p, 2, -1) < 0) {
@@ -133,6 +118,11 @@ int main(void)
 		if (!p[0].revents) continue;
 		ssize_t n = drain_port();
 		if (n == -2) return 1;
+		if (n == 0 && started < 0) {
+			pause_ms(backoff);
+			backoff = backoff < 10 ? backoff * 2 : 10;
+			continue;
+		}
 		if (n == 0) {
 			long now = now_ms();
 			if (eof_since < 0) eof_since = now;
@@ -141,7 +131,9 @@ int main(void)
 			pause_ms(1);
 			continue;
 		}
+		if (n < 0) continue;
+		if (started < 0) started = now_ms();
 		eof_since = -1;
-		if (n > 0 && write_all(AGENT_FD, buf, (size_t)n) < 0) return 0;
+		if (write_all(AGENT_FD, buf, (size_t)n) < 0) return 0;
 	}
 }

@@ -17,6 +17,15 @@ afterEach(() => {
   for (const c of closers.splice(0)) c()
 })
 
+/** Resyncs with the guest, sends the preface and returns what the guest says first. */
+async function firstBytesOfSession(socketPath: string, timeoutMs: number): Promise<string> {
+  const sock = await connectAndResync(socketPath, timeoutMs)
+  sock.write(`${HTTP2_PREFACE}\r\nSM\r\n\r\n`)
+  const first = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
+  sock.destroy()
+  return first
+}
+
 /** A guest behind a link that delays what the host sends by `delayMs`; after the preface it says `greeting`. */
 async function slowGuest(delayMs: number, greeting: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rds-resync-'))
@@ -50,12 +59,8 @@ async function slowGuest(delayMs: number, greeting: string): Promise<string> {
 it('completes when every guest answer arrives after the next SYNC went out, and drops all the guest’s ACKs', async () => {
   const delayMs = 6 * SYNC_INTERVAL_MS
   const linkPath = await slowGuest(delayMs, 'first bytes of the session')
-  const sock = await connectAndResync(linkPath, 5000)
-  sock.write(`${HTTP2_PREFACE}\r\nSM\r\n\r\n`)
   // What the host reads next is the session, not an ACK of one of the SYNCs it sent before.
-  const first = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
-  expect(first).toBe('first bytes of the session')
-  sock.destroy()
+  expect(await firstBytesOfSession(linkPath, 5000)).toBe('first bytes of the session')
 })
 
 it('does not replace a slow guest\'s last token before the guest could answer it', async () => {
@@ -63,11 +68,7 @@ it('does not replace a slow guest\'s last token before the guest could answer it
   // before the first answer is answered at ~1.4 s. New tokens every 250 ms (doubling) would each
   // push the end out by a round trip, past 2 s.
   const linkPath = await slowGuest(700, 'slow but there')
-  const sock = await connectAndResync(linkPath, 2000)
-  sock.write(`${HTTP2_PREFACE}\r\nSM\r\n\r\n`)
-  const first = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
-  expect(first).toBe('slow but there')
-  sock.destroy()
+  expect(await firstBytesOfSession(linkPath, 2000)).toBe('slow but there')
 })
 
 /**
@@ -112,9 +113,5 @@ async function resettingGuest(lostMs: number, greeting: string): Promise<string>
 
 it('sends a new SYNC when the last one goes unanswered, so a guest whose session ended after one answer is reached', async () => {
   const guestPath = await resettingGuest(100, 'after the reset')
-  const sock = await connectAndResync(guestPath, 5000)
-  sock.write(`${HTTP2_PREFACE}\r\nSM\r\n\r\n`)
-  const first = await new Promise<string>((resolve) => sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))))
-  expect(first).toBe('after the reset')
-  sock.destroy()
+  expect(await firstBytesOfSession(guestPath, 5000)).toBe('after the reset')
 })

@@ -21,7 +21,7 @@ import { ACK_PREFIX, ackLine, SYNC_INTERVAL_MS, syncLine } from '@rds/protocol'
 let counter = 0
 
 /** The least time the last token may go unanswered before a new SYNC replaces it; doubles each time. */
-export const SYNC_RETRY_MS = 250
+const SYNC_RETRY_MS = 250
 /** ... and in round trips of the first answer. */
 const SYNC_RETRY_ROUND_TRIPS = 4
 
