@@ -105,7 +105,8 @@ async function main() {
             ...rawVmFiles(imgDir, d),
             net: { tap, mac: '02:00:00:00:be:01' },
             memory: { file: path.join(snapDir, 'memory.raw'), shared: false },
-          }, { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true })
+          // A seed's memory file is its RAM, byte for byte: its size is the RAM the state was saved with.
+          }, { stateFile: path.join(snapDir, 'state.bin'), withoutRam: true, ramBytes: fs.statSync(path.join(snapDir, 'memory.raw')).size })
           const agent = new AgentClient(path.join(d, 'c.sock'))
           await agent.waitReady(60_000, () => h.isAlive())
           const r = await agent.call('exec', { cmd: 'true' }, 60_000)

@@ -68,7 +68,7 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
       const d = path.join(root, mode)
       fs.mkdirSync(d)
       await copySparse(path.join(seed.snapDir, 'overlay.ext4'), path.join(d, 'overlay.ext4'))
-      const h = await drivers[mode]!.restore(spec(d, `pause-${mode}`, taps[mode], { file: path.join(seed.snapDir, 'memory.raw'), shared: false }), { stateFile: path.join(seed.snapDir, 'state.bin'), withoutRam: true }).catch((err: Error) => {
+      const h = await drivers[mode]!.restore(spec(d, `pause-${mode}`, taps[mode], { file: path.join(seed.snapDir, 'memory.raw'), shared: false }), { stateFile: path.join(seed.snapDir, 'state.bin'), withoutRam: true, ramBytes: fs.statSync(path.join(seed.snapDir, 'memory.raw')).size }).catch((err: Error) => {
         throw new Error(`the seed did not resume: ${err.message}\n${fs.readFileSync(path.join(d, 'vmm.log'), 'utf8').slice(-2000)}`)
       })
       live.push(h)
@@ -101,8 +101,8 @@ export async function measureClonePause(mgr: ManagerProcess, seed: SeedFiles, ru
           const ram = `/dev/shm/rds-bench-pause-${process.pid}-${mode}.ram`
           ramFiles.push(ram)
           fs.writeFileSync(ram, '')
-          fs.truncateSync(ram, seed.memMb * 1024 * 1024)
-          const back = await drivers[mode]!.restore(spec(rd, `pause-${mode}-back`, taps.back, { file: ram, shared: true }), { stateFile, withoutRam: false })
+          fs.truncateSync(ram, r.ramBytes)
+          const back = await drivers[mode]!.restore(spec(rd, `pause-${mode}-back`, taps.back, { file: ram, shared: true }), { stateFile, withoutRam: false, ramBytes: r.ramBytes })
           live.push(back)
           const agent = new AgentClient(path.join(rd, 'c.sock'))
           try {

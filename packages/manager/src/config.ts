@@ -95,7 +95,7 @@ export interface Config {
   enableImageSeed: boolean
   /**
    * Snapshots of running clones stream RAM while the guest runs (true) or pause it for the whole
-   * stream (false); unset: live under KVM only (TCG's dirty tracking is not reliable enough).
+   * stream (false); unset: live wherever QEMU tracks every guest write (runtime/vmm/qemu/guest-ram.ts).
    */
   snapshotLive: boolean | undefined
   /** The template shape: seeded at start for every image, and the shape of warm-pool VMs. */

@@ -146,7 +146,12 @@ export function createSeedService(deps: {
     return entry.done
   }
 
-  /** Does this shape need a (new) seed: none yet, or the image files changed since the last attempt? */
+  /**
+   * Does this shape need a (new) seed: none yet, the image files changed since the last attempt,
+   * or the seed's guest RAM is not the size a boot gives now (a seed from before TCG guests got
+   * their 8 KiB more, runtime/vmm/qemu/guest-ram.ts: it still resumes, but its clones could
+   * only be saved stopped).
+   */
   async function needsBuild(imageId: string, shape: SeedShape): Promise<boolean> {
     if (!config.enableImageSeed || closed) return false
     if (!sameShape(shape, template) && config.seedShapesMax < 2) return false
@@ -158,7 +163,7 @@ export function createSeedService(deps: {
     const seed = await seedsRepo.get(imageId, shape)
     if (seed?.status !== 'ready' || !seed.snapshotId) return true
     const snap = await deps.snapshotsRepo.get(seed.snapshotId)
-    return !snap || snap.imageStamp !== stamp
+    return !snap || snap.imageStamp !== stamp || snap.ramBytes !== deps.supervisor.bootRamBytes(shape.memMb)
   }
 
   /** The template first, then the other shapes the image has seeds for, most recently used first. */

@@ -135,6 +135,7 @@ export function createSnapshotService(deps: {
           cpu: vm.cpu,
           memMb: vm.memMb,
           memoryInFile: result.memoryInFile,
+          ramBytes: result.ramBytes,
           stateBytes: await allocated(paths.snapshotState(id)),
           memoryBytes: await allocated(paths.snapshotMemory(id)),
           diskBytes: await allocated(paths.snapshotOverlay(id)),
@@ -185,7 +186,7 @@ export function createSnapshotService(deps: {
         if (!fs.existsSync(f)) throw Errors.snapshotFilesMissing(snap.id, f.slice(paths.snapshotDir(snap.id).length + 1))
       }
       if ((await imageStamp(files)) !== snap.imageStamp) throw Errors.snapshotImageChanged(snap.id, snap.imageId)
-      return { stateFile: paths.snapshotState(snap.id), memoryFile: paths.snapshotMemory(snap.id), memoryInFile: snap.memoryInFile }
+      return { stateFile: paths.snapshotState(snap.id), memoryFile: paths.snapshotMemory(snap.id), memoryInFile: snap.memoryInFile, ramBytes: snap.ramBytes }
     },
 
     /** Startup: snapshot directories without a record are leftovers of an interrupted snapshot. */

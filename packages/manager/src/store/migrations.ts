@@ -310,6 +310,14 @@ const migrations = (dialect: SqlDialect): Record<string, Migration> => ({
         .execute()
     },
   },
+  '0017_snapshot_ram_bytes': {
+    // The guest RAM's size in a snapshot: a TCG guest gets a little more than its memMb
+    // (runtime/vmm/qemu/guest-ram.ts), and a restore must give it exactly what it had. Null in
+    // older rows: memMb MiB, what every VM had before.
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('snapshots').addColumn('ram_bytes', 'bigint').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: SqlDialect): MigrationProvider => ({

@@ -55,6 +55,8 @@ export interface SnapshotsTable {
   cpu: number
   mem_mb: number
   memory_in_file: number
+  /** The guest RAM's size (bytes); null in rows older than it: mem_mb MiB. */
+  ram_bytes: number | string | null
   state_bytes: number
   memory_bytes: number
   disk_bytes: number

@@ -16,6 +16,8 @@ export interface SnapshotRecord {
   memMb: number
   /** RAM is in memory.raw (mapped copy-on-write by clones); false: it is inside the state stream. */
   memoryInFile: boolean
+  /** The guest RAM's size: memMb MiB, or a little more for a TCG guest (runtime/vmm/qemu/guest-ram.ts). A restore gives it the same. */
+  ramBytes: number
   stateBytes: number
   memoryBytes: number
   diskBytes: number
@@ -39,6 +41,7 @@ const fromRow = (r: Selectable<SnapshotsTable>): SnapshotRecord => ({
   cpu: r.cpu,
   memMb: r.mem_mb,
   memoryInFile: Boolean(r.memory_in_file),
+  ramBytes: r.ram_bytes === null ? r.mem_mb * 1024 * 1024 : Number(r.ram_bytes),
   stateBytes: Number(r.state_bytes),
   memoryBytes: Number(r.memory_bytes),
   diskBytes: Number(r.disk_bytes),
@@ -74,6 +77,7 @@ export function createSnapshotsRepo(db: Db) {
           cpu: s.cpu,
           mem_mb: s.memMb,
           memory_in_file: s.memoryInFile ? 1 : 0,
+          ram_bytes: s.ramBytes,
           state_bytes: s.stateBytes,
           memory_bytes: s.memoryBytes,
           disk_bytes: s.diskBytes,

@@ -21,6 +21,8 @@ export interface FakeVm {
   /** How this VMM started: a cold boot, or a restore from a saved state. */
   readonly origin: 'boot' | 'restore'
   readonly spec: BootSpec
+  /** The guest RAM it was given: FakeVmm.bootRamBytes on a boot, the saved state's on a restore. */
+  readonly ramBytes: number
   readonly paused: boolean
   readonly exit: VmExit | undefined
   /** Every init the host pushed (one per agent session). */
@@ -38,6 +40,7 @@ class FakeMachine implements FakeVm {
   readonly startTime: string
   readonly origin: 'boot' | 'restore'
   readonly spec: BootSpec
+  readonly ramBytes: number
   readonly exited: Promise<VmExit>
   paused = false
   /** The next snapshot fails with 'state_too_large' (FakeVmm.overflowNextSnapshot). */
@@ -59,9 +62,10 @@ class FakeMachine implements FakeVm {
   private unpaused: Promise<void> = Promise.resolve()
   private unpause = () => {}
 
-  constructor(o: { spec: BootSpec; pid: number; origin: 'boot' | 'restore'; mute: boolean }) {
+  constructor(o: { spec: BootSpec; ramBytes: number; pid: number; origin: 'boot' | 'restore'; mute: boolean }) {
     this.vmId = o.spec.vmId
     this.spec = o.spec
+    this.ramBytes = o.ramBytes
     this.pid = o.pid
     this.startTime = `fake-${o.pid}`
     this.origin = o.origin
@@ -188,7 +192,7 @@ class FakeHandle implements VmHandle {
       }
       if (memoryInFile) fs.writeFileSync(target.memoryFile, `fake memory of ${this.m.vmId}\n`)
       await target.whilePaused()
-      return { pauseMs: Math.round(performance.now() - t0), memoryInFile }
+      return { pauseMs: Math.round(performance.now() - t0), memoryInFile, ramBytes: this.m.ramBytes }
     } catch (err) {
       throw asVmmError(err, 'snapshot_failed')
     } finally {
@@ -213,6 +217,13 @@ export class FakeVmm implements VmmDriver {
 
   describe() {
     return { vmm: 'fake', accel: 'tcg' as const }
+  }
+
+  /** What a boot gives a guest beyond its memMb (as QEMU gives a TCG guest 8 KiB more). */
+  ramPadBytes = 0
+
+  bootRamBytes(memMb: number): number {
+    return memMb * 1024 * 1024 + this.ramPadBytes
   }
 
   /** The next boot() throws VmmError('start_failed'), as a VMM that could not start. */
@@ -271,7 +282,7 @@ export class FakeVmm implements VmmDriver {
     const failure = this.bootFailure
     this.bootFailure = undefined
     if (failure) throw new VmmError('start_failed', failure)
-    return this.start(spec, 'boot', 'start_failed')
+    return this.start(spec, this.bootRamBytes(spec.memMb), 'boot', 'start_failed')
   }
 
   async restore(spec: BootSpec, state: SavedState): Promise<VmHandle> {
@@ -282,7 +293,7 @@ export class FakeVmm implements VmmDriver {
     for (const f of [state.stateFile, ...(state.withoutRam ? [spec.memory.file] : [])]) {
       if (!fs.existsSync(f)) throw new VmmError('restore_failed', `fake VMM: ${f} does not exist`)
     }
-    return this.start(spec, 'restore', 'restore_failed')
+    return this.start(spec, state.ramBytes, 'restore', 'restore_failed')
   }
 
   async reattach(saved: SavedVmm): Promise<VmHandle | undefined> {
@@ -310,7 +321,7 @@ export class FakeVmm implements VmmDriver {
     return m
   }
 
-  private async start(spec: BootSpec, origin: 'boot' | 'restore', kind: 'start_failed' | 'restore_failed'): Promise<VmHandle> {
+  private async start(spec: BootSpec, ramBytes: number, origin: 'boot' | 'restore', kind: 'start_failed' | 'restore_failed'): Promise<VmHandle> {
     // What QEMU opens before it runs anything.
     for (const f of [spec.kernel, spec.initrd, spec.rootfs, spec.overlay]) {
       if (f !== undefined && !fs.existsSync(f)) throw new VmmError(kind, `fake VMM: ${f} does not exist`)
@@ -318,7 +329,7 @@ export class FakeVmm implements VmmDriver {
     const previous = this.machines.get(spec.vmId)
     // The services must never do this; a real VMM would not notice, so the fake says it loudly.
     if (previous && !previous.exit) throw new Error(`fake VMM: ${spec.vmId} already has a running VMM (two VMMs on one disk)`)
-    const m = new FakeMachine({ spec, pid: this.nextPid++, origin, mute: this.muteNext })
+    const m = new FakeMachine({ spec, ramBytes, pid: this.nextPid++, origin, mute: this.muteNext })
     this.muteNext = false
     m.execAnswer = (req) => this.execAnswer?.(req) ?? {}
     await m.listen()

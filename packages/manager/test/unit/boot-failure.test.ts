@@ -30,17 +30,17 @@ function dyingDriver(lastWords: string, exit: { code: number | null; signal: Nod
       isAlive: () => false,
       pause: async () => {},
       resume: async () => {},
-      snapshot: async () => ({ pauseMs: 0, memoryInFile: true }),
+      snapshot: async () => ({ pauseMs: 0, memoryInFile: true, ramBytes: 64 << 20 }),
       kill: async () => {},
     }
   }
-  return { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], boot: start, restore: start, reattach: async () => undefined, sweep: () => [] }
+  return { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, boot: start, restore: start, reattach: async () => undefined, sweep: () => [] }
 }
 
 it('a restore whose VMM exits says how it ended and what it wrote last', async () => {
   const said = 'qemu-system-x86_64: Missing section footer for virtio-net\nqemu-system-x86_64: load of migration failed: Invalid argument'
   const supervisor = createSupervisor({ driver: dyingDriver(said, { code: 1, signal: null }), paths: createPaths(root, root, path.join(root, 'ram')), log: pino({ level: 'silent' }), bootTimeoutMs: 5000 })
-  const err = await supervisor.restore({ id: 'vm-r', cpu: 1, memMb: 64, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { stateFile: path.join(root, 'state'), memoryFile: path.join(root, 'mem'), memoryInFile: true }, {}).catch((e: unknown) => e)
+  const err = await supervisor.restore({ id: 'vm-r', cpu: 1, memMb: 64, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { stateFile: path.join(root, 'state'), memoryFile: path.join(root, 'mem'), memoryInFile: true, ramBytes: 64 << 20 }, {}).catch((e: unknown) => e)
   expect(err).toBeInstanceOf(VmmError)
   expect((err as VmmError).kind).toBe('restore_failed')
   expect((err as VmmError).message).toBe(`VM process exited before its agent answered (exit 1): qemu-system-x86_64: starting\n${said}`)
@@ -58,7 +58,7 @@ it('a boot whose VMM is killed names the signal', async () => {
 
 it('a VMM that exits cleanly during a restore is said to have a guest that rebooted (a guest kernel panic)', async () => {
   const supervisor = createSupervisor({ driver: dyingDriver('', { code: 0, signal: null }), paths: createPaths(root, root, path.join(root, 'ram')), log: pino({ level: 'silent' }), bootTimeoutMs: 5000 })
-  const err = (await supervisor.restore({ id: 'vm-p', cpu: 1, memMb: 64, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { stateFile: path.join(root, 'state'), memoryFile: path.join(root, 'mem'), memoryInFile: true }, {}).catch((e: unknown) => e)) as VmmError
+  const err = (await supervisor.restore({ id: 'vm-p', cpu: 1, memMb: 64, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }, { stateFile: path.join(root, 'state'), memoryFile: path.join(root, 'mem'), memoryInFile: true, ramBytes: 64 << 20 }, {}).catch((e: unknown) => e)) as VmmError
   expect([err.kind, err.message]).toEqual(['restore_failed', 'VM process exited before its agent answered (exit 0; the guest rebooted or powered off, as a guest kernel panic makes it do): qemu-system-x86_64: starting'])
   supervisor.detachAll()
 })
@@ -77,6 +77,7 @@ it('a guest that stays up and never answers leaves the end of its console in the
   const driver: VmmDriver = {
     describe: () => ({ vmm: 'scripted', accel: 'tcg' }),
     runFiles: [],
+    bootRamBytes: (memMb: number) => memMb << 20,
     boot: async (spec) => {
       fs.mkdirSync(path.dirname(spec.vmmLog), { recursive: true })
       return {
@@ -87,7 +88,7 @@ it('a guest that stays up and never answers leaves the end of its console in the
       isAlive: () => !killed,
       pause: async () => {},
       resume: async () => {},
-      snapshot: async () => ({ pauseMs: 0, memoryInFile: true }),
+      snapshot: async () => ({ pauseMs: 0, memoryInFile: true, ramBytes: 64 << 20 }),
       kill: async () => {
         killed = true
       },

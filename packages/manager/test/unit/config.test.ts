@@ -9,6 +9,7 @@ import { DEFAULT_EXCLUDED_CIDRS } from '../../src/runtime/network/egress-policy.
 import { parseCidr } from '../../src/runtime/network/ipv4.ts'
 import { userAslrOf } from '../../src/runtime/vmm/accel.ts'
 import { resolveSnapshotMode } from '../../src/runtime/vmm/qemu/driver.ts'
+import { bootRamBytes } from '../../src/runtime/vmm/qemu/guest-ram.ts'
 
 const MiB = 1024 * 1024
 
@@ -279,19 +280,22 @@ describe('address plan (checked when services are composed)', () => {
 })
 
 describe('SNAPSHOT_LIVE', () => {
-  it('unset leaves the choice to the accelerator: live under KVM, a stopped save under TCG', () => {
+  it('unset saves live wherever QEMU tracks every write: under KVM, and under TCG for a guest booted with the padded RAM', () => {
     expect(loadConfig({}).snapshotLive).toBeUndefined()
     expect(loadConfig({ SNAPSHOT_LIVE: '' }).snapshotLive).toBeUndefined()
-    expect(resolveSnapshotMode('auto', 'kvm')).toBe('live')
-    expect(resolveSnapshotMode('auto', 'tcg')).toBe('stop')
-    expect(resolveSnapshotMode(undefined, 'tcg')).toBe('stop')
+    expect(resolveSnapshotMode('auto', 'kvm', 256 << 20)).toBe('live')
+    expect(resolveSnapshotMode('auto', 'tcg', bootRamBytes(256, 'tcg'))).toBe('live')
+    expect(resolveSnapshotMode(undefined, 'tcg', bootRamBytes(512, 'tcg'))).toBe('live')
+    // A clone of a snapshot taken before the padding (its RAM a whole number of MiB) is saved stopped.
+    expect(resolveSnapshotMode('auto', 'tcg', 256 << 20)).toBe('stop')
+    expect(resolveSnapshotMode(undefined, 'tcg', 512 << 20)).toBe('stop')
   })
 
   it('true or false is what the operator gets on either accelerator; anything else is refused', () => {
     expect(loadConfig({ SNAPSHOT_LIVE: 'On' }).snapshotLive).toBe(true)
     expect(loadConfig({ SNAPSHOT_LIVE: '0' }).snapshotLive).toBe(false)
-    expect(resolveSnapshotMode('live', 'tcg')).toBe('live')
-    expect(resolveSnapshotMode('stop', 'kvm')).toBe('stop')
+    expect(resolveSnapshotMode('live', 'tcg', 256 << 20)).toBe('live')
+    expect(resolveSnapshotMode('stop', 'kvm', 256 << 20)).toBe('stop')
     expect(() => loadConfig({ SNAPSHOT_LIVE: 'sometimes' })).toThrow('SNAPSHOT_LIVE must be true or false (got "sometimes")')
   })
 })

@@ -3,12 +3,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { DIRECT_ROOT_ARGS, markedVmId, qemuArgs, type QemuLaunch } from '../../src/runtime/vmm/qemu/args.ts'
+import { bootRamBytes } from '../../src/runtime/vmm/qemu/guest-ram.ts'
 import { imageStamp } from '../../src/services/images.ts'
 
 const spec = (over: Partial<QemuLaunch> = {}): QemuLaunch => ({
   vmId: 'vm-1', cpu: 1, memMb: 256, kernel: '/img/vmlinux', initrd: '/img/initrd', rootfs: '/img/rootfs.ext4', overlay: '/vm/overlay.ext4', workDir: '/vm',
   controlSocket: '/vm/c.sock', bridgeSocket: '/vm/b.sock', qmpSocket: '/vm/q.sock', pidFile: '/vm/pid', consoleSocket: '/vm/con.sock', vmmLog: '/vm/log',
-  memory: { file: '/shm/ram', shared: true },
+  memory: { file: '/shm/ram', shared: true }, ramBytes: bootRamBytes(over.memMb ?? 256, 'tcg'),
   ...over,
 })
 const opts = { accel: 'tcg' as const, instance: 'i', tscKhz: 2_000_000, kernelArgs: ['x=1'] }
@@ -29,7 +30,7 @@ describe('qemuArgs', () => {
     expect(append(args)).toContain(`${DIRECT_ROOT_ARGS.join(' ')} x=1`)
     expect(DIRECT_ROOT_ARGS).toEqual(expect.arrayContaining(['root=/dev/vda', 'ro', 'init=/sbin/rds-init']))
     // A restore resumes on the boot's command line: the same spec gives the same args.
-    expect(qemuArgs({ ...noInitrd, incoming: { stateFile: '/s', withoutRam: true } }, opts).slice(0, args.length)).toEqual(args)
+    expect(qemuArgs({ ...noInitrd, incoming: { stateFile: '/s', withoutRam: true, ramBytes: bootRamBytes(256, 'tcg') } }, opts).slice(0, args.length)).toEqual(args)
   })
 })
 
@@ -48,17 +49,17 @@ function lines(args: string[]): string {
 // rewrites them).
 describe('qemuArgs golden', () => {
   const net = { tap: 'vm0123456789ab', mac: '02:72:00:00:00:01' }
-  const restored = spec({ net, memory: { file: '/snapshots/s-1/memory.raw', shared: false }, incoming: { stateFile: '/snapshots/s-1/state.bin', withoutRam: true } })
+  const restored = spec({ net, memory: { file: '/snapshots/s-1/memory.raw', shared: false }, incoming: { stateFile: '/snapshots/s-1/state.bin', withoutRam: true, ramBytes: bootRamBytes(256, 'tcg') } })
   const cases: Array<[string, QemuLaunch, Parameters<typeof qemuArgs>[1]]> = [
     ['booted-tcg.args', spec(), opts],
-    ['booted-kvm.args', spec(), { ...opts, accel: 'kvm' }],
+    ['booted-kvm.args', spec({ ramBytes: bootRamBytes(256, 'kvm') }), { ...opts, accel: 'kvm' }],
     ['booted-tcg-no-tsc.args', spec(), { ...opts, tscKhz: undefined }],
     ['with-nic.args', spec({ net, cpu: 2, memMb: 1024 }), opts],
     ['restored.args', restored, opts],
     ['no-initrd.args', spec({ initrd: undefined, net }), opts],
     ['booted-tcg-tb-size.args', spec(), { ...opts, tbSizeMb: 64 }],
     ['restored-tcg-tb-size.args', restored, { ...opts, tbSizeMb: 64 }],
-    ['no-initrd-kvm-no-kernel-args.args', spec({ initrd: undefined }), { accel: 'kvm', instance: 'i', tscKhz: 2_000_000 }],
+    ['no-initrd-kvm-no-kernel-args.args', spec({ initrd: undefined, ramBytes: bootRamBytes(256, 'kvm') }), { accel: 'kvm', instance: 'i', tscKhz: 2_000_000 }],
   ]
   for (const [file, s, o] of cases) {
     it(file, async () => {
@@ -89,8 +90,8 @@ describe('qemuArgs translation cache', () => {
   })
 
   it('changes nothing else on the command line: a seed taken with one size resumes with another', () => {
-    const small = qemuArgs(spec({ incoming: { stateFile: '/s', withoutRam: true } }), { ...opts, tbSizeMb: 16 })
-    const big = qemuArgs(spec({ incoming: { stateFile: '/s', withoutRam: true } }), opts)
+    const small = qemuArgs(spec({ incoming: { stateFile: '/s', withoutRam: true, ramBytes: bootRamBytes(256, 'tcg') } }), { ...opts, tbSizeMb: 16 })
+    const big = qemuArgs(spec({ incoming: { stateFile: '/s', withoutRam: true, ramBytes: bootRamBytes(256, 'tcg') } }), opts)
     expect(small.filter((a, i) => a !== big[i])).toEqual(['tcg,tb-size=16'])
   })
 })

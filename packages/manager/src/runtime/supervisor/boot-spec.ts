@@ -29,6 +29,8 @@ export interface RestorePoint {
   memoryFile: string
   /** RAM is in memoryFile (mapped copy-on-write); otherwise it is inside the state stream. */
   memoryInFile: boolean
+  /** The guest RAM's size when it was saved: the restored VMM gets the same. */
+  ramBytes: number
 }
 
 /**

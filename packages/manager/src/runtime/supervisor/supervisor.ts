@@ -246,8 +246,9 @@ export function createSupervisor(deps: {
     memory.admit(vm.id, vm.memMb)
     let handle: VmHandle
     try {
-      if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, vm.memMb)
-      handle = from ? await driver.restore(spec, { stateFile: from.stateFile, withoutRam: from.memoryInFile }) : await driver.boot(spec)
+      const ramBytes = from?.ramBytes ?? driver.bootRamBytes(vm.memMb)
+      if (spec.memory.shared) reserveRam(paths.ramRoot, spec.memory.file, ramBytes)
+      handle = from ? await driver.restore(spec, { stateFile: from.stateFile, withoutRam: from.memoryInFile, ramBytes }) : await driver.boot(spec)
     } catch (err) {
       await forget(vm.id)
       throw asVmmError(err, failKind)
@@ -293,6 +294,8 @@ export function createSupervisor(deps: {
     memory: () => ({ usedMb: memory.usedMb, budgetMb: memory.budgetMb }),
     ids: () => [...live.keys()],
     describe: () => driver.describe(),
+    /** The guest RAM a VM of memMb MiB boots with (VmmDriver.bootRamBytes). */
+    bootRamBytes: (memMb: number) => driver.bootRamBytes(memMb),
 
     /** Listens to what happens to live VMs (see MachineEvent). */
     subscribe(listener: (e: MachineEvent) => void): void {

@@ -18,6 +18,8 @@ export interface SavedState {
   stateFile: string
   /** The state was saved without RAM (it is in the memory file already). */
   withoutRam: boolean
+  /** The guest RAM's size when the state was saved (SnapshotResult.ramBytes): a restore must give it the same. */
+  ramBytes: number
 }
 
 /** The image files a VM boots from. */
@@ -76,6 +78,8 @@ export interface SnapshotResult {
   pauseMs: number
   /** RAM is in memoryFile (false: it is inside the state stream). */
   memoryInFile: boolean
+  /** The guest RAM's size, as the VMM reports it (a VMM may give a guest more than its memMb: VmmDriver.bootRamBytes). */
+  ramBytes: number
 }
 
 export interface VmExit {
@@ -116,6 +120,8 @@ export interface VmmDriver {
   describe(): VmmDescription
   /** Files (names inside spec.workDir) the driver keeps while a VMM lives; removed with its run. */
   readonly runFiles: readonly string[]
+  /** The RAM a VM of memMb MiB boots with (a restore keeps the saved state's): its RAM file is made this size. */
+  bootRamBytes(memMb: number): number
   /** Starts the VMM with a cold kernel boot. Failures are VmmError('start_failed'). */
   boot(spec: BootSpec): Promise<VmHandle>
   /** Starts the VMM from a saved state: running once this resolves. Failures are VmmError('restore_failed'). */

@@ -47,6 +47,8 @@ export const DIRECT_ROOT_ARGS = ['root=/dev/vda', 'ro', 'rootfstype=ext4', 'root
 
 /** A BootSpec with what only QEMU has: its QMP socket and pidfile, and a state to load. */
 export interface QemuLaunch extends BootSpec {
+  /** The guest's RAM (guest-ram.ts): memMb MiB, or a little more under TCG, or a saved state's. */
+  ramBytes: number
   qmpSocket: string
   pidFile: string
   incoming?: SavedState
@@ -74,9 +76,10 @@ export function qemuArgs(spec: QemuLaunch, o: QemuArgsOptions): string[] {
     '-name', processName(o.instance, spec.vmId),
     '-accel', accelArg(o),
     '-M', 'microvm,x-option-roms=off,isa-serial=off,rtc=on,memory-backend=mem0',
-    '-object', `memory-backend-file,id=mem0,size=${spec.memMb}M,mem-path=${spec.memory.file},share=${spec.memory.shared ? 'on' : 'off'}`,
+    '-object', `memory-backend-file,id=mem0,size=${spec.ramBytes},mem-path=${spec.memory.file},share=${spec.memory.shared ? 'on' : 'off'}`,
     '-cpu', cpu,
-    '-m', String(spec.memMb),
+    // In KiB: a TCG guest's RAM is not a whole number of MiB (guest-ram.ts).
+    '-m', `${spec.ramBytes / 1024}K`,
     '-smp', String(spec.cpu),
     // seccomp: no obsolete syscalls, no setuid/setgid or namespace changes, no fork/exec (a
     // compromised QEMU cannot start a shell), no scheduler or affinity changes.

@@ -11,6 +11,7 @@ import { QmpClient } from './qmp.ts'
 import { loadState, saveState, type LivePrecopy, type MigrationSocket } from './migration.ts'
 import { copySparse } from '../../storage/copy.ts'
 import { hostTscKhz, markedVmId, qemuArgs, type QemuLaunch } from './args.ts'
+import { bootRamBytes, isRamSizeOf, liveSaveIsExact } from './guest-ram.ts'
 import { isAlive, listPids, processCmdline, processStartTime } from '../../process/proc.ts'
 import { vmmLimits, type VmmCgroups } from '../confinement/cgroups.ts'
 import { JAIL_RUN_DIR, jailVmm } from '../confinement/jail.ts'
@@ -33,19 +34,19 @@ export interface QemuDriverOptions {
   /**
    * How a running guest whose RAM is not in a shared file (a clone) is saved: 'live' streams its
    * RAM while it runs and pauses it for the last pages only; 'stop' pauses it for the whole
-   * stream. 'auto' (default): live under KVM, stop under TCG — TCG's dirty-page tracking loses
-   * guest writes during a live save on a loaded host, and the clone restored from such a state
-   * fails to load, hangs or panics (docs/architecture.md, "Snapshots of running clones").
+   * stream. 'auto' (default): live wherever QEMU tracks every guest write during the save —
+   * always under KVM; under TCG only for a guest whose RAM size avoids QEMU 7.2's faulty dirty
+   * sync (guest-ram.ts: every VM booted by this version), others are stopped.
    */
   snapshotMode?: SnapshotMode | 'auto'
 }
 
 export type SnapshotMode = 'live' | 'stop'
 
-/** The mode a VMM on this accelerator uses (see QemuDriverOptions.snapshotMode). */
-export function resolveSnapshotMode(setting: SnapshotMode | 'auto' | undefined, accel: 'kvm' | 'tcg'): SnapshotMode {
+/** The mode a running clone with this much RAM is saved in (see QemuDriverOptions.snapshotMode). */
+export function resolveSnapshotMode(setting: SnapshotMode | 'auto' | undefined, accel: 'kvm' | 'tcg', ramBytes: number): SnapshotMode {
   if (setting === 'live' || setting === 'stop') return setting
-  return accel === 'kvm' ? 'live' : 'stop'
+  return liveSaveIsExact(ramBytes, accel) ? 'live' : 'stop'
 }
 
 /**
@@ -59,17 +60,17 @@ const EXIT_POLL_MS = 250
 const STATE_TIMEOUT_MS = 120_000
 /** Device state beside guest RAM in a saved stream (84 KiB measured for a 384 MiB VM), with a wide margin; the rest of the cap is the guest's RAM. */
 export const STATE_MARGIN_BYTES = 64 * 1024 * 1024
-const stateCapOf = (memMb: number) => memMb * 1024 * 1024 + STATE_MARGIN_BYTES
+const stateCapOf = (ramBytes: number) => ramBytes + STATE_MARGIN_BYTES
 /**
  * A live stream re-sends pages the guest dirtied while it ran. The live phase may send one guest
  * RAM's worth; then the guest is stopped and at most its whole RAM follows: so twice the RAM + margin.
  */
-const liveStateCapOf = (memMb: number) => 2 * memMb * 1024 * 1024 + STATE_MARGIN_BYTES
+const liveStateCapOf = (ramBytes: number) => 2 * ramBytes + STATE_MARGIN_BYTES
 /** The pause QEMU aims for when it stops a live guest for its last dirty pages and device state. */
 const LIVE_DOWNTIME_MS = 50
 /** A guest that keeps dirtying RAM faster than it is sent: the allowed pause grows after this long, and it is stopped after twice as long (migration.ts). */
 const LIVE_BUDGET_MS = 3_000
-const livePrecopyOf = (memMb: number): LivePrecopy => ({ downtimeMs: LIVE_DOWNTIME_MS, budgetMs: LIVE_BUDGET_MS, budgetBytes: memMb * 1024 * 1024 })
+const livePrecopyOf = (ramBytes: number): LivePrecopy => ({ downtimeMs: LIVE_DOWNTIME_MS, budgetMs: LIVE_BUDGET_MS, budgetBytes: ramBytes })
 
 /** QEMU's own files in the VM's run directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
@@ -82,8 +83,9 @@ const migrationSocketOf = (spec: BootSpec): MigrationSocket => ({
   inVmm: spec.confinement ? path.posix.join(JAIL_RUN_DIR, MIGRATION_SOCKET) : path.join(spec.workDir, MIGRATION_SOCKET),
   ...(spec.confinement ? { owner: { uid: spec.confinement.uid, gid: spec.confinement.gid } } : {}),
 })
-const launchOf = (spec: BootSpec, incoming?: SavedState): QemuLaunch => ({
+const launchOf = (spec: BootSpec, ramBytes: number, incoming?: SavedState): QemuLaunch => ({
   ...spec,
+  ramBytes,
   qmpSocket: path.join(spec.workDir, QMP_SOCKET),
   pidFile: path.join(spec.workDir, PID_FILE),
   ...(incoming ? { incoming } : {}),
@@ -99,18 +101,20 @@ class QemuHandle implements VmHandle {
   private readonly migrationSocket: MigrationSocket
   private readonly memory: BootSpec['memory']
   private readonly memMb: number
-  private readonly snapshotMode: SnapshotMode
+  private readonly snapshotMode: SnapshotMode | 'auto' | undefined
+  private readonly accel: 'kvm' | 'tcg'
   private exitInfo: VmExit | undefined
 
   /** `released` runs once the process is gone, before `exited` resolves (the VMM's cgroup goes there). */
-  constructor(pid: number, startTime: string, spec: BootSpec, snapshotMode: SnapshotMode, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
+  constructor(pid: number, startTime: string, spec: BootSpec, snapshot: { mode: SnapshotMode | 'auto' | undefined; accel: 'kvm' | 'tcg' }, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
     this.pid = pid
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
     this.migrationSocket = migrationSocketOf(spec)
     this.memMb = spec.memMb
-    this.snapshotMode = snapshotMode
+    this.snapshotMode = snapshot.mode
+    this.accel = snapshot.accel
     this.memory = spec.memory
     // A child reports its own exit, with its status; a re-attached process is not our child, so
     // poll /proc (no status). Not both: a poll can see the child's zombie before Node reaps it, and
@@ -152,18 +156,21 @@ class QemuHandle implements VmHandle {
     const qmp = await this.qmpClient()
     const { status } = (await qmp.execute('query-status')) as { status: string }
     const wasRunning = status === 'running'
+    // Asked, not taken from the spec: a re-attached clone's spec does not know its snapshot's size.
+    const ramBytes = ((await qmp.execute('query-memory-size-summary')) as { 'base-memory': number })['base-memory']
+    if (!isRamSizeOf(this.memMb, ramBytes)) throw new VmmError('snapshot_failed', `the VMM reports ${ramBytes} bytes of guest RAM for a VM of ${this.memMb} MiB`)
     // A shared memory file holds the RAM as it is now: copy it while paused, and leave RAM out of
     // the stream (~80 kB, so no live phase is needed). Private RAM must be streamed: live if running.
     const memoryInFile = this.memory.shared
-    const live = wasRunning && !memoryInFile && this.snapshotMode === 'live'
+    const live = wasRunning && !memoryInFile && resolveSnapshotMode(this.snapshotMode, this.accel, ramBytes) === 'live'
     const t0 = Date.now()
     if (wasRunning && !live) await qmp.execute('stop')
     try {
       const saved = await saveState(qmp, this.migrationSocket, target.stateFile, {
         withoutRam: memoryInFile,
         timeoutMs: STATE_TIMEOUT_MS,
-        maxBytes: live ? liveStateCapOf(this.memMb) : stateCapOf(this.memMb),
-        ...(live ? { live: livePrecopyOf(this.memMb) } : {}),
+        maxBytes: live ? liveStateCapOf(ramBytes) : stateCapOf(ramBytes),
+        ...(live ? { live: livePrecopyOf(ramBytes) } : {}),
       })
       if (live) {
         // The disk copy must be of the same instant as the RAM: QEMU stopped the guest (and
@@ -176,7 +183,7 @@ class QemuHandle implements VmHandle {
       if (wasRunning) await qmp.execute('cont')
       // Live, the guest ran until QEMU stopped it; without a STOP event, count the whole save.
       const pausedSince = live ? (saved.stoppedAt ?? t0) : t0
-      return { pauseMs: Math.max(0, Math.round(Date.now() - pausedSince)), memoryInFile }
+      return { pauseMs: Math.max(0, Math.round(Date.now() - pausedSince)), memoryInFile, ramBytes }
     } catch (err) {
       // `cont` also re-activates the disks a finished migration handed over.
       if (wasRunning) await qmp.execute('cont').catch(() => undefined)
@@ -256,7 +263,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     }
     // /proc/<pid>/stat exists as soon as spawn returns a pid.
     const startTime = processStartTime(pid) ?? '0'
-    const handle = new QemuHandle(pid, startTime, spec, resolveSnapshotMode(o.snapshotMode, o.accel()), childExit, release(spec.vmId))
+    const handle = new QemuHandle(pid, startTime, spec, { mode: o.snapshotMode, accel: o.accel() }, childExit, release(spec.vmId))
     // QEMU validates its arguments before creating sockets.
     const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
       await handle.kill(500)
@@ -269,13 +276,14 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   return {
     describe: () => ({ vmm: 'qemu', accel: o.accel() }),
     runFiles: [QMP_SOCKET, PID_FILE, MIGRATION_SOCKET],
+    bootRamBytes: (memMb) => bootRamBytes(memMb, o.accel()),
 
     async boot(spec) {
-      return (await start(launchOf(spec))).handle
+      return (await start(launchOf(spec, bootRamBytes(spec.memMb, o.accel())))).handle
     },
 
     async restore(spec, state) {
-      const launch = launchOf(spec, state)
+      const launch = launchOf(spec, state.ramBytes, state)
       let started: { handle: QemuHandle } | undefined
       try {
         started = await start(launch)
@@ -293,7 +301,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     async reattach(saved: SavedVmm) {
       const same = markedVmId(processCmdline(saved.pid), o.instance) === saved.vmId && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
-      return new QemuHandle(saved.pid, saved.startTime, saved.spec, resolveSnapshotMode(o.snapshotMode, o.accel()), undefined, release(saved.vmId))
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec, { mode: o.snapshotMode, accel: o.accel() }, undefined, release(saved.vmId))
     },
 
     sweep(keep) {
