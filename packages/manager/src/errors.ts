@@ -86,8 +86,8 @@ export const Errors = {
     new ApiError(503, 'address_pool_exhausted', `No free VM address: all ${capacity} addresses of VM_NETWORK_CIDR are in use; delete a VM or use a larger network`),
   ramExhausted: (dir: string, freeMb: number, memMb: number) =>
     new ApiError(503, 'host_memory_exhausted', `Not enough room for guest memory: ${memMb} MiB needed, ${Math.max(0, freeMb)} MiB left in ${dir} (VM_RAM_DIR); stop or delete a VM, or give VM_RAM_DIR a larger tmpfs`),
-  memoryBudgetExhausted: (budgetMb: number, usedMb: number, memMb: number) =>
-    new ApiError(503, 'host_memory_exhausted', `Not enough host memory for the guest: ${memMb} MiB needed, ${Math.max(0, budgetMb - usedMb)} MiB left of VM_MEMORY_BUDGET_MB=${budgetMb} (running VMs count with their memMb, booted or resumed from a snapshot); stop or delete a VM, or raise VM_MEMORY_BUDGET_MB`, { budgetMb, usedMb, memMb }),
+  memoryBudgetExhausted: (budgetMb: number, usedMb: number, memMb: number, overheadMb: number) =>
+    new ApiError(503, 'host_memory_exhausted', `Not enough host memory for the guest: ${memMb} MiB${overheadMb ? ` (+ ${overheadMb} MiB for its VMM)` : ''} needed, ${Math.max(0, budgetMb - usedMb)} MiB left of VM_MEMORY_BUDGET_MB=${budgetMb} (running VMs count with their memMb and their VMM's own memory, booted or resumed from a snapshot); stop or delete a VM, or raise VM_MEMORY_BUDGET_MB`, { budgetMb, usedMb, memMb, overheadMb }),
   ramDirUnsafe: (problem: string) => new ApiError(500, 'ram_dir_unsafe', `VM cannot boot: ${problem}`),
   networkFailed: (reason: string) => new ApiError(500, 'network_failed', `VM network setup failed: ${reason}`),
   networkPolicyNotApplied: () => new ApiError(500, 'network_failed', 'The host could not apply the new network policy; nothing was changed (the old policy is still in force, the reason is in the manager log)'),
@@ -172,7 +172,7 @@ export function fromVmmError(e: VmmError): ApiError {
     case 'ram_exhausted':
       return Errors.ramExhausted(String(e.details.dir), Number(e.details.freeMb), Number(e.details.memMb))
     case 'memory_budget_exhausted':
-      return Errors.memoryBudgetExhausted(Number(e.details.budgetMb), Number(e.details.usedMb), Number(e.details.memMb))
+      return Errors.memoryBudgetExhausted(Number(e.details.budgetMb), Number(e.details.usedMb), Number(e.details.memMb), Number(e.details.overheadMb ?? 0))
     case 'ram_dir_unsafe':
       return Errors.ramDirUnsafe(e.message)
   }

@@ -31,7 +31,7 @@ export function createWarmPool(deps: {
   secrets: SecretBox
   locks: KeyedLock
   /** The guest memory budget every VM is admitted against (supervisor/memory-budget.ts). */
-  memory: () => Pick<MemoryBudget, 'budgetMb' | 'usedMb'>
+  memory: () => Pick<MemoryBudget, 'budgetMb' | 'usedMb'> & { vmmOverheadMb: number }
   log: FastifyBaseLogger
 }) {
   const { config, provisioner, vmsRepo, log } = deps
@@ -74,8 +74,8 @@ export function createWarmPool(deps: {
 
   /** Room for one more warm VM and, beside it, a user's VM of the same shape. */
   const memoryAllows = () => {
-    const { budgetMb, usedMb } = deps.memory()
-    return budgetMb - usedMb >= 2 * config.seedMemMb
+    const { budgetMb, usedMb, vmmOverheadMb } = deps.memory()
+    return budgetMb - usedMb >= 2 * (config.seedMemMb + vmmOverheadMb)
   }
 
   /** Resolves false when the pool stopped short of its target for want of memory. */

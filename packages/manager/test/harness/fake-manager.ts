@@ -26,6 +26,8 @@ export interface FakeManagerOptions {
   healthIntervalMs?: number
   /** The manager's logger (services and requests); silent otherwise. */
   log?: pino.Logger
+  /** What the fake VMM says each VMM takes beside its guest (FakeVmm.overheadMb); 0 otherwise. */
+  vmmOverheadMb?: number
 }
 
 export interface ApiReply<T> {
@@ -82,6 +84,7 @@ export class FakeManager {
   private constructor(o: FakeManagerOptions) {
     this.healthIntervalMs = o.healthIntervalMs
     this.log = o.log
+    this.vmm.overheadMb = o.vmmOverheadMb ?? 0
     this.env = {
       STORAGE_ROOT: this.root,
       VM_RAM_DIR: path.join(this.root, 'ram'),

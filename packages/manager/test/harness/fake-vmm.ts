@@ -221,6 +221,12 @@ export class FakeVmm implements VmmDriver {
 
   /** What a boot gives a guest beyond its memMb (as QEMU gives a TCG guest 8 KiB more). */
   ramPadBytes = 0
+  /** What the memory budget counts for each VMM beside its guest (QEMU: its own memory and TCG's cache). */
+  overheadMb = 0
+
+  vmmOverheadMb(): number {
+    return this.overheadMb
+  }
 
   bootRamBytes(memMb: number): number {
     return memMb * 1024 * 1024 + this.ramPadBytes

@@ -165,7 +165,7 @@ describe('over a channel', () => {
         snapshot: async () => ({ pauseMs: 0, memoryInFile: true, ramBytes: 64 << 20 }),
         kill: async () => void (killed = true),
       }
-      const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, boot: async () => handle, restore: async () => handle, reattach: async () => undefined, sweep: () => [] }
+      const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, vmmOverheadMb: () => 0, boot: async () => handle, restore: async () => handle, reattach: async () => undefined, sweep: () => [] }
       const supervisor = createSupervisor({ driver, paths: createPaths(root, root, path.join(root, 'ram')), log: pino({ level: 'silent' }), bootTimeoutMs: 60_000 })
       const vm = { id: 'vm-old', cpu: 1, memMb: 16, files: { kernel: 'k', initrd: 'i', rootfs: 'r' } }
       const err = await supervisor.boot(vm).catch((e: unknown) => e as Error)

@@ -64,7 +64,7 @@ const handle: VmHandle = {
   snapshot: async () => ({ pauseMs: 0, memoryInFile: true, ramBytes: 64 << 20 }),
   kill: async () => {},
 }
-const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, boot: async () => handle, restore: async () => handle, reattach: async () => undefined, sweep: () => [] }
+const driver: VmmDriver = { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, vmmOverheadMb: () => 0, boot: async () => handle, restore: async () => handle, reattach: async () => undefined, sweep: () => [] }
 
 async function until(pred: (vm: VmRecord) => boolean, id: string): Promise<VmRecord> {
   for (let i = 0; i < 500; i++) {

@@ -34,7 +34,7 @@ function dyingDriver(lastWords: string, exit: { code: number | null; signal: Nod
       kill: async () => {},
     }
   }
-  return { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, boot: start, restore: start, reattach: async () => undefined, sweep: () => [] }
+  return { describe: () => ({ vmm: 'scripted', accel: 'tcg' }), runFiles: [], bootRamBytes: (memMb: number) => memMb << 20, vmmOverheadMb: () => 0, boot: start, restore: start, reattach: async () => undefined, sweep: () => [] }
 }
 
 it('a restore whose VMM exits says how it ended and what it wrote last', async () => {
@@ -78,6 +78,7 @@ it('a guest that stays up and never answers leaves the end of its console in the
     describe: () => ({ vmm: 'scripted', accel: 'tcg' }),
     runFiles: [],
     bootRamBytes: (memMb: number) => memMb << 20,
+    vmmOverheadMb: () => 0,
     boot: async (spec) => {
       fs.mkdirSync(path.dirname(spec.vmmLog), { recursive: true })
       return {

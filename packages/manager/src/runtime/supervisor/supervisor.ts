@@ -86,7 +86,7 @@ export function createSupervisor(deps: {
   /** VMM_LOG_MAX_BYTES: disk of vmm.log + vmm.log.1 per VM (kept by copy-truncate, runtime/logs/copy-truncate.ts). */
   vmmLogMaxBytes?: number
   vmmLogCheckMs?: number
-  /** Guest memory all live VMs together may have (VM_MEMORY_BUDGET_MB); unlimited when absent. */
+  /** Memory all live VMs together may have, guests and VMMs (VM_MEMORY_BUDGET_MB); unlimited when absent. */
   memoryBudgetMb?: number
   /** VMM_UID_BASE: each VMM runs as uid/gid base + its address's low 24 bits (confinement/vmm-user.ts); as root when absent. */
   vmmUidBase?: number
@@ -243,7 +243,7 @@ export function createSupervisor(deps: {
     await removeRuntimeFiles(vm.id)
     const spec = bootSpecOf(paths, vm, from, deps.vmmUidBase)
     // Before the RAM file: a VM over the budget takes no tmpfs room either.
-    memory.admit(vm.id, vm.memMb)
+    memory.admit(vm.id, vm.memMb, driver.vmmOverheadMb())
     let handle: VmHandle
     try {
       const ramBytes = from?.ramBytes ?? driver.bootRamBytes(vm.memMb)
@@ -290,8 +290,8 @@ export function createSupervisor(deps: {
 
   return {
     get: (id: string) => live.get(id),
-    /** Guest memory admitted now and the budget (MiB). */
-    memory: () => ({ usedMb: memory.usedMb, budgetMb: memory.budgetMb }),
+    /** VM memory admitted now (guests and their VMMs), the budget, and what a VMM takes beside its guest (MiB). */
+    memory: () => ({ usedMb: memory.usedMb, budgetMb: memory.budgetMb, vmmOverheadMb: driver.vmmOverheadMb() }),
     ids: () => [...live.keys()],
     describe: () => driver.describe(),
     /** The guest RAM a VM of memMb MiB boots with (VmmDriver.bootRamBytes). */
@@ -373,7 +373,7 @@ export function createSupervisor(deps: {
       if (saved.paused) {
         // Its agent cannot answer until resumed; the session is made on first use after that.
         m.paused = true
-        memory.hold(vm.id, vm.memMb)
+        memory.hold(vm.id, vm.memMb, driver.vmmOverheadMb())
         watch(vm.id, m, 0)
         return true
       }
@@ -387,7 +387,7 @@ export function createSupervisor(deps: {
         await handle.kill(500)
         return false
       }
-      memory.hold(vm.id, vm.memMb)
+      memory.hold(vm.id, vm.memMb, driver.vmmOverheadMb())
       watch(vm.id, m, health.uptimeMs)
       return true
     },

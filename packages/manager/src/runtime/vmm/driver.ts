@@ -122,6 +122,12 @@ export interface VmmDriver {
   readonly runFiles: readonly string[]
   /** The RAM a VM of memMb MiB boots with (a restore keeps the saved state's): its RAM file is made this size. */
   bootRamBytes(memMb: number): number
+  /**
+   * Host memory a VMM takes beside its guest's RAM, as the memory budget counts it (MiB): its
+   * working set — code, heap, device state and, under TCG, the translation cache — not the
+   * cgroup's ceiling. Read at each admission: the accelerator is decided after start.
+   */
+  vmmOverheadMb(): number
   /** Starts the VMM with a cold kernel boot. Failures are VmmError('start_failed'). */
   boot(spec: BootSpec): Promise<VmHandle>
   /** Starts the VMM from a saved state: running once this resolves. Failures are VmmError('restore_failed'). */

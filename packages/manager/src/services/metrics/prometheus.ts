@@ -60,7 +60,7 @@ export function createMetrics(deps: { vms: Pick<VmsRepo, 'countByState'>; memory
   })
   new Gauge({
     name: 'rds_guest_memory_bytes',
-    help: 'Guest memory admitted for running VMs (used) and the budget (VM_MEMORY_BUDGET_MB); a create past the budget is 503.',
+    help: 'Memory admitted for running VMs, their guests and VMMs (used), and the budget (VM_MEMORY_BUDGET_MB); a create past the budget is 503.',
     labelNames: ['kind'] as const,
     registers: [registry],
     collect() {

@@ -40,7 +40,7 @@ it('a clone counts like a booted VM: the third guest is refused with 503 host_me
     const r = await create(body)
     expect(r.status, JSON.stringify(body)).toBe(503)
     expect(r.body).toMatchObject({ code: 'host_memory_exhausted', budgetMb: 700, usedMb: 512, memMb: 256 })
-    expect(r.body.message).toBe('Not enough host memory for the guest: 256 MiB needed, 188 MiB left of VM_MEMORY_BUDGET_MB=700 (running VMs count with their memMb, booted or resumed from a snapshot); stop or delete a VM, or raise VM_MEMORY_BUDGET_MB')
+    expect(r.body.message).toBe("Not enough host memory for the guest: 256 MiB needed, 188 MiB left of VM_MEMORY_BUDGET_MB=700 (running VMs count with their memMb and their VMM's own memory, booted or resumed from a snapshot); stop or delete a VM, or raise VM_MEMORY_BUDGET_MB")
   }
   expect((await m.api('GET', '/v1/vms')).body.length).toBe(vmsBefore)
   expect(m.vmm.running().length).toBe(2)
@@ -67,7 +67,7 @@ it('a stopped VM holds nothing; a manager restart counts the running VMs it re-a
   const c = await create()
   expect(c.status).toBe(201)
   await m.restart()
-  expect(m.s.supervisor.memory()).toEqual({ usedMb: 512, budgetMb: 700 })
+  expect(m.s.supervisor.memory()).toEqual({ usedMb: 512, budgetMb: 700, vmmOverheadMb: 0 })
   expect((await create()).body.code).toBe('host_memory_exhausted')
   // Starting the stopped VM is admitted the same way.
   const start = await m.api('POST', `/v1/vms/${b.body.id}/start`)
@@ -79,4 +79,26 @@ it('a stopped VM holds nothing; a manager restart counts the running VMs it re-a
   expect((await m.api('POST', `/v1/vms/${b.body.id}/start`)).status).toBe(204)
   for (const id of [a.body.id, b.body.id]) await m.api('DELETE', `/v1/vms/${id}`)
   expect(m.s.supervisor.memory().usedMb).toBe(0)
+})
+
+it("each VM also holds its VMM's own memory: what fit for guests alone is refused, and the answer says why", async () => {
+  const withVmm = await FakeManager.start({ env: { VM_MEMORY_BUDGET_MB: '800' }, vmmOverheadMb: 192 })
+  try {
+    // 2 × 256 MiB of guests fit in 800 MiB; with 192 MiB per VMM only one does.
+    const a = await withVmm.api('POST', '/v1/vms', shape)
+    expect(a.status).toBe(201)
+    expect(withVmm.s.supervisor.memory()).toEqual({ usedMb: 448, budgetMb: 800, vmmOverheadMb: 192 })
+    const b = await withVmm.api('POST', '/v1/vms', shape)
+    expect(b.status).toBe(503)
+    expect(b.body).toMatchObject({ code: 'host_memory_exhausted', budgetMb: 800, usedMb: 448, memMb: 256, overheadMb: 192 })
+    expect(b.body.message).toBe("Not enough host memory for the guest: 256 MiB (+ 192 MiB for its VMM) needed, 352 MiB left of VM_MEMORY_BUDGET_MB=800 (running VMs count with their memMb and their VMM's own memory, booted or resumed from a snapshot); stop or delete a VM, or raise VM_MEMORY_BUDGET_MB")
+    expect(withVmm.vmm.running()).toEqual([a.body.id])
+    // A guest small enough for the rest still fits; deleting gives guest and VMM memory back.
+    const small = await withVmm.api('POST', '/v1/vms', { ...shape, memMb: 128 })
+    expect(small.status).toBe(201)
+    for (const id of [a.body.id, small.body.id]) expect((await withVmm.api('DELETE', `/v1/vms/${id}`)).status).toBe(204)
+    expect(withVmm.s.supervisor.memory().usedMb).toBe(0)
+  } finally {
+    await withVmm.close()
+  }
 })

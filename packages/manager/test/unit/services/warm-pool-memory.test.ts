@@ -36,6 +36,13 @@ it('does not fill when the budget has no room for a user VM of its shape beside 
   expect(m.vmm.running()).toEqual([r.body.id])
 })
 
+it("counts each VMM's own memory beside its guest: no warm VM where two guests fit but not two VMs", async () => {
+  // 2 × 256 MiB guests fit in 612 MiB; with 64 MiB per VMM two VMs do not.
+  m = await FakeManager.start({ env: { ENABLE_WARM_POOL: 'true', WARM_POOL_TARGET: '1', VM_MEMORY_BUDGET_MB: '612' }, vmmOverheadMb: 64 })
+  expect(await settled(m)).toMatchObject({ enabled: true, ready: 0, starting: 0 })
+  expect(m.vmm.running()).toHaveLength(0)
+})
+
 it('a user create refused for memory gets the warm VM\'s room; the pool waits for memory', async () => {
   m = await start(512)
   await m.waitFor('the pool', async () => (await m!.api('GET', '/v1/warm-pool')).body.ready === 1)
