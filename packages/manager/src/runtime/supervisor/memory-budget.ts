@@ -4,8 +4,8 @@
 // anonymous memory of its QEMU that no file shows. Counted here instead: each live VM holds
 // its whole memMb (the most its guest can make the host back), booted or restored alike, and
 // what its VMM takes for itself (VmmDriver.vmmOverheadMb: under TCG mostly the translation
-// cache), without which a default budget admitted 84 VMs of 256 MiB on a 24 GiB host whose
-// VMMs could grow to ~35 GB.
+// cache), without which the default budget admitted 82 VMs of 256 MiB on a 24 GiB host whose
+// VMMs could grow to ~35 GB (47 with it).
 import { VmmError } from '../vmm/vmm-error.ts'
 
 const MiB = 1024 * 1024

@@ -7,9 +7,9 @@
 // sent again (upstream commit 03bfc2188f, "physmem: Fix migration dirty bitmap coherency with TCG
 // memory access"). The per-page path resets the TLB for every page it clears. So under TCG a
 // guest's RAM is its memMb plus 8 KiB (QEMU's `-m` granularity): never a whole number of words,
-// the fast path is never taken, and a live save is exact. Measured (docs/benchmarks.md): live
-// saves of a guest rewriting 32 MiB restored with stale pages (or not at all) 3 of 3 times at
-// memMb MiB, and intact every time at memMb MiB + 8 KiB.
+// the fast path is never taken, and a live save is exact. Measured (docs/benchmarks.md): guests
+// live-saved while rewriting 32 MiB did not come back (a kernel panic, or an agent that never
+// answered) 7 of 8 times at memMb MiB, and were intact 9 of 9 times at memMb MiB + 8 KiB.
 //
 // KVM keeps memMb MiB exactly: its dirty log is the kernel's, the fast path is correct there, and
 // the per-page path would clear the kernel's log one page (one ioctl) at a time.
