@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { ManagerProcess, qemuProcessesOf } from '../packages/manager/test/harness/manager-process.ts'
 import { DEFAULT_TB_SIZE_MB } from '../packages/manager/src/config.ts'
 import { defaultMemoryBudgetMb } from '../packages/manager/src/runtime/supervisor/memory-budget.ts'
+import { qemuOverheadMb } from '../packages/manager/src/runtime/vmm/qemu/driver.ts'
 import { Report } from './lib/report.ts'
 import { median, memOf, pct, timeIt } from './lib/stats.ts'
 
@@ -154,7 +155,9 @@ async function main() {
     })
     report.add({ section, name: `create + exec with ${VMS} clones running`, value: oneMoreMs, unit: 'ms', note: `VM ${extra.id.slice(0, 8)} answered` })
     const budget = defaultMemoryBudgetMb(fs.readFileSync('/proc/meminfo', 'utf8'))
-    report.add({ section, name: `default memory budget: ${SHAPE.memMb} MiB VMs it admits`, value: Math.floor(budget / SHAPE.memMb), unit: 'VMs', note: `VM_MEMORY_BUDGET_MB default ${budget} MiB; MemTotal ${(os.totalmem() / 2 ** 20).toFixed(0)} MiB` })
+    // Each VM counts its guest and its VMM (the manager's VMs here run under TCG).
+    const perVm = SHAPE.memMb + qemuOverheadMb('tcg', DEFAULT_TB_SIZE_MB)
+    report.add({ section, name: `default memory budget: ${SHAPE.memMb} MiB VMs it admits`, value: Math.floor(budget / perVm), unit: 'VMs', note: `VM_MEMORY_BUDGET_MB default ${budget} MiB, ${perVm} MiB per VM with its VMM; MemTotal ${(os.totalmem() / 2 ** 20).toFixed(0)} MiB` })
     await removeAll()
   } finally {
     await removeAll().catch(() => undefined)

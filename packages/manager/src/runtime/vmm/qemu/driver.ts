@@ -81,6 +81,7 @@ const livePrecopyOf = (ramBytes: number): LivePrecopy => ({ downtimeMs: LIVE_DOW
  */
 const QEMU_BASE_MIB = 64
 const QEMU_DEFAULT_TB_MIB = 1024
+export const qemuOverheadMb = (accel: 'kvm' | 'tcg', tbSizeMb: number | undefined) => QEMU_BASE_MIB + (accel === 'tcg' ? tbSizeMb || QEMU_DEFAULT_TB_MIB : 0)
 
 /** QEMU's own files in the VM's run directory (names kept stable: running VMs are re-attached across upgrades). */
 const QMP_SOCKET = 'qmp.sock'
@@ -287,7 +288,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     describe: () => ({ vmm: 'qemu', accel: o.accel() }),
     runFiles: [QMP_SOCKET, PID_FILE, MIGRATION_SOCKET],
     bootRamBytes: (memMb) => bootRamBytes(memMb, o.accel()),
-    vmmOverheadMb: () => QEMU_BASE_MIB + (o.accel() === 'tcg' ? o.tbSizeMb || QEMU_DEFAULT_TB_MIB : 0),
+    vmmOverheadMb: () => qemuOverheadMb(o.accel(), o.tbSizeMb),
 
     async boot(spec) {
       return (await start(launchOf(spec, bootRamBytes(spec.memMb, o.accel())))).handle
