@@ -3,7 +3,6 @@
 // real VMs: snapshot-live.test.ts checks every page a guest program rewrote during the save.
 import { describe, expect, it } from 'vitest'
 import { bootRamBytes, isRamSizeOf, liveSaveIsExact, TCG_RAM_PAD_BYTES } from '../../src/runtime/vmm/qemu/guest-ram.ts'
-import { qemuArgs, type QemuLaunch } from '../../src/runtime/vmm/qemu/args.ts'
 
 const MIB = 1024 * 1024
 /** QEMU 7.2's dirty-bitmap fast path clears 64 pages of 4 KiB per word; a block of whole words takes it. */
@@ -29,16 +28,6 @@ describe('guest RAM size', () => {
   it('a TCG guest with a whole number of MiB (restored from a snapshot taken before the padding) is not saved live', () => {
     expect(liveSaveIsExact(256 * MIB, 'tcg')).toBe(false)
     expect(liveSaveIsExact(256 * MIB + WORD, 'tcg')).toBe(false)
-  })
-
-  it('is what QEMU is given, for the memory backend and -m alike', () => {
-    const spec: QemuLaunch = {
-      vmId: 'vm-1', cpu: 1, memMb: 256, kernel: '/k', initrd: '/i', rootfs: '/r', overlay: '/o', workDir: '/vm', controlSocket: '/c', bridgeSocket: '/b',
-      consoleSocket: '/con', vmmLog: '/log', qmpSocket: '/q', pidFile: '/p', memory: { file: '/shm/ram', shared: true }, ramBytes: bootRamBytes(256, 'tcg'),
-    }
-    const args = qemuArgs(spec, { accel: 'tcg', instance: 'i', tscKhz: undefined })
-    expect(args[args.indexOf('-m') + 1]).toBe('262152K')
-    expect(args.find((a) => a.startsWith('memory-backend-file,'))).toContain(',size=268443648,')
   })
 })
 

@@ -45,6 +45,14 @@ function lines(args: string[]): string {
   return `${out.join('\n')}\n`
 }
 
+describe('guest RAM', () => {
+  it('is given to QEMU in bytes for the memory backend and in KiB for -m (a TCG guest has 8 KiB more than its memMb)', () => {
+    const args = qemuArgs(spec(), opts)
+    expect(args[args.indexOf('-m') + 1]).toBe('262152K')
+    expect(args.find((a) => a.startsWith('memory-backend-file,'))).toContain(',size=268443648,')
+  })
+})
+
 // Golden files of whole command lines (test/unit/golden/qemu/*.args; `npm run test:unit -- -u`
 // rewrites them).
 describe('qemuArgs golden', () => {

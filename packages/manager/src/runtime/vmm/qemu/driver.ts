@@ -112,20 +112,18 @@ class QemuHandle implements VmHandle {
   private readonly migrationSocket: MigrationSocket
   private readonly memory: BootSpec['memory']
   private readonly memMb: number
-  private readonly snapshotMode: SnapshotMode | 'auto' | undefined
-  private readonly accel: 'kvm' | 'tcg'
+  private readonly snapshotModeFor: (ramBytes: number) => SnapshotMode
   private exitInfo: VmExit | undefined
 
   /** `released` runs once the process is gone, before `exited` resolves (the VMM's cgroup goes there). */
-  constructor(pid: number, startTime: string, spec: BootSpec, snapshot: { mode: SnapshotMode | 'auto' | undefined; accel: 'kvm' | 'tcg' }, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
+  constructor(pid: number, startTime: string, spec: BootSpec, snapshotModeFor: (ramBytes: number) => SnapshotMode, childExit?: Promise<VmExit>, released?: () => Promise<void>) {
     this.pid = pid
     this.startTime = startTime
     this.channels = { control: spec.controlSocket, bridge: spec.bridgeSocket, console: spec.consoleSocket }
     this.qmpSocket = path.join(spec.workDir, QMP_SOCKET)
     this.migrationSocket = migrationSocketOf(spec)
     this.memMb = spec.memMb
-    this.snapshotMode = snapshot.mode
-    this.accel = snapshot.accel
+    this.snapshotModeFor = snapshotModeFor
     this.memory = spec.memory
     // A child reports its own exit, with its status; a re-attached process is not our child, so
     // poll /proc (no status). Not both: a poll can see the child's zombie before Node reaps it, and
@@ -173,7 +171,7 @@ class QemuHandle implements VmHandle {
     // A shared memory file holds the RAM as it is now: copy it while paused, and leave RAM out of
     // the stream (~80 kB, so no live phase is needed). Private RAM must be streamed: live if running.
     const memoryInFile = this.memory.shared
-    const live = wasRunning && !memoryInFile && resolveSnapshotMode(this.snapshotMode, this.accel, ramBytes) === 'live'
+    const live = wasRunning && !memoryInFile && this.snapshotModeFor(ramBytes) === 'live'
     const t0 = Date.now()
     if (wasRunning && !live) await qmp.execute('stop')
     try {
@@ -240,6 +238,7 @@ class QemuHandle implements VmHandle {
 export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
   const tscKhz = hostTscKhz(fs.readFileSync('/proc/cpuinfo', 'utf8'))
   const release = (vmId: string) => (o.cgroups ? () => o.cgroups!.remove(vmId) : undefined)
+  const snapshotModeFor = (ramBytes: number) => resolveSnapshotMode(o.snapshotMode, o.accel(), ramBytes)
 
   /** Spawns QEMU detached and waits until it serves QMP (an early exit is a configuration error). */
   async function start(spec: QemuLaunch): Promise<{ handle: QemuHandle }> {
@@ -274,7 +273,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     }
     // /proc/<pid>/stat exists as soon as spawn returns a pid.
     const startTime = processStartTime(pid) ?? '0'
-    const handle = new QemuHandle(pid, startTime, spec, { mode: o.snapshotMode, accel: o.accel() }, childExit, release(spec.vmId))
+    const handle = new QemuHandle(pid, startTime, spec, snapshotModeFor, childExit, release(spec.vmId))
     // QEMU validates its arguments before creating sockets.
     const early = await Promise.race([handle.exited, waitForFile(spec.qmpSocket, 10_000).then(() => undefined)]).catch(async (err: Error) => {
       await handle.kill(500)
@@ -313,7 +312,7 @@ export function createQemuDriver(o: QemuDriverOptions): VmmDriver {
     async reattach(saved: SavedVmm) {
       const same = markedVmId(processCmdline(saved.pid), o.instance) === saved.vmId && processStartTime(saved.pid) === saved.startTime
       if (!same || !isAlive(saved.pid)) return undefined
-      return new QemuHandle(saved.pid, saved.startTime, saved.spec, { mode: o.snapshotMode, accel: o.accel() }, undefined, release(saved.vmId))
+      return new QemuHandle(saved.pid, saved.startTime, saved.spec, snapshotModeFor, undefined, release(saved.vmId))
     },
 
     sweep(keep) {

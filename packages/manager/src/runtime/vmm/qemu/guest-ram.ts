@@ -30,7 +30,7 @@ export function bootRamBytes(memMb: number, accel: 'kvm' | 'tcg'): number {
  * VMM reports is not trusted beyond that: it sizes the state stream's cap and a restored VM's RAM.
  */
 export function isRamSizeOf(memMb: number, ramBytes: number): boolean {
-  return ramBytes === memMb * MIB || ramBytes === memMb * MIB + TCG_RAM_PAD_BYTES
+  return ramBytes === bootRamBytes(memMb, 'kvm') || ramBytes === bootRamBytes(memMb, 'tcg')
 }
 
 /** Whether QEMU 7.2 tracks every guest write while a guest with this much RAM runs during a save. */
